@@ -1,0 +1,72 @@
+# The front door: `make dev` runs the service locally, `make test` runs the suite. `make` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+# pip install re-runs whenever pyproject.toml is newer than this stamp.
+STAMP := $(VENV)/.installed
+# Where `make dev` listens; the same names as the service's own settings.
+SYNCSVC_HOST ?= 127.0.0.1
+SYNCSVC_PORT ?= 8080
+REDIS_PORT ?= 6379
+PYTEST_ARGS ?=
+export REDIS_PORT
+
+.PHONY: help venv redis-bin redis redis-stop credentials dev test lint fmt clean distclean
+
+help: ## list the targets
+	@echo "usage: make TARGET   (quickstart: make dev, make test)"
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+venv: $(STAMP) ## create .venv and install the project with its [dev] extras
+
+# --clear recreates a venv whose interpreter is gone (e.g. a .venv copied from another machine).
+$(STAMP): pyproject.toml
+	$(VENV)/bin/python -c '' 2>/dev/null || $(PYTHON) -m venv --clear $(VENV)
+	PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+redis-bin: ## install redis-server (Debian package) unless it is on the PATH
+	@deploy/redis.sh install
+
+redis: redis-bin ## make sure the project's redis-server (AOF, data in .data/redis) answers on 127.0.0.1:6379 (REDIS_PORT)
+	@deploy/redis.sh start
+
+redis-stop: ## stop the project's redis-server
+	@deploy/redis.sh stop
+
+credentials: ## generate developer credentials once (unless SYNCSVC_DEVELOPER_CREDENTIALS is set)
+	@deploy/credentials.sh ensure
+
+# exec: the server replaces the recipe's shell, so Ctrl-C and signals reach it directly.
+dev: venv redis credentials ## venv + redis + credentials, then syncsvc in the foreground on http://127.0.0.1:8080 (SYNCSVC_HOST, SYNCSVC_PORT)
+	@SYNCSVC_DEVELOPER_CREDENTIALS="$$(deploy/credentials.sh value)"; \
+	SYNCSVC_REDIS_URL="redis://127.0.0.1:$(REDIS_PORT)/0"; \
+	export SYNCSVC_DEVELOPER_CREDENTIALS SYNCSVC_REDIS_URL; \
+	deploy/dev-banner.sh "http://$(SYNCSVC_HOST):$(SYNCSVC_PORT)"; \
+	exec $(VENV)/bin/syncsvc serve --host "$(SYNCSVC_HOST)" --port "$(SYNCSVC_PORT)"
+
+# The suite starts its own redis-server on a free port; it only needs the binary.
+test: venv redis-bin ## run the test suite (extra pytest flags: PYTEST_ARGS="-k vv -x")
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+# Runs every checker before failing, so one run shows all the problems.
+lint: venv ## ruff check, ruff format --check, mypy --strict
+	@status=0; \
+	(set -x; $(VENV)/bin/ruff check .) || status=1; \
+	(set -x; $(VENV)/bin/ruff format --check .) || status=1; \
+	(set -x; $(VENV)/bin/mypy) || status=1; \
+	exit $$status
+
+fmt: venv ## format the code and apply ruff's safe fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean: ## remove tool caches
+	rm -rf .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+
+distclean: redis-stop clean ## also remove .venv and .data (redis data and developer credentials)
+	rm -rf $(VENV) .data build dist *.egg-info

@@ -1,0 +1,132 @@
+"""Request ids, the one exception-to-response mapping, and SigV4 authentication.
+
+Errors are mapped once, by class (reference §0.1): status = the error's status; body
+``{"__type": <Name>, "message": <text>}`` plus any extra members; header ``x-amzn-ErrorType: <Name>`` (rest-json
+clients read the header, json 1.1 clients the body's ``__type``); ``Content-Type`` per the surface;
+``x-amzn-RequestId`` always. Anything unexpected is logged with its traceback and answered as a generic 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from syncsvc.api import wire
+from syncsvc.api.protocol import AMZ_JSON, REST_JSON, SETTINGS, body_of, respond
+from syncsvc.config import Settings
+from syncsvc.errors import (
+    BackendUnavailableError,
+    MethodNotAllowedError,
+    RecordConflictError,
+    RequestTooLargeError,
+    SyncsvcError,
+    UnknownOperationError,
+    UnrecognizedClientError,
+)
+from syncsvc.identity import sigv4
+from syncsvc.model import Caller
+
+log = logging.getLogger("syncsvc.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CALLER = web.RequestKey("caller", Caller)
+#: Paths that need no signature.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+#: X-Amz-Target prefix -> SigV4 service name; requests without a target are Cognito Sync (rest-json).
+TARGET_SERVICES = {"AWSCognitoIdentityService.": "cognito-identity"}
+
+
+def is_json_protocol(request: web.Request) -> bool:
+    return "X-Amz-Target" in request.headers
+
+
+def error_response(request: web.Request, error: SyncsvcError) -> web.Response:
+    body: dict[str, Any] = {"__type": error.code, "message": error.message, **error.extra}
+    if isinstance(error, RecordConflictError):
+        body.update(wire.conflict(error.records, error.dataset))
+    content_type = AMZ_JSON if is_json_protocol(request) else REST_JSON
+    response = respond(body, content_type=content_type, status=error.status)
+    response.headers["x-amzn-ErrorType"] = error.code
+    if isinstance(error, BackendUnavailableError):
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+    return response
+
+
+def _from_http(exc: web.HTTPException, request: web.Request) -> SyncsvcError:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        limit = request.app[SETTINGS].max_body_bytes
+        return RequestTooLargeError(f"The request body is larger than {limit} bytes")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return MethodNotAllowedError(f"{request.method} is not allowed on {request.path}")
+    return UnknownOperationError(f"No operation at {request.method} {request.path}")
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request_id = str(uuid.uuid4())
+    try:
+        response = await handler(request)
+    except SyncsvcError as error:
+        if error.status >= 500:
+            log.warning("request %s failed: %s %s", request_id, error.code, error.message)
+        response = error_response(request, error)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = error_response(request, _from_http(exc, request))
+    except Exception:
+        log.exception("request %s: unexpected error in %s %s", request_id, request.method, request.path)
+        response = error_response(request, SyncsvcError("An internal error occurred"))
+    response.headers["x-amzn-RequestId"] = request_id
+    return response
+
+
+def _service_of(request: web.Request) -> str:
+    target = request.headers.get("X-Amz-Target", "")
+    for prefix, service in TARGET_SERVICES.items():
+        if target.startswith(prefix):
+            return service
+    return "cognito-sync"
+
+
+def make_auth_middleware(settings: Settings) -> Middleware:
+    """SigV4 for every request except :data:`PUBLIC_PATHS`; sets ``request[CALLER]``."""
+
+    @web.middleware
+    async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in PUBLIC_PATHS:
+            return await handler(request)
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        signed = sigv4.SignedRequest(
+            method=request.method,
+            raw_path=raw_path,
+            raw_query=raw_query,
+            headers=tuple(request.headers.items()),
+            body=await body_of(request),
+        )
+        claim = sigv4.parse(
+            signed,
+            service=_service_of(request),
+            region=settings.region,
+            now=datetime.now(UTC),
+            max_skew_seconds=settings.clock_skew_seconds,
+        )
+        secret = settings.developer_secret(claim.access_key_id)
+        if secret is None:
+            raise UnrecognizedClientError("The security token included in the request is invalid.")
+        sigv4.check(signed, claim, secret)
+        request[CALLER] = Caller(access_key_id=claim.access_key_id)
+        return await handler(request)
+
+    return auth_middleware
+
+
+def caller_of(request: web.Request) -> Caller:
+    caller: Caller = request[CALLER]
+    return caller

@@ -1,0 +1,210 @@
+"""Cognito Sync (rest-json, apiVersion 2014-06-30): routes by method + path, one small handler per operation.
+
+Handlers only parse, call :class:`~syncsvc.service.SyncService`, and serialise. Path labels arrive
+percent-encoded (``us-east-1%3A…``) and are decoded by the router. Operations whose issue has not landed yet answer
+with a modeled error (never a 500).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from syncsvc import vv
+from syncsvc.api import wire
+from syncsvc.api.middleware import caller_of
+from syncsvc.api.protocol import SYNC, parse, query_int, respond
+from syncsvc.errors import InvalidConfigurationError, InvalidParameterError
+from syncsvc.model import Op, RecordPatch
+
+POOL = "/identitypools/{IdentityPoolId}"
+IDENTITY = POOL + "/identities/{IdentityId}"
+DATASET = IDENTITY + "/datasets/{DatasetName}"
+
+
+class RecordPatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    Op: Literal["replace", "remove"]
+    Key: Annotated[str, StringConstraints(min_length=1)]
+    Value: str | None = None
+    SyncCount: Annotated[int, Field(ge=0)]
+    DeviceLastModifiedDate: Annotated[float, Field(ge=0)] | None = None
+    #: syncsvc extension: the version vector the client last saw for this record; replaces the SyncCount check.
+    VersionVector: dict[str, int] | None = None
+
+    def domain(self, index: int) -> RecordPatch:
+        context = None
+        if self.VersionVector is not None:
+            try:
+                context = vv.normalize(self.VersionVector)
+            except ValueError as exc:
+                raise InvalidParameterError(f"RecordPatches[{index}].VersionVector: {exc}") from None
+        return RecordPatch(
+            op=Op(self.Op),
+            key=self.Key,
+            value=self.Value,
+            sync_count=self.SyncCount,
+            device_last_modified_ms=(
+                None if self.DeviceLastModifiedDate is None else wire.ms_from_seconds(self.DeviceLastModifiedDate)
+            ),
+            version_vector=context,
+        )
+
+
+class UpdateRecordsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    DeviceId: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    RecordPatches: list[RecordPatchIn] = []
+    SyncSessionToken: Annotated[str, StringConstraints(min_length=1)]
+
+
+def _labels(request: web.Request) -> tuple[str, str]:
+    info = request.match_info
+    return info["IdentityPoolId"], info["IdentityId"]
+
+
+async def list_records(request: web.Request) -> web.Response:
+    pool_id, identity_id = _labels(request)
+    result = await request.app[SYNC].list_records(
+        caller_of(request),
+        pool_id,
+        identity_id,
+        request.match_info["DatasetName"],
+        last_sync_count=query_int(request, "lastSyncCount"),
+        max_results=query_int(request, "maxResults"),
+        next_token=request.query.get("nextToken") or None,
+        session_token=request.query.get("syncSessionToken") or None,
+    )
+    payload = {
+        "Records": [wire.record(item) for item in result.records],
+        "Count": len(result.records),
+        "DatasetSyncCount": result.dataset.sync_count,
+        "DatasetExists": result.dataset.exists,
+        "DatasetDeletedAfterRequestedSyncCount": result.deleted_after_requested,
+        "MergedDatasetNames": [],
+        "SyncSessionToken": result.session_token,
+        "VersionVector": result.dataset.version_vector,
+    }
+    if result.dataset.modified_by is not None:
+        payload["LastModifiedBy"] = result.dataset.modified_by
+    if result.next_token is not None:
+        payload["NextToken"] = result.next_token
+    return respond(payload)
+
+
+async def update_records(request: web.Request) -> web.Response:
+    pool_id, identity_id = _labels(request)
+    given = await parse(request, UpdateRecordsIn)
+    result = await request.app[SYNC].update_records(
+        caller_of(request),
+        pool_id,
+        identity_id,
+        request.match_info["DatasetName"],
+        patches=[patch.domain(index) for index, patch in enumerate(given.RecordPatches)],
+        session_token=given.SyncSessionToken,
+        device_id=given.DeviceId,
+        client_context=request.headers.get("x-amz-Client-Context"),
+    )
+    return respond({"Records": [wire.record(item) for item in result.records]})
+
+
+async def describe_dataset(request: web.Request) -> web.Response:
+    pool_id, identity_id = _labels(request)
+    found = await request.app[SYNC].describe_dataset(
+        caller_of(request), pool_id, identity_id, request.match_info["DatasetName"]
+    )
+    return respond({"Dataset": wire.dataset(found)})
+
+
+async def delete_dataset(request: web.Request) -> web.Response:
+    pool_id, identity_id = _labels(request)
+    deleted = await request.app[SYNC].delete_dataset(
+        caller_of(request), pool_id, identity_id, request.match_info["DatasetName"]
+    )
+    return respond({"Dataset": wire.dataset(deleted)})
+
+
+async def list_datasets(request: web.Request) -> web.Response:
+    pool_id, identity_id = _labels(request)
+    datasets, token = await request.app[SYNC].list_datasets(
+        caller_of(request),
+        pool_id,
+        identity_id,
+        max_results=query_int(request, "maxResults"),
+        next_token=request.query.get("nextToken") or None,
+    )
+    payload: dict[str, object] = {
+        "Datasets": [wire.dataset(item) for item in datasets],
+        "Count": len(datasets),
+    }
+    if token is not None:
+        payload["NextToken"] = token
+    return respond(payload)
+
+
+async def describe_identity_usage(request: web.Request) -> web.Response:
+    pool_id, identity_id = _labels(request)
+    usage = await request.app[SYNC].describe_identity_usage(caller_of(request), pool_id, identity_id)
+    return respond({"IdentityUsage": wire.identity_usage(usage)})
+
+
+async def describe_identity_pool_usage(request: web.Request) -> web.Response:
+    usage = await request.app[SYNC].describe_pool_usage(caller_of(request), request.match_info["IdentityPoolId"])
+    return respond({"IdentityPoolUsage": wire.pool_usage(usage)})
+
+
+async def list_identity_pool_usage(request: web.Request) -> web.Response:
+    max_results = query_int(request, "maxResults")
+    usages, token = await request.app[SYNC].list_pool_usage(
+        caller_of(request), max_results=max_results, next_token=request.query.get("nextToken") or None
+    )
+    payload: dict[str, object] = {
+        "IdentityPoolUsages": [wire.pool_usage(item) for item in usages],
+        "Count": len(usages),
+        "MaxResults": max_results or 16,
+    }
+    if token is not None:
+        payload["NextToken"] = token
+    return respond(payload)
+
+
+def _not_yet(operation: str) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        raise InvalidParameterError(f"{operation} is not available on this server yet")
+
+    return handler
+
+
+def _push_not_configured(operation: str) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        raise InvalidConfigurationError(f"{operation}: push sync is not configured for this identity pool")
+
+    return handler
+
+
+def routes() -> list[web.RouteDef]:
+    """Every Cognito Sync operation's route (the explicit list is the surface's table of contents)."""
+    return [
+        web.get(DATASET + "/records", list_records),
+        web.post(DATASET, update_records),
+        web.get(DATASET, describe_dataset),
+        web.delete(DATASET, delete_dataset),
+        web.get(IDENTITY + "/datasets", list_datasets),
+        web.get(IDENTITY, describe_identity_usage),
+        web.get(POOL, describe_identity_pool_usage),
+        web.get("/identitypools", list_identity_pool_usage),
+        web.post(POOL + "/bulkpublish", _not_yet("BulkPublish")),
+        web.post(POOL + "/getBulkPublishDetails", _not_yet("GetBulkPublishDetails")),
+        web.get(POOL + "/events", _not_yet("GetCognitoEvents")),
+        web.post(POOL + "/events", _not_yet("SetCognitoEvents")),
+        web.get(POOL + "/configuration", _not_yet("GetIdentityPoolConfiguration")),
+        web.post(POOL + "/configuration", _not_yet("SetIdentityPoolConfiguration")),
+        web.post(POOL + "/identity/{IdentityId}/device", _push_not_configured("RegisterDevice")),
+        web.post(DATASET + "/subscriptions/{DeviceId}", _push_not_configured("SubscribeToDataset")),
+        web.delete(DATASET + "/subscriptions/{DeviceId}", _push_not_configured("UnsubscribeFromDataset")),
+    ]

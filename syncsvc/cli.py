@@ -1,0 +1,92 @@
+"""``syncsvc``: the command line. ``syncsvc serve`` runs the HTTP API (later: WebSocket, relay, push hub)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from syncsvc.api.app import StartupError, create_app
+from syncsvc.config import Settings, SettingsError, load_settings
+
+log = logging.getLogger("syncsvc")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="syncsvc", description="Self-hosted Cognito Sync compatible service")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the AWS-compatible HTTP API")
+    serve.add_argument("--host", help="listen address (SYNCSVC_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (SYNCSVC_PORT, default 8080)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT); 0 = one per core"
+    )
+    return parser
+
+
+def _serve_one(settings: Settings, reuse_port: bool) -> None:
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s")
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            reuse_port=reuse_port,
+            access_log=None,
+            print=lambda _: log.info("serving on http://%s:%s", settings.host, settings.port),
+        )
+    except StartupError as exc:
+        print(f"syncsvc: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _serve_many(settings: Settings, workers: int) -> None:
+    """Runs ``workers`` processes on one port; ends them all when one ends or on SIGINT/SIGTERM."""
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_serve_one, args=(settings, True), daemon=False) for _ in range(workers)]
+    for process in processes:
+        process.start()
+
+    def stop(*_: object) -> None:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        multiprocessing.connection.wait([process.sentinel for process in processes])
+    finally:
+        stop()
+        for process in processes:
+            process.join(timeout=10)
+    codes = {process.exitcode for process in processes}
+    if codes - {0, -signal.SIGTERM}:
+        raise SystemExit(1)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(host=args.host, port=args.port)
+    except SettingsError as exc:
+        print(f"syncsvc: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if args.command == "serve":
+        workers = args.workers or multiprocessing.cpu_count()
+        if workers < 0:
+            print("syncsvc: --workers must be 0 or more", file=sys.stderr)
+            raise SystemExit(2)
+        if workers == 1:
+            _serve_one(settings, reuse_port=False)
+        else:
+            _serve_many(settings, workers)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Settings: the one typed configuration object, loaded once from ``SYNCSVC_*`` variables (and CLI overrides).
+
+No other module reads the environment. Secrets are ``SecretStr`` so they never appear in a repr or a log line.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class DeveloperCredential(tuple[str, SecretStr]):
+    """An ``(access_key_id, secret)`` pair accepted for developer (admin) SigV4 requests."""
+
+    __slots__ = ()
+
+    @property
+    def access_key_id(self) -> str:
+        return self[0]
+
+    @property
+    def secret(self) -> SecretStr:
+        return self[1]
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told. Each field maps to ``SYNCSVC_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNCSVC_", frozen=True, extra="ignore")
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis, the system of record.")
+    host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port the HTTP server listens on (0 = any free port).")
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$", description="AWS region this serves.")
+    developer_credentials: Annotated[tuple[DeveloperCredential, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated ACCESS_KEY_ID:SECRET pairs allowed to call developer (admin) operations.",
+    )
+    token_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs SyncSessionTokens and pagination tokens. When unset, one is generated once and "
+        "kept in Redis so that every instance shares it.",
+    )
+    sync_session_ttl_seconds: int = Field(
+        1800, ge=60, le=86400, description="Lifetime of a SyncSessionToken issued by ListRecords."
+    )
+    shards: int = Field(
+        64,
+        ge=1,
+        le=16384,
+        description="Number of identity shards (Redis hash tags and outbox streams). Fixed for a deployment's life: "
+        "the first start records it in Redis and later starts refuse a different value.",
+    )
+    max_datasets_per_identity: int = Field(20, ge=1, description="Cognito default: 20 datasets per identity.")
+    max_records_per_dataset: int = Field(1024, ge=1, description="Cognito default: 1,024 live records per dataset.")
+    max_dataset_bytes: int = Field(
+        1024 * 1024, ge=1, description="Cognito default: 1 MB per dataset (UTF-8 bytes of keys + values)."
+    )
+    max_value_bytes: int = Field(1024 * 1024, ge=1, description="Largest record value, in UTF-8 bytes.")
+    max_body_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body; a bit above the dataset limit for JSON escapes.",
+    )
+    pool_cache_seconds: float = Field(
+        2.0,
+        ge=0,
+        le=60,
+        description="How long an instance trusts its cached copy of an identity pool. A pool deleted through "
+        "another instance may still be served here for this long.",
+    )
+    clock_skew_seconds: int = Field(300, ge=1, description="Allowed SigV4 clock skew (AWS: 5 minutes).")
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @field_validator("developer_credentials", mode="before")
+    @classmethod
+    def _parse_credentials(cls, raw: Any) -> Any:
+        if not isinstance(raw, str):
+            return raw
+        pairs = []
+        for item in filter(None, (part.strip() for part in raw.split(","))):
+            key_id, sep, secret = item.partition(":")
+            if not sep or not key_id or not secret:
+                raise ValueError("each credential must look like ACCESS_KEY_ID:SECRET")
+            pairs.append(DeveloperCredential((key_id, SecretStr(secret))))
+        return tuple(pairs)
+
+    def developer_secret(self, access_key_id: str) -> str | None:
+        """The secret of a developer access key id, or None when the id is not a developer's."""
+        for credential in self.developer_credentials:
+            if credential.access_key_id == access_key_id:
+                return credential.secret.get_secret_value()
+        return None
+
+
+class SettingsError(Exception):
+    """A setting is invalid; ``str()`` is one line a person can act on."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment once, apply CLI overrides (None values are ignored), and validate everything."""
+    given = {name: value for name, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise SettingsError(f"invalid setting SYNCSVC_{field.upper()}: {first['msg']}") from None

@@ -1,0 +1,141 @@
+"""One exception tree for the whole service.
+
+Every class knows its AWS error name (``code``) and HTTP status, so the API layer maps any of them to the wire in one
+place (``syncsvc.api.errors``). Domain code raises the error where the rule lives and never builds responses.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from syncsvc.model import DatasetState, Record
+
+
+class SyncsvcError(Exception):
+    """Base of every error the service answers with. ``message`` is shown to the caller as is."""
+
+    code: ClassVar[str] = "InternalErrorException"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        #: Extra top-level members of the error body (e.g. the stored records of a conflict).
+        self.extra = extra
+
+
+# --- request errors -----------------------------------------------------------------------------------------------
+
+
+class InvalidParameterError(SyncsvcError):
+    code = "InvalidParameterException"
+    status = 400
+
+
+class SerializationError(SyncsvcError):
+    """The body is not JSON, or a member has the wrong JSON type (what real AWS answers for such bodies)."""
+
+    code = "SerializationException"
+    status = 400
+
+
+class RequestTooLargeError(SyncsvcError):
+    code = "InvalidParameterException"
+    status = 413
+
+
+class UnknownOperationError(SyncsvcError):
+    code = "UnknownOperationException"
+    status = 404
+
+
+class UnknownTargetError(SyncsvcError):
+    """A json 1.1 request whose X-Amz-Target names no operation of ours (AWS answers these with 400)."""
+
+    code = "UnknownOperationException"
+    status = 400
+
+
+class MethodNotAllowedError(SyncsvcError):
+    code = "UnknownOperationException"
+    status = 405
+
+
+class NotAuthorizedError(SyncsvcError):
+    code = "NotAuthorizedException"
+    status = 403
+
+
+class ResourceNotFoundError(SyncsvcError):
+    code = "ResourceNotFoundException"
+    status = 404
+
+
+class ResourceConflictError(SyncsvcError):
+    code = "ResourceConflictException"
+    status = 409
+
+
+class RecordConflictError(ResourceConflictError):
+    """A stale patch. Carries the stored records (with their version vectors) and the dataset's state, so the client
+    can merge without another round trip."""
+
+    def __init__(self, message: str, *, records: list[Record], dataset: DatasetState) -> None:
+        super().__init__(message)
+        self.records = records
+        self.dataset = dataset
+
+
+class LimitExceededError(SyncsvcError):
+    code = "LimitExceededException"
+    status = 400
+
+
+class InvalidConfigurationError(SyncsvcError):
+    code = "InvalidConfigurationException"
+    status = 400
+
+
+class TooManyRequestsError(SyncsvcError):
+    code = "TooManyRequestsException"
+    status = 429
+
+
+# --- authentication errors (reference §0.1 and §5) -------------------------------------------------------------------
+
+
+class MissingAuthenticationTokenError(SyncsvcError):
+    code = "MissingAuthenticationTokenException"
+    status = 403
+
+
+class IncompleteSignatureError(SyncsvcError):
+    code = "IncompleteSignatureException"
+    status = 400
+
+
+class InvalidSignatureError(SyncsvcError):
+    code = "InvalidSignatureException"
+    status = 400
+
+
+class UnrecognizedClientError(SyncsvcError):
+    code = "UnrecognizedClientException"
+    status = 400
+
+
+class ExpiredTokenError(SyncsvcError):
+    code = "ExpiredTokenException"
+    status = 403
+
+
+# --- server-side errors --------------------------------------------------------------------------------------------
+
+
+class BackendUnavailableError(SyncsvcError):
+    """A backing store (Redis) cannot be reached. Answered 503 with ``Retry-After``; nothing was changed."""
+
+    code = "InternalErrorException"
+    status = 503
+    retry_after_seconds: ClassVar[int] = 1

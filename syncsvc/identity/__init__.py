@@ -1,0 +1,1 @@
+"""Identity pools, identities, credentials, tokens, and SigV4 request verification."""

@@ -1,0 +1,92 @@
+"""Every Redis key name the service uses, in one place.
+
+All keys of one identity carry the hash tag of the identity's *shard*: ``{s<n>}`` where ``n`` is a stable hash of
+(pool, identity) modulo ``Settings.shards``. So every script that touches one identity stays in one Redis Cluster
+slot, and (from the streams issue on) the shard's outbox stream lives in that same slot, so a write and its outbox
+entry commit in one script. The shard count is fixed for a deployment's life (recorded under ``META``).
+
+Dataset-scoped keys put the dataset name *last* after a fixed kind word, so no two datasets' keys can collide even
+though names may contain ``:``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+PREFIX = "syncsvc"
+
+#: Hash of deployment-wide facts (the shard count) checked at start-up.
+META = f"{PREFIX}:meta"
+#: The shared secret that signs sync session and pagination tokens, when not configured.
+TOKEN_SECRET = f"{PREFIX}:secret:tokens"
+#: Sorted set (all scores 0, ordered by member) of every identity pool id.
+POOLS = f"{PREFIX}:pools"
+
+
+def shard_of(identity_pool_id: str, identity_id: str, shards: int) -> int:
+    """The identity's shard: stable across processes and versions (CRC-32, not Python's salted ``hash``)."""
+    return zlib.crc32(f"{identity_pool_id}/{identity_id}".encode()) % shards
+
+
+def pool(identity_pool_id: str) -> str:
+    """Hash: the identity pool's description and its counters."""
+    return f"{PREFIX}:pool:{{{identity_pool_id}}}"
+
+
+def pool_identities(identity_pool_id: str) -> str:
+    """Set: every identity id that has stored data in the pool (for pool usage, and later bulk publish)."""
+    return f"{PREFIX}:pool:{{{identity_pool_id}}}:identities"
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityKeys:
+    """The keys of one identity's data; build once per request with :meth:`of`."""
+
+    base: str
+
+    @classmethod
+    def of(cls, identity_pool_id: str, identity_id: str, shards: int) -> IdentityKeys:
+        shard = shard_of(identity_pool_id, identity_id, shards)
+        return cls(f"{PREFIX}:{{s{shard}}}:{identity_pool_id}/{identity_id}")
+
+    @property
+    def datasets(self) -> str:
+        """Sorted set (scores 0): names of the identity's live datasets, in name order."""
+        return f"{self.base}:datasets"
+
+    @property
+    def every_dataset(self) -> str:
+        """Set: every dataset name the identity ever created, live or deleted, so its data can be purged."""
+        return f"{self.base}:everyds"
+
+    @property
+    def usage(self) -> str:
+        """Hash: ``storage`` (bytes of live records) and ``modified`` (epoch ms) across the identity's datasets."""
+        return f"{self.base}:usage"
+
+    def dataset(self, name: str) -> str:
+        """Hash: the dataset's metadata (sync count, dates, sizes, version vector, deletion marker)."""
+        return f"{self.base}:ds:{name}"
+
+    def records(self, name: str) -> str:
+        """Hash: record key -> the stored record (JSON), tombstones included."""
+        return f"{self.base}:rec:{name}"
+
+    def changes(self, name: str) -> str:
+        """Sorted set (scores 0): ``<sync count, 20 digits><record key>`` per record, so a lexicographic range is
+        "every record changed after sync count N" in (sync count, key) order, with a stable cursor for pagination."""
+        return f"{self.base}:log:{name}"
+
+    def writers(self, name: str) -> str:
+        """Hash: writer (device) id -> its last committed write (fingerprint, dot, result), for idempotent retries."""
+        return f"{self.base}:dots:{name}"
+
+    def all_keys(self, dataset_names: list[str]) -> list[str]:
+        """Every key of the identity, given every dataset name it ever had (for purging the identity)."""
+        per_dataset = [
+            key
+            for name in dataset_names
+            for key in (self.dataset(name), self.records(name), self.changes(name), self.writers(name))
+        ]
+        return [self.datasets, self.every_dataset, self.usage, *per_dataset]

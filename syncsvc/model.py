@@ -1,0 +1,132 @@
+"""The domain's nouns: records, patches, datasets and usage. Plain frozen dataclasses, no I/O.
+
+Times are integer epoch milliseconds inside the service (the wire speaks epoch seconds, the stream milliseconds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Op(StrEnum):
+    REPLACE = "replace"
+    REMOVE = "remove"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPatch:
+    """One change a device asks for. ``version_vector`` (an extension) replaces the SyncCount check when given."""
+
+    op: Op
+    key: str
+    value: str | None
+    sync_count: int
+    device_last_modified_ms: int | None = None
+    version_vector: dict[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A stored record. ``value`` is None for a tombstone (a removed record kept so deltas carry the removal)."""
+
+    key: str
+    value: str | None
+    sync_count: int
+    last_modified_ms: int
+    last_modified_by: str
+    device_last_modified_ms: int | None
+    version_vector: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    identity_id: str
+    name: str
+    created_ms: int
+    modified_ms: int
+    modified_by: str
+    storage_bytes: int
+    num_records: int
+    sync_count: int
+    version_vector: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetState:
+    """What ListRecords needs to know about a dataset, live or not."""
+
+    exists: bool
+    sync_count: int
+    #: The sync count at which the dataset was last deleted (0 if never).
+    purged_at: int
+    modified_by: str | None
+    version_vector: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPage:
+    """One page of ListRecords."""
+
+    dataset: DatasetState
+    records: list[Record]
+    #: Opaque-to-the-client position after the last record of the page, or None when this was the last page.
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """A committed UpdateRecords: the records as written, in patch order."""
+
+    records: list[Record]
+    sync_count: int
+    #: True when this is the result of an earlier identical request by the same writer (an idempotent re-send).
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityUsage:
+    identity_pool_id: str
+    identity_id: str
+    dataset_count: int
+    storage_bytes: int
+    modified_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUsage:
+    identity_pool_id: str
+    sync_sessions: int
+    storage_bytes: int
+    modified_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The quotas a write is checked against (Cognito's defaults, from Settings)."""
+
+    max_datasets: int
+    max_records: int
+    max_bytes: int
+    max_value_bytes: int
+    max_key_length: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who made a request, once its signature checked out.
+
+    A developer (admin credentials from settings) may act on any identity of an existing pool. An identity (from the
+    identity issue on) may act only on its own data.
+    """
+
+    access_key_id: str
+    identity_id: str | None = None
+
+    @property
+    def is_developer(self) -> bool:
+        return self.identity_id is None
+
+
+IDENTITY_ID_PATTERN = r"^[\w-]+:[0-9a-f-]+$"
+DATASET_NAME_PATTERN = r"^[a-zA-Z0-9_.:-]{1,128}$"

@@ -1,0 +1,417 @@
+"""The Cognito Sync use-cases: pull, push, describe, delete and usage.
+
+This is the only module that knows all the parts: it checks the caller, the pool and the inputs, asks the store,
+and turns the store's outcomes into domain results or domain errors. It knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from syncsvc.config import Settings
+from syncsvc.errors import (
+    InvalidParameterError,
+    LimitExceededError,
+    NotAuthorizedError,
+    RecordConflictError,
+    ResourceNotFoundError,
+)
+from syncsvc.identity.pools import PoolDirectory
+from syncsvc.keys import IdentityKeys
+from syncsvc.model import (
+    DATASET_NAME_PATTERN,
+    IDENTITY_ID_PATTERN,
+    Caller,
+    Dataset,
+    DatasetState,
+    IdentityUsage,
+    Limits,
+    Op,
+    PoolUsage,
+    Record,
+    RecordPatch,
+    WriteResult,
+)
+from syncsvc.store import RedisStore
+from syncsvc.store.redis import record_from_stored
+from syncsvc.tokens import TokenSigner
+
+_IDENTITY_ID = re.compile(IDENTITY_ID_PATTERN)
+_DATASET_NAME = re.compile(DATASET_NAME_PATTERN)
+_SESSION = "SyncSessionToken"
+_MAX_LIST_RECORDS = 1024
+_MAX_LIST_DATASETS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ListRecordsResult:
+    dataset: DatasetState
+    records: list[Record]
+    #: True when the dataset was deleted after the caller's lastSyncCount: the caller should drop its copy.
+    deleted_after_requested: bool
+    session_token: str
+    next_token: str | None
+
+
+def check_identity_id(identity_id: str) -> None:
+    if not 1 <= len(identity_id) <= 55 or not _IDENTITY_ID.match(identity_id):
+        raise InvalidParameterError(f"IdentityId '{identity_id[:60]}' is not of the form <region>:<uuid>")
+
+
+def check_dataset_name(name: str) -> None:
+    if not _DATASET_NAME.match(name):
+        raise InvalidParameterError(
+            f"DatasetName '{name[:140]}' must be 1-128 characters of a-z, A-Z, 0-9, '_', '.', ':' and '-'"
+        )
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def writer_of(caller: Caller, identity_id: str, device_id: str | None, client_context: str | None) -> str:
+    """The version-vector writer of a write: the DeviceId, else the Client-Context installation id, else the
+    identity itself (so every device that sends neither shares one writer entry)."""
+    if device_id:
+        return device_id
+    if client_context:
+        try:
+            context = orjson.loads(base64.b64decode(client_context, validate=True))
+            installation = context.get("client", {}).get("installation_id")
+        except (binascii.Error, ValueError, AttributeError):
+            installation = None
+        if isinstance(installation, str) and 1 <= len(installation) <= 256:
+            return installation
+    del caller
+    return identity_id
+
+
+class SyncService:
+    """The Cognito Sync operations, callable from any front end."""
+
+    def __init__(self, store: RedisStore, pools: PoolDirectory, signer: TokenSigner, settings: Settings) -> None:
+        self._store = store
+        self._pools = pools
+        self._signer = signer
+        self._settings = settings
+        self._limits = Limits(
+            max_datasets=settings.max_datasets_per_identity,
+            max_records=settings.max_records_per_dataset,
+            max_bytes=settings.max_dataset_bytes,
+            max_value_bytes=settings.max_value_bytes,
+        )
+        # Identities already added to their pool's index by this process: skips a round trip per write.
+        self._noted: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    # --- access ------------------------------------------------------------------------------------------------------
+
+    async def _identity(self, caller: Caller, pool_id: str, identity_id: str) -> IdentityKeys:
+        """Checks that the pool exists and the caller may act on the identity; returns the identity's keys."""
+        check_identity_id(identity_id)
+        await self._pools.require(pool_id)
+        if not caller.is_developer and caller.identity_id != identity_id:
+            raise NotAuthorizedError("Access to this identity's data is not allowed")
+        return IdentityKeys.of(pool_id, identity_id, self._settings.shards)
+
+    async def _note_identity(self, pool_id: str, identity_id: str) -> None:
+        key = (pool_id, identity_id)
+        if key in self._noted:
+            return
+        await self._store.note_identity(pool_id, identity_id)
+        self._noted[key] = None
+        if len(self._noted) > 100_000:
+            self._noted.popitem(last=False)
+
+    # --- records -----------------------------------------------------------------------------------------------------
+
+    async def list_records(
+        self,
+        caller: Caller,
+        pool_id: str,
+        identity_id: str,
+        dataset: str,
+        *,
+        last_sync_count: int | None,
+        max_results: int | None,
+        next_token: str | None,
+        session_token: str | None,
+    ) -> ListRecordsResult:
+        """ListRecords: the records changed after ``last_sync_count`` (all when absent), one page at a time."""
+        check_dataset_name(dataset)
+        ik = await self._identity(caller, pool_id, identity_id)
+        since = _non_negative("LastSyncCount", last_sync_count or 0)
+        limit = min(_positive("MaxResults", max_results or _MAX_LIST_RECORDS), _MAX_LIST_RECORDS)
+        bound = {"p": pool_id, "i": identity_id, "d": dataset}
+        if next_token:
+            claims = self._signer.open("ListRecords", next_token, name="NextToken")
+            if {k: claims.get(k) for k in bound} != bound:
+                raise InvalidParameterError("NextToken not valid for these inputs")
+            since, start = int(claims["n"]), f"({claims['c']}"
+        else:
+            start = f"[{since + 1:020d}"
+        state, records, cursor = await self._store.list_records(ik, dataset, start=start, limit=limit)
+        if session_token:
+            self.check_session(session_token, pool_id, identity_id, dataset)
+        else:
+            session_token = self._signer.seal(_SESSION, bound, self._settings.sync_session_ttl_seconds)
+            await self._store.note_sync_session(pool_id)
+        next_out = None
+        if cursor is not None:
+            next_out = self._signer.seal("ListRecords", {**bound, "n": since, "c": cursor})
+        return ListRecordsResult(
+            dataset=state,
+            records=records,
+            deleted_after_requested=0 < since < state.purged_at,
+            session_token=session_token,
+            next_token=next_out,
+        )
+
+    def check_session(self, token: str, pool_id: str, identity_id: str, dataset: str) -> None:
+        claims = self._signer.open(_SESSION, token, name="SyncSessionToken")
+        if (claims.get("p"), claims.get("i"), claims.get("d")) != (pool_id, identity_id, dataset):
+            raise InvalidParameterError("SyncSessionToken not valid for these inputs")
+
+    async def update_records(
+        self,
+        caller: Caller,
+        pool_id: str,
+        identity_id: str,
+        dataset: str,
+        *,
+        patches: Sequence[RecordPatch],
+        session_token: str,
+        device_id: str | None,
+        client_context: str | None,
+    ) -> WriteResult:
+        """UpdateRecords: applies every patch or none; raises RecordConflictError, LimitExceededError, …"""
+        check_dataset_name(dataset)
+        ik = await self._identity(caller, pool_id, identity_id)
+        self.check_session(session_token, pool_id, identity_id, dataset)
+        self._check_patches(patches)
+        if not patches:  # nothing to write: no new sync count, no change to stream
+            meta = await self._store.dataset_meta(ik, dataset)
+            return WriteResult(records=[], sync_count=int(meta.get("sc", 0)))
+        writer = writer_of(caller, identity_id, device_id, client_context)
+        encoded = orjson.dumps([_encode_patch(patch) for patch in patches])
+        fingerprint = hashlib.sha256(writer.encode() + b"\0" + encoded).hexdigest()
+        await self._note_identity(pool_id, identity_id)
+        outcome = await self._store.update_records(
+            ik,
+            dataset,
+            writer=writer,
+            patches=patches,
+            encoded_patches=encoded,
+            fingerprint=fingerprint,
+            now_ms=now_ms(),
+            limits=self._limits,
+        )
+        if outcome.status in ("ok", "duplicate"):
+            return _written(patches, outcome.body, replayed=outcome.status == "duplicate")
+        if outcome.status == "conflict":
+            raise _conflict(outcome.body)
+        raise _limit(dataset, outcome.body)
+
+    def _check_patches(self, patches: Sequence[RecordPatch]) -> None:
+        seen: set[str] = set()
+        for index, patch in enumerate(patches):
+            where = f"RecordPatches[{index}]"
+            if patch.key in seen:
+                raise InvalidParameterError(f"{where}: key '{patch.key[:100]}' appears more than once")
+            seen.add(patch.key)
+            if len(patch.key) > self._limits.max_key_length:
+                raise LimitExceededError(
+                    f"{where}: the key is {len(patch.key)} characters; the limit is {self._limits.max_key_length}"
+                )
+            if patch.op is Op.REPLACE:
+                if patch.value is None:
+                    raise InvalidParameterError(f"{where}: a replace needs a Value (use Op 'remove' to delete)")
+                size = len(patch.value.encode())
+                if size > self._limits.max_value_bytes:
+                    raise LimitExceededError(
+                        f"{where}: the value is {size} bytes; the limit is {self._limits.max_value_bytes}"
+                    )
+
+    # --- datasets ----------------------------------------------------------------------------------------------------
+
+    async def describe_dataset(self, caller: Caller, pool_id: str, identity_id: str, dataset: str) -> Dataset:
+        check_dataset_name(dataset)
+        ik = await self._identity(caller, pool_id, identity_id)
+        meta = await self._store.dataset_meta(ik, dataset)
+        if meta.get("live") != "1":
+            raise ResourceNotFoundError(f"Dataset '{dataset}' does not exist.")
+        return _dataset(identity_id, dataset, meta)
+
+    async def delete_dataset(self, caller: Caller, pool_id: str, identity_id: str, dataset: str) -> Dataset:
+        check_dataset_name(dataset)
+        ik = await self._identity(caller, pool_id, identity_id)
+        meta = await self._store.delete_dataset(ik, dataset, now_ms=now_ms())
+        if meta is None:
+            raise ResourceNotFoundError(f"Dataset '{dataset}' does not exist.")
+        return _dataset(identity_id, dataset, meta)
+
+    async def list_datasets(
+        self,
+        caller: Caller,
+        pool_id: str,
+        identity_id: str,
+        *,
+        max_results: int | None,
+        next_token: str | None,
+    ) -> tuple[list[Dataset], str | None]:
+        ik = await self._identity(caller, pool_id, identity_id)
+        limit = min(_positive("MaxResults", max_results or 64), _MAX_LIST_DATASETS)
+        after = None
+        if next_token:
+            claims = self._signer.open("ListDatasets", next_token, name="NextToken")
+            if (claims.get("p"), claims.get("i")) != (pool_id, identity_id):
+                raise InvalidParameterError("NextToken not valid for these inputs")
+            after = str(claims["a"])
+        metas = await self._store.list_datasets(ik, after=after, limit=limit + 1)
+        more = len(metas) > limit
+        page = [_dataset(identity_id, meta["name"], meta) for meta in metas[:limit]]
+        token = None
+        if more:
+            token = self._signer.seal("ListDatasets", {"p": pool_id, "i": identity_id, "a": page[-1].name})
+        return page, token
+
+    # --- usage -------------------------------------------------------------------------------------------------------
+
+    async def describe_identity_usage(self, caller: Caller, pool_id: str, identity_id: str) -> IdentityUsage:
+        ik = await self._identity(caller, pool_id, identity_id)
+        count, usage = await self._store.identity_usage(ik)
+        return IdentityUsage(
+            identity_pool_id=pool_id,
+            identity_id=identity_id,
+            dataset_count=count,
+            storage_bytes=int(usage.get("storage", 0)),
+            modified_ms=_optional_int(usage.get("modified")),
+        )
+
+    async def describe_pool_usage(self, caller: Caller, pool_id: str) -> PoolUsage:
+        """Pool usage, summed over the pool's identities (an admin call: O(identities), pipelined in batches)."""
+        _require_developer(caller)
+        await self._pools.require(pool_id)
+        found = await self._store.get_pool(pool_id)
+        sessions = found[1] if found else 0
+        storage, modified = 0, None
+        async for batch in self._store.pool_identities(pool_id):
+            usage_keys = [IdentityKeys.of(pool_id, identity, self._settings.shards).usage for identity in batch]
+            for usage in await self._store.usage_of(usage_keys):
+                storage += int(usage.get("storage", 0))
+                stamp = _optional_int(usage.get("modified"))
+                if stamp is not None and (modified is None or stamp > modified):
+                    modified = stamp
+        return PoolUsage(pool_id, sessions, storage, modified)
+
+    async def list_pool_usage(
+        self, caller: Caller, *, max_results: int | None, next_token: str | None
+    ) -> tuple[list[PoolUsage], str | None]:
+        _require_developer(caller)
+        limit = min(_positive("MaxResults", max_results or 16), 60)
+        after = None
+        if next_token:
+            after = str(self._signer.open("ListIdentityPoolUsage", next_token, name="NextToken")["a"])
+        pool_ids = await self._store.list_pools(after=after, limit=limit + 1)
+        page = [await self.describe_pool_usage(caller, pool_id) for pool_id in pool_ids[:limit]]
+        token = None
+        if len(pool_ids) > limit:
+            token = self._signer.seal("ListIdentityPoolUsage", {"a": pool_ids[limit - 1]})
+        return page, token
+
+
+# --- helpers --------------------------------------------------------------------------------------------------------
+
+
+def _require_developer(caller: Caller) -> None:
+    if not caller.is_developer:
+        raise NotAuthorizedError("This operation needs developer credentials")
+
+
+def _positive(name: str, value: int) -> int:
+    if value < 1:
+        raise InvalidParameterError(f"{name} must be at least 1, not {value}")
+    return value
+
+
+def _non_negative(name: str, value: int) -> int:
+    if value < 0:
+        raise InvalidParameterError(f"{name} must not be negative, not {value}")
+    return value
+
+
+def _optional_int(text: str | None) -> int | None:
+    return None if text is None else int(text)
+
+
+def _encode_patch(patch: RecordPatch) -> dict[str, Any]:
+    """The script's view of a patch (see update_records.lua, ARGV[8])."""
+    encoded: dict[str, Any] = {"k": patch.key, "op": patch.op.value, "sc": patch.sync_count}
+    if patch.op is Op.REPLACE:
+        encoded["v"] = patch.value
+    if patch.device_last_modified_ms is not None:
+        encoded["d"] = patch.device_last_modified_ms
+    if patch.version_vector is not None:
+        encoded["vv"] = patch.version_vector
+    return encoded
+
+
+def _written(patches: Sequence[RecordPatch], body: dict[str, Any], *, replayed: bool) -> WriteResult:
+    records = [
+        Record(
+            key=patch.key,
+            value=patch.value if patch.op is Op.REPLACE else None,
+            sync_count=int(stored["sc"]),
+            last_modified_ms=int(stored["lm"]),
+            last_modified_by=stored["lb"],
+            device_last_modified_ms=None if stored.get("d") is None else int(stored["d"]),
+            version_vector={writer: int(counter) for writer, counter in stored["vv"].items()},
+        )
+        for patch, stored in zip(patches, body["records"], strict=True)
+    ]
+    return WriteResult(records=records, sync_count=int(body["sc"]), replayed=replayed)
+
+
+def _conflict(body: dict[str, Any]) -> RecordConflictError:
+    conflicts = body["conflicts"]
+    records = [record_from_stored(item["k"], item["stored"]) for item in conflicts if item["stored"]]
+    first = conflicts[0]
+    current = 0
+    if first["stored"]:
+        current = int(orjson.loads(first["stored"])["sc"])
+    message = f"Current SyncCount for: {first['k']} is: {current} not: {int(first['given'])}"
+    vv = body["vv"] if isinstance(body["vv"], dict) else {}
+    state = DatasetState(exists=True, sync_count=int(body["sc"]), purged_at=0, modified_by=None, version_vector=vv)
+    return RecordConflictError(message, records=records, dataset=state)
+
+
+def _limit(dataset: str, body: dict[str, Any]) -> LimitExceededError:
+    which, limit, value = body["which"], int(body["limit"]), int(body["value"])
+    if which == "datasets":
+        return LimitExceededError(f"An identity may hold at most {limit} datasets; '{dataset}' would be one more")
+    if which == "records":
+        return LimitExceededError(f"Dataset '{dataset}' would hold {value} records; the limit is {limit}")
+    return LimitExceededError(f"Dataset '{dataset}' would hold {value} bytes; the limit is {limit}")
+
+
+def _dataset(identity_id: str, name: str, meta: dict[str, str]) -> Dataset:
+    return Dataset(
+        identity_id=identity_id,
+        name=name,
+        created_ms=int(meta.get("created", 0)),
+        modified_ms=int(meta.get("modified", 0)),
+        modified_by=meta.get("modified_by", ""),
+        storage_bytes=int(meta.get("storage", 0)),
+        num_records=int(meta.get("count", 0)),
+        sync_count=int(meta.get("sc", 0)),
+        version_vector={k: int(v) for k, v in orjson.loads(meta.get("vv", "{}")).items()},
+    )

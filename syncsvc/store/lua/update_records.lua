@@ -1,0 +1,128 @@
+-- update_records.lua: apply one UpdateRecords call to one dataset, atomically and all-or-nothing.
+--
+-- KEYS[1] dataset metadata hash     KEYS[2] records hash          KEYS[3] change log (lex sorted set)
+-- KEYS[4] writers hash (last write)  KEYS[5] identity's live datasets (sorted set)
+-- KEYS[6] identity usage hash        KEYS[7] identity's every-dataset-ever set (for purges)
+-- ARGV[1] dataset name   ARGV[2] now (epoch ms)   ARGV[3] writer id (device)   ARGV[4] request fingerprint
+-- ARGV[5] max live datasets per identity   ARGV[6] max live records per dataset   ARGV[7] max dataset bytes
+-- ARGV[8] JSON array of patches: {k = key, op = "replace"|"remove", v = value (replace only),
+--         sc = the record's last known SyncCount, vv = version-vector context (optional), d = device ms (optional)}
+--
+-- Returns a JSON object, one of:
+--   {status = "ok", sc, counter, lm, records = [{sc, lm, lb, vv, d?} per patch, in order]}
+--   {status = "duplicate", ...the same fields, as first committed}   the writer re-sent its last committed request
+--   {status = "conflict", sc, vv, conflicts = [{k, given, stored = record JSON | null}]}
+--   {status = "limit", which = "datasets"|"records"|"bytes", limit, value}
+-- Nothing is written unless status is "ok".
+
+local meta_key, rec_key, log_key, writers_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local datasets_key, usage_key, every_key = KEYS[5], KEYS[6], KEYS[7]
+local name, now, writer, fingerprint = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local max_datasets, max_records, max_bytes = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local patches = cjson.decode(ARGV[8])
+
+local meta = redis.call('HMGET', meta_key, 'sc', 'live', 'count', 'storage', 'vv')
+local sync_count = tonumber(meta[1]) or 0
+local live = meta[2] == '1'
+local count = tonumber(meta[3]) or 0
+local storage = tonumber(meta[4]) or 0
+local dataset_vv = meta[5] and cjson.decode(meta[5]) or {}
+
+local function descends(a, b)
+  for writer_id, counter in pairs(b) do
+    if (a[writer_id] or 0) < counter then return false end
+  end
+  return true
+end
+
+local function member(sc, key)
+  return string.format('%020d', sc) .. key
+end
+
+-- 1. Conflicts: every patch must be based on the record as stored (SyncCount equality, or a descending vector).
+local stored, stored_raw, conflicts = {}, {}, {}
+for i, patch in ipairs(patches) do
+  local raw = live and redis.call('HGET', rec_key, patch.k) or false
+  local record = raw and cjson.decode(raw) or nil
+  stored[i], stored_raw[i] = record, raw
+  local ok
+  if patch.vv then
+    ok = descends(patch.vv, record and record.vv or {})
+  else
+    ok = patch.sc == (record and record.sc or 0)
+  end
+  if not ok then
+    conflicts[#conflicts + 1] = {k = patch.k, given = patch.sc, stored = raw or cjson.null}
+  end
+end
+
+if #conflicts > 0 then
+  local last = redis.call('HGET', writers_key, writer)
+  if last then
+    local previous = cjson.decode(last)
+    if previous.fp == fingerprint then
+      previous.result.status = 'duplicate'
+      return cjson.encode(previous.result)
+    end
+  end
+  return cjson.encode({status = 'conflict', sc = sync_count, vv = dataset_vv, conflicts = conflicts})
+end
+
+-- 2. Limits, on the dataset as it would be after this call.
+if not live and redis.call('ZCARD', datasets_key) >= max_datasets then
+  return cjson.encode({status = 'limit', which = 'datasets', limit = max_datasets, value = max_datasets + 1})
+end
+local new_count, new_storage = count, storage
+for i, patch in ipairs(patches) do
+  local record = stored[i]
+  if record and record.v then
+    new_count = new_count - 1
+    new_storage = new_storage - #patch.k - #record.v
+  end
+  if patch.op == 'replace' then
+    new_count = new_count + 1
+    new_storage = new_storage + #patch.k + #patch.v
+  end
+end
+if new_count > max_records then
+  return cjson.encode({status = 'limit', which = 'records', limit = max_records, value = new_count})
+end
+if new_storage > max_bytes then
+  return cjson.encode({status = 'limit', which = 'bytes', limit = max_bytes, value = new_storage})
+end
+
+-- 3. Commit: one new dataset sync count and one new dot (writer, counter) for the whole call.
+local new_sync_count = sync_count + 1
+local counter = (dataset_vv[writer] or 0) + 1
+dataset_vv[writer] = counter
+local written = {}
+for i, patch in ipairs(patches) do
+  local record = stored[i]
+  local vv = record and record.vv or {}
+  if patch.vv then
+    for writer_id, c in pairs(patch.vv) do
+      if (vv[writer_id] or 0) < c then vv[writer_id] = c end
+    end
+  end
+  vv[writer] = counter
+  local new = {sc = new_sync_count, lm = now, lb = writer, vv = vv, d = patch.d}
+  if patch.op == 'replace' then new.v = patch.v end
+  redis.call('HSET', rec_key, patch.k, cjson.encode(new))
+  if record then redis.call('ZREM', log_key, member(record.sc, patch.k)) end
+  redis.call('ZADD', log_key, 0, member(new_sync_count, patch.k))
+  written[i] = {sc = new_sync_count, lm = now, lb = writer, vv = vv, d = patch.d}
+end
+
+redis.call('HSET', meta_key, 'sc', new_sync_count, 'live', 1, 'count', new_count, 'storage', new_storage,
+  'vv', cjson.encode(dataset_vv), 'modified', now, 'modified_by', writer)
+if not live then
+  redis.call('HSET', meta_key, 'created', now)
+  redis.call('ZADD', datasets_key, 0, name)
+  redis.call('SADD', every_key, name)
+end
+redis.call('HINCRBY', usage_key, 'storage', new_storage - storage)
+redis.call('HSET', usage_key, 'modified', now)
+
+local result = {status = 'ok', sc = new_sync_count, counter = counter, lm = now, records = written}
+redis.call('HSET', writers_key, writer, cjson.encode({fp = fingerprint, result = result}))
+return cjson.encode(result)

@@ -1,0 +1,310 @@
+"""RedisStore: datasets, records, identity pools and usage on Redis, the system of record.
+
+Every write of user data is one Lua script (see ``lua/*.lua`` for each script's KEYS, ARGV and results), so it is
+atomic and all-or-nothing. Driver errors never leave this module raw: a Redis that cannot be reached becomes
+:class:`~syncsvc.errors.BackendUnavailableError` (answered 503 + Retry-After). Connection retries are off on
+purpose: a write is never sent twice behind the caller's back; clients retry, and the writers hash makes a re-sent
+UpdateRecords idempotent.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from syncsvc import keys
+from syncsvc.errors import BackendUnavailableError, SyncsvcError
+from syncsvc.keys import IdentityKeys
+from syncsvc.model import DatasetState, Limits, Record, RecordPatch
+
+_MEMBER_PREFIX = 20  # digits of the sync count at the front of a change-log member
+
+
+def _load_script(name: str) -> str:
+    return resources.files("syncsvc.store").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+def _text(value: bytes | str) -> str:
+    """A reply item as text (the client returns bytes; typed as bytes | str)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _pairs(flat: Sequence[Any]) -> dict[str, str]:
+    """A flat HGETALL-style reply from a script as a dict of str."""
+    text = [_text(item) if isinstance(item, bytes) else str(item) for item in flat]
+    return dict(zip(text[::2], text[1::2], strict=True))
+
+
+def record_from_stored(key: str, raw: bytes | str) -> Record:
+    """A record from its stored JSON (see update_records.lua for the fields)."""
+    stored = orjson.loads(raw)
+    return Record(
+        key=key,
+        value=stored.get("v"),
+        sync_count=int(stored["sc"]),
+        last_modified_ms=int(stored["lm"]),
+        last_modified_by=stored["lb"],
+        device_last_modified_ms=None if stored.get("d") is None else int(stored["d"]),
+        version_vector={writer: int(counter) for writer, counter in stored["vv"].items()},
+    )
+
+
+def dataset_state(meta: dict[str, str]) -> DatasetState:
+    return DatasetState(
+        exists=meta.get("live") == "1",
+        sync_count=int(meta.get("sc", 0)),
+        purged_at=int(meta.get("purged", 0)),
+        modified_by=meta.get("modified_by"),
+        version_vector={k: int(v) for k, v in orjson.loads(meta.get("vv", "{}")).items()},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateOutcome:
+    """The decoded result of update_records.lua: ``status`` is ok, duplicate, conflict or limit."""
+
+    status: str
+    body: dict[str, Any]
+
+
+class RedisStore:
+    """Owns the connection pool and the registered scripts. Create with :meth:`connect`, end with :meth:`close`."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self._update = client.register_script(_load_script("update_records.lua"))
+        self._list = client.register_script(_load_script("list_records.lua"))
+        self._delete = client.register_script(_load_script("delete_dataset.lua"))
+        self._replace_if_exists = client.register_script(_load_script("replace_if_exists.lua"))
+
+    @classmethod
+    def connect(cls, url: str) -> RedisStore:
+        client = aioredis.Redis.from_url(
+            url,
+            socket_timeout=5,
+            socket_connect_timeout=2,
+            health_check_interval=15,
+            retry=Retry(NoBackoff(), 0),
+            max_connections=256,
+        )
+        return cls(client)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    @asynccontextmanager
+    async def _backend(self) -> AsyncIterator[None]:
+        """Turns driver failures into the service's 503 error; lets the service's own errors through."""
+        try:
+            yield
+        except SyncsvcError:
+            raise
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise BackendUnavailableError(f"The data store is unavailable ({type(exc).__name__}); retry") from exc
+        except RedisError as exc:
+            raise BackendUnavailableError(f"The data store failed ({type(exc).__name__}); retry") from exc
+
+    # --- deployment-wide facts --------------------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        async with self._backend():
+            await self.client.ping()
+
+    async def check_shards(self, shards: int) -> int:
+        """Records the shard count on first start; returns the recorded one (which the caller compares)."""
+        async with self._backend():
+            await self.client.hsetnx(keys.META, "shards", shards)
+            recorded = await self.client.hget(keys.META, "shards")
+        return int(_text(recorded or b"0"))
+
+    async def token_secret(self) -> bytes:
+        """The deployment's token-signing secret, generated once and shared by every instance."""
+        async with self._backend():
+            await self.client.set(keys.TOKEN_SECRET, secrets.token_hex(32), nx=True)
+            secret = await self.client.get(keys.TOKEN_SECRET)
+        return _text(secret or b"").encode()
+
+    # --- datasets and records ---------------------------------------------------------------------------------------
+
+    async def update_records(
+        self,
+        ik: IdentityKeys,
+        dataset: str,
+        *,
+        writer: str,
+        patches: Sequence[RecordPatch],
+        encoded_patches: bytes,
+        fingerprint: str,
+        now_ms: int,
+        limits: Limits,
+    ) -> UpdateOutcome:
+        """Runs update_records.lua; ``encoded_patches`` is the ARGV JSON for ``patches`` (see the script)."""
+        del patches  # the encoded form is what the script reads; kept in the signature for readers
+        script_keys = [
+            ik.dataset(dataset),
+            ik.records(dataset),
+            ik.changes(dataset),
+            ik.writers(dataset),
+            ik.datasets,
+            ik.usage,
+            ik.every_dataset,
+        ]
+        args: list[bytes | str | int] = [
+            dataset,
+            now_ms,
+            writer,
+            fingerprint,
+            limits.max_datasets,
+            limits.max_records,
+            limits.max_bytes,
+        ]
+        async with self._backend():
+            raw = await self._update(keys=script_keys, args=[*args, encoded_patches])
+        body = orjson.loads(raw)
+        return UpdateOutcome(body.pop("status"), body)
+
+    async def list_records(
+        self, ik: IdentityKeys, dataset: str, *, start: str, limit: int
+    ) -> tuple[DatasetState, list[Record], str | None]:
+        """One page of changes from lex ``start`` (see list_records.lua); returns the cursor of the next page."""
+        async with self._backend():
+            meta, members, stored, more = await self._list(
+                keys=[ik.dataset(dataset), ik.records(dataset), ik.changes(dataset)], args=[start, limit]
+            )
+        records = [
+            record_from_stored(member[_MEMBER_PREFIX:].decode(), raw)
+            for member, raw in zip(members, stored, strict=True)
+        ]
+        cursor = members[-1].decode() if more else None
+        return dataset_state(_pairs(meta)), records, cursor
+
+    async def dataset_meta(self, ik: IdentityKeys, dataset: str) -> dict[str, str]:
+        async with self._backend():
+            meta = await self.client.hgetall(ik.dataset(dataset))
+        return _pairs([item for pair in meta.items() for item in pair])
+
+    async def delete_dataset(self, ik: IdentityKeys, dataset: str, *, now_ms: int) -> dict[str, str] | None:
+        """Deletes a live dataset; returns its metadata as it was, or None when there was no live dataset."""
+        script_keys = [
+            ik.dataset(dataset),
+            ik.records(dataset),
+            ik.changes(dataset),
+            ik.writers(dataset),
+            ik.datasets,
+            ik.usage,
+        ]
+        async with self._backend():
+            meta = await self._delete(keys=script_keys, args=[dataset, now_ms])
+        return _pairs(meta) if meta else None
+
+    async def list_datasets(self, ik: IdentityKeys, *, after: str | None, limit: int) -> list[dict[str, str]]:
+        """Metadata of up to ``limit`` live datasets named after ``after``, in name order (each has ``name``)."""
+        start = f"({after}" if after is not None else "-"
+        async with self._backend():
+            names = await self.client.zrangebylex(ik.datasets, start, "+", start=0, num=limit)
+            pipe = self.client.pipeline(transaction=False)
+            for name in names:
+                pipe.hgetall(ik.dataset(_text(name)))
+            metas = await pipe.execute()
+        return [
+            {**_pairs([item for pair in meta.items() for item in pair]), "name": _text(name)}
+            for name, meta in zip(names, metas, strict=True)
+        ]
+
+    async def identity_usage(self, ik: IdentityKeys) -> tuple[int, dict[str, str]]:
+        """(live dataset count, usage hash) of one identity."""
+        async with self._backend():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zcard(ik.datasets)
+            pipe.hgetall(ik.usage)
+            count, usage = await pipe.execute()
+        return int(count), _pairs([item for pair in usage.items() for item in pair])
+
+    async def note_identity(self, identity_pool_id: str, identity_id: str) -> None:
+        """Adds the identity to its pool's index (idempotent; done before the identity's first write)."""
+        async with self._backend():
+            await self.client.sadd(keys.pool_identities(identity_pool_id), identity_id)
+
+    async def note_sync_session(self, identity_pool_id: str) -> None:
+        async with self._backend():
+            await self.client.hincrby(keys.pool(identity_pool_id), "sessions", 1)
+
+    async def pool_identities(self, identity_pool_id: str) -> AsyncIterator[list[str]]:
+        """The pool's identity ids, in batches (SSCAN, so a big pool never blocks Redis)."""
+        cursor = 0
+        while True:
+            async with self._backend():
+                cursor, batch = await self.client.sscan(
+                    keys.pool_identities(identity_pool_id), cursor=cursor, count=500
+                )
+            if batch:
+                yield [_text(item) for item in batch]
+            if cursor == 0:
+                return
+
+    async def usage_of(self, usage_keys: Sequence[str]) -> list[dict[str, str]]:
+        async with self._backend():
+            pipe = self.client.pipeline(transaction=False)
+            for key in usage_keys:
+                pipe.hgetall(key)
+            replies = await pipe.execute()
+        return [_pairs([item for pair in reply.items() for item in pair]) for reply in replies]
+
+    async def purge_identity(self, ik: IdentityKeys) -> None:
+        """Deletes every key of one identity (all in one slot, so one DEL)."""
+        async with self._backend():
+            names = [_text(name) for name in await self.client.smembers(ik.every_dataset)]
+            await self.client.delete(*ik.all_keys(names))
+
+    # --- identity pools ---------------------------------------------------------------------------------------------
+
+    async def put_pool(self, identity_pool_id: str, description: dict[str, Any], *, create: bool) -> bool:
+        """Stores a pool's description; with ``create`` only if new, else only if it exists. True if stored."""
+        key = keys.pool(identity_pool_id)
+        encoded = orjson.dumps(description)
+        async with self._backend():
+            if create:
+                stored = bool(await self.client.hsetnx(key, "desc", encoded))
+                if stored:
+                    await self.client.zadd(keys.POOLS, {identity_pool_id: 0})
+                return stored
+            return bool(await self._replace_if_exists(keys=[key], args=["desc", encoded]))
+
+    async def get_pool(self, identity_pool_id: str) -> tuple[dict[str, Any], int] | None:
+        """(description, sync session count) of a pool, or None."""
+        async with self._backend():
+            desc, sessions = await self.client.hmget(keys.pool(identity_pool_id), ["desc", "sessions"])
+        if desc is None:
+            return None
+        return orjson.loads(desc), int(sessions or 0)
+
+    async def list_pools(self, *, after: str | None, limit: int) -> list[str]:
+        start = f"({after}" if after is not None else "-"
+        async with self._backend():
+            ids = await self.client.zrangebylex(keys.POOLS, start, "+", start=0, num=limit)
+        return [_text(pool_id) for pool_id in ids]
+
+    async def delete_pool(self, identity_pool_id: str) -> bool:
+        """Removes the pool itself (its identities' data is purged by the caller). True if it existed."""
+        async with self._backend():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.delete(keys.pool(identity_pool_id))
+            pipe.zrem(keys.POOLS, identity_pool_id)
+            removed, _ = await pipe.execute()
+        return bool(removed)
+
+    async def forget_pool_identities(self, identity_pool_id: str) -> None:
+        async with self._backend():
+            await self.client.delete(keys.pool_identities(identity_pool_id))

@@ -1,0 +1,185 @@
+"""Bad input gets a clear 4xx with the AWS error name, and changes nothing."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import Boto, Raw
+
+
+def dataset_path(pool_id: str, identity_id: str, dataset: str = "d") -> str:
+    return (
+        f"/identitypools/{pool_id.replace(':', '%3A')}/identities/{identity_id.replace(':', '%3A')}/datasets/{dataset}"
+    )
+
+
+async def session_token(raw: Raw, path: str) -> str:
+    status, body, _ = await raw.send("GET", path + "/records")
+    assert status == 200
+    token: str = body["SyncSessionToken"]
+    return token
+
+
+@pytest.fixture
+async def target(boto: Boto, raw: Raw) -> tuple[str, str]:
+    """(dataset path, a valid session token) in a fresh pool."""
+    path = dataset_path(await boto.new_pool(), f"us-east-1:{uuid.uuid4()}")
+    return path, await session_token(raw, path)
+
+
+async def assert_dataset_untouched(raw: Raw, path: str) -> None:
+    status, body, _ = await raw.send("GET", path + "/records")
+    assert (status, body["DatasetExists"], body["Records"]) == (200, False, [])
+
+
+async def test_malformed_json_body_is_a_serialization_error(raw: Raw, target: tuple[str, str]) -> None:
+    path, _ = target
+    status, body, headers = await raw.send(
+        "POST", path, body=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert (status, body["__type"], headers["x-amzn-ErrorType"]) == (
+        400,
+        "SerializationException",
+        "SerializationException",
+    )
+    assert body["message"] == "The request body is not valid JSON"
+    await assert_dataset_untouched(raw, path)
+
+
+async def test_wrong_member_type_is_a_serialization_error_naming_the_member(raw: Raw, target: tuple[str, str]) -> None:
+    path, token = target
+    patch = {"Op": "replace", "Key": "k", "Value": "v", "SyncCount": "0"}
+    status, body, _ = await raw.send("POST", path, body={"SyncSessionToken": token, "RecordPatches": [patch]})
+    assert (status, body["__type"]) == (400, "SerializationException")
+    assert body["message"].startswith("RecordPatches[0].SyncCount:")
+    await assert_dataset_untouched(raw, path)
+
+
+async def test_string_date_is_rejected_like_cognito(raw: Raw, target: tuple[str, str]) -> None:
+    path, token = target
+    patch = {"Op": "replace", "Key": "k", "Value": "v", "SyncCount": 0, "DeviceLastModifiedDate": "2020-01-01"}
+    status, body, _ = await raw.send("POST", path, body={"SyncSessionToken": token, "RecordPatches": [patch]})
+    assert (status, body["__type"]) == (400, "SerializationException")
+
+
+async def test_unknown_member_is_an_invalid_parameter(raw: Raw, target: tuple[str, str]) -> None:
+    path, token = target
+    status, body, _ = await raw.send("POST", path, body={"SyncSessionToken": token, "Surprise": True})
+    assert (status, body["__type"]) == (400, "InvalidParameterException")
+    assert body["message"] == "Surprise is not a known member of this request"
+
+
+async def test_missing_session_token_is_an_invalid_parameter(raw: Raw, target: tuple[str, str]) -> None:
+    path, _ = target
+    status, body, _ = await raw.send("POST", path, body={"RecordPatches": []})
+    assert (status, body["__type"], body["message"]) == (
+        400,
+        "InvalidParameterException",
+        "SyncSessionToken is required",
+    )
+
+
+async def test_negative_sync_count_is_an_invalid_parameter(raw: Raw, target: tuple[str, str]) -> None:
+    path, token = target
+    patch = {"Op": "replace", "Key": "k", "Value": "v", "SyncCount": -1}
+    status, body, _ = await raw.send("POST", path, body={"SyncSessionToken": token, "RecordPatches": [patch]})
+    assert (status, body["__type"]) == (400, "InvalidParameterException")
+    await assert_dataset_untouched(raw, path)
+
+
+async def test_unknown_op_is_an_invalid_parameter(raw: Raw, target: tuple[str, str]) -> None:
+    path, token = target
+    patch = {"Op": "upsert", "Key": "k", "Value": "v", "SyncCount": 0}
+    status, body, _ = await raw.send("POST", path, body={"SyncSessionToken": token, "RecordPatches": [patch]})
+    assert (status, body["__type"]) == (400, "InvalidParameterException")
+
+
+async def test_negative_last_sync_count_is_an_invalid_parameter(raw: Raw, target: tuple[str, str]) -> None:
+    path, _ = target
+    status, body, _ = await raw.send("GET", path + "/records?lastSyncCount=-3")
+    assert (status, body["__type"]) == (400, "InvalidParameterException")
+
+
+async def test_non_integer_max_results_is_an_invalid_parameter(raw: Raw, target: tuple[str, str]) -> None:
+    path, _ = target
+    status, body, _ = await raw.send("GET", path + "/records?maxResults=lots")
+    assert (status, body["__type"]) == (400, "InvalidParameterException")
+    assert "maxResults" in body["message"]
+
+
+async def test_oversize_body_is_refused_with_413(raw: Raw, target: tuple[str, str]) -> None:
+    path, token = target
+    patch = {"Op": "replace", "Key": "k", "Value": "x" * (3 * 1024 * 1024), "SyncCount": 0}
+    status, body, _ = await raw.send("POST", path, body={"SyncSessionToken": token, "RecordPatches": [patch]})
+    assert (status, body["__type"]) == (413, "InvalidParameterException")
+    await assert_dataset_untouched(raw, path)
+
+
+async def test_unknown_path_is_a_json_unknown_operation(raw: Raw) -> None:
+    status, body, headers = await raw.send("GET", "/nothing/here")
+    assert (status, body["__type"]) == (404, "UnknownOperationException")
+    assert headers["Content-Type"].startswith("application/json")
+    assert headers["x-amzn-RequestId"]
+
+
+async def test_wrong_method_is_a_json_error(raw: Raw, target: tuple[str, str]) -> None:
+    path, _ = target
+    status, body, _ = await raw.send("PUT", path)
+    assert (status, body["__type"]) == (405, "UnknownOperationException")
+
+
+async def test_unsigned_request_is_missing_authentication_token(raw: Raw, target: tuple[str, str]) -> None:
+    path, _ = target
+    status, body, _ = await raw.send("GET", path + "/records", sign=False)
+    assert (status, body["__type"]) == (403, "MissingAuthenticationTokenException")
+
+
+async def test_wrong_secret_is_an_invalid_signature(endpoint: str) -> None:
+    import boto3
+
+    client = boto3.client(
+        "cognito-identity",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="AKIDTESTDEVELOPER01",
+        aws_secret_access_key="not-the-secret",
+    )
+    import asyncio
+
+    with pytest.raises(ClientError) as caught:
+        await asyncio.to_thread(client.list_identity_pools, MaxResults=5)
+    assert caught.value.response["Error"]["Code"] == "InvalidSignatureException"
+
+
+async def test_unknown_access_key_is_an_unrecognized_client(endpoint: str) -> None:
+    import asyncio
+
+    import boto3
+
+    client = boto3.client(
+        "cognito-sync",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="AKIDNOBODY",
+        aws_secret_access_key="whatever",
+    )
+    with pytest.raises(ClientError) as caught:
+        await asyncio.to_thread(client.list_identity_pool_usage)
+    assert caught.value.response["Error"]["Code"] == "UnrecognizedClientException"
+    assert caught.value.response["Error"]["Message"] == "The security token included in the request is invalid."
+
+
+async def test_operations_of_later_issues_answer_a_modeled_error(boto: Boto) -> None:
+    pool_id = await boto.new_pool()
+    with pytest.raises(ClientError) as caught:
+        await boto.call(boto.sync, "get_cognito_events", IdentityPoolId=pool_id)
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+async def test_health_endpoints_need_no_signature(raw: Raw) -> None:
+    assert (await raw.send("GET", "/healthz", sign=False))[:2] == (200, {"status": "ok"})
+    assert (await raw.send("GET", "/readyz", sign=False))[:2] == (200, {"status": "ok", "redis": "ok"})
