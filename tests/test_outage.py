@@ -1,0 +1,103 @@
+"""Redis going away: 503 + Retry-After with nothing changed, recovery without a restart, no acknowledged loss."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from syncsvc.api.app import create_app
+from tests.conftest import Boto, Raw, _wait_for_redis, free_port, make_settings
+
+
+class RedisProcess:
+    """A redis-server with AOF on, that a test can kill -9 and start again on the same port and data."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "redis-server"
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_for_redis(self.url, self.process)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    redis = RedisProcess(tmp_path)
+    redis.start()
+    yield redis
+    if redis.process is not None and redis.process.poll() is None:
+        redis.kill()
+
+
+@pytest.fixture
+async def own_endpoint(own_redis: RedisProcess) -> AsyncIterator[str]:
+    server = TestServer(create_app(make_settings(own_redis.url, pool_cache_seconds=60)), port=free_port())
+    await server.start_server()
+    yield str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+def path_of(pool_id: str, identity_id: str) -> str:
+    return f"/identitypools/{pool_id}/identities/{identity_id}/datasets/notes"
+
+
+async def test_redis_down_answers_503_with_retry_after_then_recovers_with_every_acknowledged_write(
+    own_redis: RedisProcess, own_endpoint: str, raw: Raw
+) -> None:
+    raw.endpoint = own_endpoint
+    boto = Boto(own_endpoint)
+    pool_id = await boto.new_pool()
+    path = path_of(pool_id, f"us-east-1:{uuid.uuid4()}")
+    token = (await raw.send("GET", path + "/records"))[1]["SyncSessionToken"]
+    patch = {"Op": "replace", "Key": "k", "Value": "acknowledged", "SyncCount": 0}
+    status, _, _ = await raw.send("POST", path, body={"SyncSessionToken": token, "RecordPatches": [patch]})
+    assert status == 200
+
+    own_redis.kill()
+    status, body, headers = await raw.send("GET", path + "/records")
+    assert (status, body["__type"], headers["Retry-After"]) == (503, "InternalErrorException", "1")
+    ready_status, _, _ = await raw.send("GET", "/readyz", sign=False)
+    assert ready_status == 503
+
+    own_redis.start()
+    for _ in range(3):  # the first request may meet a pooled connection that died with the old server
+        status, body, _ = await raw.send("GET", path + "/records")
+        if status == 200:
+            break
+    assert status == 200
+    assert [(record["Key"], record["Value"], record["SyncCount"]) for record in body["Records"]] == [
+        ("k", "acknowledged", 1)
+    ]

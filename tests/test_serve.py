@@ -1,0 +1,123 @@
+"""`syncsvc serve` as a user runs it: a real process, driven by an unmodified boto3 script."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, Boto, free_port
+
+SYNCSVC = str(Path(sys.executable).with_name("syncsvc"))
+
+
+def environment(redis_url: str, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SYNCSVC_")}
+    env.update(
+        SYNCSVC_REDIS_URL=redis_url,
+        SYNCSVC_DEVELOPER_CREDENTIALS=f"{DEVELOPER_KEY}:{DEVELOPER_SECRET}",
+        **extra,
+    )
+    return env
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+    for _ in range(200):
+        if process.poll() is not None:
+            raise AssertionError(
+                f"syncsvc exited with {process.returncode}: {process.stderr and process.stderr.read()!r}"
+            )
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=1):  # noqa: S310 (loopback test URL)
+                return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.05)
+    raise AssertionError("syncsvc did not become ready within 10 s")
+
+
+@pytest.fixture(params=[1, 2], ids=["one-worker", "two-workers"])
+def served(request: pytest.FixtureRequest, redis_url: str) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [SYNCSVC, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(request.param)],
+        env=environment(redis_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+async def test_every_sync_operation_works_from_an_unmodified_boto3_script(served: str) -> None:
+    boto = Boto(served)
+    pool = await boto.new_pool()
+    me = {"IdentityPoolId": pool, "IdentityId": f"us-east-1:{uuid.uuid4()}", "DatasetName": "settings"}
+    listed = await boto.call(boto.sync, "list_records", **me)
+    written = await boto.call(
+        boto.sync,
+        "update_records",
+        **me,
+        SyncSessionToken=listed["SyncSessionToken"],
+        DeviceId="phone",
+        RecordPatches=[{"Op": "replace", "Key": "theme", "Value": "dark", "SyncCount": 0}],
+    )
+    assert [(r["Key"], r["Value"], r["SyncCount"]) for r in written["Records"]] == [("theme", "dark", 1)]
+    delta = await boto.call(boto.sync, "list_records", **me, LastSyncCount=0)
+    assert (delta["DatasetSyncCount"], delta["Count"], delta["DatasetExists"]) == (1, 1, True)
+    described = await boto.call(boto.sync, "describe_dataset", **me)
+    assert (described["Dataset"]["NumRecords"], described["Dataset"]["DataStorage"]) == (1, len("themedark"))
+    datasets = await boto.call(boto.sync, "list_datasets", IdentityPoolId=pool, IdentityId=me["IdentityId"])
+    assert [d["DatasetName"] for d in datasets["Datasets"]] == ["settings"]
+    usage = await boto.call(boto.sync, "describe_identity_usage", IdentityPoolId=pool, IdentityId=me["IdentityId"])
+    assert (usage["IdentityUsage"]["DatasetCount"], usage["IdentityUsage"]["DataStorage"]) == (1, 9)
+    pool_usage = await boto.call(boto.sync, "describe_identity_pool_usage", IdentityPoolId=pool)
+    assert pool_usage["IdentityPoolUsage"]["DataStorage"] == 9
+    pools = await boto.call(boto.sync, "list_identity_pool_usage", MaxResults=60)
+    assert pool in [p["IdentityPoolId"] for p in pools["IdentityPoolUsages"]]
+    deleted = await boto.call(boto.sync, "delete_dataset", **me)
+    assert deleted["Dataset"]["DatasetName"] == "settings"
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SYNCSVC, *args], env=env, capture_output=True, text=True, timeout=30, check=False)
+
+
+async def test_a_bad_setting_fails_the_start_with_one_clear_line(redis_url: str) -> None:
+    done = await asyncio.to_thread(run_cli, "serve", env=environment(redis_url, SYNCSVC_PORT="eighty"))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "syncsvc: invalid setting SYNCSVC_PORT: Input should be a valid integer, unable to parse string as an integer"
+    ]
+
+
+async def test_malformed_developer_credentials_fail_the_start(redis_url: str) -> None:
+    env = environment(redis_url)
+    env["SYNCSVC_DEVELOPER_CREDENTIALS"] = "no-colon-here"
+    done = await asyncio.to_thread(run_cli, "serve", env=env)
+    assert done.returncode == 2
+    assert "ACCESS_KEY_ID:SECRET" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+async def test_unreachable_redis_fails_the_start_with_one_clear_line() -> None:
+    env = environment(f"redis://:hunter2@127.0.0.1:{free_port()}/0", SYNCSVC_PORT=str(free_port()))
+    done = await asyncio.to_thread(run_cli, "serve", env=env)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("syncsvc: cannot reach Redis at redis://***@127.0.0.1:")
+    assert "hunter2" not in done.stderr
