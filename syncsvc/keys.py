@@ -82,6 +82,18 @@ class IdentityKeys:
         """Hash: writer (device) id -> its last committed write (fingerprint, dot, result), for idempotent retries."""
         return f"{self.base}:dots:{name}"
 
+    def write_keys(self, name: str) -> list[str]:
+        """KEYS[1..7] of the dataset write scripts (update_records.lua, delete_dataset.lua), in their order."""
+        return [
+            self.dataset(name),
+            self.records(name),
+            self.changes(name),
+            self.writers(name),
+            self.datasets,
+            self.usage,
+            self.every_dataset,
+        ]
+
     def all_keys(self, dataset_names: list[str]) -> list[str]:
         """Every key of the identity, given every dataset name it ever had (for purging the identity)."""
         per_dataset = [

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import Boto, Raw
+from tests.conftest import DEVELOPER_KEY, Boto, Raw
 
 
 def dataset_path(pool_id: str, identity_id: str, dataset: str = "d") -> str:
@@ -137,39 +139,30 @@ async def test_unsigned_request_is_missing_authentication_token(raw: Raw, target
     assert (status, body["__type"]) == (403, "MissingAuthenticationTokenException")
 
 
-async def test_wrong_secret_is_an_invalid_signature(endpoint: str) -> None:
-    import boto3
-
-    client = boto3.client(
-        "cognito-identity",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="AKIDTESTDEVELOPER01",
-        aws_secret_access_key="not-the-secret",
-    )
-    import asyncio
-
-    with pytest.raises(ClientError) as caught:
-        await asyncio.to_thread(client.list_identity_pools, MaxResults=5)
-    assert caught.value.response["Error"]["Code"] == "InvalidSignatureException"
-
-
-async def test_unknown_access_key_is_an_unrecognized_client(endpoint: str) -> None:
-    import asyncio
-
-    import boto3
-
+async def call_with(endpoint: str, operation: str, key_id: str, secret: str) -> ClientError:
+    """The error of one boto3 cognito-sync call made with the given credentials."""
     client = boto3.client(
         "cognito-sync",
         endpoint_url=endpoint,
         region_name="us-east-1",
-        aws_access_key_id="AKIDNOBODY",
-        aws_secret_access_key="whatever",
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
     )
     with pytest.raises(ClientError) as caught:
-        await asyncio.to_thread(client.list_identity_pool_usage)
-    assert caught.value.response["Error"]["Code"] == "UnrecognizedClientException"
-    assert caught.value.response["Error"]["Message"] == "The security token included in the request is invalid."
+        await asyncio.to_thread(getattr(client, operation))
+    return caught.value
+
+
+async def test_wrong_secret_is_an_invalid_signature(endpoint: str) -> None:
+    error = await call_with(endpoint, "list_identity_pool_usage", DEVELOPER_KEY, "not-the-secret")
+    assert error.response["Error"]["Code"] == "InvalidSignatureException"
+    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+async def test_unknown_access_key_is_an_unrecognized_client(endpoint: str) -> None:
+    error = await call_with(endpoint, "list_identity_pool_usage", "AKIDNOBODY", "whatever")
+    assert error.response["Error"]["Code"] == "UnrecognizedClientException"
+    assert error.response["Error"]["Message"] == "The security token included in the request is invalid."
 
 
 async def test_operations_of_later_issues_answer_a_modeled_error(boto: Boto) -> None:

@@ -12,6 +12,17 @@ from redis.asyncio import Redis
 from tests.conftest import Boto, Raw
 
 
+async def write_one_record(boto: Boto, names: dict[str, str]) -> None:
+    token = (await boto.call(boto.sync, "list_records", **names))["SyncSessionToken"]
+    await boto.call(
+        boto.sync,
+        "update_records",
+        **names,
+        SyncSessionToken=token,
+        RecordPatches=[{"Op": "replace", "Key": "k", "Value": "v", "SyncCount": 0}],
+    )
+
+
 async def test_create_identity_pool_returns_the_pool_with_a_region_uuid_id(boto: Boto) -> None:
     created = await boto.call(
         boto.identity,
@@ -91,14 +102,7 @@ async def test_delete_identity_pool_removes_it_and_its_data(boto: Boto, raw: Raw
     pool_id = await boto.new_pool()
     identity = f"us-east-1:{uuid.uuid4()}"
     names = {"IdentityPoolId": pool_id, "IdentityId": identity, "DatasetName": "d"}
-    token = (await boto.call(boto.sync, "list_records", **names))["SyncSessionToken"]
-    await boto.call(
-        boto.sync,
-        "update_records",
-        **names,
-        SyncSessionToken=token,
-        RecordPatches=[{"Op": "replace", "Key": "k", "Value": "v", "SyncCount": 0}],
-    )
+    await write_one_record(boto, names)
     await boto.call(boto.identity, "delete_identity_pool", IdentityPoolId=pool_id)
     with pytest.raises(ClientError) as described:
         await boto.call(boto.identity, "describe_identity_pool", IdentityPoolId=pool_id)
@@ -112,14 +116,7 @@ async def test_deleting_a_pool_leaves_no_key_of_its_identities(boto: Boto, redis
     pool_id = await boto.new_pool()
     for dataset in ("kept", "deleted"):
         names = {"IdentityPoolId": pool_id, "IdentityId": f"us-east-1:{uuid.uuid4()}", "DatasetName": dataset}
-        token = (await boto.call(boto.sync, "list_records", **names))["SyncSessionToken"]
-        await boto.call(
-            boto.sync,
-            "update_records",
-            **names,
-            SyncSessionToken=token,
-            RecordPatches=[{"Op": "replace", "Key": "k", "Value": "v", "SyncCount": 0}],
-        )
+        await write_one_record(boto, names)
         if dataset == "deleted":
             await boto.call(boto.sync, "delete_dataset", **names)
     assert await redis_client.keys("syncsvc:{s*")

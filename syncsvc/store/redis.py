@@ -152,15 +152,6 @@ class RedisStore:
     ) -> UpdateOutcome:
         """Runs update_records.lua; ``encoded_patches`` is the ARGV JSON for ``patches`` (see the script)."""
         del patches  # the encoded form is what the script reads; kept in the signature for readers
-        script_keys = [
-            ik.dataset(dataset),
-            ik.records(dataset),
-            ik.changes(dataset),
-            ik.writers(dataset),
-            ik.datasets,
-            ik.usage,
-            ik.every_dataset,
-        ]
         args: list[bytes | str | int] = [
             dataset,
             now_ms,
@@ -171,7 +162,7 @@ class RedisStore:
             limits.max_bytes,
         ]
         async with self._backend():
-            raw = await self._update(keys=script_keys, args=[*args, encoded_patches])
+            raw = await self._update(keys=ik.write_keys(dataset), args=[*args, encoded_patches])
         body = orjson.loads(raw)
         return UpdateOutcome(body.pop("status"), body)
 
@@ -197,16 +188,8 @@ class RedisStore:
 
     async def delete_dataset(self, ik: IdentityKeys, dataset: str, *, now_ms: int) -> dict[str, str] | None:
         """Deletes a live dataset; returns its metadata as it was, or None when there was no live dataset."""
-        script_keys = [
-            ik.dataset(dataset),
-            ik.records(dataset),
-            ik.changes(dataset),
-            ik.writers(dataset),
-            ik.datasets,
-            ik.usage,
-        ]
         async with self._backend():
-            meta = await self._delete(keys=script_keys, args=[dataset, now_ms])
+            meta = await self._delete(keys=ik.write_keys(dataset), args=[dataset, now_ms])
         return _pairs(meta) if meta else None
 
     async def list_datasets(self, ik: IdentityKeys, *, after: str | None, limit: int) -> list[dict[str, str]]:
