@@ -30,25 +30,46 @@ def shard_of(identity_pool_id: str, identity_id: str, shards: int) -> int:
 
 
 def pool(identity_pool_id: str) -> str:
-    """Hash: the identity pool's description and its counters."""
+    """Hash: the identity pool's description."""
     return f"{PREFIX}:pool:{{{identity_pool_id}}}"
 
 
-def pool_identities(identity_pool_id: str) -> str:
-    """Set: every identity id that has stored data in the pool (for pool usage, and later bulk publish)."""
-    return f"{PREFIX}:pool:{{{identity_pool_id}}}:identities"
+def shard_tag(shard: int) -> str:
+    return f"{PREFIX}:{{s{shard}}}"
+
+
+def pool_members(identity_pool_id: str, shard: int) -> str:
+    """Set, per shard: the pool's identities in this shard that ever stored data. Kept in the shard's slot so the
+    write script adds to it atomically; pool-wide questions (usage, purge, bulk publish) walk every shard."""
+    return f"{shard_tag(shard)}:members:{identity_pool_id}"
+
+
+def pool_sessions(identity_pool_id: str, shard: int) -> str:
+    """Counter, per shard: sync sessions (SyncSessionTokens issued) for the pool's identities in this shard."""
+    return f"{shard_tag(shard)}:sessions:{identity_pool_id}"
 
 
 @dataclass(frozen=True, slots=True)
 class IdentityKeys:
     """The keys of one identity's data; build once per request with :meth:`of`."""
 
+    identity_pool_id: str
+    identity_id: str
+    shard: int
     base: str
 
     @classmethod
     def of(cls, identity_pool_id: str, identity_id: str, shards: int) -> IdentityKeys:
         shard = shard_of(identity_pool_id, identity_id, shards)
-        return cls(f"{PREFIX}:{{s{shard}}}:{identity_pool_id}/{identity_id}")
+        return cls(identity_pool_id, identity_id, shard, f"{shard_tag(shard)}:{identity_pool_id}/{identity_id}")
+
+    @property
+    def pool_members(self) -> str:
+        return pool_members(self.identity_pool_id, self.shard)
+
+    @property
+    def pool_sessions(self) -> str:
+        return pool_sessions(self.identity_pool_id, self.shard)
 
     @property
     def datasets(self) -> str:
@@ -83,7 +104,7 @@ class IdentityKeys:
         return f"{self.base}:dots:{name}"
 
     def write_keys(self, name: str) -> list[str]:
-        """KEYS[1..7] of the dataset write scripts (update_records.lua, delete_dataset.lua), in their order."""
+        """KEYS[1..8] of the dataset write scripts (update_records.lua, delete_dataset.lua), in their order."""
         return [
             self.dataset(name),
             self.records(name),
@@ -92,6 +113,7 @@ class IdentityKeys:
             self.datasets,
             self.usage,
             self.every_dataset,
+            self.pool_members,
         ]
 
     def all_keys(self, dataset_names: list[str]) -> list[str]:

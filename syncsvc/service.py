@@ -11,7 +11,6 @@ import binascii
 import hashlib
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -110,8 +109,6 @@ class SyncService:
             max_bytes=settings.max_dataset_bytes,
             max_value_bytes=settings.max_value_bytes,
         )
-        # Identities already added to their pool's index by this process: skips a round trip per write.
-        self._noted: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     # --- access ------------------------------------------------------------------------------------------------------
 
@@ -122,15 +119,6 @@ class SyncService:
         if not caller.is_developer and caller.identity_id != identity_id:
             raise NotAuthorizedError("Access to this identity's data is not allowed")
         return IdentityKeys.of(pool_id, identity_id, self._settings.shards)
-
-    async def _note_identity(self, pool_id: str, identity_id: str) -> None:
-        key = (pool_id, identity_id)
-        if key in self._noted:
-            return
-        await self._store.note_identity(pool_id, identity_id)
-        self._noted[key] = None
-        if len(self._noted) > 100_000:
-            self._noted.popitem(last=False)
 
     # --- records -----------------------------------------------------------------------------------------------------
 
@@ -159,12 +147,14 @@ class SyncService:
             since, start = int(claims["n"]), f"({claims['c']}"
         else:
             start = f"[{since + 1:020d}"
-        state, records, cursor = await self._store.list_records(ik, dataset, start=start, limit=limit)
+        new_session = not session_token and not next_token  # a session starts on its first page
         if session_token:
             self.check_session(session_token, pool_id, identity_id, dataset)
         else:
             session_token = self._signer.seal(_SESSION, bound, self._settings.sync_session_ttl_seconds)
-            await self._store.note_sync_session(pool_id)
+        state, records, cursor = await self._store.list_records(
+            ik, dataset, start=start, limit=limit, new_session=new_session
+        )
         next_out = None
         if cursor is not None:
             next_out = self._signer.seal("ListRecords", {**bound, "n": since, "c": cursor})
@@ -204,7 +194,6 @@ class SyncService:
         writer = writer_of(caller, identity_id, device_id, client_context)
         encoded = orjson.dumps([_encode_patch(patch) for patch in patches])
         fingerprint = hashlib.sha256(writer.encode() + b"\0" + encoded).hexdigest()
-        await self._note_identity(pool_id, identity_id)
         outcome = await self._store.update_records(
             ik,
             dataset,
@@ -301,10 +290,9 @@ class SyncService:
         """Pool usage, summed over the pool's identities (an admin call: O(identities), pipelined in batches)."""
         _require_developer(caller)
         await self._pools.require(pool_id)
-        found = await self._store.get_pool(pool_id)
-        sessions = found[1] if found else 0
+        sessions = await self._store.pool_sessions(pool_id, self._settings.shards)
         storage, modified = 0, None
-        async for batch in self._store.pool_identities(pool_id):
+        async for batch in self._store.pool_members(pool_id, self._settings.shards):
             usage_keys = [IdentityKeys.of(pool_id, identity, self._settings.shards).usage for identity in batch]
             for usage in await self._store.usage_of(usage_keys):
                 storage += int(usage.get("storage", 0))

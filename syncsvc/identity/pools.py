@@ -76,7 +76,7 @@ class PoolDirectory:
         found = await self._store.get_pool(identity_pool_id)
         if found is None:
             raise ResourceNotFoundError(f"IdentityPool '{identity_pool_id}' not found.")
-        pool = IdentityPool.model_validate(found[0])
+        pool = IdentityPool.model_validate(found)
         self._remember(pool)
         return pool
 
@@ -98,7 +98,7 @@ class PoolDirectory:
         for pool_id in await self._store.list_pools(after=after, limit=limit):
             found = await self._store.get_pool(pool_id)
             if found is not None:
-                pools.append(IdentityPool.model_validate(found[0]))
+                pools.append(IdentityPool.model_validate(found))
         return pools
 
     async def delete(self, identity_pool_id: str) -> None:
@@ -106,10 +106,10 @@ class PoolDirectory:
         self._cache.pop(identity_pool_id, None)
         if not await self._store.delete_pool(identity_pool_id):
             raise ResourceNotFoundError(f"IdentityPool '{identity_pool_id}' not found.")
-        async for batch in self._store.pool_identities(identity_pool_id):
+        async for batch in self._store.pool_members(identity_pool_id, self._shards):
             for identity_id in batch:
                 await self._store.purge_identity(IdentityKeys.of(identity_pool_id, identity_id, self._shards))
-        await self._store.forget_pool_identities(identity_pool_id)
+        await self._store.forget_pool_members(identity_pool_id, self._shards)
 
     def _remember(self, pool: IdentityPool) -> None:
         if self._cache_seconds > 0:

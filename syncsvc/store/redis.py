@@ -162,23 +162,24 @@ class RedisStore:
             limits.max_bytes,
         ]
         async with self._backend():
-            raw = await self._update(keys=ik.write_keys(dataset), args=[*args, encoded_patches])
+            raw = await self._update(keys=ik.write_keys(dataset), args=[*args, encoded_patches, ik.identity_id])
         body = orjson.loads(raw)
         return UpdateOutcome(body.pop("status"), body)
 
     async def list_records(
-        self, ik: IdentityKeys, dataset: str, *, start: str, limit: int
+        self, ik: IdentityKeys, dataset: str, *, start: str, limit: int, new_session: bool = False
     ) -> tuple[DatasetState, list[Record], str | None]:
-        """One page of changes from lex ``start`` (see list_records.lua); returns the cursor of the next page."""
+        """One page of changes from lex ``start`` (see list_records.lua); returns the cursor of the next page.
+        ``new_session`` counts a sync session for the pool in the same script."""
+        script_keys = [ik.dataset(dataset), ik.records(dataset), ik.changes(dataset), ik.pool_sessions]
         async with self._backend():
             meta, members, stored, more = await self._list(
-                keys=[ik.dataset(dataset), ik.records(dataset), ik.changes(dataset)], args=[start, limit]
+                keys=script_keys, args=[start, limit, "1" if new_session else "0"]
             )
         records = [
-            record_from_stored(member[_MEMBER_PREFIX:].decode(), raw)
-            for member, raw in zip(members, stored, strict=True)
+            record_from_stored(_text(member[_MEMBER_PREFIX:]), raw) for member, raw in zip(members, stored, strict=True)
         ]
-        cursor = members[-1].decode() if more else None
+        cursor = _text(members[-1]) if more else None
         return dataset_state(_pairs(meta)), records, cursor
 
     async def dataset_meta(self, ik: IdentityKeys, dataset: str) -> dict[str, str]:
@@ -215,27 +216,27 @@ class RedisStore:
             count, usage = await pipe.execute()
         return int(count), _pairs([item for pair in usage.items() for item in pair])
 
-    async def note_identity(self, identity_pool_id: str, identity_id: str) -> None:
-        """Adds the identity to its pool's index (idempotent; done before the identity's first write)."""
+    async def pool_sessions(self, identity_pool_id: str, shards: int) -> int:
+        """Sync sessions of the pool, summed over its per-shard counters."""
         async with self._backend():
-            await self.client.sadd(keys.pool_identities(identity_pool_id), identity_id)
+            pipe = self.client.pipeline(transaction=False)
+            for shard in range(shards):
+                pipe.get(keys.pool_sessions(identity_pool_id, shard))
+            counts = await pipe.execute()
+        return sum(int(count) for count in counts if count is not None)
 
-    async def note_sync_session(self, identity_pool_id: str) -> None:
-        async with self._backend():
-            await self.client.hincrby(keys.pool(identity_pool_id), "sessions", 1)
-
-    async def pool_identities(self, identity_pool_id: str) -> AsyncIterator[list[str]]:
-        """The pool's identity ids, in batches (SSCAN, so a big pool never blocks Redis)."""
-        cursor = 0
-        while True:
-            async with self._backend():
-                cursor, batch = await self.client.sscan(
-                    keys.pool_identities(identity_pool_id), cursor=cursor, count=500
-                )
-            if batch:
-                yield [_text(item) for item in batch]
-            if cursor == 0:
-                return
+    async def pool_members(self, identity_pool_id: str, shards: int) -> AsyncIterator[list[str]]:
+        """The pool's identity ids that ever stored data, shard by shard in batches (SSCAN: never blocks Redis)."""
+        for shard in range(shards):
+            key = keys.pool_members(identity_pool_id, shard)
+            cursor = 0
+            while True:
+                async with self._backend():
+                    cursor, batch = await self.client.sscan(key, cursor=cursor, count=500)
+                if batch:
+                    yield [_text(item) for item in batch]
+                if cursor == 0:
+                    break
 
     async def usage_of(self, usage_keys: Sequence[str]) -> list[dict[str, str]]:
         async with self._backend():
@@ -265,13 +266,11 @@ class RedisStore:
                 return stored
             return bool(await self._replace_if_exists(keys=[key], args=["desc", encoded]))
 
-    async def get_pool(self, identity_pool_id: str) -> tuple[dict[str, Any], int] | None:
-        """(description, sync session count) of a pool, or None."""
+    async def get_pool(self, identity_pool_id: str) -> dict[str, Any] | None:
+        """The description of a pool, or None."""
         async with self._backend():
-            desc, sessions = await self.client.hmget(keys.pool(identity_pool_id), ["desc", "sessions"])
-        if desc is None:
-            return None
-        return orjson.loads(desc), int(sessions or 0)
+            desc = await self.client.hget(keys.pool(identity_pool_id), "desc")
+        return None if desc is None else dict(orjson.loads(desc))
 
     async def list_pools(self, *, after: str | None, limit: int) -> list[str]:
         start = f"({after}" if after is not None else "-"
@@ -288,6 +287,10 @@ class RedisStore:
             removed, _ = await pipe.execute()
         return bool(removed)
 
-    async def forget_pool_identities(self, identity_pool_id: str) -> None:
+    async def forget_pool_members(self, identity_pool_id: str, shards: int) -> None:
+        """Deletes the pool's per-shard member sets and session counters."""
         async with self._backend():
-            await self.client.delete(keys.pool_identities(identity_pool_id))
+            pipe = self.client.pipeline(transaction=False)
+            for shard in range(shards):
+                pipe.delete(keys.pool_members(identity_pool_id, shard), keys.pool_sessions(identity_pool_id, shard))
+            await pipe.execute()

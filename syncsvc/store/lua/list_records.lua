@@ -1,13 +1,15 @@
 -- list_records.lua: one page of a dataset's changes after a cursor, with the dataset metadata, in one snapshot.
 --
 -- KEYS[1] dataset metadata hash   KEYS[2] records hash   KEYS[3] change log (lex sorted set)
+-- KEYS[4] the pool's sync-session counter in this shard
 -- ARGV[1] lex range start: "[<20-digit sync count>" for "changed after N", or "(<member>" to continue a page
--- ARGV[2] page size (>= 1)
+-- ARGV[2] page size (>= 1)   ARGV[3] "1" when this call starts a sync session (issues a SyncSessionToken)
 --
 -- Returns {metadata as a flat HGETALL list, members of the page, their stored records (JSON), more (0|1)}.
 -- Members are "<20-digit sync count><record key>", so the page is in (sync count, key) order and a later write
 -- always sorts after any cursor: paging never skips a record, even while the dataset changes.
 
+if ARGV[3] == '1' then redis.call('INCR', KEYS[4]) end
 local meta = redis.call('HGETALL', KEYS[1])
 local limit = tonumber(ARGV[2])
 local members = redis.call('ZRANGEBYLEX', KEYS[3], ARGV[1], '+', 'LIMIT', 0, limit + 1)

@@ -3,10 +3,12 @@
 -- KEYS[1] dataset metadata hash     KEYS[2] records hash          KEYS[3] change log (lex sorted set)
 -- KEYS[4] writers hash (last write)  KEYS[5] identity's live datasets (sorted set)
 -- KEYS[6] identity usage hash        KEYS[7] identity's every-dataset-ever set (for purges)
+-- KEYS[8] the pool's member set in this shard (the identity is added on its first dataset)
 -- ARGV[1] dataset name   ARGV[2] now (epoch ms)   ARGV[3] writer id (device)   ARGV[4] request fingerprint
 -- ARGV[5] max live datasets per identity   ARGV[6] max live records per dataset   ARGV[7] max dataset bytes
 -- ARGV[8] JSON array of patches: {k = key, op = "replace"|"remove", v = value (replace only),
 --         sc = the record's last known SyncCount, vv = version-vector context (optional), d = device ms (optional)}
+-- ARGV[9] identity id
 --
 -- Returns a JSON object, one of:
 --   {status = "ok", sc, counter, lm, records = [{sc, lm, lb, vv, d?} per patch, in order]}
@@ -16,7 +18,7 @@
 -- Nothing is written unless status is "ok".
 
 local meta_key, rec_key, log_key, writers_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local datasets_key, usage_key, every_key = KEYS[5], KEYS[6], KEYS[7]
+local datasets_key, usage_key, every_key, members_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local name, now, writer, fingerprint = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local max_datasets, max_records, max_bytes = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local patches = cjson.decode(ARGV[8])
@@ -119,6 +121,7 @@ if not live then
   redis.call('HSET', meta_key, 'created', now)
   redis.call('ZADD', datasets_key, 0, name)
   redis.call('SADD', every_key, name)
+  redis.call('SADD', members_key, ARGV[9])
 end
 redis.call('HINCRBY', usage_key, 'storage', new_storage - storage)
 redis.call('HSET', usage_key, 'modified', now)
