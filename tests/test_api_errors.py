@@ -7,9 +7,12 @@ import uuid
 
 import boto3
 import pytest
+from botocore.auth import SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from tests.conftest import DEVELOPER_KEY, Boto, Raw
+from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, Boto, Raw
 
 
 def dataset_path(pool_id: str, identity_id: str, dataset: str = "d") -> str:
@@ -176,3 +179,28 @@ async def test_operations_of_later_issues_answer_a_modeled_error(boto: Boto) -> 
 async def test_health_endpoints_need_no_signature(raw: Raw) -> None:
     assert (await raw.send("GET", "/healthz", sign=False))[:2] == (200, {"status": "ok"})
     assert (await raw.send("GET", "/readyz", sign=False))[:2] == (200, {"status": "ok", "redis": "ok"})
+
+
+def presigned_query(raw: Raw, path: str) -> str:
+    """The query string botocore's SigV4QueryAuth adds to sign a GET of ``path`` for 60 s."""
+    request = AWSRequest(method="GET", url=raw.endpoint + path)
+    signer = SigV4QueryAuth(Credentials(DEVELOPER_KEY, DEVELOPER_SECRET), "cognito-sync", "us-east-1", expires=60)
+    signer.add_auth(request)
+    query: str = str(request.url).split("?", 1)[1]
+    return query
+
+
+async def test_presigned_url_is_accepted_and_carries_a_request_id(raw: Raw, target: tuple[str, str]) -> None:
+    path, _ = target
+    query = presigned_query(raw, path + "/records?lastSyncCount=0")
+    status, body, headers = await raw.send("GET", path + "/records?" + query, sign=False)
+    assert (status, body["DatasetExists"], body["Count"]) == (200, False, 0)
+    assert len(headers["x-amzn-RequestId"]) == 36
+
+
+async def test_presigned_url_for_another_path_is_an_invalid_signature(raw: Raw, target: tuple[str, str]) -> None:
+    path, _ = target
+    query = presigned_query(raw, path + "/records")
+    other = path.replace("/datasets/d", "/datasets/e")
+    status, body, _ = await raw.send("GET", other + "/records?" + query, sign=False)
+    assert (status, body["__type"]) == (400, "InvalidSignatureException")
