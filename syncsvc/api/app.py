@@ -40,6 +40,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     except SyncsvcError as exc:
         await store.close()
         raise StartupError(f"cannot reach Redis at {_safe_url(settings.redis_url)}: {exc.message}") from None
+    if not settings.developer_credentials:
+        log.warning("no developer credentials configured (SYNCSVC_DEVELOPER_CREDENTIALS): signed requests will fail")
     signer = TokenSigner(secret)
     pools = PoolDirectory(
         store, region=settings.region, cache_seconds=settings.pool_cache_seconds, shards=settings.shards
