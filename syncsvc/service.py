@@ -78,7 +78,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def writer_of(caller: Caller, identity_id: str, device_id: str | None, client_context: str | None) -> str:
+def writer_of(identity_id: str, device_id: str | None, client_context: str | None) -> str:
     """The version-vector writer of a write: the DeviceId, else the Client-Context installation id, else the
     identity itself (so every device that sends neither shares one writer entry)."""
     if device_id:
@@ -91,7 +91,6 @@ def writer_of(caller: Caller, identity_id: str, device_id: str | None, client_co
             installation = None
         if isinstance(installation, str) and 1 <= len(installation) <= 256:
             return installation
-    del caller
     return identity_id
 
 
@@ -138,7 +137,7 @@ class SyncService:
         check_dataset_name(dataset)
         ik = await self._identity(caller, pool_id, identity_id)
         since = _non_negative("LastSyncCount", last_sync_count or 0)
-        limit = min(_positive("MaxResults", max_results or _MAX_LIST_RECORDS), _MAX_LIST_RECORDS)
+        limit = _page_size(max_results, default=_MAX_LIST_RECORDS, most=_MAX_LIST_RECORDS)
         bound = {"p": pool_id, "i": identity_id, "d": dataset}
         if next_token:
             claims = self._signer.open("ListRecords", next_token, name="NextToken")
@@ -191,7 +190,7 @@ class SyncService:
         if not patches:  # nothing to write: no new sync count, no change to stream
             meta = await self._store.dataset_meta(ik, dataset)
             return WriteResult(records=[], sync_count=int(meta.get("sc", 0)))
-        writer = writer_of(caller, identity_id, device_id, client_context)
+        writer = writer_of(identity_id, device_id, client_context)
         encoded = orjson.dumps([_encode_patch(patch) for patch in patches])
         fingerprint = hashlib.sha256(writer.encode() + b"\0" + encoded).hexdigest()
         outcome = await self._store.update_records(
@@ -258,7 +257,7 @@ class SyncService:
         next_token: str | None,
     ) -> tuple[list[Dataset], str | None]:
         ik = await self._identity(caller, pool_id, identity_id)
-        limit = min(_positive("MaxResults", max_results or 64), _MAX_LIST_DATASETS)
+        limit = _page_size(max_results, default=64, most=_MAX_LIST_DATASETS)
         after = None
         if next_token:
             claims = self._signer.open("ListDatasets", next_token, name="NextToken")
@@ -303,9 +302,10 @@ class SyncService:
 
     async def list_pool_usage(
         self, caller: Caller, *, max_results: int | None, next_token: str | None
-    ) -> tuple[list[PoolUsage], str | None]:
+    ) -> tuple[list[PoolUsage], int, str | None]:
+        """ListIdentityPoolUsage: a page of pool usages, the page size used, and the next page's token."""
         _require_developer(caller)
-        limit = min(_positive("MaxResults", max_results or 16), 60)
+        limit = _page_size(max_results, default=16, most=60)
         after = None
         if next_token:
             after = str(self._signer.open("ListIdentityPoolUsage", next_token, name="NextToken")["a"])
@@ -314,7 +314,7 @@ class SyncService:
         token = None
         if len(pool_ids) > limit:
             token = self._signer.seal("ListIdentityPoolUsage", {"a": pool_ids[limit - 1]})
-        return page, token
+        return page, limit, token
 
 
 # --- helpers --------------------------------------------------------------------------------------------------------
@@ -325,10 +325,13 @@ def _require_developer(caller: Caller) -> None:
         raise NotAuthorizedError("This operation needs developer credentials")
 
 
-def _positive(name: str, value: int) -> int:
-    if value < 1:
-        raise InvalidParameterError(f"{name} must be at least 1, not {value}")
-    return value
+def _page_size(max_results: int | None, *, default: int, most: int) -> int:
+    """MaxResults: ``default`` when absent; 0 or less is invalid (not "absent"); more than ``most`` is ``most``."""
+    if max_results is None:
+        return default
+    if max_results < 1:
+        raise InvalidParameterError(f"MaxResults must be at least 1, not {max_results}")
+    return min(max_results, most)
 
 
 def _non_negative(name: str, value: int) -> int:

@@ -159,14 +159,15 @@ async def describe_identity_pool_usage(request: web.Request) -> web.Response:
 
 
 async def list_identity_pool_usage(request: web.Request) -> web.Response:
-    max_results = query_int(request, "maxResults")
-    usages, token = await request.app[SYNC].list_pool_usage(
-        caller_of(request), max_results=max_results, next_token=request.query.get("nextToken") or None
+    usages, page_size, token = await request.app[SYNC].list_pool_usage(
+        caller_of(request),
+        max_results=query_int(request, "maxResults"),
+        next_token=request.query.get("nextToken") or None,
     )
     payload: dict[str, object] = {
         "IdentityPoolUsages": [wire.pool_usage(item) for item in usages],
         "Count": len(usages),
-        "MaxResults": max_results or 16,
+        "MaxResults": page_size,
     }
     if token is not None:
         payload["NextToken"] = token
