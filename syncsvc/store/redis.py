@@ -2,8 +2,8 @@
 
 Every write of user data is one Lua script (see ``lua/*.lua`` for each script's KEYS, ARGV and results), so it is
 atomic and all-or-nothing. Driver errors never leave this module raw: a Redis that cannot be reached becomes
-:class:`~syncsvc.errors.BackendUnavailableError` (answered 503 + Retry-After). Connection retries are off on
-purpose: a write is never sent twice behind the caller's back; clients retry, and the writers hash makes a re-sent
+:class:`~syncsvc.errors.BackendUnavailableError` (503 + Retry-After, see ``backend.py``). Connection retries are off
+on purpose: a write is never sent twice behind the caller's back; clients retry, and the writers hash makes a re-sent
 UpdateRecords idempotent.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -20,14 +19,11 @@ import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from syncsvc import keys
-from syncsvc.errors import BackendUnavailableError, SyncsvcError
 from syncsvc.keys import IdentityKeys
 from syncsvc.model import DatasetState, Limits, Record, RecordPatch
+from syncsvc.store.backend import backend, text
 
 _MEMBER_PREFIX = 20  # digits of the sync count at the front of a change-log member
 
@@ -36,15 +32,10 @@ def _load_script(name: str) -> str:
     return resources.files("syncsvc.store").joinpath("lua", name).read_text(encoding="utf-8")
 
 
-def _text(value: bytes | str) -> str:
-    """A reply item as text (the client returns bytes; typed as bytes | str)."""
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _pairs(flat: Sequence[Any]) -> dict[str, str]:
     """A flat HGETALL-style reply from a script as a dict of str."""
-    text = [_text(item) if isinstance(item, bytes) else str(item) for item in flat]
-    return dict(zip(text[::2], text[1::2], strict=True))
+    items = [text(item) if isinstance(item, bytes) else str(item) for item in flat]
+    return dict(zip(items[::2], items[1::2], strict=True))
 
 
 def record_from_stored(key: str, raw: bytes | str) -> Record:
@@ -104,37 +95,25 @@ class RedisStore:
     async def close(self) -> None:
         await self.client.aclose()
 
-    @asynccontextmanager
-    async def _backend(self) -> AsyncIterator[None]:
-        """Turns driver failures into the service's 503 error; lets the service's own errors through."""
-        try:
-            yield
-        except SyncsvcError:
-            raise
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise BackendUnavailableError(f"The data store is unavailable ({type(exc).__name__}); retry") from exc
-        except RedisError as exc:
-            raise BackendUnavailableError(f"The data store failed ({type(exc).__name__}); retry") from exc
-
     # --- deployment-wide facts --------------------------------------------------------------------------------------
 
     async def ping(self) -> None:
-        async with self._backend():
+        async with backend():
             await self.client.ping()
 
     async def check_shards(self, shards: int) -> int:
         """Records the shard count on first start; returns the recorded one (which the caller compares)."""
-        async with self._backend():
+        async with backend():
             await self.client.hsetnx(keys.META, "shards", shards)
             recorded = await self.client.hget(keys.META, "shards")
-        return int(_text(recorded or b"0"))
+        return int(text(recorded or b"0"))
 
     async def token_secret(self) -> bytes:
         """The deployment's token-signing secret, generated once and shared by every instance."""
-        async with self._backend():
+        async with backend():
             await self.client.set(keys.TOKEN_SECRET, secrets.token_hex(32), nx=True)
             secret = await self.client.get(keys.TOKEN_SECRET)
-        return _text(secret or b"").encode()
+        return text(secret or b"").encode()
 
     # --- datasets and records ---------------------------------------------------------------------------------------
 
@@ -161,7 +140,7 @@ class RedisStore:
             limits.max_records,
             limits.max_bytes,
         ]
-        async with self._backend():
+        async with backend():
             raw = await self._update(keys=ik.write_keys(dataset), args=[*args, encoded_patches, ik.identity_id])
         body = orjson.loads(raw)
         return UpdateOutcome(body.pop("status"), body)
@@ -172,44 +151,44 @@ class RedisStore:
         """One page of changes from lex ``start`` (see list_records.lua); returns the cursor of the next page.
         ``new_session`` counts a sync session for the pool in the same script."""
         script_keys = [ik.dataset(dataset), ik.records(dataset), ik.changes(dataset), ik.pool_sessions]
-        async with self._backend():
+        async with backend():
             meta, members, stored, more = await self._list(
                 keys=script_keys, args=[start, limit, "1" if new_session else "0"]
             )
         records = [
-            record_from_stored(_text(member[_MEMBER_PREFIX:]), raw) for member, raw in zip(members, stored, strict=True)
+            record_from_stored(text(member[_MEMBER_PREFIX:]), raw) for member, raw in zip(members, stored, strict=True)
         ]
-        cursor = _text(members[-1]) if more else None
+        cursor = text(members[-1]) if more else None
         return dataset_state(_pairs(meta)), records, cursor
 
     async def dataset_meta(self, ik: IdentityKeys, dataset: str) -> dict[str, str]:
-        async with self._backend():
+        async with backend():
             meta = await self.client.hgetall(ik.dataset(dataset))
         return _pairs([item for pair in meta.items() for item in pair])
 
     async def delete_dataset(self, ik: IdentityKeys, dataset: str, *, now_ms: int) -> dict[str, str] | None:
         """Deletes a live dataset; returns its metadata as it was, or None when there was no live dataset."""
-        async with self._backend():
+        async with backend():
             meta = await self._delete(keys=ik.write_keys(dataset), args=[dataset, now_ms])
         return _pairs(meta) if meta else None
 
     async def list_datasets(self, ik: IdentityKeys, *, after: str | None, limit: int) -> list[dict[str, str]]:
         """Metadata of up to ``limit`` live datasets named after ``after``, in name order (each has ``name``)."""
         start = f"({after}" if after is not None else "-"
-        async with self._backend():
+        async with backend():
             names = await self.client.zrangebylex(ik.datasets, start, "+", start=0, num=limit)
             pipe = self.client.pipeline(transaction=False)
             for name in names:
-                pipe.hgetall(ik.dataset(_text(name)))
+                pipe.hgetall(ik.dataset(text(name)))
             metas = await pipe.execute()
         return [
-            {**_pairs([item for pair in meta.items() for item in pair]), "name": _text(name)}
+            {**_pairs([item for pair in meta.items() for item in pair]), "name": text(name)}
             for name, meta in zip(names, metas, strict=True)
         ]
 
     async def identity_usage(self, ik: IdentityKeys) -> tuple[int, dict[str, str]]:
         """(live dataset count, usage hash) of one identity."""
-        async with self._backend():
+        async with backend():
             pipe = self.client.pipeline(transaction=False)
             pipe.zcard(ik.datasets)
             pipe.hgetall(ik.usage)
@@ -218,7 +197,7 @@ class RedisStore:
 
     async def pool_sessions(self, identity_pool_id: str, shards: int) -> int:
         """Sync sessions of the pool, summed over its per-shard counters."""
-        async with self._backend():
+        async with backend():
             pipe = self.client.pipeline(transaction=False)
             for shard in range(shards):
                 pipe.get(keys.pool_sessions(identity_pool_id, shard))
@@ -231,15 +210,15 @@ class RedisStore:
             key = keys.pool_members(identity_pool_id, shard)
             cursor = 0
             while True:
-                async with self._backend():
+                async with backend():
                     cursor, batch = await self.client.sscan(key, cursor=cursor, count=500)
                 if batch:
-                    yield [_text(item) for item in batch]
+                    yield [text(item) for item in batch]
                 if cursor == 0:
                     break
 
     async def usage_of(self, usage_keys: Sequence[str]) -> list[dict[str, str]]:
-        async with self._backend():
+        async with backend():
             pipe = self.client.pipeline(transaction=False)
             for key in usage_keys:
                 pipe.hgetall(key)
@@ -248,8 +227,8 @@ class RedisStore:
 
     async def purge_identity(self, ik: IdentityKeys) -> None:
         """Deletes every key of one identity (all in one slot, so one DEL)."""
-        async with self._backend():
-            names = [_text(name) for name in await self.client.smembers(ik.every_dataset)]
+        async with backend():
+            names = [text(name) for name in await self.client.smembers(ik.every_dataset)]
             await self.client.delete(*ik.all_keys(names))
 
     # --- identity pools ---------------------------------------------------------------------------------------------
@@ -258,7 +237,7 @@ class RedisStore:
         """Stores a pool's description; with ``create`` only if new, else only if it exists. True if stored."""
         key = keys.pool(identity_pool_id)
         encoded = orjson.dumps(description)
-        async with self._backend():
+        async with backend():
             if create:
                 stored = bool(await self.client.hsetnx(key, "desc", encoded))
                 if stored:
@@ -268,19 +247,19 @@ class RedisStore:
 
     async def get_pool(self, identity_pool_id: str) -> dict[str, Any] | None:
         """The description of a pool, or None."""
-        async with self._backend():
+        async with backend():
             desc = await self.client.hget(keys.pool(identity_pool_id), "desc")
         return None if desc is None else dict(orjson.loads(desc))
 
     async def list_pools(self, *, after: str | None, limit: int) -> list[str]:
         start = f"({after}" if after is not None else "-"
-        async with self._backend():
+        async with backend():
             ids = await self.client.zrangebylex(keys.POOLS, start, "+", start=0, num=limit)
-        return [_text(pool_id) for pool_id in ids]
+        return [text(pool_id) for pool_id in ids]
 
     async def delete_pool(self, identity_pool_id: str) -> bool:
         """Removes the pool itself (its identities' data is purged by the caller). True if it existed."""
-        async with self._backend():
+        async with backend():
             pipe = self.client.pipeline(transaction=False)
             pipe.delete(keys.pool(identity_pool_id))
             pipe.zrem(keys.POOLS, identity_pool_id)
@@ -289,7 +268,7 @@ class RedisStore:
 
     async def forget_pool_members(self, identity_pool_id: str, shards: int) -> None:
         """Deletes the pool's per-shard member sets and session counters."""
-        async with self._backend():
+        async with backend():
             pipe = self.client.pipeline(transaction=False)
             for shard in range(shards):
                 pipe.delete(keys.pool_members(identity_pool_id, shard), keys.pool_sessions(identity_pool_id, shard))
