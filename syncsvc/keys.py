@@ -1,7 +1,7 @@
 """Every Redis key name the service uses, in one place.
 
 All keys of one identity carry the hash tag of the identity's *shard*: ``{s<n>}`` where ``n`` is a stable hash of
-(pool, identity) modulo ``Settings.shards``. So every script that touches one identity stays in one Redis Cluster
+the identity id modulo ``Settings.shards``. So every script that touches one identity stays in one Redis Cluster
 slot, and (from the streams issue on) the shard's outbox stream lives in that same slot, so a write and its outbox
 entry commit in one script. The shard count is fixed for a deployment's life (recorded under ``META``).
 
@@ -11,6 +11,7 @@ though names may contain ``:``.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from dataclasses import dataclass
 
@@ -24,9 +25,10 @@ TOKEN_SECRET = f"{PREFIX}:secret:tokens"
 POOLS = f"{PREFIX}:pools"
 
 
-def shard_of(identity_pool_id: str, identity_id: str, shards: int) -> int:
-    """The identity's shard: stable across processes and versions (CRC-32, not Python's salted ``hash``)."""
-    return zlib.crc32(f"{identity_pool_id}/{identity_id}".encode()) % shards
+def shard_of(identity_id: str, shards: int) -> int:
+    """The identity's shard: stable across processes and versions (CRC-32, not Python's salted ``hash``). It depends
+    on the identity id alone, so a request that names only the identity (GetCredentialsForIdentity) finds it."""
+    return zlib.crc32(identity_id.encode()) % shards
 
 
 def pool(identity_pool_id: str) -> str:
@@ -39,9 +41,28 @@ def shard_tag(shard: int) -> str:
 
 
 def pool_members(identity_pool_id: str, shard: int) -> str:
-    """Set, per shard: the pool's identities in this shard that ever stored data. Kept in the shard's slot so the
-    write script adds to it atomically; pool-wide questions (usage, purge, bulk publish) walk every shard."""
+    """Sorted set (scores 0), per shard: the pool's identities in this shard, in id order (registered ones, and any
+    identity a developer stored data for). Kept in the shard's slot so scripts add to it atomically; pool-wide
+    questions (ListIdentities, usage, purge, bulk publish) walk every shard."""
     return f"{shard_tag(shard)}:members:{identity_pool_id}"
+
+
+def profile(identity_id: str, shards: int) -> str:
+    """Hash: a registered identity: ``pool``, ``created``, ``modified`` (epoch ms), ``logins`` (JSON list of
+    [provider, subject]) and ``gen`` (raised to revoke every credential issued before)."""
+    return f"{shard_tag(shard_of(identity_id, shards))}:profile:{identity_id}"
+
+
+def login(identity_pool_id: str, provider: str, subject: str) -> str:
+    """String: the identity a login (provider + subject) of a pool belongs to. The hash tag is a digest, so every
+    login lands in its own slot whatever characters the subject holds."""
+    digest = hashlib.sha256(f"{identity_pool_id}\0{provider}\0{subject}".encode()).hexdigest()[:32]
+    return f"{PREFIX}:login:{{{digest}}}"
+
+
+def rate(identity_pool_id: str, operation: str, second: int) -> str:
+    """Counter: calls of a rate-limited operation on a pool within one wall-clock second (expires at once)."""
+    return f"{PREFIX}:rate:{{{identity_pool_id}}}:{operation}:{second}"
 
 
 def pool_sessions(identity_pool_id: str, shard: int) -> str:
@@ -60,7 +81,7 @@ class IdentityKeys:
 
     @classmethod
     def of(cls, identity_pool_id: str, identity_id: str, shards: int) -> IdentityKeys:
-        shard = shard_of(identity_pool_id, identity_id, shards)
+        shard = shard_of(identity_id, shards)
         return cls(identity_pool_id, identity_id, shard, f"{shard_tag(shard)}:{identity_pool_id}/{identity_id}")
 
     @property
@@ -124,3 +145,8 @@ class IdentityKeys:
             for key in (self.dataset(name), self.records(name), self.changes(name), self.writers(name))
         ]
         return [self.datasets, self.every_dataset, self.usage, *per_dataset]
+
+
+#: Hash: kid -> one token-signing key of the service (JSON: kid, alg, private_pem, created), shared by every instance
+#: so they all sign with the same key and verify each other's tokens (see ``syncsvc.store.keyring``).
+SIGNING_KEYS = f"{PREFIX}:oidc:keys"

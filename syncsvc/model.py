@@ -130,3 +130,27 @@ class Caller:
 
 IDENTITY_ID_PATTERN = r"^[\w-]+:[0-9a-f-]+$"
 DATASET_NAME_PATTERN = r"^[a-zA-Z0-9_.:-]{1,128}$"
+
+
+Login = tuple[str, str]
+"""A login: (provider name, subject). The provider is the ``Logins`` map key (``accounts.google.com``, an OIDC
+issuer host, or the pool's developer provider name); the subject is the provider's user id."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityProfile:
+    """A registered identity. ``generation`` rises whenever its credentials are revoked (unlink)."""
+
+    identity_id: str
+    identity_pool_id: str
+    logins: tuple[Login, ...]
+    created_ms: int
+    modified_ms: int
+    generation: int
+
+    @property
+    def authenticated(self) -> bool:
+        return bool(self.logins)
+
+    def subjects(self, provider: str) -> list[str]:
+        return [subject for name, subject in self.logins if name == provider]

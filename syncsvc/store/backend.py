@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
 
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -29,3 +32,9 @@ async def backend() -> AsyncIterator[None]:
 def text(value: bytes | str) -> str:
     """A reply item as text (the client returns bytes; its stubs say bytes | str)."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def register(client: aioredis.Redis, name: str) -> AsyncScript:
+    """The script ``lua/<name>`` registered on ``client`` (EVALSHA, loaded again by redis-py after a restart)."""
+    source = resources.files("syncsvc.store").joinpath("lua", name).read_text(encoding="utf-8")
+    return client.register_script(source)

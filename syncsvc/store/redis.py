@@ -12,7 +12,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import orjson
@@ -23,13 +22,9 @@ from redis.backoff import NoBackoff
 from syncsvc import keys
 from syncsvc.keys import IdentityKeys
 from syncsvc.model import DatasetState, Limits, Record, RecordPatch
-from syncsvc.store.backend import backend, text
+from syncsvc.store.backend import backend, register, text
 
 _MEMBER_PREFIX = 20  # digits of the sync count at the front of a change-log member
-
-
-def _load_script(name: str) -> str:
-    return resources.files("syncsvc.store").joinpath("lua", name).read_text(encoding="utf-8")
 
 
 def _pairs(flat: Sequence[Any]) -> dict[str, str]:
@@ -75,10 +70,10 @@ class RedisStore:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
-        self._update = client.register_script(_load_script("update_records.lua"))
-        self._list = client.register_script(_load_script("list_records.lua"))
-        self._delete = client.register_script(_load_script("delete_dataset.lua"))
-        self._replace_if_exists = client.register_script(_load_script("replace_if_exists.lua"))
+        self._update = register(client, "update_records.lua")
+        self._list = register(client, "list_records.lua")
+        self._delete = register(client, "delete_dataset.lua")
+        self._replace_if_exists = register(client, "replace_if_exists.lua")
 
     @classmethod
     def connect(cls, url: str) -> RedisStore:
@@ -205,17 +200,17 @@ class RedisStore:
         return sum(int(count) for count in counts if count is not None)
 
     async def pool_members(self, identity_pool_id: str, shards: int) -> AsyncIterator[list[str]]:
-        """The pool's identity ids that ever stored data, shard by shard in batches (SSCAN: never blocks Redis)."""
+        """The pool's identity ids, shard by shard, in batches of at most 500 (never one long command)."""
         for shard in range(shards):
             key = keys.pool_members(identity_pool_id, shard)
-            cursor = 0
+            after = "-"
             while True:
                 async with backend():
-                    cursor, batch = await self.client.sscan(key, cursor=cursor, count=500)
-                if batch:
-                    yield [text(item) for item in batch]
-                if cursor == 0:
+                    batch = [text(item) for item in await self.client.zrangebylex(key, after, "+", 0, 500)]
+                if not batch:
                     break
+                yield batch
+                after = f"({batch[-1]}"
 
     async def usage_of(self, usage_keys: Sequence[str]) -> list[dict[str, str]]:
         async with backend():

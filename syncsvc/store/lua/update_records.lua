@@ -121,7 +121,7 @@ if not live then
   redis.call('HSET', meta_key, 'created', now)
   redis.call('ZADD', datasets_key, 0, name)
   redis.call('SADD', every_key, name)
-  redis.call('SADD', members_key, ARGV[9])
+  redis.call('ZADD', members_key, 0, ARGV[9])
 end
 redis.call('HINCRBY', usage_key, 'storage', new_storage - storage)
 redis.call('HSET', usage_key, 'modified', now)

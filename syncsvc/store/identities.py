@@ -1,0 +1,140 @@
+"""RedisIdentityStore: the identity registry (profiles, the login index) and per-pool rate counters.
+
+A profile lives in its identity's shard (``keys.profile``) next to the pool's member set, so creating one is one
+script. A login (provider + subject) maps to its identity through a key of its own slot (``keys.login``), claimed
+with SET NX so that two concurrent first logins agree on one identity.
+
+Order of writes, so that a crash between two steps never leaves a usable credential behind: logins are claimed
+*before* the profile that lists them is written, and a profile is deleted *before* its logins are released. A
+login left pointing at a missing profile is found and healed by the broker (it re-creates the profile).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import orjson
+import redis.asyncio as aioredis
+
+from syncsvc import keys
+from syncsvc.model import IdentityProfile, Login
+from syncsvc.store.backend import backend, register, text
+
+
+def _profile(identity_id: str, flat: Sequence[bytes | str]) -> IdentityProfile | None:
+    if not flat:
+        return None
+    items = [text(item) for item in flat]
+    fields = dict(zip(items[::2], items[1::2], strict=True))
+    return IdentityProfile(
+        identity_id=identity_id,
+        identity_pool_id=fields["pool"],
+        logins=tuple((provider, subject) for provider, subject in orjson.loads(fields["logins"])),
+        created_ms=int(fields["created"]),
+        modified_ms=int(fields["modified"]),
+        generation=int(fields["gen"]),
+    )
+
+
+def _encode(logins: Sequence[Login]) -> bytes:
+    return orjson.dumps([list(pair) for pair in logins])
+
+
+class RedisIdentityStore:
+    def __init__(self, client: aioredis.Redis, *, shards: int) -> None:
+        self.client = client
+        self._shards = shards
+        self._create = register(client, "create_identity.lua")
+        self._change = register(client, "change_logins.lua")
+        self._release = register(client, "release_login.lua")
+
+    def _profile_key(self, identity_id: str) -> str:
+        return keys.profile(identity_id, self._shards)
+
+    def _members_key(self, identity_pool_id: str, identity_id: str) -> str:
+        return keys.pool_members(identity_pool_id, keys.shard_of(identity_id, self._shards))
+
+    # --- profiles ---------------------------------------------------------------------------------------------------
+
+    async def create(self, identity_id: str, identity_pool_id: str, logins: Sequence[Login], now_ms: int) -> bool:
+        """Registers a new identity; False when the id already exists."""
+        script_keys = [self._profile_key(identity_id), self._members_key(identity_pool_id, identity_id)]
+        async with backend():
+            created = await self._create(
+                keys=script_keys, args=[identity_pool_id, identity_id, now_ms, _encode(logins)]
+            )
+        return bool(created)
+
+    async def get(self, identity_id: str) -> IdentityProfile | None:
+        async with backend():
+            mapping = await self.client.hgetall(self._profile_key(identity_id))
+        return _profile(identity_id, [item for pair in mapping.items() for item in pair])
+
+    async def generation(self, identity_id: str) -> tuple[str, int] | None:
+        """(pool id, generation) of a registered identity: the one read an identity-signed request costs."""
+        async with backend():
+            pool, gen = await self.client.hmget(self._profile_key(identity_id), ["pool", "gen"])
+        if pool is None or gen is None:
+            return None
+        return text(pool), int(gen)
+
+    async def change_logins(
+        self, identity_id: str, *, add: Sequence[Login] = (), remove: Sequence[Login] = (), revoke: bool = False
+    ) -> IdentityProfile | None:
+        """Adds and removes logins (and with ``revoke`` invalidates every credential issued so far)."""
+        args: list[int | bytes | str] = [int(time.time() * 1000), _encode(add), _encode(remove), "1" if revoke else "0"]
+        async with backend():
+            flat = await self._change(keys=[self._profile_key(identity_id)], args=args)
+        return _profile(identity_id, flat)
+
+    async def delete(self, identity_id: str, identity_pool_id: str) -> bool:
+        """Removes the profile and the pool membership in one transaction (same slot). True if it existed."""
+        async with backend():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(self._profile_key(identity_id))
+            pipe.zrem(self._members_key(identity_pool_id, identity_id), identity_id)
+            deleted, _ = await pipe.execute()
+        return bool(deleted)
+
+    async def members(self, identity_pool_id: str, shard: int, *, after: str | None, limit: int) -> list[str]:
+        """Up to ``limit`` identity ids of the pool in one shard, in id order, after ``after``."""
+        start = f"({after}" if after is not None else "-"
+        async with backend():
+            ids = await self.client.zrangebylex(keys.pool_members(identity_pool_id, shard), start, "+", 0, limit)
+        return [text(identity_id) for identity_id in ids]
+
+    # --- the login index --------------------------------------------------------------------------------------------
+
+    async def owners(self, identity_pool_id: str, logins: Sequence[Login]) -> list[str | None]:
+        """The identity each login belongs to (None where it belongs to none), in order."""
+        if not logins:
+            return []
+        async with backend():
+            found = await self.client.mget([keys.login(identity_pool_id, *login) for login in logins])
+        return [None if owner is None else text(owner) for owner in found]
+
+    async def claim(self, identity_pool_id: str, login: Login, identity_id: str) -> str:
+        """Links a free login to ``identity_id``; returns the login's owner afterwards (another id if it was taken)."""
+        key = keys.login(identity_pool_id, *login)
+        async with backend():
+            if await self.client.set(key, identity_id, nx=True):
+                return identity_id
+            owner = await self.client.get(key)
+        return identity_id if owner is None else text(owner)
+
+    async def release(self, identity_pool_id: str, login: Login, identity_id: str) -> None:
+        async with backend():
+            await self._release(keys=[keys.login(identity_pool_id, *login)], args=[identity_id])
+
+    # --- rate limits ------------------------------------------------------------------------------------------------
+
+    async def within_rate(self, identity_pool_id: str, operation: str, per_second: int) -> bool:
+        """Counts one call in the current wall-clock second; False when that makes more than ``per_second``."""
+        key = keys.rate(identity_pool_id, operation, int(time.time()))
+        async with backend():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.incr(key)
+            pipe.expire(key, 2)
+            count, _ = await pipe.execute()
+        return int(count) <= per_second
