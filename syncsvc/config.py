@@ -10,6 +10,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from syncsvc.identity.oidc import OidcProvider
+
 
 class DeveloperCredential(tuple[str, SecretStr]):
     """An ``(access_key_id, secret)`` pair accepted for developer (admin) SigV4 requests."""
@@ -72,6 +74,29 @@ class Settings(BaseSettings):
         "another instance may still be served here for this long.",
     )
     clock_skew_seconds: int = Field(300, ge=1, description="Allowed SigV4 clock skew (AWS: 5 minutes).")
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/]+(/.*)?$",
+        description="The URL clients reach this service at: the `iss` of the tokens it issues and the base of "
+        "/.well-known/*. Default: http://<host>:<port>.",
+    )
+    oidc_providers: tuple[OidcProvider, ...] = Field(
+        (),
+        description='OpenID Connect providers accepted for federated logins, as JSON: [{"name": '
+        '"login.example.com", "issuer": "https://login.example.com", "jwks_url": "https://…/jwks.json", '
+        '"audiences": ["client-id"], "algorithms": ["RS256"]}]. A pool allows a provider through its '
+        "SupportedLoginProviders or OpenIdConnectProviderARNs.",
+    )
+    credentials_ttl_seconds: int = Field(
+        3600, ge=60, le=43200, description="Lifetime of temporary credentials (GetCredentialsForIdentity)."
+    )
+    token_rotation_seconds: int = Field(
+        86400, ge=60, description="How often the key that signs identity tokens changes (old keys stay published)."
+    )
+    get_id_per_second: int = Field(25, ge=0, description="GetId calls per second per pool (0 = no limit).")
+    token_calls_per_second: int = Field(
+        200, ge=0, description="Credential and token calls per second per pool (0 = no limit)."
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     @field_validator("developer_credentials", mode="before")
@@ -86,6 +111,10 @@ class Settings(BaseSettings):
                 raise ValueError("each credential must look like ACCESS_KEY_ID:SECRET")
             pairs.append(DeveloperCredential((key_id, SecretStr(secret))))
         return tuple(pairs)
+
+    @property
+    def issuer_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     def developer_secret(self, access_key_id: str) -> str | None:
         """The secret of a developer access key id, or None when the id is not a developer's."""

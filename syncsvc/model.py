@@ -62,16 +62,8 @@ class DatasetState:
     purged_at: int
     modified_by: str | None
     version_vector: dict[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class RecordPage:
-    """One page of ListRecords."""
-
-    dataset: DatasetState
-    records: list[Record]
-    #: Opaque-to-the-client position after the last record of the page, or None when this was the last page.
-    next_cursor: str | None
+    #: Datasets merged into this one from other identities (``<name>.<source identity id>``).
+    merged: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,20 +104,40 @@ class Limits:
     max_key_length: int = 1024
 
 
+class CallerKind(StrEnum):
+    DEVELOPER = "developer"
+    IDENTITY = "identity"
+    ANONYMOUS = "anonymous"
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who made a request, once its signature checked out.
+    """Who made a request, once its credentials checked out.
 
-    A developer (admin credentials from settings) may act on any identity of an existing pool. An identity (from the
-    identity issue on) may act only on its own data.
+    A developer (admin SigV4 credentials from settings) may act on any identity of an existing pool. An identity
+    (temporary credentials or a Bearer token from GetOpenIdToken) may act only on its own data. Anonymous callers
+    reach only the Cognito Identity operations that AWS marks as needing no signature (GetId and friends).
     """
 
-    access_key_id: str
+    kind: CallerKind
+    access_key_id: str = ""
     identity_id: str | None = None
+    identity_pool_id: str | None = None
 
     @property
     def is_developer(self) -> bool:
-        return self.identity_id is None
+        return self.kind is CallerKind.DEVELOPER
+
+    @classmethod
+    def developer(cls, access_key_id: str) -> Caller:
+        return cls(CallerKind.DEVELOPER, access_key_id)
+
+    @classmethod
+    def identity(cls, identity_pool_id: str, identity_id: str, access_key_id: str = "") -> Caller:
+        return cls(CallerKind.IDENTITY, access_key_id, identity_id, identity_pool_id)
+
+
+ANONYMOUS = Caller(CallerKind.ANONYMOUS)
 
 
 IDENTITY_ID_PATTERN = r"^[\w-]+:[0-9a-f-]+$"

@@ -112,11 +112,15 @@ class SyncService:
     # --- access ------------------------------------------------------------------------------------------------------
 
     async def _identity(self, caller: Caller, pool_id: str, identity_id: str) -> IdentityKeys:
-        """Checks that the pool exists and the caller may act on the identity; returns the identity's keys."""
+        """Checks that the caller may act on the identity and that the pool exists; returns the identity's keys.
+
+        The one authorization rule for data: a developer may act on any identity of an existing pool; an identity
+        only on itself. The caller is checked *before* the pool, so an identity learns nothing about other pools or
+        identities: every foreign target answers the same NotAuthorizedException."""
         check_identity_id(identity_id)
-        await self._pools.require(pool_id)
-        if not caller.is_developer and caller.identity_id != identity_id:
+        if not caller.is_developer and (caller.identity_id, caller.identity_pool_id) != (identity_id, pool_id):
             raise NotAuthorizedError("Access to this identity's data is not allowed")
+        await self._pools.require(pool_id)
         return IdentityKeys.of(pool_id, identity_id, self._settings.shards)
 
     # --- records -----------------------------------------------------------------------------------------------------
@@ -315,6 +319,61 @@ class SyncService:
         if len(pool_ids) > limit:
             token = self._signer.seal("ListIdentityPoolUsage", {"a": pool_ids[limit - 1]})
         return page, limit, token
+
+    # --- merges -------------------------------------------------------------------------------------------------------
+
+    async def merge_datasets(self, pool_id: str, source_id: str, destination_id: str) -> list[str]:
+        """Copies every live dataset of ``source_id`` into ``destination_id`` as ``<name>.<source id>`` (Cognito's
+        merged datasets, reported by ListRecords in MergedDatasetNames). Each copy is one atomic write; a copy that
+        already exists (a merge retried after a crash) is kept as it is. Checks the dataset limit first, so a merge
+        that cannot fit copies nothing."""
+        shards = self._settings.shards
+        source, destination = (
+            IdentityKeys.of(pool_id, source_id, shards),
+            IdentityKeys.of(pool_id, destination_id, shards),
+        )
+        names = [meta["name"] for meta in await self._store.list_datasets(source, after=None, limit=100_000)]
+        count, _ = await self._store.identity_usage(destination)
+        if count + len(names) > self._limits.max_datasets:
+            raise LimitExceededError(
+                f"Merging would give identity {destination_id} {count + len(names)} datasets; "
+                f"the limit is {self._limits.max_datasets}"
+            )
+        merged = []
+        for name in names:
+            target = merged_name(name, source_id)
+            records = await self._all_live_records(source, name)
+            patches = [RecordPatch(Op.REPLACE, r.key, r.value, 0, r.device_last_modified_ms) for r in records]
+            encoded = orjson.dumps([_encode_patch(patch) for patch in patches])
+            outcome = await self._store.update_records(
+                destination,
+                target,
+                writer=f"merge:{source_id}",
+                patches=patches,
+                encoded_patches=encoded,
+                fingerprint=hashlib.sha256(encoded).hexdigest(),
+                now_ms=now_ms(),
+                limits=self._limits,
+            )
+            if outcome.status == "limit":
+                raise _limit(target, outcome.body)
+            merged.append(target)
+        return merged
+
+    async def _all_live_records(self, ik: IdentityKeys, dataset: str) -> list[Record]:
+        records: list[Record] = []
+        start = "[" + f"{1:020d}"
+        while True:
+            _, page, cursor = await self._store.list_records(ik, dataset, start=start, limit=_MAX_LIST_RECORDS)
+            records += [record for record in page if record.value is not None]
+            if cursor is None:
+                return records
+            start = f"({cursor}"
+
+
+def merged_name(name: str, source_id: str) -> str:
+    """``<name>.<source identity id>``, with the name shortened when needed to stay within 128 characters."""
+    return f"{name[: 128 - len(source_id) - 1]}.{source_id}"
 
 
 # --- helpers --------------------------------------------------------------------------------------------------------

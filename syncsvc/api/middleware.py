@@ -11,15 +11,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from syncsvc.api import wire
-from syncsvc.api.protocol import AMZ_JSON, REST_JSON, SETTINGS, body_of, respond
-from syncsvc.config import Settings
+from syncsvc.api.protocol import AMZ_JSON, AUTHENTICATOR, REST_JSON, SETTINGS, body_of, respond
 from syncsvc.errors import (
     BackendUnavailableError,
     MethodNotAllowedError,
@@ -27,7 +24,6 @@ from syncsvc.errors import (
     RequestTooLargeError,
     SyncsvcError,
     UnknownOperationError,
-    UnrecognizedClientError,
 )
 from syncsvc.identity import sigv4
 from syncsvc.model import Caller
@@ -37,7 +33,12 @@ log = logging.getLogger("syncsvc.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CALLER = web.RequestKey("caller", Caller)
 #: Paths that need no signature.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/.well-known/openid-configuration", "/.well-known/jwks.json"})
+#: Operations AWS serves without a signature (``authtype: none`` in the service model).
+UNAUTHENTICATED_TARGETS = frozenset(
+    f"AWSCognitoIdentityService.{name}"
+    for name in ("GetId", "GetCredentialsForIdentity", "GetOpenIdToken", "UnlinkIdentity")
+)
 #: X-Amz-Target prefix -> SigV4 service name; requests without a target are Cognito Sync (rest-json).
 TARGET_SERVICES = {"AWSCognitoIdentityService.": "cognito-identity"}
 
@@ -95,36 +96,25 @@ def _service_of(request: web.Request) -> str:
     return "cognito-sync"
 
 
-def make_auth_middleware(settings: Settings) -> Middleware:
-    """SigV4 for every request except :data:`PUBLIC_PATHS`; sets ``request[CALLER]``."""
-
-    @web.middleware
-    async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in PUBLIC_PATHS:
-            return await handler(request)
-        raw_path, _, raw_query = request.raw_path.partition("?")
-        signed = sigv4.SignedRequest(
-            method=request.method,
-            raw_path=raw_path,
-            raw_query=raw_query,
-            headers=tuple(request.headers.items()),
-            body=await body_of(request),
-        )
-        claim = sigv4.parse(
-            signed,
-            service=_service_of(request),
-            region=settings.region,
-            now=datetime.now(UTC),
-            max_skew_seconds=settings.clock_skew_seconds,
-        )
-        secret = settings.developer_secret(claim.access_key_id)
-        if secret is None:
-            raise UnrecognizedClientError("The security token included in the request is invalid.")
-        sigv4.check(signed, claim, secret)
-        request[CALLER] = Caller(access_key_id=claim.access_key_id)
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticates every request except :data:`PUBLIC_PATHS`; sets ``request[CALLER]``."""
+    if request.path in PUBLIC_PATHS:
         return await handler(request)
-
-    return auth_middleware
+    raw_path, _, raw_query = request.raw_path.partition("?")
+    signed = sigv4.SignedRequest(
+        method=request.method,
+        raw_path=raw_path,
+        raw_query=raw_query,
+        headers=tuple(request.headers.items()),
+        body=await body_of(request),
+    )
+    request[CALLER] = await request.app[AUTHENTICATOR].caller(
+        signed,
+        service=_service_of(request),
+        anonymous_allowed=request.headers.get("X-Amz-Target", "") in UNAUTHENTICATED_TARGETS,
+    )
+    return await handler(request)
 
 
 def caller_of(request: web.Request) -> Caller:

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ValidationError
 
 from syncsvc.config import Settings
 from syncsvc.errors import InvalidParameterError, SerializationError, SyncsvcError
+from syncsvc.identity.authenticator import Authenticator
+from syncsvc.identity.broker import IdentityBroker
+from syncsvc.identity.issuer import TokenIssuer
 from syncsvc.identity.pools import PoolDirectory
 from syncsvc.service import SyncService
 from syncsvc.store import RedisStore
@@ -111,3 +114,6 @@ STORE = web.AppKey("store", RedisStore)
 POOLS = web.AppKey("pools", PoolDirectory)
 SYNC = web.AppKey("sync", SyncService)
 SIGNER = web.AppKey("signer", TokenSigner)
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+BROKER = web.AppKey("broker", IdentityBroker)
+ISSUER = web.AppKey("issuer", TokenIssuer)

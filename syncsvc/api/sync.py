@@ -86,7 +86,7 @@ async def list_records(request: web.Request) -> web.Response:
         "DatasetSyncCount": result.dataset.sync_count,
         "DatasetExists": result.dataset.exists,
         "DatasetDeletedAfterRequestedSyncCount": result.deleted_after_requested,
-        "MergedDatasetNames": [],
+        "MergedDatasetNames": list(result.dataset.merged),
         "SyncSessionToken": result.session_token,
         "VersionVector": result.dataset.version_vector,
     }

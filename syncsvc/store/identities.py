@@ -47,7 +47,7 @@ class RedisIdentityStore:
         self._shards = shards
         self._create = register(client, "create_identity.lua")
         self._change = register(client, "change_logins.lua")
-        self._release = register(client, "release_login.lua")
+        self._move = register(client, "move_login.lua")
 
     def _profile_key(self, identity_id: str) -> str:
         return keys.profile(identity_id, self._shards)
@@ -123,9 +123,23 @@ class RedisIdentityStore:
             owner = await self.client.get(key)
         return identity_id if owner is None else text(owner)
 
-    async def release(self, identity_pool_id: str, login: Login, identity_id: str) -> None:
+    async def move(self, identity_pool_id: str, login: Login, *, owner: str, to: str | None) -> bool:
+        """Hands a login of ``owner`` to ``to`` (None: forgets it). False when ``owner`` no longer has it."""
         async with backend():
-            await self._release(keys=[keys.login(identity_pool_id, *login)], args=[identity_id])
+            moved = await self._move(keys=[keys.login(identity_pool_id, *login)], args=[owner, to or ""])
+        return bool(moved)
+
+    async def profiles(self, identity_ids: Sequence[str]) -> list[IdentityProfile | None]:
+        """Several profiles in one pipelined round trip."""
+        async with backend():
+            pipe = self.client.pipeline(transaction=False)
+            for identity_id in identity_ids:
+                pipe.hgetall(self._profile_key(identity_id))
+            replies = await pipe.execute()
+        return [
+            _profile(identity_id, [item for pair in reply.items() for item in pair])
+            for identity_id, reply in zip(identity_ids, replies, strict=True)
+        ]
 
     # --- rate limits ------------------------------------------------------------------------------------------------
 

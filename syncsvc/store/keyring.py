@@ -8,24 +8,22 @@ rotation schedule) is the caller's business (``syncsvc.identity.issuer``).
 Security note: the private keys sit in Redis as plain PEM, so whoever can read that hash can mint identity tokens.
 A later issue wraps them with a KMS key (envelope encryption); until then, protect Redis accordingly.
 
-Driver errors never leave this module raw: they become :class:`~syncsvc.errors.BackendUnavailableError`.
+Driver errors never leave this module raw: they become :class:`~syncsvc.errors.BackendUnavailableError`
+(``syncsvc.store.backend``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from syncsvc import keys
 from syncsvc.errors import BackendUnavailableError
+from syncsvc.store.backend import backend
 
 log = logging.getLogger("syncsvc.keyring")
 
@@ -53,17 +51,6 @@ class StoredKey:
         )
 
 
-@asynccontextmanager
-async def _backend() -> AsyncIterator[None]:
-    """Turns driver failures into the service's 503 error (as ``RedisStore._backend`` does)."""
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-        raise BackendUnavailableError(f"The data store is unavailable ({type(exc).__name__}); retry") from exc
-    except RedisError as exc:
-        raise BackendUnavailableError(f"The data store failed ({type(exc).__name__}); retry") from exc
-
-
 class RedisKeyRing:
     """The shared signing keys, by kid. Holds no state of its own: every call asks Redis."""
 
@@ -78,12 +65,12 @@ class RedisKeyRing:
         When instances race, every one of them may make a key, but only the first write is kept and every caller
         gets that one back.
         """
-        async with _backend():
+        async with backend():
             raw = await self.client.hget(keys.SIGNING_KEYS, kid)
         if raw is not None:
             return StoredKey.decode(raw)
         made = StoredKey(kid=kid, alg=alg, private_pem=await make_private_pem(), created=created)
-        async with _backend():
+        async with backend():
             if await self.client.hsetnx(keys.SIGNING_KEYS, kid, made.encode()):
                 return made
             raw = await self.client.hget(keys.SIGNING_KEYS, kid)
@@ -93,7 +80,7 @@ class RedisKeyRing:
 
     async def load_all(self) -> list[StoredKey]:
         """Every stored key, oldest first. An entry that cannot be decoded is logged and skipped."""
-        async with _backend():
+        async with backend():
             stored = await self.client.hgetall(keys.SIGNING_KEYS)
         loaded = []
         for kid, raw in stored.items():
@@ -107,6 +94,6 @@ class RedisKeyRing:
         """Deletes the keys created before ``created_before`` (epoch seconds); returns their kids."""
         stale = [key.kid for key in await self.load_all() if key.created < created_before]
         if stale:
-            async with _backend():
+            async with backend():
                 await self.client.hdel(keys.SIGNING_KEYS, *stale)
         return stale

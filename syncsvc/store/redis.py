@@ -47,8 +47,9 @@ def record_from_stored(key: str, raw: bytes | str) -> Record:
     )
 
 
-def dataset_state(meta: dict[str, str]) -> DatasetState:
+def dataset_state(meta: dict[str, str], *, merged: Sequence[str] = ()) -> DatasetState:
     return DatasetState(
+        merged=tuple(merged),
         exists=meta.get("live") == "1",
         sync_count=int(meta.get("sc", 0)),
         purged_at=int(meta.get("purged", 0)),
@@ -145,16 +146,17 @@ class RedisStore:
     ) -> tuple[DatasetState, list[Record], str | None]:
         """One page of changes from lex ``start`` (see list_records.lua); returns the cursor of the next page.
         ``new_session`` counts a sync session for the pool in the same script."""
-        script_keys = [ik.dataset(dataset), ik.records(dataset), ik.changes(dataset), ik.pool_sessions]
+        script_keys = [ik.dataset(dataset), ik.records(dataset), ik.changes(dataset), ik.pool_sessions, ik.datasets]
         async with backend():
-            meta, members, stored, more = await self._list(
-                keys=script_keys, args=[start, limit, "1" if new_session else "0"]
+            meta, members, stored, more, merged = await self._list(
+                keys=script_keys, args=[start, limit, "1" if new_session else "0", f"{dataset}."]
             )
         records = [
             record_from_stored(text(member[_MEMBER_PREFIX:]), raw) for member, raw in zip(members, stored, strict=True)
         ]
         cursor = text(members[-1]) if more else None
-        return dataset_state(_pairs(meta)), records, cursor
+        state = dataset_state(_pairs(meta), merged=[text(name) for name in merged])
+        return state, records, cursor
 
     async def dataset_meta(self, ik: IdentityKeys, dataset: str) -> dict[str, str]:
         async with backend():

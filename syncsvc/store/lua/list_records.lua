@@ -1,11 +1,13 @@
 -- list_records.lua: one page of a dataset's changes after a cursor, with the dataset metadata, in one snapshot.
 --
 -- KEYS[1] dataset metadata hash   KEYS[2] records hash   KEYS[3] change log (lex sorted set)
--- KEYS[4] the pool's sync-session counter in this shard
+-- KEYS[4] the pool's sync-session counter in this shard   KEYS[5] the identity's live datasets
 -- ARGV[1] lex range start: "[<20-digit sync count>" for "changed after N", or "(<member>" to continue a page
 -- ARGV[2] page size (>= 1)   ARGV[3] "1" when this call starts a sync session (issues a SyncSessionToken)
+-- ARGV[4] the dataset name followed by "." (datasets merged into this one from other identities start so)
 --
--- Returns {metadata as a flat HGETALL list, members of the page, their stored records (JSON), more (0|1)}.
+-- Returns {metadata as a flat HGETALL list, members of the page, their stored records (JSON), more (0|1),
+--          names of the merged datasets}.
 -- Members are "<20-digit sync count><record key>", so the page is in (sync count, key) order and a later write
 -- always sorts after any cursor: paging never skips a record, even while the dataset changes.
 
@@ -24,4 +26,5 @@ if #members > 0 then
   for i, m in ipairs(members) do keys[i] = string.sub(m, 21) end
   records = redis.call('HMGET', KEYS[2], unpack(keys))
 end
-return {meta, members, records, more}
+local merged = redis.call('ZRANGEBYLEX', KEYS[5], '[' .. ARGV[4], '[' .. ARGV[4] .. '\255')
+return {meta, members, records, more, merged}

@@ -1,0 +1,86 @@
+"""Authenticator: who is calling. The one place that turns request credentials into a :class:`Caller`.
+
+Accepted, in this order:
+
+* ``Authorization: Bearer <token>`` — a token this service issued (GetOpenIdToken / developer identity): the caller
+  is that identity, while the identity exists.
+* SigV4 with ``X-Amz-Security-Token`` — temporary credentials from GetCredentialsForIdentity: the caller is that
+  identity, while it exists at the generation the credentials were issued for (unlink and delete revoke them).
+* SigV4 with a developer access key from ``SYNCSVC_DEVELOPER_CREDENTIALS``: the caller is a developer.
+* Nothing at all, for the few operations AWS marks as unauthenticated (GetId, GetCredentialsForIdentity,
+  GetOpenIdToken, UnlinkIdentity): the caller is anonymous.
+
+What a caller may then do is decided where the data lives (``SyncService._identity``, developer-only checks).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from syncsvc.config import Settings
+from syncsvc.errors import NotAuthorizedError, UnrecognizedClientError
+from syncsvc.identity import sigv4
+from syncsvc.identity.credentials import CredentialAuthority
+from syncsvc.identity.issuer import TokenIssuer
+from syncsvc.model import ANONYMOUS, Caller
+from syncsvc.store.identities import RedisIdentityStore
+
+_INVALID = "The security token included in the request is invalid."
+
+
+class Authenticator:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        credentials: CredentialAuthority,
+        identities: RedisIdentityStore,
+        issuer: TokenIssuer,
+    ) -> None:
+        self._settings = settings
+        self._credentials = credentials
+        self._identities = identities
+        self._issuer = issuer
+
+    async def caller(self, request: sigv4.SignedRequest, *, service: str, anonymous_allowed: bool) -> Caller:
+        authorization = _header(request, "authorization")
+        if authorization is not None and authorization[:7].lower() == "bearer ":
+            return await self._bearer(authorization[7:].strip())
+        if anonymous_allowed and authorization is None and "X-Amz-Algorithm=" not in request.raw_query:
+            return ANONYMOUS
+        claim = sigv4.parse(
+            request,
+            service=service,
+            region=self._settings.region,
+            now=datetime.now(UTC),
+            max_skew_seconds=self._settings.clock_skew_seconds,
+        )
+        if claim.security_token is not None:
+            return await self._temporary(request, claim, claim.security_token)
+        secret = self._settings.developer_secret(claim.access_key_id)
+        if secret is None:
+            raise UnrecognizedClientError(_INVALID)
+        sigv4.check(request, claim, secret)
+        return Caller.developer(claim.access_key_id)
+
+    async def _temporary(self, request: sigv4.SignedRequest, claim: sigv4.Signature, token: str) -> Caller:
+        claims = self._credentials.open(token, claim.access_key_id)
+        sigv4.check(request, claim, self._credentials.secret_for(claim.access_key_id))
+        current = await self._identities.generation(claims.identity_id)
+        if current != (claims.identity_pool_id, claims.generation):
+            raise UnrecognizedClientError(_INVALID)  # the identity was deleted, or a login unlinked: revoked
+        return Caller.identity(claims.identity_pool_id, claims.identity_id, claim.access_key_id)
+
+    async def _bearer(self, token: str) -> Caller:
+        issued = await self._issuer.verify(token)
+        current = await self._identities.generation(issued.identity_id)
+        if current is None or current[0] != issued.identity_pool_id:
+            raise NotAuthorizedError("Invalid identity token: the identity no longer exists")
+        return Caller.identity(issued.identity_pool_id, issued.identity_id)
+
+
+def _header(request: sigv4.SignedRequest, name: str) -> str | None:
+    for key, value in request.headers:
+        if key.lower() == name:
+            return value
+    return None

@@ -1,0 +1,291 @@
+"""TokenIssuer: the OpenID Connect identity tokens syncsvc issues (GetOpenIdToken*), their JWKS, and their check.
+
+Tokens are RS256 JWTs shaped like Cognito's: ``iss`` (the service's public URL), ``sub`` (identity id), ``aud``
+(identity pool id), ``iat``, ``exp``, ``amr`` and a random ``jti``; the header names the signing key (``kid``).
+
+Rotation needs no coordination between instances: time is cut into epochs of ``rotation_seconds``, and epoch ``E``
+signs with the key whose kid is ``k<E>``. Whichever instance first needs that key creates it in the shared key ring
+(HSETNX, so exactly one key per epoch); every instance therefore signs with the same key. A key signs for its epoch
+and stays verifiable (and in the JWKS) until the last token it may have signed expires: ``max_lifetime_seconds``
+plus the clock leeway after its epoch ends. The next epoch's key is published ahead of time, so a verifier that
+caches the JWKS already knows it when rotation happens.
+
+Keys are cached in process: issuing and verifying ask Redis only when the epoch changes, or (at most once every
+``RELOAD_SECONDS``) when a token names a kid we do not hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from syncsvc.errors import ExpiredTokenError, NotAuthorizedError
+from syncsvc.store.keyring import RedisKeyRing, StoredKey
+
+ALGORITHM = "RS256"
+RSA_KEY_BITS = 2048
+#: Clock skew tolerated on ``exp`` and ``nbf``, between instances and towards verifiers.
+LEEWAY_SECONDS = 5
+#: Shortest interval between two key reloads triggered by tokens naming a kid we do not hold.
+RELOAD_SECONDS = 5
+REQUIRED_CLAIMS = ["iss", "sub", "aud", "iat", "exp", "amr", "jti"]
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """The verified claims of a token this service issued. ``expires_at`` is in epoch seconds."""
+
+    identity_pool_id: str
+    identity_id: str
+    amr: tuple[str, ...]
+    expires_at: int
+    jti: str
+
+
+@dataclass(frozen=True, slots=True)
+class _SigningKey:
+    kid: str
+    epoch: int
+    private_key: rsa.RSAPrivateKey
+    jwk: dict[str, str]
+
+
+def _new_private_pem() -> str:
+    """A fresh RSA key as PKCS#8 PEM. Slow (tens to hundreds of ms): run it in a thread."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return pem.decode("ascii")
+
+
+def _parse(stored: StoredKey, epoch: int) -> _SigningKey:
+    private_key = serialization.load_pem_private_key(stored.private_pem.encode("ascii"), password=None)
+    if not isinstance(private_key, rsa.RSAPrivateKey):
+        raise TypeError(f"signing key {stored.kid} is not an RSA key")
+    public = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+    jwk = {"kid": stored.kid, "kty": "RSA", "alg": ALGORITHM, "use": "sig", "n": public["n"], "e": public["e"]}
+    return _SigningKey(kid=stored.kid, epoch=epoch, private_key=private_key, jwk=jwk)
+
+
+def _invalid(reason: str) -> NotAuthorizedError:
+    return NotAuthorizedError(f"Invalid identity token: {reason}")
+
+
+def _epoch_of_kid(kid: str) -> int | None:
+    digits = kid.removeprefix("k")
+    return int(digits) if kid.startswith("k") and digits.isdigit() else None
+
+
+class TokenIssuer:
+    """Issues and verifies the service's identity tokens; publishes the JWKS and the OpenID configuration.
+
+    ``issuer_url`` is the service's public URL (a trailing ``/`` is dropped); it is the tokens' ``iss``. ``now`` is
+    the clock (epoch seconds), injectable for tests.
+    """
+
+    def __init__(
+        self,
+        keyring: RedisKeyRing,
+        *,
+        issuer_url: str,
+        rotation_seconds: int = 86400,
+        max_lifetime_seconds: int = 86400,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        if rotation_seconds < 1 or max_lifetime_seconds < 1:
+            raise ValueError("rotation_seconds and max_lifetime_seconds must be positive")
+        if not issuer_url.startswith(("https://", "http://")):
+            raise ValueError(f"issuer_url must be an http(s) URL, not {issuer_url!r}")
+        self.keyring = keyring
+        self.issuer_url = issuer_url.rstrip("/")
+        self.rotation_seconds = rotation_seconds
+        self.max_lifetime_seconds = max_lifetime_seconds
+        self._now = now
+        self._keys: dict[str, _SigningKey] = {}
+        self._lock = asyncio.Lock()
+        self._last_reload = -math.inf
+
+    # --- the rotation schedule --------------------------------------------------------------------------------------
+
+    def _epoch(self, now: float) -> int:
+        return math.floor(now / self.rotation_seconds)
+
+    @staticmethod
+    def kid(epoch: int) -> str:
+        return f"k{epoch}"
+
+    def _retired_at(self, epoch: int) -> float:
+        """When the key of ``epoch`` is no longer needed: the last token it signed has expired (with leeway)."""
+        return (epoch + 1) * self.rotation_seconds + self.max_lifetime_seconds + LEEWAY_SECONDS
+
+    def _prune_before(self, now: float) -> float:
+        """Keys created before this are retired. A key is created at the earliest one epoch ahead (pre-published)."""
+        return now - 2 * self.rotation_seconds - self.max_lifetime_seconds - LEEWAY_SECONDS
+
+    # --- the key cache ----------------------------------------------------------------------------------------------
+
+    async def _key_of_epoch(self, epoch: int) -> _SigningKey:
+        """The key of ``epoch``, from the cache, or else created if need be and loaded with every other live key."""
+        kid = self.kid(epoch)
+        if (key := self._keys.get(kid)) is not None:
+            return key
+        async with self._lock:
+            if kid not in self._keys:
+                await self.keyring.ensure(kid, self._make_private_pem, created=self._now(), alg=ALGORITHM)
+                await self._reload()
+        if (key := self._keys.get(kid)) is None:
+            raise RuntimeError(f"the signing key {kid} in Redis is not a live {ALGORITHM} key")
+        return key
+
+    async def _make_private_pem(self) -> str:
+        return await asyncio.to_thread(_new_private_pem)
+
+    async def _reload(self) -> None:
+        """Loads every live key into the cache (parsing only new ones, in a thread) and prunes retired ones."""
+        now = self._now()
+        self._last_reload = now
+        stored = await self.keyring.load_all()
+        live: list[tuple[StoredKey, int]] = []
+        for key in stored:
+            epoch = _epoch_of_kid(key.kid)
+            if epoch is not None and key.alg == ALGORITHM and now < self._retired_at(epoch):
+                live.append((key, epoch))
+        fresh = [(key, epoch) for key, epoch in live if key.kid not in self._keys]
+        parsed = await asyncio.to_thread(lambda: [_parse(key, epoch) for key, epoch in fresh]) if fresh else []
+        kept = {key.kid: self._keys[key.kid] for key, _ in live if key.kid in self._keys}
+        self._keys = kept | {key.kid: key for key in parsed}
+        if any(key.created < self._prune_before(now) for key in stored):
+            await self.keyring.prune(self._prune_before(now))
+
+    async def _verification_key(self, kid: str, now: float) -> _SigningKey | None:
+        """Our live key ``kid``; an unknown kid reloads the keys, at most once every ``RELOAD_SECONDS``."""
+        key = self._keys.get(kid)
+        if key is None and now - self._last_reload >= RELOAD_SECONDS:
+            async with self._lock:
+                if kid not in self._keys and now - self._last_reload >= RELOAD_SECONDS:
+                    await self._reload()
+            key = self._keys.get(kid)
+        if key is None or now >= self._retired_at(key.epoch):
+            return None
+        return key
+
+    # --- tokens -----------------------------------------------------------------------------------------------------
+
+    async def issue(self, *, identity_pool_id: str, identity_id: str, amr: Sequence[str], lifetime_seconds: int) -> str:
+        """A signed identity token for the identity, valid ``lifetime_seconds`` (1..``max_lifetime_seconds``)."""
+        if not 1 <= lifetime_seconds <= self.max_lifetime_seconds:
+            raise ValueError(f"lifetime_seconds must be within 1..{self.max_lifetime_seconds}, not {lifetime_seconds}")
+        now = self._now()
+        key = await self._key_of_epoch(self._epoch(now))
+        issued_at = int(now)
+        claims = {
+            "iss": self.issuer_url,
+            "sub": identity_id,
+            "aud": identity_pool_id,
+            "iat": issued_at,
+            "exp": issued_at + lifetime_seconds,
+            "amr": list(amr),
+            "jti": secrets.token_hex(16),
+        }
+        return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+
+    async def verify(self, token: str) -> IssuedToken:
+        """The claims of a token this service issued, or :class:`ExpiredTokenError` / :class:`NotAuthorizedError`.
+
+        Checked: RS256 only, signed by one of our live keys, ``iss`` ours, every claim present and well typed,
+        ``exp`` and ``nbf`` (if any) with ``LEEWAY_SECONDS``. Which pool the ``aud`` must be is the caller's check.
+        """
+        now = self._now()
+        key = await self._verification_key(self._kid_of(token), now)
+        if key is None:
+            raise _invalid("unknown signing key")
+        claims = self._decode(token, key)
+        if not isinstance(claims["exp"], int) or isinstance(claims["exp"], bool):
+            raise _invalid("exp is not an integer")
+        nbf = claims.get("nbf")
+        if nbf is not None and (not isinstance(nbf, int | float) or nbf > now + LEEWAY_SECONDS):
+            raise _invalid("not yet valid")
+        if claims["exp"] <= now - LEEWAY_SECONDS:
+            raise ExpiredTokenError("The security token included in the request is expired")
+        return self._issued_token(claims)
+
+    @staticmethod
+    def _kid_of(token: str) -> str:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise _invalid("malformed") from exc
+        if header.get("alg") != ALGORITHM:
+            raise _invalid(f"algorithm {header.get('alg')!r} is not allowed")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise _invalid("no kid in the header")
+        return kid
+
+    def _decode(self, token: str, key: _SigningKey) -> dict[str, Any]:
+        """Checks signature, issuer and presence of claims; times are checked by the caller, on our clock."""
+        try:
+            return jwt.decode(
+                token,
+                key.private_key.public_key(),
+                algorithms=[ALGORITHM],
+                issuer=self.issuer_url,
+                options={
+                    "require": REQUIRED_CLAIMS,
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_aud": False,
+                },
+            )
+        except jwt.InvalidSignatureError as exc:
+            raise _invalid("bad signature") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise _invalid("wrong issuer") from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise _invalid(f"missing claim {exc.claim!r}") from exc
+        except jwt.InvalidTokenError as exc:
+            raise _invalid(f"malformed ({exc})") from exc
+
+    @staticmethod
+    def _issued_token(claims: dict[str, Any]) -> IssuedToken:
+        aud, sub, amr, jti = claims["aud"], claims["sub"], claims["amr"], claims["jti"]
+        if not isinstance(aud, str) or not isinstance(sub, str) or not isinstance(jti, str):
+            raise _invalid("aud, sub and jti must be strings")
+        if not isinstance(amr, list) or not all(isinstance(method, str) for method in amr):
+            raise _invalid("amr must be a list of strings")
+        return IssuedToken(identity_pool_id=aud, identity_id=sub, amr=tuple(amr), expires_at=claims["exp"], jti=jti)
+
+    # --- discovery --------------------------------------------------------------------------------------------------
+
+    async def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The public keys of every live key: the current one, the next epoch's (pre-published) and the retired
+        ones whose tokens may still be valid, oldest first."""
+        now = self._now()
+        current = self._epoch(now)
+        for epoch in (current, current + 1):
+            await self._key_of_epoch(epoch)
+        return {"keys": [key.jwk for key in self._live(now)]}
+
+    def _live(self, now: float) -> Iterable[_SigningKey]:
+        return sorted((key for key in self._keys.values() if now < self._retired_at(key.epoch)), key=lambda k: k.epoch)
+
+    def openid_configuration(self) -> dict[str, Any]:
+        """The document served at ``/.well-known/openid-configuration``."""
+        return {
+            "issuer": self.issuer_url,
+            "jwks_uri": f"{self.issuer_url}/.well-known/jwks.json",
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [ALGORITHM],
+            "claims_supported": REQUIRED_CLAIMS,
+        }

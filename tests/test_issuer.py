@@ -1,0 +1,449 @@
+"""TokenIssuer and RedisKeyRing: the identity tokens syncsvc issues, their rotation, their JWKS, and their forgeries.
+
+Real Redis; an injected clock moves time across epochs without sleeping. Tokens are checked with jwcrypto (an
+independent JOSE library) from the JWKS document alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import math
+import time
+from collections.abc import Awaitable, Callable
+
+import jwt
+import orjson
+import pytest
+import redis.asyncio as aioredis
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwcrypto import jwk as jose_jwk  # type: ignore[import-untyped]
+from jwcrypto import jwt as jose_jwt
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from syncsvc import keys
+from syncsvc.errors import BackendUnavailableError, ExpiredTokenError, NotAuthorizedError
+from syncsvc.identity.issuer import LEEWAY_SECONDS, RELOAD_SECONDS, IssuedToken, TokenIssuer
+from syncsvc.store.keyring import RedisKeyRing, StoredKey
+from tests.conftest import free_port
+
+ISSUER_URL = "https://sync.example.test"
+ROTATION = 3600
+MAX_LIFETIME = 86400
+POOL = "us-east-1:11111111-2222-3333-4444-555555555555"
+IDENTITY = "us-east-1:aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+GUEST = ("unauthenticated",)
+
+
+class Clock:
+    """A frozen clock, started near real time (jwcrypto checks ``exp`` on the real one) at an epoch's start."""
+
+    def __init__(self) -> None:
+        self.now = math.floor(time.time() / ROTATION) * ROTATION + 10.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    @property
+    def epoch(self) -> int:
+        return math.floor(self.now / ROTATION)
+
+
+class CountingKeyRing(RedisKeyRing):
+    """Counts the loads, to see when the issuer goes to Redis."""
+
+    loads = 0
+
+    async def load_all(self) -> list[StoredKey]:
+        self.loads += 1
+        return await super().load_all()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def make_issuer(redis_client: aioredis.Redis, clock: Clock) -> Callable[[], TokenIssuer]:
+    """Issuers as separate instances would be: each with its own key ring and cache, all on one Redis."""
+
+    def make() -> TokenIssuer:
+        return TokenIssuer(
+            CountingKeyRing(redis_client),
+            issuer_url=ISSUER_URL,
+            rotation_seconds=ROTATION,
+            max_lifetime_seconds=MAX_LIFETIME,
+            now=clock,
+        )
+
+    return make
+
+
+@pytest.fixture
+def issuer(make_issuer: Callable[[], TokenIssuer]) -> TokenIssuer:
+    return make_issuer()
+
+
+async def issue(issuer: TokenIssuer, lifetime_seconds: int = 600) -> str:
+    return await issuer.issue(identity_pool_id=POOL, identity_id=IDENTITY, amr=GUEST, lifetime_seconds=lifetime_seconds)
+
+
+def kids(jwks: dict[str, list[dict[str, str]]]) -> list[str]:
+    return [key["kid"] for key in jwks["keys"]]
+
+
+def unverified(token: str) -> dict[str, object]:
+    claims: dict[str, object] = jwt.decode(token, options={"verify_signature": False})
+    return claims
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def unsigned(header: dict[str, object], claims: dict[str, object]) -> str:
+    return f"{b64url(orjson.dumps(header))}.{b64url(orjson.dumps(claims))}"
+
+
+async def stored_private_key(redis_client: aioredis.Redis, kid: str) -> rsa.RSAPrivateKey:
+    """Our own signing key, read from Redis: forging with it tests the checks beyond the signature."""
+    raw = await redis_client.hget(keys.SIGNING_KEYS, kid)
+    assert raw is not None
+    key = serialization.load_pem_private_key(StoredKey.decode(raw).private_pem.encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key
+
+
+# --- issuing ----------------------------------------------------------------------------------------------------------
+
+
+async def test_issued_token_has_the_documented_claims_and_header_kid(issuer: TokenIssuer, clock: Clock) -> None:
+    token = await issuer.issue(
+        identity_pool_id=POOL,
+        identity_id=IDENTITY,
+        amr=["authenticated", "accounts.example.test", f"accounts.example.test:{POOL}:user-1"],
+        lifetime_seconds=900,
+    )
+
+    claims = unverified(token)
+    jti = claims.pop("jti")
+    assert isinstance(jti, str)
+    assert len(jti) == 32
+    assert jwt.get_unverified_header(token) == {"alg": "RS256", "typ": "JWT", "kid": f"k{clock.epoch}"}
+    assert claims == {
+        "iss": ISSUER_URL,
+        "sub": IDENTITY,
+        "aud": POOL,
+        "iat": int(clock.now),
+        "exp": int(clock.now) + 900,
+        "amr": ["authenticated", "accounts.example.test", f"accounts.example.test:{POOL}:user-1"],
+    }
+
+
+async def test_every_token_gets_a_fresh_jti(issuer: TokenIssuer) -> None:
+    first, second = await issue(issuer), await issue(issuer)
+
+    assert unverified(first)["jti"] != unverified(second)["jti"]
+
+
+@pytest.mark.parametrize("lifetime_seconds", [0, -1, MAX_LIFETIME + 1])
+async def test_lifetime_outside_one_to_max_is_refused(issuer: TokenIssuer, lifetime_seconds: int) -> None:
+    with pytest.raises(ValueError, match="lifetime_seconds must be within"):
+        await issue(issuer, lifetime_seconds)
+
+
+async def test_issued_token_verifies_with_jwcrypto_using_only_the_jwks(issuer: TokenIssuer) -> None:
+    token = await issue(issuer)
+    document = orjson.dumps(await issuer.jwks()).decode()
+
+    verified = jose_jwt.JWT(
+        jwt=token,
+        key=jose_jwk.JWKSet.from_json(document),
+        algs=["RS256"],
+        check_claims={"iss": ISSUER_URL, "aud": POOL, "sub": IDENTITY, "exp": None},
+    )
+
+    assert orjson.loads(verified.claims)["sub"] == IDENTITY
+
+
+# --- verifying --------------------------------------------------------------------------------------------------------
+
+
+async def test_verify_returns_the_issued_claims(issuer: TokenIssuer, clock: Clock) -> None:
+    token = await issue(issuer, 600)
+
+    verified = await issuer.verify(token)
+
+    assert verified == IssuedToken(
+        identity_pool_id=POOL,
+        identity_id=IDENTITY,
+        amr=GUEST,
+        expires_at=int(clock.now) + 600,
+        jti=str(unverified(token)["jti"]),
+    )
+
+
+async def test_token_within_the_leeway_after_exp_still_verifies(issuer: TokenIssuer, clock: Clock) -> None:
+    token = await issue(issuer, 600)
+    clock.advance(600 + LEEWAY_SECONDS - 1)
+
+    assert (await issuer.verify(token)).identity_id == IDENTITY
+
+
+async def test_expired_token_raises_expired_token_error(issuer: TokenIssuer, clock: Clock) -> None:
+    token = await issue(issuer, 600)
+    clock.advance(600 + LEEWAY_SECONDS)
+
+    with pytest.raises(ExpiredTokenError) as raised:
+        await issuer.verify(token)
+    assert raised.value.message == "The security token included in the request is expired"
+
+
+def tampered_payload(token: str, key: rsa.RSAPrivateKey, now: float) -> str:
+    header, _, signature = token.split(".")
+    claims = {**unverified(token), "sub": "us-east-1:someone-else"}
+    return f"{header}.{b64url(orjson.dumps(claims))}.{signature}"
+
+
+def tampered_signature(token: str, key: rsa.RSAPrivateKey, now: float) -> str:
+    head, _, signature = token.rpartition(".")
+    flipped = bytearray(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
+    flipped[0] ^= 1
+    return f"{head}.{b64url(bytes(flipped))}"
+
+
+def signed_by_a_foreign_key(token: str, key: rsa.RSAPrivateKey, now: float) -> str:
+    foreign = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return jwt.encode(unverified(token), foreign, algorithm="RS256", headers=jwt.get_unverified_header(token))
+
+
+def alg_none(token: str, key: rsa.RSAPrivateKey, now: float) -> str:
+    return unsigned({**jwt.get_unverified_header(token), "alg": "none"}, unverified(token)) + "."
+
+
+def hs256_with_the_public_key(token: str, key: rsa.RSAPrivateKey, now: float) -> str:
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    head = unsigned({**jwt.get_unverified_header(token), "alg": "HS256"}, unverified(token))
+    return f"{head}.{b64url(hmac.new(public_pem, head.encode(), hashlib.sha256).digest())}"
+
+
+def wrong_issuer(token: str, key: rsa.RSAPrivateKey, now: float) -> str:
+    claims = {**unverified(token), "iss": "https://cognito-identity.amazonaws.com"}
+    return jwt.encode(claims, key, algorithm="RS256", headers=jwt.get_unverified_header(token))
+
+
+def without_aud(token: str, key: rsa.RSAPrivateKey, now: float) -> str:
+    claims = {name: value for name, value in unverified(token).items() if name != "aud"}
+    return jwt.encode(claims, key, algorithm="RS256", headers=jwt.get_unverified_header(token))
+
+
+def not_yet_valid(token: str, key: rsa.RSAPrivateKey, now: float) -> str:
+    claims = {**unverified(token), "nbf": int(now) + LEEWAY_SECONDS + 60}
+    return jwt.encode(claims, key, algorithm="RS256", headers=jwt.get_unverified_header(token))
+
+
+def unknown_kid(token: str, key: rsa.RSAPrivateKey, now: float) -> str:
+    return jwt.encode(unverified(token), key, algorithm="RS256", headers={"kid": "k1"})
+
+
+def not_a_jwt(token: str, key: rsa.RSAPrivateKey, now: float) -> str:
+    return "not-a-token"
+
+
+FORGERIES: list[tuple[Callable[[str, rsa.RSAPrivateKey, float], str], str]] = [
+    (tampered_payload, "bad signature"),
+    (tampered_signature, "bad signature"),
+    (signed_by_a_foreign_key, "bad signature"),
+    (alg_none, "algorithm 'none' is not allowed"),
+    (hs256_with_the_public_key, "algorithm 'HS256' is not allowed"),
+    (wrong_issuer, "wrong issuer"),
+    (without_aud, "missing claim 'aud'"),
+    (not_yet_valid, "not yet valid"),
+    (unknown_kid, "unknown signing key"),
+    (not_a_jwt, "malformed"),
+]
+
+
+@pytest.mark.parametrize(("forge", "reason"), FORGERIES, ids=[forge.__name__ for forge, _ in FORGERIES])
+async def test_forged_token_is_not_authorized(
+    issuer: TokenIssuer,
+    redis_client: aioredis.Redis,
+    clock: Clock,
+    forge: Callable[[str, rsa.RSAPrivateKey, float], str],
+    reason: str,
+) -> None:
+    token = await issue(issuer)
+    key = await stored_private_key(redis_client, f"k{clock.epoch}")
+    forged = forge(token, key, clock.now)
+
+    with pytest.raises(NotAuthorizedError) as raised:
+        await issuer.verify(forged)
+    assert raised.value.message == f"Invalid identity token: {reason}"
+
+
+# --- instances and rotation -------------------------------------------------------------------------------------------
+
+
+async def test_two_instances_sign_with_the_same_kid_and_verify_each_others_tokens(
+    make_issuer: Callable[[], TokenIssuer],
+) -> None:
+    first, second = make_issuer(), make_issuer()
+
+    from_first, from_second = await issue(first), await issue(second)
+
+    assert jwt.get_unverified_header(from_first)["kid"] == jwt.get_unverified_header(from_second)["kid"]
+    assert (await second.verify(from_first)).identity_id == IDENTITY
+    assert (await first.verify(from_second)).identity_id == IDENTITY
+
+
+async def test_two_cold_instances_racing_create_one_key_per_epoch(
+    make_issuer: Callable[[], TokenIssuer], redis_client: aioredis.Redis, clock: Clock
+) -> None:
+    first, second = make_issuer(), make_issuer()
+
+    tokens = await asyncio.gather(issue(first), issue(second), issue(first), issue(second))
+
+    assert {jwt.get_unverified_header(token)["kid"] for token in tokens} == {f"k{clock.epoch}"}
+    assert await redis_client.hkeys(keys.SIGNING_KEYS) == [f"k{clock.epoch}".encode()]
+
+
+async def test_after_rotation_new_tokens_use_the_new_epochs_kid(issuer: TokenIssuer, clock: Clock) -> None:
+    before = await issue(issuer)
+    clock.advance(ROTATION)
+
+    after = await issue(issuer)
+
+    assert jwt.get_unverified_header(before)["kid"] == f"k{clock.epoch - 1}"
+    assert jwt.get_unverified_header(after)["kid"] == f"k{clock.epoch}"
+
+
+async def test_rotated_key_still_verifies_its_tokens_and_stays_in_the_jwks(
+    make_issuer: Callable[[], TokenIssuer], clock: Clock
+) -> None:
+    issuer = make_issuer()
+    old = await issue(issuer, MAX_LIFETIME)
+    old_kid = f"k{clock.epoch}"
+    clock.advance(ROTATION)
+    await issue(issuer)
+
+    assert (await issuer.verify(old)).identity_id == IDENTITY
+    assert (await make_issuer().verify(old)).identity_id == IDENTITY
+    assert kids(await issuer.jwks()) == [old_kid, f"k{clock.epoch}", f"k{clock.epoch + 1}"]
+
+
+async def test_jwks_publishes_the_current_and_the_next_epochs_keys(issuer: TokenIssuer, clock: Clock) -> None:
+    jwks = await issuer.jwks()
+
+    assert kids(jwks) == [f"k{clock.epoch}", f"k{clock.epoch + 1}"]
+    assert [sorted(key) for key in jwks["keys"]] == [["alg", "e", "kid", "kty", "n", "use"]] * 2
+    assert {(key["kty"], key["alg"], key["use"], key["e"]) for key in jwks["keys"]} == {("RSA", "RS256", "sig", "AQAB")}
+
+
+async def test_rotated_key_leaves_the_jwks_after_rotation_plus_max_lifetime(issuer: TokenIssuer, clock: Clock) -> None:
+    first_epoch = clock.epoch
+    token = await issue(issuer, MAX_LIFETIME)
+    epoch_end = (first_epoch + 1) * ROTATION
+    clock.now = epoch_end + MAX_LIFETIME + LEEWAY_SECONDS - 1
+    assert f"k{first_epoch}" in kids(await issuer.jwks())
+
+    clock.advance(1)
+
+    assert f"k{first_epoch}" not in kids(await issuer.jwks())
+    with pytest.raises(NotAuthorizedError, match="unknown signing key"):
+        await issuer.verify(token)
+
+
+async def test_retired_keys_are_pruned_from_redis(
+    issuer: TokenIssuer, redis_client: aioredis.Redis, clock: Clock
+) -> None:
+    first_epoch = clock.epoch
+    await issuer.jwks()
+    clock.advance(3 * ROTATION + MAX_LIFETIME + LEEWAY_SECONDS)
+
+    await issuer.jwks()
+
+    stored = set(await redis_client.hkeys(keys.SIGNING_KEYS))
+    assert f"k{first_epoch}".encode() not in stored
+    assert stored == {f"k{clock.epoch}".encode(), f"k{clock.epoch + 1}".encode()}
+
+
+# --- caching and Redis ------------------------------------------------------------------------------------------------
+
+
+async def test_warm_issuer_issues_and_verifies_without_redis(issuer: TokenIssuer) -> None:
+    await issue(issuer)
+    issuer.keyring.client = aioredis.Redis(host="127.0.0.1", port=free_port(), retry=Retry(NoBackoff(), 0))
+
+    token = await issue(issuer)
+
+    assert (await issuer.verify(token)).identity_id == IDENTITY
+    await issuer.keyring.client.aclose()
+
+
+async def test_unknown_kid_reloads_the_keys_at_most_once_per_interval(
+    issuer: TokenIssuer, redis_client: aioredis.Redis, clock: Clock
+) -> None:
+    token = await issue(issuer)
+    keyring = issuer.keyring
+    assert isinstance(keyring, CountingKeyRing)
+    forged = unknown_kid(token, await stored_private_key(redis_client, f"k{clock.epoch}"), clock.now)
+    loads = keyring.loads
+    clock.advance(RELOAD_SECONDS)
+
+    for _ in range(3):
+        with pytest.raises(NotAuthorizedError):
+            await issuer.verify(forged)
+    assert keyring.loads == loads + 1
+    clock.advance(RELOAD_SECONDS)
+    with pytest.raises(NotAuthorizedError):
+        await issuer.verify(forged)
+    assert keyring.loads == loads + 2
+
+
+async def test_concurrent_ensure_of_one_kid_keeps_exactly_one_key(redis_client: aioredis.Redis) -> None:
+    first, second = RedisKeyRing(redis_client), RedisKeyRing(redis_client)
+    both_made = asyncio.Barrier(2)
+
+    def maker(pem: str) -> Callable[[], Awaitable[str]]:
+        async def make() -> str:
+            await both_made.wait()  # both have missed the key before either stores one
+            return pem
+
+        return make
+
+    got = await asyncio.gather(
+        first.ensure("k7", maker("pem-first"), created=1.0), second.ensure("k7", maker("pem-second"), created=2.0)
+    )
+
+    assert got[0] == got[1]
+    assert await redis_client.hgetall(keys.SIGNING_KEYS) == {b"k7": got[0].encode()}
+
+
+async def test_unreachable_redis_raises_backend_unavailable(clock: Clock) -> None:
+    client = aioredis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+    issuer = TokenIssuer(RedisKeyRing(client), issuer_url=ISSUER_URL, now=clock)
+
+    with pytest.raises(BackendUnavailableError):
+        await issue(issuer)
+    await client.aclose()
+
+
+def test_openid_configuration_points_at_the_jwks(issuer: TokenIssuer) -> None:
+    assert issuer.openid_configuration() == {
+        "issuer": ISSUER_URL,
+        "jwks_uri": f"{ISSUER_URL}/.well-known/jwks.json",
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claims_supported": ["iss", "sub", "aud", "iat", "exp", "amr", "jti"],
+    }
