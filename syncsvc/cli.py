@@ -1,8 +1,9 @@
-"""``syncsvc``: the command line. ``syncsvc serve`` runs the HTTP API (later: WebSocket, relay, push hub)."""
+"""``syncsvc``: the command line. ``serve`` runs the HTTP API; ``pools`` and ``identities`` are operator commands."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -12,8 +13,10 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from syncsvc.api.app import StartupError, create_app
+from syncsvc import admin
+from syncsvc.api.app import create_app
 from syncsvc.config import Settings, SettingsError, load_settings
+from syncsvc.runtime import StartupError, open_services
 
 log = logging.getLogger("syncsvc")
 
@@ -27,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT); 0 = one per core"
     )
+    admin.add_commands(commands)
     return parser
 
 
@@ -71,13 +75,24 @@ def _serve_many(settings: Settings, workers: int) -> None:
         raise SystemExit(1)
 
 
+async def _admin(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        async with open_services(settings) as services:
+            return await admin.run(services, args)
+    except StartupError as exc:
+        print(f"syncsvc: {exc}", file=sys.stderr)
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(host=args.host, port=args.port)
+        settings = load_settings(host=getattr(args, "host", None), port=getattr(args, "port", None))
     except SettingsError as exc:
         print(f"syncsvc: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    if args.command in ("pools", "identities"):
+        raise SystemExit(asyncio.run(_admin(settings, args)))
     if args.command == "serve":
         workers = args.workers or multiprocessing.cpu_count()
         if workers < 0:

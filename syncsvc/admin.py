@@ -1,0 +1,128 @@
+"""Operator commands: ``syncsvc pools …`` and ``syncsvc identities …``, straight against Redis.
+
+They run inside the same object graph as the server (``syncsvc.runtime``), so they obey the same rules (a deleted
+identity's credentials are revoked, its data purged) and need the same ``SYNCSVC_*`` settings, not credentials.
+Output is a table for people; ``--json`` prints JSON for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from syncsvc.errors import SyncsvcError
+from syncsvc.model import Caller, IdentityProfile
+from syncsvc.runtime import Services
+
+console = Console()
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pools = commands.add_parser("pools", help="list, describe or delete identity pools")
+    pool_actions = pools.add_subparsers(dest="action", required=True)
+    pool_actions.add_parser("list", parents=[output], help="every identity pool")
+    pool_actions.add_parser("describe", parents=[output], help="one pool, with its usage").add_argument("pool")
+    pool_actions.add_parser("delete", parents=[output], help="delete a pool and its identities' data").add_argument(
+        "pool"
+    )
+    identities = commands.add_parser("identities", help="list, describe or delete identities")
+    identity_actions = identities.add_subparsers(dest="action", required=True)
+    listing = identity_actions.add_parser("list", parents=[output], help="the identities of a pool")
+    listing.add_argument("pool")
+    listing.add_argument("--limit", type=int, default=100, help="show at most this many (default 100)")
+    identity_actions.add_parser("describe", parents=[output], help="one identity, with its usage").add_argument(
+        "identity"
+    )
+    identity_actions.add_parser(
+        "delete", parents=[output], help="delete identities, their logins and data"
+    ).add_argument("identity", nargs="+")
+
+
+async def run(services: Services, args: argparse.Namespace) -> int:
+    """Runs one operator command; returns the exit code (errors are printed as one line)."""
+    try:
+        if args.command == "pools":
+            rows = await _pools(services, args)
+        else:
+            rows = await _identities(services, args)
+    except SyncsvcError as exc:
+        print(f"syncsvc: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    _show(rows, as_json=args.json)
+    return 0
+
+
+async def _pools(services: Services, args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.action == "list":
+        return [
+            {"IdentityPoolId": p.IdentityPoolId, "IdentityPoolName": p.IdentityPoolName}
+            for p in await services.pools.page(after=None, limit=1_000_000)
+        ]
+    if args.action == "describe":
+        pool = await services.pools.describe(args.pool)
+        usage = await services.sync.describe_pool_usage(_developer(), args.pool)
+        return [{**pool.wire(), "DataStorage": usage.storage_bytes, "SyncSessionsCount": usage.sync_sessions}]
+    await services.pools.delete(args.pool)
+    return [{"IdentityPoolId": args.pool, "Deleted": True}]
+
+
+async def _identities(services: Services, args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.action == "list":
+        profiles, _ = await services.broker.page(args.pool, shard=0, after=None, limit=args.limit)
+        return [_profile_row(profile) for profile in profiles]
+    if args.action == "describe":
+        profile = await services.broker.describe(args.identity)
+        usage = await services.sync.describe_identity_usage(_developer(), profile.identity_pool_id, args.identity)
+        return [{**_profile_row(profile), "DatasetCount": usage.dataset_count, "DataStorage": usage.storage_bytes}]
+    failed = await services.broker.delete_identities(args.identity)
+    return [{"IdentityId": identity, "Deleted": identity not in failed} for identity in args.identity]
+
+
+def _developer() -> Caller:
+    return Caller.developer("operator-cli")
+
+
+def _profile_row(profile: IdentityProfile) -> dict[str, Any]:
+    return {
+        "IdentityId": profile.identity_id,
+        "IdentityPoolId": profile.identity_pool_id,
+        "Logins": ", ".join(sorted({provider for provider, _ in profile.logins})) or "(guest)",
+        "Created": _when(profile.created_ms),
+        "Modified": _when(profile.modified_ms),
+    }
+
+
+def _when(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _show(rows: Sequence[dict[str, Any]], *, as_json: bool) -> None:
+    if as_json:
+        print(orjson.dumps(list(rows), option=orjson.OPT_INDENT_2).decode())
+        return
+    if not rows:
+        console.print("(none)")
+        return
+    if len(rows) == 1:  # one object: a field / value table reads best
+        table = Table("field", "value")
+        for name, value in rows[0].items():
+            table.add_row(name, _cell(value))
+        console.print(table)
+        return
+    table = Table(*rows[0].keys())
+    for row in rows:
+        table.add_row(*(_cell(value) for value in row.values()))
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()

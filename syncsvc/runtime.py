@@ -1,0 +1,108 @@
+"""The object graph of one syncsvc instance, opened and closed as one async context.
+
+``async with open_services(settings) as services:`` connects to Redis, checks the deployment (shard count), gets the
+shared token secret, builds every service once, and closes what it opened on the way out. The HTTP app and the
+operator CLI both run inside it, so there is one place that knows how the parts fit together.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from syncsvc.config import Settings
+from syncsvc.errors import SyncsvcError
+from syncsvc.identity.authenticator import Authenticator
+from syncsvc.identity.broker import IdentityBroker, RateLimits
+from syncsvc.identity.credentials import CredentialAuthority
+from syncsvc.identity.issuer import TokenIssuer
+from syncsvc.identity.oidc import OidcVerifier
+from syncsvc.identity.pools import PoolDirectory
+from syncsvc.service import SyncService
+from syncsvc.store import RedisStore
+from syncsvc.store.identities import RedisIdentityStore
+from syncsvc.store.keyring import RedisKeyRing
+from syncsvc.tokens import TokenSigner
+
+log = logging.getLogger("syncsvc")
+
+
+class StartupError(Exception):
+    """The service cannot start; ``str()`` is one line for the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    store: RedisStore
+    signer: TokenSigner
+    pools: PoolDirectory
+    sync: SyncService
+    issuer: TokenIssuer
+    authenticator: Authenticator
+    broker: IdentityBroker
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    store = RedisStore.connect(settings.redis_url)
+    oidc = OidcVerifier(settings.oidc_providers)
+    try:
+        try:
+            secret = await _check_deployment(store, settings)
+        except SyncsvcError as exc:
+            raise StartupError(f"cannot reach Redis at {_safe_url(settings.redis_url)}: {exc.message}") from None
+        yield _build(settings, store, secret, oidc)
+    finally:
+        await oidc.close()
+        await store.close()
+
+
+async def _check_deployment(store: RedisStore, settings: Settings) -> bytes:
+    """Checks the shard count against the one Redis recorded; returns the token-signing secret."""
+    recorded = await store.check_shards(settings.shards)
+    if recorded != settings.shards:
+        raise StartupError(
+            f"SYNCSVC_SHARDS is {settings.shards} but this Redis holds data for {recorded} shards; "
+            f"the shard count cannot change"
+        )
+    if settings.token_secret:
+        return settings.token_secret.get_secret_value().encode()
+    return await store.token_secret()
+
+
+def _build(settings: Settings, store: RedisStore, secret: bytes, oidc: OidcVerifier) -> Services:
+    signer = TokenSigner(secret)
+    pools = PoolDirectory(
+        store, region=settings.region, cache_seconds=settings.pool_cache_seconds, shards=settings.shards
+    )
+    identities = RedisIdentityStore(store.client, shards=settings.shards)
+    issuer = TokenIssuer(
+        RedisKeyRing(store.client), issuer_url=settings.issuer_url, rotation_seconds=settings.token_rotation_seconds
+    )
+    credentials = CredentialAuthority(signer, secret, lifetime_seconds=settings.credentials_ttl_seconds)
+    sync = SyncService(store, pools, signer, settings)
+    broker = IdentityBroker(
+        identities=identities,
+        store=store,
+        pools=pools,
+        sync=sync,
+        oidc=oidc,
+        issuer=issuer,
+        credentials=credentials,
+        region=settings.region,
+        shards=settings.shards,
+        rates=RateLimits(get_id=settings.get_id_per_second, tokens=settings.token_calls_per_second),
+    )
+    authenticator = Authenticator(settings, credentials=credentials, identities=identities, issuer=issuer)
+    return Services(settings, store, signer, pools, sync, issuer, authenticator, broker)
+
+
+def _safe_url(url: str) -> str:
+    """A Redis URL without its password, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
