@@ -44,8 +44,9 @@ async def guest(boto: Boto, endpoint: str, pool_id: str) -> str:
         region_name="us-east-1",
         config=Config(signature_version=botocore.UNSIGNED),
     )
-    found: dict[str, str] = await asyncio.to_thread(anonymous.get_id, IdentityPoolId=pool_id)
-    return found["IdentityId"]
+    found = await asyncio.to_thread(anonymous.get_id, IdentityPoolId=pool_id)
+    identity_id: str = found["IdentityId"]
+    return identity_id
 
 
 async def test_pools_list_shows_every_pool(redis_url: str, boto: Boto) -> None:
