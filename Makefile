@@ -11,14 +11,17 @@ STAMP := $(VENV)/.installed
 SYNCSVC_HOST ?= 127.0.0.1
 SYNCSVC_PORT ?= 8080
 REDIS_PORT ?= 6379
+KAFKA_PORT ?= 9092
+KAFKA_CONTROLLER_PORT ?= 9093
 PYTEST_ARGS ?=
-export REDIS_PORT
+export REDIS_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT
 
-.PHONY: help venv redis-bin redis redis-stop credentials dev test lint fmt clean distclean
+.PHONY: help venv redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials dev test \
+  lint fmt clean distclean
 
 help: ## list the targets
 	@echo "usage: make TARGET   (quickstart: make dev, make test)"
-	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 venv: $(STAMP) ## create .venv and install the project with its [dev] extras
 
@@ -37,19 +40,38 @@ redis: redis-bin ## make sure the project's redis-server (AOF, data in .data/red
 redis-stop: ## stop the project's redis-server
 	@deploy/redis.sh stop
 
+kafka-bin: ## fetch the pinned Apache Kafka broker jars from Maven Central into .data/kafka/libs (once)
+	@deploy/kafka.sh install
+
+# The venv too: the broker counts as started once aiokafka gets an answer to a metadata request.
+kafka: venv kafka-bin ## make sure the project's Kafka broker (KRaft, data in .data/kafka) answers on 127.0.0.1:9092 (KAFKA_PORT)
+	@deploy/kafka.sh start
+
+kafka-stop: ## stop the project's Kafka broker
+	@deploy/kafka.sh stop
+
+services: redis kafka ## start Redis and Kafka alone (for a syncsvc run by hand) and print their addresses
+	@echo; \
+	echo "  SYNCSVC_REDIS_URL=redis://127.0.0.1:$(REDIS_PORT)/0"; \
+	echo "  SYNCSVC_KAFKA_BOOTSTRAP=$$(deploy/kafka.sh bootstrap)"; \
+	echo "  ('make services-stop' stops both)"
+
+services-stop: redis-stop kafka-stop ## stop the project's Redis and Kafka
+
 credentials: ## generate developer credentials once (unless SYNCSVC_DEVELOPER_CREDENTIALS is set)
 	@deploy/credentials.sh ensure
 
 # exec: the server replaces the recipe's shell, so Ctrl-C and signals reach it directly.
-dev: venv redis credentials ## venv + redis + credentials, then syncsvc in the foreground on http://127.0.0.1:8080 (SYNCSVC_HOST, SYNCSVC_PORT)
+dev: venv redis kafka credentials ## venv + redis + kafka + credentials, then syncsvc in the foreground on http://127.0.0.1:8080 (SYNCSVC_HOST, SYNCSVC_PORT)
 	@SYNCSVC_DEVELOPER_CREDENTIALS="$$(deploy/credentials.sh value)"; \
 	SYNCSVC_REDIS_URL="redis://127.0.0.1:$(REDIS_PORT)/0"; \
-	export SYNCSVC_DEVELOPER_CREDENTIALS SYNCSVC_REDIS_URL; \
+	SYNCSVC_KAFKA_BOOTSTRAP="$$(deploy/kafka.sh bootstrap)"; \
+	export SYNCSVC_DEVELOPER_CREDENTIALS SYNCSVC_REDIS_URL SYNCSVC_KAFKA_BOOTSTRAP; \
 	deploy/dev-banner.sh "http://$(SYNCSVC_HOST):$(SYNCSVC_PORT)"; \
 	exec $(VENV)/bin/syncsvc serve --host "$(SYNCSVC_HOST)" --port "$(SYNCSVC_PORT)"
 
-# The suite starts its own redis-server on a free port; it only needs the binary.
-test: venv redis-bin ## run the test suite (extra pytest flags: PYTEST_ARGS="-k vv -x")
+# The suite starts its own redis-server and Kafka broker on free ports; it only needs the binary and the jars.
+test: venv redis-bin kafka-bin ## run the test suite (extra pytest flags: PYTEST_ARGS="-k vv -x")
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 # Runs every checker before failing, so one run shows all the problems.
@@ -68,5 +90,5 @@ clean: ## remove tool caches
 	rm -rf .pytest_cache .mypy_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
 
-distclean: redis-stop clean ## also remove .venv and .data (redis data and developer credentials)
+distclean: services-stop clean ## also remove .venv and .data (redis and kafka data, kafka jars, developer credentials)
 	rm -rf $(VENV) .data build dist *.egg-info

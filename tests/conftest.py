@@ -31,6 +31,9 @@ from botocore.credentials import Credentials
 from syncsvc.api.app import create_app
 from syncsvc.config import Settings
 
+#: The session's Kafka broker fixture (``kafka_bootstrap``), shared by every module that asks for it.
+pytest_plugins = ["tests.kafka"]
+
 DEVELOPER_KEY = "AKIDTESTDEVELOPER01"
 DEVELOPER_SECRET = "test-developer-secret-0123456789abcdefghij"
 REGION = "us-east-1"
