@@ -25,6 +25,7 @@ cat <<BANNER
   ---------------------
   serving      $url
   redis        ${SYNCSVC_REDIS_URL:-redis://127.0.0.1:6379/0}  (AOF on; data in .data/redis; 'make redis-stop' stops it)
+  kafka        ${SYNCSVC_KAFKA_BOOTSTRAP:-127.0.0.1:9092}  (KRaft; data in .data/kafka; 'make kafka-stop' stops it)
   region       $region
 
   Developer credentials (local development only; a generated pair is kept in .data/developer-credentials):
