@@ -25,7 +25,7 @@ from syncsvc.errors import (
     RecordConflictError,
     ResourceNotFoundError,
 )
-from syncsvc.identity.pools import PoolDirectory
+from syncsvc.identity.pools import PoolDirectory, SyncConfiguration
 from syncsvc.keys import IdentityKeys
 from syncsvc.model import (
     DATASET_NAME_PATTERN,
@@ -319,6 +319,18 @@ class SyncService:
         if len(pool_ids) > limit:
             token = self._signer.seal("ListIdentityPoolUsage", {"a": pool_ids[limit - 1]})
         return page, limit, token
+
+    # --- pool configuration -------------------------------------------------------------------------------------------
+
+    async def configuration(self, caller: Caller, pool_id: str) -> SyncConfiguration:
+        """GetIdentityPoolConfiguration (developer credentials only)."""
+        _require_developer(caller)
+        return await self._pools.configuration(pool_id)
+
+    async def configure(self, caller: Caller, pool_id: str, change: SyncConfiguration) -> SyncConfiguration:
+        """SetIdentityPoolConfiguration (developer credentials only): the members given replace the stored ones."""
+        _require_developer(caller)
+        return await self._pools.configure(pool_id, change)
 
     # --- merges -------------------------------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from syncsvc.api import wire
 from syncsvc.api.middleware import caller_of
 from syncsvc.api.protocol import SYNC, parse, query_int, respond
 from syncsvc.errors import InvalidConfigurationError, InvalidParameterError
+from syncsvc.identity.pools import SyncConfiguration
 from syncsvc.model import Op, RecordPatch
 
 POOL = "/identitypools/{IdentityPoolId}"
@@ -174,6 +175,21 @@ async def list_identity_pool_usage(request: web.Request) -> web.Response:
     return respond(payload)
 
 
+def _configuration(pool_id: str, config: SyncConfiguration) -> dict[str, object]:
+    return {"IdentityPoolId": pool_id, **config.model_dump(exclude_none=True)}
+
+
+async def get_identity_pool_configuration(request: web.Request) -> web.Response:
+    pool_id = request.match_info["IdentityPoolId"]
+    return respond(_configuration(pool_id, await request.app[SYNC].configuration(caller_of(request), pool_id)))
+
+
+async def set_identity_pool_configuration(request: web.Request) -> web.Response:
+    pool_id = request.match_info["IdentityPoolId"]
+    change = await parse(request, SyncConfiguration)
+    return respond(_configuration(pool_id, await request.app[SYNC].configure(caller_of(request), pool_id, change)))
+
+
 def _not_yet(operation: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         raise InvalidParameterError(f"{operation} is not available on this server yet")
@@ -203,8 +219,8 @@ def routes() -> list[web.RouteDef]:
         web.post(POOL + "/getBulkPublishDetails", _not_yet("GetBulkPublishDetails")),
         web.get(POOL + "/events", _not_yet("GetCognitoEvents")),
         web.post(POOL + "/events", _not_yet("SetCognitoEvents")),
-        web.get(POOL + "/configuration", _not_yet("GetIdentityPoolConfiguration")),
-        web.post(POOL + "/configuration", _not_yet("SetIdentityPoolConfiguration")),
+        web.get(POOL + "/configuration", get_identity_pool_configuration),
+        web.post(POOL + "/configuration", set_identity_pool_configuration),
         web.post(POOL + "/identity/{IdentityId}/device", _push_not_configured("RegisterDevice")),
         web.post(DATASET + "/subscriptions/{DeviceId}", _push_not_configured("SubscribeToDataset")),
         web.delete(DATASET + "/subscriptions/{DeviceId}", _push_not_configured("UnsubscribeFromDataset")),

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from syncsvc.errors import ResourceNotFoundError
+from syncsvc.errors import InvalidParameterError, ResourceNotFoundError
 from syncsvc.keys import IdentityKeys
 from syncsvc.store import RedisStore
 
@@ -57,6 +57,78 @@ class IdentityPool(IdentityPoolSpec):
         return self.model_dump(exclude_none=True)
 
 
+SnsArnText = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=2048, pattern=r"^arn:aws:sns:[-0-9a-z]+:\d+:app/[A-Z_]+/[a-zA-Z0-9_.-]+$"
+    ),
+]
+RoleArnText = Annotated[str, StringConstraints(min_length=20, max_length=2048, pattern=r"^arn:aws:iam::\d+:role/.*$")]
+#: A stream name is a Kafka topic name: 1-128 of letters, digits, '.', '_' and '-' (and not "." or "..").
+StreamNameText = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[a-zA-Z0-9._-]+$")]
+
+
+class PushSyncSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    ApplicationArns: list[SnsArnText] | None = None
+    RoleArn: RoleArnText | None = None
+
+
+class CognitoStreamsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    StreamName: StreamNameText | None = None
+    RoleArn: RoleArnText | None = None
+    StreamingStatus: Literal["ENABLED", "DISABLED"] | None = None
+
+    @field_validator("StreamName")
+    @classmethod
+    def _not_dots(cls, name: str | None) -> str | None:
+        if name in {".", ".."}:
+            raise ValueError("a stream name cannot be '.' or '..'")
+        return name
+
+
+class SyncConfiguration(BaseModel):
+    """A pool's Cognito Sync configuration (Get/SetIdentityPoolConfiguration). Streams publish to the Kafka topic
+    named ``CognitoStreams.StreamName`` while ``StreamingStatus`` is ENABLED; the RoleArns are stored as given."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    PushSync: PushSyncSettings | None = None
+    CognitoStreams: CognitoStreamsSettings | None = None
+
+    @property
+    def streaming_topic(self) -> str | None:
+        """The topic changes go to, or None while streaming is off."""
+        streams = self.CognitoStreams
+        if streams is None or streams.StreamingStatus != "ENABLED":
+            return None
+        return streams.StreamName
+
+    def merged(self, change: SyncConfiguration) -> SyncConfiguration:
+        """This configuration with the members ``change`` gives replaced (members it leaves out are unchanged)."""
+        merged = SyncConfiguration(
+            PushSync=change.PushSync or self.PushSync,
+            CognitoStreams=_merged_streams(self.CognitoStreams, change.CognitoStreams),
+        )
+        streams = merged.CognitoStreams
+        if streams is not None and streams.StreamingStatus == "ENABLED" and not streams.StreamName:
+            raise InvalidParameterError("CognitoStreams.StreamName is required to enable streaming")
+        return merged
+
+
+def _merged_streams(
+    old: CognitoStreamsSettings | None, new: CognitoStreamsSettings | None
+) -> CognitoStreamsSettings | None:
+    if new is None:
+        return old
+    if old is None:
+        return new
+    return old.model_copy(update=new.model_dump(exclude_none=True))
+
+
 class PoolDirectory:
     """Creates, reads, updates and deletes pools; :meth:`require` is the cached lookup of every Sync request."""
 
@@ -65,7 +137,7 @@ class PoolDirectory:
         self._region = region
         self._cache_seconds = cache_seconds
         self._shards = shards
-        self._cache: dict[str, tuple[float, IdentityPool]] = {}
+        self._cache: dict[str, tuple[float, IdentityPool, SyncConfiguration]] = {}
 
     async def create(self, spec: IdentityPoolSpec) -> IdentityPool:
         pool = IdentityPool(IdentityPoolId=f"{self._region}:{uuid.uuid4()}", **spec.model_dump())
@@ -73,12 +145,15 @@ class PoolDirectory:
         return pool
 
     async def describe(self, identity_pool_id: str) -> IdentityPool:
+        return (await self._load(identity_pool_id))[0]
+
+    async def _load(self, identity_pool_id: str) -> tuple[IdentityPool, SyncConfiguration]:
         found = await self._store.get_pool(identity_pool_id)
         if found is None:
             raise ResourceNotFoundError(f"IdentityPool '{identity_pool_id}' not found.")
-        pool = IdentityPool.model_validate(found)
-        self._remember(pool)
-        return pool
+        pool, config = IdentityPool.model_validate(found[0]), SyncConfiguration.model_validate(found[1])
+        self._remember(pool, config)
+        return pool, config
 
     async def require(self, identity_pool_id: str) -> IdentityPool:
         """The pool, from the cache when fresh; ResourceNotFoundError when it does not exist."""
@@ -87,10 +162,26 @@ class PoolDirectory:
             return cached[1]
         return await self.describe(identity_pool_id)
 
+    async def configuration(self, identity_pool_id: str) -> SyncConfiguration:
+        """The pool's Sync configuration, from the cache when fresh; ResourceNotFoundError for an unknown pool."""
+        cached = self._cache.get(identity_pool_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[2]
+        return (await self._load(identity_pool_id))[1]
+
+    async def configure(self, identity_pool_id: str, change: SyncConfiguration) -> SyncConfiguration:
+        """SetIdentityPoolConfiguration: merges ``change`` into the stored configuration."""
+        pool, config = await self._load(identity_pool_id)
+        merged = config.merged(change)
+        if not await self._store.put_sync_configuration(identity_pool_id, merged.model_dump(exclude_none=True)):
+            raise ResourceNotFoundError(f"IdentityPool '{identity_pool_id}' not found.")
+        self._remember(pool, merged)
+        return merged
+
     async def update(self, pool: IdentityPool) -> IdentityPool:
         if not await self._store.put_pool(pool.IdentityPoolId, pool.wire(), create=False):
             raise ResourceNotFoundError(f"IdentityPool '{pool.IdentityPoolId}' not found.")
-        self._remember(pool)
+        self._cache.pop(pool.IdentityPoolId, None)
         return pool
 
     async def page(self, *, after: str | None, limit: int) -> list[IdentityPool]:
@@ -98,7 +189,7 @@ class PoolDirectory:
         for pool_id in await self._store.list_pools(after=after, limit=limit):
             found = await self._store.get_pool(pool_id)
             if found is not None:
-                pools.append(IdentityPool.model_validate(found))
+                pools.append(IdentityPool.model_validate(found[0]))
         return pools
 
     async def delete(self, identity_pool_id: str) -> None:
@@ -111,8 +202,8 @@ class PoolDirectory:
                 await self._store.purge_identity(IdentityKeys.of(identity_pool_id, identity_id, self._shards))
         await self._store.forget_pool_members(identity_pool_id, self._shards)
 
-    def _remember(self, pool: IdentityPool) -> None:
+    def _remember(self, pool: IdentityPool, config: SyncConfiguration) -> None:
         if self._cache_seconds > 0:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[pool.IdentityPoolId] = (time.monotonic() + self._cache_seconds, pool)
+            self._cache[pool.IdentityPoolId] = (time.monotonic() + self._cache_seconds, pool, config)

@@ -242,11 +242,21 @@ class RedisStore:
                 return stored
             return bool(await self._replace_if_exists(keys=[key], args=["desc", encoded]))
 
-    async def get_pool(self, identity_pool_id: str) -> dict[str, Any] | None:
-        """The description of a pool, or None."""
+    async def get_pool(self, identity_pool_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(description, Sync configuration) of a pool, or None. The configuration is ``{}`` until one is set."""
         async with backend():
-            desc = await self.client.hget(keys.pool(identity_pool_id), "desc")
-        return None if desc is None else dict(orjson.loads(desc))
+            desc, config = await self.client.hmget(keys.pool(identity_pool_id), ["desc", "sync"])
+        if desc is None:
+            return None
+        return dict(orjson.loads(desc)), dict(orjson.loads(config)) if config else {}
+
+    async def put_sync_configuration(self, identity_pool_id: str, config: dict[str, Any]) -> bool:
+        """Stores a pool's Sync configuration (push sync, streams) if the pool exists. True if stored."""
+        async with backend():
+            stored = await self._replace_if_exists(
+                keys=[keys.pool(identity_pool_id)], args=["sync", orjson.dumps(config)]
+            )
+        return bool(stored)
 
     async def list_pools(self, *, after: str | None, limit: int) -> list[str]:
         start = f"({after}" if after is not None else "-"
