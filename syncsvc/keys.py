@@ -47,6 +47,12 @@ def pool_members(identity_pool_id: str, shard: int) -> str:
     return f"{shard_tag(shard)}:members:{identity_pool_id}"
 
 
+def outbox(shard: int) -> str:
+    """Stream, per shard: committed changes waiting for the relay (fields: see update_records.lua). The entry id is
+    the change id; the relay trims what it has published."""
+    return f"{shard_tag(shard)}:outbox"
+
+
 def profile(identity_id: str, shards: int) -> str:
     """Hash: a registered identity: ``pool``, ``created``, ``modified`` (epoch ms), ``logins`` (JSON list of
     [provider, subject]) and ``gen`` (raised to revoke every credential issued before)."""
@@ -125,7 +131,7 @@ class IdentityKeys:
         return f"{self.base}:dots:{name}"
 
     def write_keys(self, name: str) -> list[str]:
-        """KEYS[1..8] of the dataset write scripts (update_records.lua, delete_dataset.lua), in their order."""
+        """KEYS[1..9] of the dataset write scripts (update_records.lua, delete_dataset.lua), in their order."""
         return [
             self.dataset(name),
             self.records(name),
@@ -135,6 +141,7 @@ class IdentityKeys:
             self.usage,
             self.every_dataset,
             self.pool_members,
+            outbox(self.shard),
         ]
 
     def all_keys(self, dataset_names: list[str]) -> list[str]:

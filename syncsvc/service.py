@@ -197,6 +197,7 @@ class SyncService:
         writer = writer_of(identity_id, device_id, client_context)
         encoded = orjson.dumps([_encode_patch(patch) for patch in patches])
         fingerprint = hashlib.sha256(writer.encode() + b"\0" + encoded).hexdigest()
+        topic = (await self._pools.configuration(pool_id)).streaming_topic
         outcome = await self._store.update_records(
             ik,
             dataset,
@@ -206,6 +207,7 @@ class SyncService:
             fingerprint=fingerprint,
             now_ms=now_ms(),
             limits=self._limits,
+            topic=topic,
         )
         if outcome.status in ("ok", "duplicate"):
             return _written(patches, outcome.body, replayed=outcome.status == "duplicate")
@@ -351,6 +353,7 @@ class SyncService:
                 f"Merging would give identity {destination_id} {count + len(names)} datasets; "
                 f"the limit is {self._limits.max_datasets}"
             )
+        topic = (await self._pools.configuration(pool_id)).streaming_topic
         merged = []
         for name in names:
             target = merged_name(name, source_id)
@@ -366,6 +369,7 @@ class SyncService:
                 fingerprint=hashlib.sha256(encoded).hexdigest(),
                 now_ms=now_ms(),
                 limits=self._limits,
+                topic=topic,
             )
             if outcome.status == "limit":
                 raise _limit(target, outcome.body)

@@ -124,8 +124,10 @@ class RedisStore:
         fingerprint: str,
         now_ms: int,
         limits: Limits,
+        topic: str | None = None,
     ) -> UpdateOutcome:
-        """Runs update_records.lua; ``encoded_patches`` is the ARGV JSON for ``patches`` (see the script)."""
+        """Runs update_records.lua; ``encoded_patches`` is the ARGV JSON for ``patches`` (see the script). With a
+        ``topic`` the committed change also goes to the shard's outbox, in the same script."""
         del patches  # the encoded form is what the script reads; kept in the signature for readers
         args: list[bytes | str | int] = [
             dataset,
@@ -137,7 +139,10 @@ class RedisStore:
             limits.max_bytes,
         ]
         async with backend():
-            raw = await self._update(keys=ik.write_keys(dataset), args=[*args, encoded_patches, ik.identity_id])
+            raw = await self._update(
+                keys=ik.write_keys(dataset),
+                args=[*args, encoded_patches, ik.identity_id, topic or "", ik.identity_pool_id],
+            )
         body = orjson.loads(raw)
         return UpdateOutcome(body.pop("status"), body)
 

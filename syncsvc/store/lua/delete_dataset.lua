@@ -2,7 +2,7 @@
 --
 -- KEYS[1] dataset metadata hash   KEYS[2] records hash   KEYS[3] change log   KEYS[4] writers hash
 -- KEYS[5] identity's live datasets   KEYS[6] identity usage hash
--- KEYS[7], KEYS[8]: unused (the write scripts share one KEYS list; the name stays in the every-dataset set so a
+-- KEYS[7] to KEYS[9]: unused (the write scripts share one KEYS list; the name stays in the every-dataset set so a
 -- purge of the identity still finds the marker)
 -- ARGV[1] dataset name   ARGV[2] now (epoch ms)
 --

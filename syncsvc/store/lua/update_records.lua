@@ -4,14 +4,16 @@
 -- KEYS[4] writers hash (last write)  KEYS[5] identity's live datasets (sorted set)
 -- KEYS[6] identity usage hash        KEYS[7] identity's every-dataset-ever set (for purges)
 -- KEYS[8] the pool's member set in this shard (the identity is added on its first dataset)
+-- KEYS[9] the shard's outbox stream (what the relay publishes to Kafka)
 -- ARGV[1] dataset name   ARGV[2] now (epoch ms)   ARGV[3] writer id (device)   ARGV[4] request fingerprint
 -- ARGV[5] max live datasets per identity   ARGV[6] max live records per dataset   ARGV[7] max dataset bytes
 -- ARGV[8] JSON array of patches: {k = key, op = "replace"|"remove", v = value (replace only),
 --         sc = the record's last known SyncCount, vv = version-vector context (optional), d = device ms (optional)}
--- ARGV[9] identity id
+-- ARGV[9] identity id   ARGV[10] the pool's stream topic, or "" while streaming is off   ARGV[11] identity pool id
 --
 -- Returns a JSON object, one of:
---   {status = "ok", sc, counter, lm, records = [{sc, lm, lb, vv, d?} per patch, in order]}
+--   {status = "ok", sc, counter, lm, records = [{sc, lm, lb, vv, d?} per patch, in order]}; with a topic, the change
+--   is also appended to the outbox in the same script: a committed change is a streamed change, and only that.
 --   {status = "duplicate", ...the same fields, as first committed}   the writer re-sent its last committed request
 --   {status = "conflict", sc, vv, conflicts = [{k, given, stored = record JSON | null}]}
 --   {status = "limit", which = "datasets"|"records"|"bytes", limit, value}
@@ -125,6 +127,16 @@ if not live then
 end
 redis.call('HINCRBY', usage_key, 'storage', new_storage - storage)
 redis.call('HSET', usage_key, 'modified', now)
+
+if ARGV[10] ~= '' then
+  local changes = {}
+  for i, patch in ipairs(patches) do
+    changes[i] = {k = patch.k, op = patch.op, sc = new_sync_count, lm = now, d = patch.d}
+    if patch.op == 'replace' then changes[i].v = patch.v end
+  end
+  redis.call('XADD', KEYS[9], '*', 'topic', ARGV[10], 'pool', ARGV[11], 'identity', ARGV[9], 'dataset', name,
+    'sc', new_sync_count, 'lm', now, 'records', cjson.encode(changes))
+end
 
 local result = {status = 'ok', sc = new_sync_count, counter = counter, lm = now, records = written}
 redis.call('HSET', writers_key, writer, cjson.encode({fp = fingerprint, result = result}))
