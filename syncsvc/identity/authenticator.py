@@ -3,7 +3,7 @@
 Accepted, in this order:
 
 * ``Authorization: Bearer <token>`` — a token this service issued (GetOpenIdToken / developer identity): the caller
-  is that identity, while the identity exists.
+  is that identity, while the identity exists and the token still stands for it (``broker.token_opens``).
 * SigV4 with ``X-Amz-Security-Token`` — temporary credentials from GetCredentialsForIdentity: the caller is that
   identity, while it exists at the generation the credentials were issued for (unlink and delete revoke them).
 * SigV4 with a developer access key from ``SYNCSVC_DEVELOPER_CREDENTIALS``: the caller is a developer.
@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from syncsvc.config import Settings
 from syncsvc.errors import NotAuthorizedError, UnrecognizedClientError
 from syncsvc.identity import sigv4
+from syncsvc.identity.broker import token_opens
 from syncsvc.identity.credentials import CredentialAuthority
 from syncsvc.identity.issuer import TokenIssuer
 from syncsvc.model import ANONYMOUS, Caller
@@ -73,9 +74,11 @@ class Authenticator:
 
     async def _bearer(self, token: str) -> Caller:
         issued = await self._issuer.verify(token)
-        current = await self._identities.generation(issued.identity_id)
-        if current is None or current[0] != issued.identity_pool_id:
+        profile = await self._identities.get(issued.identity_id)
+        if profile is None or profile.identity_pool_id != issued.identity_pool_id:
             raise NotAuthorizedError("Invalid identity token: the identity no longer exists")
+        if not token_opens(issued.amr, profile):
+            raise NotAuthorizedError("Invalid identity token: the identity's logins changed since it was issued")
         return Caller.identity(issued.identity_pool_id, issued.identity_id)
 
 

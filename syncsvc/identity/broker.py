@@ -12,6 +12,11 @@ in both cases the provider must also be configured (``SYNCSVC_OIDC_PROVIDERS``).
 
 The same login always maps to the same identity; several logins of one call link to one identity; a login that
 already belongs to another identity is a ResourceConflictException.
+
+A token this service issued stands for the login it was issued for (its ``amr``) only while that login stays linked,
+and a guest's token only while the identity is a guest (:func:`token_opens`): unlinking a login revokes its tokens
+as well as the identity's credentials. An identity whose every login was unlinked is no longer accessible, not even
+as a guest (:func:`abandoned`).
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ OPENID_TOKEN_SECONDS = 600  # GetOpenIdToken: 10 minutes (reference §3)
 DEVELOPER_TOKEN_SECONDS = 900  # GetOpenIdTokenForDeveloperIdentity default: 15 minutes
 _NO_MATCH = "Logins don't match. Please include at least one valid login for this identity or identity pool."
 _NO_GUESTS = "Unauthenticated access is not supported for this identity pool."
+_FIRST_GENERATION = 1  # a new identity's generation (create_identity.lua)
+_ABANDONED = "Every login of this identity was unlinked: it is no longer accessible."
+_STALE_LOGIN = "Invalid login token: the identity's logins changed since it was issued"
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +251,9 @@ class IdentityBroker:
             raise ResourceNotFoundError(f"Identity '{identity_id}' not found.")
         pool = await self._pools.require(profile.identity_pool_id)
         await self._limit(pool, "Tokens", self._rates.tokens)
-        verified = await self._verify_logins(pool, logins, identity_id=identity_id)
+        if abandoned(profile):
+            raise NotAuthorizedError(_ABANDONED)
+        verified = await self._verify_logins(pool, logins, identity=profile)
         if profile.authenticated:
             if not any(login in profile.logins or login[0] == COGNITO_PROVIDER for login in verified):
                 raise NotAuthorizedError(_NO_MATCH)
@@ -256,14 +266,19 @@ class IdentityBroker:
         return profile
 
     async def _verify_logins(
-        self, pool: IdentityPool, logins: Mapping[str, str], *, identity_id: str | None = None
+        self, pool: IdentityPool, logins: Mapping[str, str], *, identity: IdentityProfile | None = None
     ) -> list[Login]:
         verified: list[Login] = []
         for provider, token in logins.items():
             if provider == COGNITO_PROVIDER:
                 issued = await self._issuer.verify(token)
-                if (issued.identity_pool_id, issued.identity_id) != (pool.IdentityPoolId, identity_id):
+                if identity is None or (issued.identity_pool_id, issued.identity_id) != (
+                    pool.IdentityPoolId,
+                    identity.identity_id,
+                ):
                     raise NotAuthorizedError("Invalid login token: it was issued for another identity")
+                if not token_opens(issued.amr, identity):
+                    raise NotAuthorizedError(_STALE_LOGIN)
                 verified.append((provider, issued.identity_id))
                 continue
             if provider == pool.DeveloperProviderName:
@@ -305,7 +320,10 @@ class IdentityBroker:
         return target
 
     async def _unlink(self, profile: IdentityProfile, removed: Sequence[Login]) -> None:
-        """Removes logins from the profile first (revoking its credentials), then frees them in the index."""
+        """Removes logins from the profile first (revoking its credentials), then frees them in the index. Removing
+        nothing changes nothing: the generation only rises when a login goes (see :func:`abandoned`)."""
+        if not removed:
+            return
         await self._identities.change_logins(profile.identity_id, remove=removed, revoke=True)
         for login in removed:
             await self._identities.move(profile.identity_pool_id, login, owner=profile.identity_id, to=None)
@@ -342,6 +360,22 @@ class IdentityBroker:
 
     def _new_id(self) -> str:
         return f"{self._region}:{uuid.uuid4()}"
+
+
+def abandoned(profile: IdentityProfile) -> bool:
+    """Whether every login of the identity was unlinked. Cognito: removing the last login makes the identity
+    inaccessible, so it can no longer be reached as a guest. Only unlinking a login raises the generation, so an
+    identity without logins whose generation rose had logins once (a guest's generation never rises)."""
+    return not profile.logins and profile.generation > _FIRST_GENERATION
+
+
+def token_opens(amr: Sequence[str], profile: IdentityProfile) -> bool:
+    """Whether a token this service issued for the identity (its ``amr``) still stands for it: an authenticated
+    token while the login it was issued for is still linked (so unlinking a login revokes its tokens too), a guest
+    token while the identity is still a guest."""
+    if len(amr) == 3 and amr[0] == "authenticated":
+        return amr[2] in {f"{provider}:{profile.identity_pool_id}:{subject}" for provider, subject in profile.logins}
+    return list(amr) == ["unauthenticated"] and not profile.authenticated and not abandoned(profile)
 
 
 def _now_ms() -> int:
