@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -16,9 +17,11 @@ from aiohttp import web
 from syncsvc import admin
 from syncsvc.api.app import create_app
 from syncsvc.config import Settings, SettingsError, load_settings
+from syncsvc.outbox.relay import Relay
 from syncsvc.runtime import StartupError, open_services
 
 log = logging.getLogger("syncsvc")
+LOG_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s %(message)s"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,12 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT); 0 = one per core"
     )
+    commands.add_parser("relay", help="publish the outbox to Kafka (without serving HTTP); any number may run")
     admin.add_commands(commands)
     return parser
 
 
 def _serve_one(settings: Settings, reuse_port: bool) -> None:
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
     try:
         web.run_app(
             create_app(settings),
@@ -75,6 +79,22 @@ def _serve_many(settings: Settings, workers: int) -> None:
         raise SystemExit(1)
 
 
+async def _relay(settings: Settings) -> int:
+    """`syncsvc relay`: the relay alone, until SIGINT/SIGTERM."""
+    try:
+        async with open_services(settings) as services:
+            task = asyncio.create_task(Relay(services.outbox, settings).run())
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, task.cancel)
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return 0
+    except StartupError as exc:
+        print(f"syncsvc: {exc}", file=sys.stderr)
+        return 1
+
+
 async def _admin(settings: Settings, args: argparse.Namespace) -> int:
     try:
         async with open_services(settings) as services:
@@ -93,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(2) from None
     if args.command in ("pools", "identities"):
         raise SystemExit(asyncio.run(_admin(settings, args)))
+    if args.command == "relay":
+        logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+        with contextlib.suppress(KeyboardInterrupt):
+            raise SystemExit(asyncio.run(_relay(settings)))
     if args.command == "serve":
         workers = args.workers or multiprocessing.cpu_count()
         if workers < 0:

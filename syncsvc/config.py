@@ -93,6 +93,21 @@ class Settings(BaseSettings):
     token_rotation_seconds: int = Field(
         86400, ge=60, description="How often the key that signs identity tokens changes (old keys stay published)."
     )
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers (host:port, comma-separated).")
+    relay: bool = Field(
+        True, description="Run the outbox relay inside `syncsvc serve` (it can also run alone: `syncsvc relay`)."
+    )
+    relay_batch: int = Field(500, ge=1, le=10000, description="Outbox entries per Kafka transaction, at most.")
+    relay_transactional_prefix: str = Field(
+        "syncsvc-relay", pattern=r"^[a-zA-Z0-9._-]+$", description="Kafka transactional.id prefix (+ '-<shard>')."
+    )
+    relay_checkpoint_topic: str = Field(
+        "syncsvc-relay-checkpoints",
+        pattern=r"^[a-zA-Z0-9._-]+$",
+        description="Compacted topic holding each shard's published position, written in the same transaction.",
+    )
+    stream_partitions: int = Field(6, ge=1, le=10000, description="Partitions of a stream topic syncsvc creates.")
+    stream_replication: int = Field(1, ge=1, le=7, description="Replication factor of the topics syncsvc creates.")
     get_id_per_second: int = Field(25, ge=0, description="GetId calls per second per pool (0 = no limit).")
     token_calls_per_second: int = Field(
         200, ge=0, description="Credential and token calls per second per pool (0 = no limit)."

@@ -53,6 +53,16 @@ def outbox(shard: int) -> str:
     return f"{shard_tag(shard)}:outbox"
 
 
+def relay_lease(shard: int) -> str:
+    """String with a time to live: the id of the relay that publishes this shard now."""
+    return f"{shard_tag(shard)}:relay:lease"
+
+
+def relay_position(shard: int) -> str:
+    """String: the last outbox entry id the relay published (informational: Kafka's checkpoint topic is the truth)."""
+    return f"{shard_tag(shard)}:relay:position"
+
+
 def profile(identity_id: str, shards: int) -> str:
     """Hash: a registered identity: ``pool``, ``created``, ``modified`` (epoch ms), ``logins`` (JSON list of
     [provider, subject]) and ``gen`` (raised to revoke every credential issued before)."""

@@ -24,6 +24,7 @@ from syncsvc.service import SyncService
 from syncsvc.store import RedisStore
 from syncsvc.store.identities import RedisIdentityStore
 from syncsvc.store.keyring import RedisKeyRing
+from syncsvc.store.outbox import RedisOutbox
 from syncsvc.tokens import TokenSigner
 
 log = logging.getLogger("syncsvc")
@@ -43,6 +44,7 @@ class Services:
     issuer: TokenIssuer
     authenticator: Authenticator
     broker: IdentityBroker
+    outbox: RedisOutbox
 
 
 @asynccontextmanager
@@ -97,7 +99,7 @@ def _build(settings: Settings, store: RedisStore, secret: bytes, oidc: OidcVerif
         rates=RateLimits(get_id=settings.get_id_per_second, tokens=settings.token_calls_per_second),
     )
     authenticator = Authenticator(settings, credentials=credentials, identities=identities, issuer=issuer)
-    return Services(settings, store, signer, pools, sync, issuer, authenticator, broker)
+    return Services(settings, store, signer, pools, sync, issuer, authenticator, broker, RedisOutbox(store.client))
 
 
 def _safe_url(url: str) -> str:

@@ -116,6 +116,7 @@ def make_settings(redis_url: str, **overrides: Any) -> Settings:
         "region": REGION,
         "developer_credentials": f"{DEVELOPER_KEY}:{DEVELOPER_SECRET}",
         "pool_cache_seconds": 0,
+        "relay": False,  # tests of the stream start their own relay
         **overrides,
     }
     return Settings(**values)

@@ -178,7 +178,7 @@ async def test_operations_of_later_issues_answer_a_modeled_error(boto: Boto) -> 
 
 async def test_health_endpoints_need_no_signature(raw: Raw) -> None:
     assert (await raw.send("GET", "/healthz", sign=False))[:2] == (200, {"status": "ok"})
-    assert (await raw.send("GET", "/readyz", sign=False))[:2] == (200, {"status": "ok", "redis": "ok"})
+    assert (await raw.send("GET", "/readyz", sign=False))[:2] == (200, {"status": "ok", "redis": "ok", "relay": "off"})
 
 
 def presigned_query(raw: Raw, path: str) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, Boto, free_port
 
@@ -25,6 +26,7 @@ def environment(redis_url: str, **extra: str) -> dict[str, str]:
     env.update(
         SYNCSVC_REDIS_URL=redis_url,
         SYNCSVC_DEVELOPER_CREDENTIALS=f"{DEVELOPER_KEY}:{DEVELOPER_SECRET}",
+        SYNCSVC_RELAY="false",
         **extra,
     )
     return env
@@ -45,7 +47,8 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(params=[1, 2], ids=["one-worker", "two-workers"])
-def served(request: pytest.FixtureRequest, redis_url: str) -> Iterator[str]:
+def served(request: pytest.FixtureRequest, redis_url: str, redis_client: Redis) -> Iterator[str]:
+    """`syncsvc serve` on a free port, on a flushed Redis."""
     port = free_port()
     process = subprocess.Popen(
         [SYNCSVC, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(request.param)],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -9,8 +11,9 @@ from aiohttp import web
 
 from syncsvc.api import identity, sync
 from syncsvc.api.middleware import auth_middleware, errors_middleware
-from syncsvc.api.protocol import AUTHENTICATOR, BROKER, ISSUER, POOLS, SETTINGS, SIGNER, STORE, SYNC, respond
+from syncsvc.api.protocol import AUTHENTICATOR, BROKER, ISSUER, POOLS, RELAY, SETTINGS, SIGNER, STORE, SYNC, respond
 from syncsvc.config import Settings
+from syncsvc.outbox.relay import Relay
 from syncsvc.runtime import open_services
 
 log = logging.getLogger("syncsvc")
@@ -28,7 +31,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[ISSUER] = services.issuer
         app[AUTHENTICATOR] = services.authenticator
         app[BROKER] = services.broker
-        yield
+        relay = Relay(services.outbox, settings) if settings.relay else None
+        app[RELAY] = relay
+        task = asyncio.create_task(relay.run(), name="relay") if relay else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -47,9 +59,21 @@ async def jwks(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """The process can serve: Redis answers."""
+    """The process can serve: Redis answers (else 503). Kafka trouble does not stop writes, so it shows as
+    ``"status": "degraded"`` with a 200, and the outbox backlog per shard tells how far behind the stream is."""
     await request.app[STORE].ping()
-    return respond({"status": "ok", "redis": "ok"})
+    relay = request.app[RELAY]
+    if relay is None:
+        return respond({"status": "ok", "redis": "ok", "relay": "off"})
+    lag = await relay.lag()
+    return respond(
+        {
+            "status": "ok" if relay.healthy else "degraded",
+            "redis": "ok",
+            "relay": "ok" if relay.healthy else "kafka unreachable",
+            "outbox_backlog": sum(lag.values()),
+        }
+    )
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -20,6 +20,7 @@ from syncsvc.identity.authenticator import Authenticator
 from syncsvc.identity.broker import IdentityBroker
 from syncsvc.identity.issuer import TokenIssuer
 from syncsvc.identity.pools import PoolDirectory
+from syncsvc.outbox.relay import Relay
 from syncsvc.service import SyncService
 from syncsvc.store import RedisStore
 from syncsvc.tokens import TokenSigner
@@ -117,3 +118,4 @@ SIGNER = web.AppKey("signer", TokenSigner)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 BROKER = web.AppKey("broker", IdentityBroker)
 ISSUER = web.AppKey("issuer", TokenIssuer)
+RELAY: web.AppKey[Relay | None] = web.AppKey("relay")

@@ -1,0 +1,61 @@
+"""An outbox entry as a Kafka record in the Cognito Streams format (reference §2.1). Pure: no I/O.
+
+Key ``<identityPoolId>/<identityId>/<datasetName>`` (so one dataset's changes share a partition, in order); value the
+Cognito Streams JSON, with epoch *milliseconds* and ``dataSetName`` spelled as Cognito spells it; headers
+``syncsvc-change-id`` (``s<shard>-<outbox entry id>``, unique and stable across re-sends) and ``content-type``.
+Changes are always inline (``payloadType: Inline``): a dataset is at most a few MB and the topic is sized for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+CONTENT_TYPE = b"application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def stream_record(shard: int, entry_id: str, fields: Mapping[str, str]) -> StreamRecord:
+    """The Kafka record of one outbox entry (fields as update_records.lua writes them)."""
+    changes = orjson.loads(fields["records"])
+    modified = int(fields["lm"])
+    records = [_sync_record(change) for change in changes]
+    operation = "replace" if any(change["op"] == "replace" for change in changes) else "remove"
+    value: dict[str, Any] = {
+        "identityPoolId": fields["pool"],
+        "identityId": fields["identity"],
+        "dataSetName": fields["dataset"],
+        "operation": operation,
+        "kinesisSyncRecords": records,
+        "lastModifiedDate": modified,
+        "kinesisSyncRecordsURL": None,
+        "payloadType": "Inline",
+        "syncCount": int(fields["sc"]),
+    }
+    return StreamRecord(
+        topic=fields["topic"],
+        key=f"{fields['pool']}/{fields['identity']}/{fields['dataset']}".encode(),
+        value=orjson.dumps(value),
+        headers=[("syncsvc-change-id", f"s{shard}-{entry_id}".encode()), ("content-type", CONTENT_TYPE)],
+    )
+
+
+def _sync_record(change: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "key": change["k"],
+        "value": change.get("v"),
+        "syncCount": change["sc"],
+        "lastModifiedDate": change["lm"],
+        "deviceLastModifiedDate": change.get("d", change["lm"]),
+        "op": change["op"],
+    }

@@ -1,0 +1,226 @@
+"""The relay against a real Kafka broker: every committed change exactly once, in per-dataset order, in the Cognito
+Streams format — including after the relay is killed with SIGKILL in the middle of a load."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestServer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from redis.asyncio import Redis
+
+from syncsvc import keys
+from syncsvc.api.app import create_app
+from syncsvc.config import Settings
+from tests.conftest import Boto, Raw, free_port, make_settings
+
+SYNCSVC = str(Path(sys.executable).with_name("syncsvc"))
+ROLE = "arn:aws:iam::123456789012:role/streams"
+SHARDS = 4
+
+
+@pytest.fixture
+def settings(redis_url: str, kafka_bootstrap: str) -> Settings:
+    """A server whose outbox the test relays itself (shards kept few so relays start fast)."""
+    return make_settings(redis_url, shards=SHARDS, kafka_bootstrap=kafka_bootstrap, relay=False)
+
+
+@pytest.fixture(scope="session")
+async def warm_kafka(kafka_bootstrap: str) -> str:
+    """A fresh broker elects its transaction coordinator on the first transactional producer; do that once here, so
+    the relay under test starts as fast as against a running broker."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id="warm-up", enable_idempotence=True)
+    await producer.start()
+    try:
+        async with producer.transaction():
+            await producer.send("syncsvc-warm-up", b"warm")
+    finally:
+        await producer.stop()
+    return kafka_bootstrap
+
+
+@pytest.fixture
+async def relayed(redis_url: str, warm_kafka: str, redis_client: Redis) -> AsyncIterator[str]:
+    """A server that runs its own relay, like `syncsvc serve` does."""
+    settings = make_settings(redis_url, shards=SHARDS, kafka_bootstrap=warm_kafka, relay=True)
+    server = TestServer(create_app(settings), host="127.0.0.1", port=free_port())
+    await server.start_server()
+    yield str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+async def streaming_pool(boto: Boto, topic: str) -> str:
+    pool_id = await boto.new_pool()
+    await boto.call(
+        boto.sync,
+        "set_identity_pool_configuration",
+        IdentityPoolId=pool_id,
+        CognitoStreams={"StreamName": topic, "RoleArn": ROLE, "StreamingStatus": "ENABLED"},
+    )
+    return pool_id
+
+
+async def create_topic(bootstrap: str, topic: str) -> None:
+    """Creates the stream topic before the test consumes it: a consumer that subscribes to a topic being created can
+    miss partitions that were not ready when it looked."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 3, 1)])
+        async with asyncio.timeout(20):
+            while len((await admin.describe_topics([topic]))[0]["partitions"]) < 3:
+                await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+
+
+async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:
+    """Every record a read_committed consumer sees on ``topic``, once ``expected`` arrived (or the timeout)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, isolation_level="read_committed", auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    seen: list[Any] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while len(seen) < expected:
+                for messages in (await consumer.getmany(timeout_ms=500)).values():
+                    seen += messages
+        # a little more, to see any duplicate that would follow
+        for messages in (await consumer.getmany(timeout_ms=1000)).values():
+            seen += messages
+    except TimeoutError:
+        pass
+    finally:
+        await consumer.stop()
+    return seen
+
+
+@pytest.mark.timeout(120)  # a fresh broker takes a while to elect its transaction coordinator
+async def test_changes_reach_the_topic_in_the_cognito_streams_format(
+    relayed: str, kafka_bootstrap: str, redis_client: Redis
+) -> None:
+    boto, topic = Boto(relayed), f"changes-{uuid.uuid4().hex[:8]}"
+    await create_topic(kafka_bootstrap, topic)
+    names = {
+        "IdentityPoolId": await streaming_pool(boto, topic),
+        "IdentityId": f"us-east-1:{uuid.uuid4()}",
+        "DatasetName": "d",
+    }
+    token = (await boto.call(boto.sync, "list_records", **names))["SyncSessionToken"]
+    written = await boto.call(
+        boto.sync,
+        "update_records",
+        **names,
+        SyncSessionToken=token,
+        DeviceId="phone",
+        RecordPatches=[
+            {"Op": "replace", "Key": "a", "Value": "1", "SyncCount": 0, "DeviceLastModifiedDate": 1_700_000_000},
+            {"Op": "remove", "Key": "b", "SyncCount": 0},
+        ],
+    )
+    (message,) = await read_topic(kafka_bootstrap, topic, 1, timeout=60)
+    modified = round(written["Records"][0]["LastModifiedDate"].timestamp() * 1000)
+    assert message.key == f"{names['IdentityPoolId']}/{names['IdentityId']}/d".encode()
+    assert orjson.loads(message.value) == {
+        "identityPoolId": names["IdentityPoolId"],
+        "identityId": names["IdentityId"],
+        "dataSetName": "d",
+        "operation": "replace",
+        "kinesisSyncRecords": [
+            {
+                "key": "a",
+                "value": "1",
+                "syncCount": 1,
+                "lastModifiedDate": modified,
+                "deviceLastModifiedDate": 1_700_000_000_000,
+                "op": "replace",
+            },
+            {
+                "key": "b",
+                "value": None,
+                "syncCount": 1,
+                "lastModifiedDate": modified,
+                "deviceLastModifiedDate": modified,
+                "op": "remove",
+            },
+        ],
+        "lastModifiedDate": modified,
+        "kinesisSyncRecordsURL": None,
+        "payloadType": "Inline",
+        "syncCount": 1,
+    }
+    headers = dict(message.headers)
+    assert headers["content-type"] == b"application/json"
+    assert headers["syncsvc-change-id"].startswith(b"s")
+    shard = keys.shard_of(names["IdentityId"], SHARDS)
+    async with asyncio.timeout(10):  # trimmed once published (the position entry itself stays)
+        while await redis_client.xlen(keys.outbox(shard)) > 1:
+            await asyncio.sleep(0.05)
+
+
+async def published_somewhere(redis_client: Redis) -> bool:
+    """Whether the relay has committed at least one batch to Kafka (it records its position after each)."""
+    return any([await redis_client.exists(keys.relay_position(shard)) for shard in range(SHARDS)])
+
+
+def relay_process(redis_url: str, kafka_bootstrap: str) -> Any:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SYNCSVC_")}
+    env.update(SYNCSVC_REDIS_URL=redis_url, SYNCSVC_KAFKA_BOOTSTRAP=kafka_bootstrap, SYNCSVC_SHARDS=str(SHARDS))
+    return asyncio.create_subprocess_exec(
+        SYNCSVC, "relay", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+
+
+@pytest.mark.timeout(180)
+async def test_a_relay_killed_mid_load_loses_and_duplicates_nothing(
+    raw: Raw, boto: Boto, redis_url: str, warm_kafka: str, redis_client: Redis
+) -> None:
+    kafka_bootstrap = warm_kafka
+    topic = f"changes-{uuid.uuid4().hex[:8]}"
+    await create_topic(kafka_bootstrap, topic)
+    pool_id = await streaming_pool(boto, topic)
+    identities = [f"us-east-1:{uuid.uuid4()}" for _ in range(6)]
+    relay = await relay_process(redis_url, kafka_bootstrap)
+
+    async def writer(identity: str, count: int) -> int:
+        path = f"/identitypools/{pool_id}/identities/{identity}/datasets/d"
+        token = (await raw.send("GET", path + "/records"))[1]["SyncSessionToken"]
+        for sync_count in range(count):
+            patch = {"Op": "replace", "Key": "k", "Value": str(sync_count + 1), "SyncCount": sync_count}
+            status, _, _ = await raw.send("POST", path, body={"SyncSessionToken": token, "RecordPatches": [patch]})
+            assert status == 200
+        return count
+
+    load = asyncio.gather(*(writer(identity, 40) for identity in identities))
+    async with asyncio.timeout(30):  # let the relay publish part of the load, then kill it without warning
+        while not await published_somewhere(redis_client):
+            await asyncio.sleep(0.02)
+    relay.send_signal(signal.SIGKILL)
+    await relay.wait()
+    acknowledged = sum(await load)
+    # the killed relay's lease must expire before another relay takes its shards (LEASE_MS)
+    restarted = await relay_process(redis_url, kafka_bootstrap)
+    try:
+        messages = await read_topic(kafka_bootstrap, topic, acknowledged, timeout=90)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        await restarted.wait()
+
+    per_dataset: dict[bytes, list[int]] = {}
+    for message in messages:
+        per_dataset.setdefault(message.key, []).append(orjson.loads(message.value)["syncCount"])
+    assert len(messages) == acknowledged == 240
+    assert sorted(per_dataset) == sorted(f"{pool_id}/{identity}/d".encode() for identity in identities)
+    for counts in per_dataset.values():
+        assert counts == list(range(1, 41))  # every change once, in sync-count order
