@@ -36,6 +36,10 @@ LEASE_MS = 10_000
 #: A change is at most a dataset (1 MB of keys and values) as JSON with escapes: topics and requests allow this much.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 START_POSITION = "0-0"
+MAX_BACKOFF_SECONDS = 5.0
+#: How long one Kafka step (start, one batch's transaction) may take before the relay gives up and starts over.
+KAFKA_TIMEOUT_SECONDS = 10.0
+REPORT_SECONDS = 60.0
 
 
 class Relay:
@@ -51,9 +55,35 @@ class Relay:
     async def run(self) -> None:
         log.info("relay %s: publishing %d shards to %s", self.owner, len(self.workers), self._settings.kafka_bootstrap)
         try:
-            await asyncio.gather(*(worker.run() for worker in self.workers))
+            await asyncio.gather(self._report(), *(worker.run() for worker in self.workers))
         finally:
             await self._topics.close()
+
+    def note(self, worker: ShardWorker, error: Exception | None) -> None:
+        """A worker's state changed: logs one line when the relay as a whole starts or stops failing."""
+        was_healthy = self.healthy
+        worker.failing = error is not None
+        if was_healthy and error is not None:
+            log.warning(
+                "relay: Kafka at %s unreachable (%s: %s); changes wait in the outbox and are published when it "
+                "returns",
+                self._settings.kafka_bootstrap,
+                type(error).__name__,
+                error,
+            )
+        elif not was_healthy and self.healthy:
+            log.info("relay: Kafka at %s reachable again; publishing", self._settings.kafka_bootstrap)
+
+    async def _report(self) -> None:
+        """Logs the outbox backlog once a minute while there is one (the same figure /readyz shows)."""
+        while True:
+            await asyncio.sleep(REPORT_SECONDS)
+            try:
+                lag = await self.lag()
+            except BackendUnavailableError:
+                continue
+            if waiting := {shard: count for shard, count in lag.items() if count > 1}:
+                log.info("relay: %d changes waiting in the outbox, per shard %s", sum(waiting.values()), waiting)
 
     async def lag(self) -> dict[int, int]:
         """Entries still in each shard's outbox (published ones are trimmed right after their commit)."""
@@ -63,6 +93,13 @@ class Relay:
     def healthy(self) -> bool:
         """No worker is currently failing to reach Kafka."""
         return not any(worker.failing for worker in self.workers)
+
+    async def behind_seconds(self) -> float:
+        """How long the oldest change not yet published has waited (0 when everything is published). Kafka trouble
+        shows here even while a worker is still waiting on a request that will time out."""
+        oldest = [await self._outbox.oldest_unpublished(shard) for shard in range(self._settings.shards)]
+        waiting = [stamp for stamp in oldest if stamp is not None]
+        return max(0.0, time.time() - min(waiting) / 1000) if waiting else 0.0
 
 
 class ShardWorker:
@@ -75,7 +112,7 @@ class ShardWorker:
         self.failing = False
 
     async def run(self) -> None:
-        """Holds the shard's lease and publishes; on failure waits (1 s, doubling to 30 s) and starts over."""
+        """Holds the shard's lease and publishes; on failure waits (1 s, doubling to 5 s) and starts over."""
         backoff = 1.0
         while True:
             try:
@@ -87,12 +124,11 @@ class ShardWorker:
             except asyncio.CancelledError:
                 await self._give_back()
                 raise
-            except (KafkaError, BackendUnavailableError, OSError) as exc:
-                if not self.failing:
-                    log.warning("relay shard %d: %s: %s; retrying", self.shard, type(exc).__name__, exc)
-                self.failing = True
+            except (KafkaError, BackendUnavailableError, OSError, TimeoutError) as exc:
+                log.debug("relay shard %d: %s: %s; retrying in %.0f s", self.shard, type(exc).__name__, exc, backoff)
+                self._relay.note(self, exc)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def _give_back(self) -> None:
         try:
@@ -110,16 +146,15 @@ class ShardWorker:
             max_request_size=MAX_MESSAGE_BYTES,
             request_timeout_ms=15_000,
         )
-        await producer.start()  # InitProducerId: fences an older producer of this shard, aborts its transaction
         try:
-            await self._relay._topics.ensure([self._settings.relay_checkpoint_topic], compacted=True)
-            position = await self._checkpoint()
+            async with asyncio.timeout(3 * KAFKA_TIMEOUT_SECONDS):
+                await producer.start()  # InitProducerId: fences an older producer of this shard, aborts its transaction
+                await self._relay._topics.ensure([self._settings.relay_checkpoint_topic], compacted=True)
+                position = await self._checkpoint()
             if not await self._outbox.lease("take", self.shard, self._relay.owner, LEASE_MS):
                 return  # starting took longer than the lease, and another relay has the shard now
             log.debug("relay shard %d: resuming after %s", self.shard, position)
-            if self.failing:
-                log.info("relay shard %d: publishing again from %s", self.shard, position)
-            self.failing = False
+            self._relay.note(self, None)
             kept = time.monotonic()
             while True:
                 if time.monotonic() - kept > LEASE_MS / 3000:
@@ -130,13 +165,23 @@ class ShardWorker:
                 entries = await self._outbox.read(self.shard, position, count=self._settings.relay_batch, block_ms=500)
                 if entries:
                     records = [stream_record(self.shard, entry_id, fields) for entry_id, fields in entries]
-                    await self._relay._topics.ensure({record.topic for record in records})
                     position = entries[-1][0]
-                    await self._commit(producer, records, position)
+                    # A step that cannot finish (Kafka gone) fails the batch; the next producer fences this one and
+                    # resumes from the checkpoint, so a batch is never half published nor published twice.
+                    async with asyncio.timeout(KAFKA_TIMEOUT_SECONDS):
+                        await self._relay._topics.ensure({record.topic for record in records})
+                        await self._commit(producer, records, position)
                     await self._outbox.published(self.shard, position)
                     log.debug("relay shard %d: published %d changes up to %s", self.shard, len(records), position)
         finally:
-            await producer.stop()
+            await self._stop(producer)
+
+    async def _stop(self, producer: AIOKafkaProducer) -> None:
+        try:
+            async with asyncio.timeout(KAFKA_TIMEOUT_SECONDS):
+                await producer.stop()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.debug("relay shard %d: producer did not stop cleanly: %s", self.shard, exc)
 
     async def _commit(self, producer: AIOKafkaProducer, records: list[StreamRecord], position: str) -> None:
         async with producer.transaction():

@@ -34,6 +34,14 @@ class RedisOutbox:
             pipe.xtrim(keys.outbox(shard), minid=position, approximate=False)
             await pipe.execute()
 
+    async def oldest_unpublished(self, shard: int) -> int | None:
+        """Epoch ms of the oldest entry after the published position (entry ids start with their time), or None."""
+        async with backend():
+            position = await self.client.get(keys.relay_position(shard))
+            start = "-" if position is None else f"({text(position)}"
+            entries: Any = await self.client.xrange(keys.outbox(shard), start, "+", count=1)
+        return int(text(entries[0][0]).split("-")[0]) if entries else None
+
     async def backlog(self, shard: int) -> int:
         """Entries not yet trimmed (published or not): the shard's lag, give or take the last batch."""
         async with backend():
