@@ -100,6 +100,11 @@ def check_stream(messages: list[Any], load: Load) -> None:
     per_dataset: dict[bytes, list[int]] = {key: [] for key in load.keys}
     for message in messages:
         per_dataset[message.key].append(orjson.loads(message.value)["syncCount"])
+    distinct = {(key, count) for key, counts in per_dataset.items() for count in counts}
+    print(  # the figures for a person (pytest -s): written, seen, lost, duplicated
+        f"acknowledged {load.acknowledged}, failed {load.failed}, seen {len(messages)}, "
+        f"lost {load.acknowledged - len(distinct)}, duplicated {len(messages) - len(distinct)}"
+    )
     assert sum(len(counts) for counts in per_dataset.values()) == load.acknowledged
     for counts in per_dataset.values():
         assert counts == list(range(1, len(counts) + 1))
