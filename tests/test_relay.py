@@ -37,16 +37,21 @@ def settings(redis_url: str, kafka_bootstrap: str) -> Settings:
 
 @pytest.fixture(scope="session")
 async def warm_kafka(kafka_bootstrap: str) -> str:
-    """A fresh broker elects its transaction coordinator on the first transactional producer; do that once here, so
-    the relay under test starts as fast as against a running broker."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id="warm-up", enable_idempotence=True)
+    """The session broker, warmed up (see :func:`warm_up`)."""
+    await warm_up(kafka_bootstrap)
+    return kafka_bootstrap
+
+
+async def warm_up(bootstrap: str) -> None:
+    """A fresh broker elects its transaction coordinator on the first transactional producer; do that before a relay
+    under test starts, so it starts as fast as against a running broker."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id="warm-up", enable_idempotence=True)
     await producer.start()
     try:
         async with producer.transaction():
             await producer.send("syncsvc-warm-up", b"warm")
     finally:
         await producer.stop()
-    return kafka_bootstrap
 
 
 @pytest.fixture

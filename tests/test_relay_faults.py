@@ -17,7 +17,6 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp.test_utils import TestServer
-from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from syncsvc.api.app import create_app
@@ -31,6 +30,7 @@ from tests.test_relay import (  # noqa: F401 - fixtures: settings (4 shards), wa
     settings,
     streaming_pool,
     warm_kafka,
+    warm_up,
 )
 
 OUTAGE_SECONDS = 30.0
@@ -42,16 +42,6 @@ def own_kafka(tmp_path: Path) -> Iterator[KafkaBroker]:
     broker = KafkaBroker(tmp_path / "kafka")
     yield broker
     broker.stop()
-
-
-async def warm_up(bootstrap: str) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id="warm-up", enable_idempotence=True)
-    await producer.start()
-    try:
-        async with producer.transaction():
-            await producer.send("syncsvc-warm-up", b"warm")
-    finally:
-        await producer.stop()
 
 
 @pytest.fixture
