@@ -65,8 +65,7 @@ class Relay:
         worker.failing = error is not None
         if was_healthy and error is not None:
             log.warning(
-                "relay: Kafka at %s unreachable (%s: %s); changes wait in the outbox and are published when it "
-                "returns",
+                "relay: Kafka at %s unreachable (%s: %s); changes wait in the outbox and are published when it returns",
                 self._settings.kafka_bootstrap,
                 type(error).__name__,
                 error,
