@@ -17,6 +17,7 @@ from aiohttp import web
 from syncsvc import admin
 from syncsvc.api.app import create_app
 from syncsvc.config import Settings, SettingsError, load_settings
+from syncsvc.outbox import bulk_command, tail
 from syncsvc.outbox.relay import Relay
 from syncsvc.runtime import StartupError, open_services
 
@@ -35,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("relay", help="publish the outbox to Kafka (without serving HTTP); any number may run")
     admin.add_commands(commands)
+    tail.add_commands(commands)
+    bulk_command.add_commands(commands)
     return parser
 
 
@@ -113,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(2) from None
     if args.command in ("pools", "identities"):
         raise SystemExit(asyncio.run(_admin(settings, args)))
+    if args.command == "stream":
+        raise SystemExit(asyncio.run(tail.run(settings, args)))
+    if args.command == "bulk-publish":
+        raise SystemExit(asyncio.run(bulk_command.run(settings, args)))
     if args.command == "relay":
         logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
         with contextlib.suppress(KeyboardInterrupt):

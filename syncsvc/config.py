@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     )
     stream_partitions: int = Field(6, ge=1, le=10000, description="Partitions of a stream topic syncsvc creates.")
     stream_replication: int = Field(1, ge=1, le=7, description="Replication factor of the topics syncsvc creates.")
+    bulk_publish_window_seconds: int = Field(
+        86400,
+        ge=0,
+        description="How long after a successful BulkPublish of a pool another one is refused (Cognito: 24 h; "
+        "0 = no limit).",
+    )
     get_id_per_second: int = Field(25, ge=0, description="GetId calls per second per pool (0 = no limit).")
     token_calls_per_second: int = Field(
         200, ge=0, description="Credential and token calls per second per pool (0 = no limit)."

@@ -97,6 +97,20 @@ class InvalidConfigurationError(SyncsvcError):
     status = 400
 
 
+class DuplicateRequestError(SyncsvcError):
+    """A bulk publish of the pool is already IN_PROGRESS."""
+
+    code = "DuplicateRequestException"
+    status = 400
+
+
+class AlreadyStreamedError(SyncsvcError):
+    """The pool's last bulk publish succeeded less than ``Settings.bulk_publish_window_seconds`` ago."""
+
+    code = "AlreadyStreamedException"
+    status = 400
+
+
 class TooManyRequestsError(SyncsvcError):
     code = "TooManyRequestsException"
     status = 429

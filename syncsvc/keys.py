@@ -63,6 +63,19 @@ def relay_position(shard: int) -> str:
     return f"{shard_tag(shard)}:relay:position"
 
 
+def bulk_publish(identity_pool_id: str) -> str:
+    """Hash, in the pool's slot: the pool's last bulk publish: ``status`` (IN_PROGRESS | FAILED | SUCCEEDED; no hash
+    = NOT_STARTED), ``started`` / ``completed`` (epoch ms), ``failure`` (message), progress ``total`` / ``done``
+    (datasets), ``waiting`` ("1" while it waits for the relay) and the resume cursor ``after`` (the last identity
+    whose datasets are all in the outbox)."""
+    return f"{PREFIX}:bulkpublish:{{{identity_pool_id}}}"
+
+
+def bulk_publish_lease(identity_pool_id: str) -> str:
+    """String with a time to live, in the pool's slot: the id of the worker that runs the pool's bulk publish now."""
+    return f"{PREFIX}:bulkpublish:{{{identity_pool_id}}}:lease"
+
+
 def profile(identity_id: str, shards: int) -> str:
     """Hash: a registered identity: ``pool``, ``created``, ``modified`` (epoch ms), ``logins`` (JSON list of
     [provider, subject]) and ``gen`` (raised to revoke every credential issued before)."""

@@ -20,8 +20,10 @@ from syncsvc.identity.credentials import CredentialAuthority
 from syncsvc.identity.issuer import TokenIssuer
 from syncsvc.identity.oidc import OidcVerifier
 from syncsvc.identity.pools import PoolDirectory
+from syncsvc.outbox.bulk import BulkPublisher
 from syncsvc.service import SyncService
 from syncsvc.store import RedisStore
+from syncsvc.store.bulk import RedisBulkJobs
 from syncsvc.store.identities import RedisIdentityStore
 from syncsvc.store.keyring import RedisKeyRing
 from syncsvc.store.outbox import RedisOutbox
@@ -45,6 +47,8 @@ class Services:
     authenticator: Authenticator
     broker: IdentityBroker
     outbox: RedisOutbox
+    #: BulkPublish and its workers (closed with the services: its workers give their leases back).
+    bulk: BulkPublisher
 
 
 @asynccontextmanager
@@ -56,7 +60,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             secret = await _check_deployment(store, settings)
         except SyncsvcError as exc:
             raise StartupError(f"cannot reach Redis at {_safe_url(settings.redis_url)}: {exc.message}") from None
-        yield _build(settings, store, secret, oidc)
+        services = _build(settings, store, secret, oidc)
+        try:
+            yield services
+        finally:
+            await services.bulk.close()
     finally:
         await oidc.close()
         await store.close()
@@ -99,7 +107,9 @@ def _build(settings: Settings, store: RedisStore, secret: bytes, oidc: OidcVerif
         rates=RateLimits(get_id=settings.get_id_per_second, tokens=settings.token_calls_per_second),
     )
     authenticator = Authenticator(settings, credentials=credentials, identities=identities, issuer=issuer)
-    return Services(settings, store, signer, pools, sync, issuer, authenticator, broker, RedisOutbox(store.client))
+    outbox = RedisOutbox(store.client)
+    bulk = BulkPublisher(RedisBulkJobs(store.client), store, outbox, pools, settings)
+    return Services(settings, store, signer, pools, sync, issuer, authenticator, broker, outbox, bulk)
 
 
 def _safe_url(url: str) -> str:

@@ -11,7 +11,19 @@ from aiohttp import web
 
 from syncsvc.api import identity, sync
 from syncsvc.api.middleware import auth_middleware, errors_middleware
-from syncsvc.api.protocol import AUTHENTICATOR, BROKER, ISSUER, POOLS, RELAY, SETTINGS, SIGNER, STORE, SYNC, respond
+from syncsvc.api.protocol import (
+    AUTHENTICATOR,
+    BROKER,
+    BULK,
+    ISSUER,
+    POOLS,
+    RELAY,
+    SETTINGS,
+    SIGNER,
+    STORE,
+    SYNC,
+    respond,
+)
 from syncsvc.config import Settings
 from syncsvc.outbox.relay import Relay
 from syncsvc.runtime import open_services
@@ -33,12 +45,18 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[ISSUER] = services.issuer
         app[AUTHENTICATOR] = services.authenticator
         app[BROKER] = services.broker
+        app[BULK] = services.bulk
+        # resumes bulk publish jobs whose worker is gone; open_services stops the workers themselves
+        sweep = asyncio.create_task(services.bulk.run(), name="bulk-publish sweep")
         relay = Relay(services.outbox, settings) if settings.relay else None
         app[RELAY] = relay
         task = asyncio.create_task(relay.run(), name="relay") if relay else None
         try:
             yield
         finally:
+            sweep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweep
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

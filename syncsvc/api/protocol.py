@@ -20,6 +20,7 @@ from syncsvc.identity.authenticator import Authenticator
 from syncsvc.identity.broker import IdentityBroker
 from syncsvc.identity.issuer import TokenIssuer
 from syncsvc.identity.pools import PoolDirectory
+from syncsvc.outbox.bulk import BulkPublisher
 from syncsvc.outbox.relay import Relay
 from syncsvc.service import SyncService
 from syncsvc.store import RedisStore
@@ -119,3 +120,4 @@ AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 BROKER = web.AppKey("broker", IdentityBroker)
 ISSUER = web.AppKey("issuer", TokenIssuer)
 RELAY: web.AppKey[Relay | None] = web.AppKey("relay")
+BULK = web.AppKey("bulk", BulkPublisher)

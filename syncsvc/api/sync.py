@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from syncsvc import vv
 from syncsvc.api import wire
 from syncsvc.api.middleware import caller_of
-from syncsvc.api.protocol import SYNC, parse, query_int, respond
+from syncsvc.api.protocol import BULK, SYNC, parse, query_int, respond
 from syncsvc.errors import InvalidConfigurationError, InvalidParameterError
 from syncsvc.identity.pools import SyncConfiguration
 from syncsvc.model import Op, RecordPatch
@@ -190,6 +190,25 @@ async def set_identity_pool_configuration(request: web.Request) -> web.Response:
     return respond(_configuration(pool_id, await request.app[SYNC].configure(caller_of(request), pool_id, change)))
 
 
+async def bulk_publish(request: web.Request) -> web.Response:
+    pool_id = request.match_info["IdentityPoolId"]
+    await request.app[BULK].start(caller_of(request), pool_id)
+    return respond({"IdentityPoolId": pool_id})
+
+
+async def get_bulk_publish_details(request: web.Request) -> web.Response:
+    pool_id = request.match_info["IdentityPoolId"]
+    job = await request.app[BULK].details(caller_of(request), pool_id)
+    payload: dict[str, object] = {"IdentityPoolId": pool_id, "BulkPublishStatus": job.status.value}
+    if job.started_ms is not None:
+        payload["BulkPublishStartTime"] = wire.seconds(job.started_ms)
+    if job.completed_ms is not None:
+        payload["BulkPublishCompleteTime"] = wire.seconds(job.completed_ms)
+    if job.failure is not None:
+        payload["FailureMessage"] = job.failure
+    return respond(payload)
+
+
 def _not_yet(operation: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         raise InvalidParameterError(f"{operation} is not available on this server yet")
@@ -215,8 +234,8 @@ def routes() -> list[web.RouteDef]:
         web.get(IDENTITY, describe_identity_usage),
         web.get(POOL, describe_identity_pool_usage),
         web.get("/identitypools", list_identity_pool_usage),
-        web.post(POOL + "/bulkpublish", _not_yet("BulkPublish")),
-        web.post(POOL + "/getBulkPublishDetails", _not_yet("GetBulkPublishDetails")),
+        web.post(POOL + "/bulkpublish", bulk_publish),
+        web.post(POOL + "/getBulkPublishDetails", get_bulk_publish_details),
         web.get(POOL + "/events", _not_yet("GetCognitoEvents")),
         web.post(POOL + "/events", _not_yet("SetCognitoEvents")),
         web.get(POOL + "/configuration", get_identity_pool_configuration),

@@ -26,11 +26,13 @@ class StreamRecord:
 
 
 def stream_record(shard: int, entry_id: str, fields: Mapping[str, str]) -> StreamRecord:
-    """The Kafka record of one outbox entry (fields as update_records.lua writes them)."""
+    """The Kafka record of one outbox entry (fields as update_records.lua or snapshot_dataset.lua write them)."""
     changes = orjson.loads(fields["records"])
     modified = int(fields["lm"])
     records = [_sync_record(change) for change in changes]
-    operation = "replace" if any(change["op"] == "replace" for change in changes) else "remove"
+    # a bulk publish entry is a dataset's whole state: a "replace", even of a dataset whose records are all removed
+    bulk = fields.get("bulk") == "1"
+    operation = "replace" if bulk or any(change["op"] == "replace" for change in changes) else "remove"
     value: dict[str, Any] = {
         "identityPoolId": fields["pool"],
         "identityId": fields["identity"],

@@ -152,6 +152,8 @@ class ShardWorker:
                 position = await self._checkpoint()
             if not await self._outbox.lease("take", self.shard, self._relay.owner, LEASE_MS):
                 return  # starting took longer than the lease, and another relay has the shard now
+            if position != START_POSITION:  # what an earlier relay committed may not have been recorded in Redis
+                await self._outbox.published(self.shard, position)
             log.debug("relay shard %d: resuming after %s", self.shard, position)
             self._relay.note(self, None)
             kept = time.monotonic()

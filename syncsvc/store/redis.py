@@ -206,18 +206,22 @@ class RedisStore:
             counts = await pipe.execute()
         return sum(int(count) for count in counts if count is not None)
 
-    async def pool_members(self, identity_pool_id: str, shards: int) -> AsyncIterator[list[str]]:
-        """The pool's identity ids, shard by shard, in batches of at most 500 (never one long command)."""
-        for shard in range(shards):
+    async def pool_members(
+        self, identity_pool_id: str, shards: int, *, after: str | None = None
+    ) -> AsyncIterator[list[str]]:
+        """The pool's identity ids, shard by shard, in batches of at most 500 (never one long command). With
+        ``after`` (an identity id: a resume cursor), only those that come after it in this order."""
+        first = 0 if after is None else keys.shard_of(after, shards)
+        for shard in range(first, shards):
             key = keys.pool_members(identity_pool_id, shard)
-            after = "-"
+            start = f"({after}" if after is not None and shard == first else "-"
             while True:
                 async with backend():
-                    batch = [text(item) for item in await self.client.zrangebylex(key, after, "+", 0, 500)]
+                    batch = [text(item) for item in await self.client.zrangebylex(key, start, "+", 0, 500)]
                 if not batch:
                     break
                 yield batch
-                after = f"({batch[-1]}"
+                start = f"({batch[-1]}"
 
     async def usage_of(self, usage_keys: Sequence[str]) -> list[dict[str, str]]:
         async with backend():
@@ -270,12 +274,14 @@ class RedisStore:
         return [text(pool_id) for pool_id in ids]
 
     async def delete_pool(self, identity_pool_id: str) -> bool:
-        """Removes the pool itself (its identities' data is purged by the caller). True if it existed."""
+        """Removes the pool itself and its bulk publish job (its identities' data is purged by the caller). True if
+        it existed."""
         async with backend():
             pipe = self.client.pipeline(transaction=False)
             pipe.delete(keys.pool(identity_pool_id))
             pipe.zrem(keys.POOLS, identity_pool_id)
-            removed, _ = await pipe.execute()
+            pipe.delete(keys.bulk_publish(identity_pool_id), keys.bulk_publish_lease(identity_pool_id))
+            removed, _, _ = await pipe.execute()
         return bool(removed)
 
     async def forget_pool_members(self, identity_pool_id: str, shards: int) -> None:
