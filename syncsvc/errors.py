@@ -17,6 +17,9 @@ class SyncsvcError(Exception):
 
     code: ClassVar[str] = "InternalErrorException"
     status: ClassVar[int] = 500
+    #: The status on the json 1.1 surfaces (Cognito Identity): their models give errors no HTTP status, so AWS
+    #: answers the json default, 400, where Cognito Sync's rest-json model gives 403/404/409/429. None: ``status``.
+    json_status: ClassVar[int | None] = None
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
@@ -65,16 +68,19 @@ class MethodNotAllowedError(SyncsvcError):
 class NotAuthorizedError(SyncsvcError):
     code = "NotAuthorizedException"
     status = 403
+    json_status = 400
 
 
 class ResourceNotFoundError(SyncsvcError):
     code = "ResourceNotFoundException"
     status = 404
+    json_status = 400
 
 
 class ResourceConflictError(SyncsvcError):
     code = "ResourceConflictException"
     status = 409
+    json_status = 400
 
 
 class RecordConflictError(ResourceConflictError):
@@ -114,6 +120,7 @@ class AlreadyStreamedError(SyncsvcError):
 class TooManyRequestsError(SyncsvcError):
     code = "TooManyRequestsException"
     status = 429
+    json_status = 400
 
 
 # --- authentication errors (reference §0.1 and §5) -------------------------------------------------------------------

@@ -166,7 +166,7 @@ async def test_forged_login_gets_no_identity(
         headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "AWSCognitoIdentityService.GetId"},
     )
 
-    assert error_of(answer) == (403, "NotAuthorizedException")
+    assert error_of(answer) == (400, "NotAuthorizedException")  # json 1.1: no modeled status, so 400
     assert answer[1]["message"] == PREFIX + reason
     listed = await call(boto.identity, "list_identities", IdentityPoolId=pool, MaxResults=60)
     assert listed["Identities"] == []

@@ -51,8 +51,9 @@ def error_response(request: web.Request, error: SyncsvcError) -> web.Response:
     body: dict[str, Any] = {"__type": error.code, "message": error.message, **error.extra}
     if isinstance(error, RecordConflictError):
         body.update(wire.conflict(error.records, error.dataset))
-    content_type = AMZ_JSON if is_json_protocol(request) else REST_JSON
-    response = respond(body, content_type=content_type, status=error.status)
+    json_protocol = is_json_protocol(request)
+    status = (error.json_status or error.status) if json_protocol else error.status
+    response = respond(body, content_type=AMZ_JSON if json_protocol else REST_JSON, status=status)
     response.headers["x-amzn-ErrorType"] = error.code
     if isinstance(error, BackendUnavailableError):
         response.headers["Retry-After"] = str(error.retry_after_seconds)
