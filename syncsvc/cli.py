@@ -20,6 +20,7 @@ from syncsvc.config import Settings, SettingsError, load_settings
 from syncsvc.outbox import bulk_command, tail
 from syncsvc.outbox.relay import Relay
 from syncsvc.runtime import StartupError, open_services
+from syncsvc.triggers import command as triggers_command
 
 log = logging.getLogger("syncsvc")
 LOG_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s %(message)s"
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     admin.add_commands(commands)
     tail.add_commands(commands)
     bulk_command.add_commands(commands)
+    triggers_command.add_commands(commands)
     return parser
 
 
@@ -118,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(asyncio.run(_admin(settings, args)))
     if args.command == "stream":
         raise SystemExit(asyncio.run(tail.run(settings, args)))
+    if args.command == "triggers":
+        raise SystemExit(triggers_command.run(settings, args))
     if args.command == "bulk-publish":
         raise SystemExit(asyncio.run(bulk_command.run(settings, args)))
     if args.command == "relay":

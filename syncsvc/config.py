@@ -118,6 +118,11 @@ class Settings(BaseSettings):
     token_calls_per_second: int = Field(
         200, ge=0, description="Credential and token calls per second per pool (0 = no limit)."
     )
+    triggers: str = Field(
+        "",
+        description="Sync triggers to register, besides the `syncsvc.triggers` entry points: comma-separated "
+        "name=package.module:function (see syncsvc/triggers/spec.py). Checked at start-up.",
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     @field_validator("developer_credentials", mode="before")

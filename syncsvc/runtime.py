@@ -28,6 +28,7 @@ from syncsvc.store.identities import RedisIdentityStore
 from syncsvc.store.keyring import RedisKeyRing
 from syncsvc.store.outbox import RedisOutbox
 from syncsvc.tokens import TokenSigner
+from syncsvc.triggers.registry import TriggerError, TriggerRegistry, load_registry
 
 log = logging.getLogger("syncsvc")
 
@@ -49,10 +50,14 @@ class Services:
     outbox: RedisOutbox
     #: BulkPublish and its workers (closed with the services: its workers give their leases back).
     bulk: BulkPublisher
+    #: Sync triggers: code registrations, entry points and SYNCSVC_TRIGGERS, checked before anything connects.
+    triggers: TriggerRegistry
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(settings: Settings, *, triggers: TriggerRegistry | None = None) -> AsyncIterator[Services]:
+    """``triggers``: triggers registered in code (embedding, tests); entry points and SYNCSVC_TRIGGERS are added."""
+    registry = build_triggers(settings, triggers)
     store = RedisStore.connect(settings.redis_url)
     oidc = OidcVerifier(settings.oidc_providers)
     try:
@@ -60,7 +65,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             secret = await _check_deployment(store, settings)
         except SyncsvcError as exc:
             raise StartupError(f"cannot reach Redis at {_safe_url(settings.redis_url)}: {exc.message}") from None
-        services = _build(settings, store, secret, oidc)
+        services = _build(settings, store, secret, oidc, registry)
         try:
             yield services
         finally:
@@ -83,7 +88,17 @@ async def _check_deployment(store: RedisStore, settings: Settings) -> bytes:
     return await store.token_secret()
 
 
-def _build(settings: Settings, store: RedisStore, secret: bytes, oidc: OidcVerifier) -> Services:
+def build_triggers(settings: Settings, code: TriggerRegistry | None = None) -> TriggerRegistry:
+    """Every trigger this instance knows; StartupError (one line) when a registration fails its checks."""
+    try:
+        return load_registry(settings.triggers, base=code)
+    except TriggerError as exc:
+        raise StartupError(str(exc)) from None
+
+
+def _build(
+    settings: Settings, store: RedisStore, secret: bytes, oidc: OidcVerifier, triggers: TriggerRegistry
+) -> Services:
     signer = TokenSigner(secret)
     pools = PoolDirectory(
         store, region=settings.region, cache_seconds=settings.pool_cache_seconds, shards=settings.shards
@@ -93,7 +108,7 @@ def _build(settings: Settings, store: RedisStore, secret: bytes, oidc: OidcVerif
         RedisKeyRing(store.client), issuer_url=settings.issuer_url, rotation_seconds=settings.token_rotation_seconds
     )
     credentials = CredentialAuthority(signer, secret, lifetime_seconds=settings.credentials_ttl_seconds)
-    sync = SyncService(store, pools, signer, settings)
+    sync = SyncService(store, pools, signer, settings, triggers)
     broker = IdentityBroker(
         identities=identities,
         store=store,
@@ -109,7 +124,7 @@ def _build(settings: Settings, store: RedisStore, secret: bytes, oidc: OidcVerif
     authenticator = Authenticator(settings, credentials=credentials, identities=identities, issuer=issuer)
     outbox = RedisOutbox(store.client)
     bulk = BulkPublisher(RedisBulkJobs(store.client), store, outbox, pools, settings)
-    return Services(settings, store, signer, pools, sync, issuer, authenticator, broker, outbox, bulk)
+    return Services(settings, store, signer, pools, sync, issuer, authenticator, broker, outbox, bulk, triggers)
 
 
 def _safe_url(url: str) -> str:

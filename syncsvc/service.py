@@ -44,10 +44,13 @@ from syncsvc.model import (
 from syncsvc.store import RedisStore
 from syncsvc.store.redis import record_from_stored
 from syncsvc.tokens import TokenSigner
+from syncsvc.triggers.registry import TriggerError, TriggerRegistry, resolve_arn
 
 _IDENTITY_ID = re.compile(IDENTITY_ID_PATTERN)
 _DATASET_NAME = re.compile(DATASET_NAME_PATTERN)
 _SESSION = "SyncSessionToken"
+#: The one Cognito Events event type.
+SYNC_TRIGGER = "SyncTrigger"
 _MAX_LIST_RECORDS = 1024
 _MAX_LIST_DATASETS = 1024
 
@@ -97,8 +100,16 @@ def writer_of(identity_id: str, device_id: str | None, client_context: str | Non
 class SyncService:
     """The Cognito Sync operations, callable from any front end."""
 
-    def __init__(self, store: RedisStore, pools: PoolDirectory, signer: TokenSigner, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: RedisStore,
+        pools: PoolDirectory,
+        signer: TokenSigner,
+        settings: Settings,
+        triggers: TriggerRegistry,
+    ) -> None:
         self._store = store
+        self._triggers = triggers
         self._pools = pools
         self._signer = signer
         self._settings = settings
@@ -333,6 +344,30 @@ class SyncService:
         """SetIdentityPoolConfiguration (developer credentials only): the members given replace the stored ones."""
         _require_developer(caller)
         return await self._pools.configure(pool_id, change)
+
+    async def cognito_events(self, caller: Caller, pool_id: str) -> dict[str, str]:
+        """GetCognitoEvents (developer credentials only): event type → trigger name, ``{}`` when none is set."""
+        _require_developer(caller)
+        return dict((await self._pools.configuration(pool_id)).Events or {})
+
+    async def set_cognito_events(self, caller: Caller, pool_id: str, events: dict[str, str]) -> None:
+        """SetCognitoEvents (developer credentials only). Only ``SyncTrigger`` exists; its value is a registered
+        trigger's name or a Lambda ARN ending in one (stored as the name); an empty value removes it. Event types
+        not given are left as they are."""
+        _require_developer(caller)
+        if len(events) > 1:
+            raise InvalidParameterError(f"Events: at most 1 entry is allowed, not {len(events)}")
+        resolved = {}
+        for kind, value in events.items():
+            if kind != SYNC_TRIGGER:
+                raise InvalidParameterError(f"Events: unknown event type '{kind[:64]}'; the only one is {SYNC_TRIGGER}")
+            try:
+                resolved[kind] = self._triggers.resolve(value) if value else ""
+            except TriggerError:
+                raise InvalidParameterError(
+                    f"Events.{kind}: no trigger named '{resolve_arn(value)[:256]}' is registered on this server"
+                ) from None
+        await self._pools.configure(pool_id, SyncConfiguration(Events=resolved))
 
     # --- merges -------------------------------------------------------------------------------------------------------
 

@@ -171,8 +171,15 @@ async def test_unknown_access_key_is_an_unrecognized_client(endpoint: str) -> No
 async def test_operations_of_later_issues_answer_a_modeled_error(boto: Boto) -> None:
     pool_id = await boto.new_pool()
     with pytest.raises(ClientError) as caught:
-        await boto.call(boto.sync, "get_cognito_events", IdentityPoolId=pool_id)
-    assert caught.value.response["Error"]["Code"] == "InvalidParameterException"
+        await boto.call(
+            boto.sync,
+            "register_device",
+            IdentityPoolId=pool_id,
+            IdentityId="us-east-1:00000000-0000-0000-0000-000000000000",
+            Platform="GCM",
+            Token="device-token",
+        )
+    assert caught.value.response["Error"]["Code"] == "InvalidConfigurationException"
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 

@@ -27,15 +27,18 @@ from syncsvc.api.protocol import (
 from syncsvc.config import Settings
 from syncsvc.outbox.relay import Relay
 from syncsvc.runtime import open_services
+from syncsvc.triggers import TriggerRegistry
 
 log = logging.getLogger("syncsvc")
 #: /readyz reports "degraded" when a committed change has waited this long for the stream.
 STALE_SECONDS = 10.0
+#: Triggers registered in code for this app (``create_app(settings, triggers=…)``); the rest load at start-up.
+CODE_TRIGGERS = web.AppKey("code_triggers", TriggerRegistry)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    async with open_services(settings) as services:
+    async with open_services(settings, triggers=app[CODE_TRIGGERS]) as services:
         if not settings.developer_credentials:
             log.warning("no developer credentials configured (SYNCSVC_DEVELOPER_CREDENTIALS): signed requests fail")
         app[STORE] = services.store
@@ -97,12 +100,14 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, triggers: TriggerRegistry | None = None) -> web.Application:
+    """The app; ``triggers`` adds triggers registered in code to those of entry points and SYNCSVC_TRIGGERS."""
     app = web.Application(
         middlewares=[errors_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[CODE_TRIGGERS] = triggers if triggers is not None else TriggerRegistry()
     app.cleanup_ctx.append(_lifecycle)
     app.add_routes(
         [

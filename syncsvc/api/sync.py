@@ -18,7 +18,7 @@ from syncsvc.api import wire
 from syncsvc.api.middleware import caller_of
 from syncsvc.api.protocol import BULK, SYNC, parse, query_int, respond
 from syncsvc.errors import InvalidConfigurationError, InvalidParameterError
-from syncsvc.identity.pools import SyncConfiguration
+from syncsvc.identity.pools import CognitoStreamsSettings, PushSyncSettings, SyncConfiguration
 from syncsvc.model import Op, RecordPatch
 
 POOL = "/identitypools/{IdentityPoolId}"
@@ -62,6 +62,21 @@ class UpdateRecordsIn(BaseModel):
     DeviceId: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
     RecordPatches: list[RecordPatchIn] = []
     SyncSessionToken: Annotated[str, StringConstraints(min_length=1)]
+
+
+class PoolConfigurationIn(BaseModel):
+    """SetIdentityPoolConfiguration's body (the pool's Events are set with SetCognitoEvents only)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    PushSync: PushSyncSettings | None = None
+    CognitoStreams: CognitoStreamsSettings | None = None
+
+
+class CognitoEventsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    Events: dict[str, str]
 
 
 def _labels(request: web.Request) -> tuple[str, str]:
@@ -176,7 +191,7 @@ async def list_identity_pool_usage(request: web.Request) -> web.Response:
 
 
 def _configuration(pool_id: str, config: SyncConfiguration) -> dict[str, object]:
-    return {"IdentityPoolId": pool_id, **config.model_dump(exclude_none=True)}
+    return {"IdentityPoolId": pool_id, **config.model_dump(exclude_none=True, exclude={"Events"})}
 
 
 async def get_identity_pool_configuration(request: web.Request) -> web.Response:
@@ -186,8 +201,20 @@ async def get_identity_pool_configuration(request: web.Request) -> web.Response:
 
 async def set_identity_pool_configuration(request: web.Request) -> web.Response:
     pool_id = request.match_info["IdentityPoolId"]
-    change = await parse(request, SyncConfiguration)
+    given = await parse(request, PoolConfigurationIn)
+    change = SyncConfiguration(PushSync=given.PushSync, CognitoStreams=given.CognitoStreams)
     return respond(_configuration(pool_id, await request.app[SYNC].configure(caller_of(request), pool_id, change)))
+
+
+async def get_cognito_events(request: web.Request) -> web.Response:
+    events = await request.app[SYNC].cognito_events(caller_of(request), request.match_info["IdentityPoolId"])
+    return respond({"Events": events})
+
+
+async def set_cognito_events(request: web.Request) -> web.Response:
+    given = await parse(request, CognitoEventsIn)
+    await request.app[SYNC].set_cognito_events(caller_of(request), request.match_info["IdentityPoolId"], given.Events)
+    return respond({})
 
 
 async def bulk_publish(request: web.Request) -> web.Response:
@@ -207,13 +234,6 @@ async def get_bulk_publish_details(request: web.Request) -> web.Response:
     if job.failure is not None:
         payload["FailureMessage"] = job.failure
     return respond(payload)
-
-
-def _not_yet(operation: str) -> Handler:
-    async def handler(request: web.Request) -> web.Response:
-        raise InvalidParameterError(f"{operation} is not available on this server yet")
-
-    return handler
 
 
 def _push_not_configured(operation: str) -> Handler:
@@ -236,8 +256,8 @@ def routes() -> list[web.RouteDef]:
         web.get("/identitypools", list_identity_pool_usage),
         web.post(POOL + "/bulkpublish", bulk_publish),
         web.post(POOL + "/getBulkPublishDetails", get_bulk_publish_details),
-        web.get(POOL + "/events", _not_yet("GetCognitoEvents")),
-        web.post(POOL + "/events", _not_yet("SetCognitoEvents")),
+        web.get(POOL + "/events", get_cognito_events),
+        web.post(POOL + "/events", set_cognito_events),
         web.get(POOL + "/configuration", get_identity_pool_configuration),
         web.post(POOL + "/configuration", set_identity_pool_configuration),
         web.post(POOL + "/identity/{IdentityId}/device", _push_not_configured("RegisterDevice")),

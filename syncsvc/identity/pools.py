@@ -98,6 +98,10 @@ class SyncConfiguration(BaseModel):
 
     PushSync: PushSyncSettings | None = None
     CognitoStreams: CognitoStreamsSettings | None = None
+    #: Cognito Events (Get/SetCognitoEvents, not part of the pool configuration operations): event type → the
+    #: registered trigger's name (a Lambda ARN given to SetCognitoEvents is stored as the name it stands for).
+    #: Kept here so that every Sync request finds it in the cached configuration.
+    Events: dict[str, str] | None = None
 
     @property
     def streaming_topic(self) -> str | None:
@@ -112,11 +116,18 @@ class SyncConfiguration(BaseModel):
         merged = SyncConfiguration(
             PushSync=change.PushSync or self.PushSync,
             CognitoStreams=_merged_streams(self.CognitoStreams, change.CognitoStreams),
+            Events=_merged_events(self.Events, change.Events),
         )
         streams = merged.CognitoStreams
         if streams is not None and streams.StreamingStatus == "ENABLED" and not streams.StreamName:
             raise InvalidParameterError("CognitoStreams.StreamName is required to enable streaming")
         return merged
+
+
+def _merged_events(old: dict[str, str] | None, new: dict[str, str] | None) -> dict[str, str] | None:
+    """The events of ``old`` with those ``new`` gives replaced; an empty name removes its event type."""
+    merged = {**(old or {}), **(new or {})}
+    return {kind: name for kind, name in merged.items() if name} or None
 
 
 def _merged_streams(
@@ -170,7 +181,7 @@ class PoolDirectory:
         return (await self._load(identity_pool_id))[1]
 
     async def configure(self, identity_pool_id: str, change: SyncConfiguration) -> SyncConfiguration:
-        """SetIdentityPoolConfiguration: merges ``change`` into the stored configuration."""
+        """SetIdentityPoolConfiguration and SetCognitoEvents: merges ``change`` into the stored configuration."""
         pool, config = await self._load(identity_pool_id)
         merged = config.merged(change)
         if not await self._store.put_sync_configuration(identity_pool_id, merged.model_dump(exclude_none=True)):
