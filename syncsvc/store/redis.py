@@ -21,7 +21,7 @@ from redis.backoff import NoBackoff
 
 from syncsvc import keys
 from syncsvc.keys import IdentityKeys
-from syncsvc.model import DatasetState, Limits, Record, RecordPatch
+from syncsvc.model import DatasetState, Limits, Record
 from syncsvc.store.backend import backend, register, text
 
 _MEMBER_PREFIX = 20  # digits of the sync count at the front of a change-log member
@@ -119,7 +119,6 @@ class RedisStore:
         dataset: str,
         *,
         writer: str,
-        patches: Sequence[RecordPatch],
         encoded_patches: bytes,
         fingerprint: str,
         now_ms: int,
@@ -128,7 +127,6 @@ class RedisStore:
     ) -> UpdateOutcome:
         """Runs update_records.lua; ``encoded_patches`` is the ARGV JSON for ``patches`` (see the script). With a
         ``topic`` the committed change also goes to the shard's outbox, in the same script."""
-        del patches  # the encoded form is what the script reads; kept in the signature for readers
         args: list[bytes | str | int] = [
             dataset,
             now_ms,
