@@ -71,7 +71,7 @@ async def _pools(services: Services, args: argparse.Namespace) -> list[dict[str,
         pool = await services.pools.describe(args.pool)
         usage = await services.sync.describe_pool_usage(_developer(), args.pool)
         return [{**pool.wire(), "DataStorage": usage.storage_bytes, "SyncSessionsCount": usage.sync_sessions}]
-    await services.pools.delete(args.pool)
+    await services.broker.delete_pool(args.pool)
     return [{"IdentityPoolId": args.pool, "Deleted": True}]
 
 

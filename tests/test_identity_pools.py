@@ -125,6 +125,35 @@ async def test_deleting_a_pool_leaves_no_key_of_its_identities(boto: Boto, redis
     assert await redis_client.keys(f"syncsvc:pool:{{{pool_id}}}*") == []
 
 
+async def test_deleting_a_pool_removes_its_registered_identities_and_their_logins(
+    boto: Boto, redis_client: Redis
+) -> None:
+    created = await boto.call(
+        boto.identity,
+        "create_identity_pool",
+        IdentityPoolName="registered",
+        AllowUnauthenticatedIdentities=True,
+        DeveloperProviderName="login.mycompany",
+    )
+    pool_id = created["IdentityPoolId"]
+    developer = await boto.call(
+        boto.identity,
+        "get_open_id_token_for_developer_identity",
+        IdentityPoolId=pool_id,
+        Logins={"login.mycompany": "user-1"},
+    )
+    guest = (await boto.call(boto.identity, "get_id", IdentityPoolId=pool_id))["IdentityId"]
+    await write_one_record(boto, {"IdentityPoolId": pool_id, "IdentityId": guest, "DatasetName": "d"})
+    assert await redis_client.keys("syncsvc:login:*")
+    await boto.call(boto.identity, "delete_identity_pool", IdentityPoolId=pool_id)
+    assert await redis_client.keys("syncsvc:{s*") == []  # profiles, members, data
+    assert await redis_client.keys("syncsvc:login:*") == []
+    for identity_id in (developer["IdentityId"], guest):
+        with pytest.raises(ClientError) as caught:
+            await boto.call(boto.identity, "describe_identity", IdentityId=identity_id)
+        assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
 @pytest.mark.parametrize(
     ("payload", "code"),
     [

@@ -138,7 +138,7 @@ async def update_identity_pool(request: web.Request) -> dict[str, Any]:
 
 
 async def delete_identity_pool(request: web.Request) -> dict[str, Any]:
-    await request.app[POOLS].delete((await parse(request, PoolIdIn)).IdentityPoolId)
+    await request.app[BROKER].delete_pool((await parse(request, PoolIdIn)).IdentityPoolId)
     return {}
 
 

@@ -227,6 +227,18 @@ class IdentityBroker:
         more = shard < self._shards and after is not None
         return found, ((shard, after) if more and after is not None else None)
 
+    async def delete_pool(self, identity_pool_id: str) -> None:
+        """DeleteIdentityPool: the pool, then each of its identities whole (profile, logins, data)."""
+
+        async def purge(identity_id: str) -> None:
+            profile = await self._identities.get(identity_id)
+            if profile is not None and profile.identity_pool_id == identity_pool_id:
+                await self._delete(profile)
+            else:  # data stored by a developer for an identity never registered
+                await self._store.purge_identity(IdentityKeys.of(identity_pool_id, identity_id, self._shards))
+
+        await self._pools.delete(identity_pool_id, purge_identity=purge)
+
     async def delete_identities(self, identity_ids: Sequence[str]) -> list[str]:
         """DeleteIdentities: profile, logins and data. Returns the ids that could not be processed."""
         failed: list[str] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -203,14 +204,20 @@ class PoolDirectory:
                 pools.append(IdentityPool.model_validate(found[0]))
         return pools
 
-    async def delete(self, identity_pool_id: str) -> None:
-        """Deletes the pool, then purges every identity's data in it (batch by batch)."""
+    async def delete(
+        self, identity_pool_id: str, *, purge_identity: Callable[[str], Awaitable[None]] | None = None
+    ) -> None:
+        """Deletes the pool, then purges every identity in it, batch by batch: ``purge_identity`` (the broker's,
+        which also removes profiles and logins) or, by default, the identity's data alone."""
         self._cache.pop(identity_pool_id, None)
         if not await self._store.delete_pool(identity_pool_id):
             raise ResourceNotFoundError(f"IdentityPool '{identity_pool_id}' not found.")
         async for batch in self._store.pool_members(identity_pool_id, self._shards):
             for identity_id in batch:
-                await self._store.purge_identity(IdentityKeys.of(identity_pool_id, identity_id, self._shards))
+                if purge_identity is not None:
+                    await purge_identity(identity_id)
+                else:
+                    await self._store.purge_identity(IdentityKeys.of(identity_pool_id, identity_id, self._shards))
         await self._store.forget_pool_members(identity_pool_id, self._shards)
 
     def _remember(self, pool: IdentityPool, config: SyncConfiguration) -> None:
