@@ -128,7 +128,7 @@ async def test_kafka_stopped_during_writes_fails_no_write_and_loses_nothing(
     await during
     assert load.failed == 0
     await asyncio.to_thread(own_kafka.start)
-    messages = await read_topic(own_kafka.bootstrap, topic, load.acknowledged, timeout=90)
+    messages = await read_topic(own_kafka.bootstrap, topic, load.acknowledged, timeout=150)
     check_stream(messages, load)
     assert await readiness(raw) == "ok"
 

@@ -188,7 +188,9 @@ class ShardWorker:
         async with producer.transaction():
             for record in records:
                 await producer.send(record.topic, record.value, key=record.key, headers=record.headers)
-            await producer.send(self._settings.relay_checkpoint_topic, position.encode(), key=self._checkpoint_key)
+            await producer.send(
+                self._settings.relay_checkpoint_topic, position.encode(), key=self._checkpoint_key, partition=self.shard
+            )
 
     async def _checkpoint(self) -> str:
         """The last position committed to the checkpoint topic for this shard (read_committed), or the start."""
@@ -199,7 +201,9 @@ class ShardWorker:
         )
         await consumer.start()
         try:
-            partition = TopicPartition(self._settings.relay_checkpoint_topic, 0)
+            # One partition per shard: a shard's read waits only for its own (already fenced) transactions, never
+            # for another shard's transaction left open by a relay that died.
+            partition = TopicPartition(self._settings.relay_checkpoint_topic, self.shard)
             consumer.assign([partition])
             await consumer.seek_to_beginning(partition)
             end = (await consumer.end_offsets([partition]))[partition]
@@ -238,7 +242,7 @@ class Topics:
             config = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
             if compacted:
                 config["cleanup.policy"] = "compact"
-            partitions = 1 if compacted else self._settings.stream_partitions
+            partitions = self._settings.shards if compacted else self._settings.stream_partitions
             for topic in missing:
                 response = await self._admin.create_topics(
                     [NewTopic(topic, partitions, self._settings.stream_replication, topic_configs=config)]
