@@ -123,6 +123,17 @@ class Settings(BaseSettings):
         description="Sync triggers to register, besides the `syncsvc.triggers` entry points: comma-separated "
         "name=package.module:function (see syncsvc/triggers/spec.py). Checked at start-up.",
     )
+    triggers_on_developer_writes: bool = Field(
+        False,
+        description="Also run a pool's sync trigger for writes made with developer credentials (Cognito runs it "
+        "only for writes made with identity credentials).",
+    )
+    trace_triggers: bool = Field(
+        False, description="Log every trigger call: its input, output, outcome and duration (values redacted)."
+    )
+    trace_trigger_values: bool = Field(
+        False, description="With trace_triggers, log record values as they are instead of their length."
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     @field_validator("developer_credentials", mode="before")

@@ -117,6 +117,20 @@ class AlreadyStreamedError(SyncsvcError):
     status = 400
 
 
+class InvalidLambdaFunctionOutputError(SyncsvcError):
+    """A sync trigger refused the write (its message), failed, or answered with something that is not a dataset."""
+
+    code = "InvalidLambdaFunctionOutputException"
+    status = 400
+
+
+class LambdaThrottledError(SyncsvcError):
+    """A sync trigger timed out or is at its concurrency limit: retriable, as AWS Lambda throttling is."""
+
+    code = "LambdaThrottledException"
+    status = 429
+
+
 class TooManyRequestsError(SyncsvcError):
     code = "TooManyRequestsException"
     status = 429

@@ -28,7 +28,9 @@ from syncsvc.store.identities import RedisIdentityStore
 from syncsvc.store.keyring import RedisKeyRing
 from syncsvc.store.outbox import RedisOutbox
 from syncsvc.tokens import TokenSigner
+from syncsvc.triggers.failures import TriggerFailure
 from syncsvc.triggers.registry import TriggerError, TriggerRegistry, load_registry
+from syncsvc.triggers.runner import TriggerRunner
 
 log = logging.getLogger("syncsvc")
 
@@ -52,6 +54,8 @@ class Services:
     bulk: BulkPublisher
     #: Sync triggers: code registrations, entry points and SYNCSVC_TRIGGERS, checked before anything connects.
     triggers: TriggerRegistry
+    #: Calls the triggers. A server starts it (warming process workers); it is closed with the services.
+    runner: TriggerRunner
 
 
 @asynccontextmanager
@@ -70,6 +74,7 @@ async def open_services(settings: Settings, *, triggers: TriggerRegistry | None 
             yield services
         finally:
             await services.bulk.close()
+            await services.runner.close()
     finally:
         await oidc.close()
         await store.close()
@@ -86,6 +91,14 @@ async def _check_deployment(store: RedisStore, settings: Settings) -> bytes:
     if settings.token_secret:
         return settings.token_secret.get_secret_value().encode()
     return await store.token_secret()
+
+
+async def start_triggers(services: Services) -> None:
+    """Starts the trigger runner of a server (warms process workers); StartupError when a worker cannot start."""
+    try:
+        await services.runner.start()
+    except TriggerFailure as exc:
+        raise StartupError(str(exc)) from None
 
 
 def build_triggers(settings: Settings, code: TriggerRegistry | None = None) -> TriggerRegistry:
@@ -108,7 +121,13 @@ def _build(
         RedisKeyRing(store.client), issuer_url=settings.issuer_url, rotation_seconds=settings.token_rotation_seconds
     )
     credentials = CredentialAuthority(signer, secret, lifetime_seconds=settings.credentials_ttl_seconds)
-    sync = SyncService(store, pools, signer, settings, triggers)
+    runner = TriggerRunner(
+        triggers,
+        region=settings.region,
+        trace=settings.trace_triggers,
+        trace_values=settings.trace_trigger_values,
+    )
+    sync = SyncService(store, pools, signer, settings, triggers, runner)
     broker = IdentityBroker(
         identities=identities,
         store=store,
@@ -124,7 +143,7 @@ def _build(
     authenticator = Authenticator(settings, credentials=credentials, identities=identities, issuer=issuer)
     outbox = RedisOutbox(store.client)
     bulk = BulkPublisher(RedisBulkJobs(store.client), store, outbox, pools, settings)
-    return Services(settings, store, signer, pools, sync, issuer, authenticator, broker, outbox, bulk, triggers)
+    return Services(settings, store, signer, pools, sync, issuer, authenticator, broker, outbox, bulk, triggers, runner)
 
 
 def _safe_url(url: str) -> str:

@@ -13,7 +13,6 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
@@ -22,7 +21,6 @@ from syncsvc.errors import (
     InvalidParameterError,
     LimitExceededError,
     NotAuthorizedError,
-    RecordConflictError,
     ResourceNotFoundError,
 )
 from syncsvc.identity.pools import PoolDirectory, SyncConfiguration
@@ -41,17 +39,21 @@ from syncsvc.model import (
     RecordPatch,
     WriteResult,
 )
+from syncsvc.outcomes import limit_error, result_of
 from syncsvc.store import RedisStore
-from syncsvc.store.redis import record_from_stored
+from syncsvc.store.redis import encode_patches
 from syncsvc.tokens import TokenSigner
+from syncsvc.triggers.events import SYNC_CONFLICT, SYNC_TRIGGER, EventSource
 from syncsvc.triggers.registry import TriggerError, TriggerRegistry, resolve_arn
+from syncsvc.triggers.runner import TriggerRunner
+from syncsvc.triggers.spec import LAST_WRITER_WINS, REJECT
+from syncsvc.write_hooks import HookedWrite, Hooks, WriteHooks
 
 _IDENTITY_ID = re.compile(IDENTITY_ID_PATTERN)
 _DATASET_NAME = re.compile(DATASET_NAME_PATTERN)
 _SESSION = "SyncSessionToken"
-#: The one Cognito Events event type.
-SYNC_TRIGGER = "SyncTrigger"
 _MAX_LIST_RECORDS = 1024
+CONFLICT_POLICIES = (REJECT, LAST_WRITER_WINS)
 _MAX_LIST_DATASETS = 1024
 
 
@@ -107,6 +109,7 @@ class SyncService:
         signer: TokenSigner,
         settings: Settings,
         triggers: TriggerRegistry,
+        runner: TriggerRunner,
     ) -> None:
         self._store = store
         self._triggers = triggers
@@ -119,6 +122,7 @@ class SyncService:
             max_bytes=settings.max_dataset_bytes,
             max_value_bytes=settings.max_value_bytes,
         )
+        self._hooks = WriteHooks(store, runner, self._limits)
 
     # --- access ------------------------------------------------------------------------------------------------------
 
@@ -206,9 +210,14 @@ class SyncService:
             meta = await self._store.dataset_meta(ik, dataset)
             return WriteResult(records=[], sync_count=int(meta.get("sc", 0)))
         writer = writer_of(identity_id, device_id, client_context)
-        encoded = orjson.dumps([_encode_patch(patch) for patch in patches])
+        encoded = encode_patches(patches)
         fingerprint = hashlib.sha256(writer.encode() + b"\0" + encoded).hexdigest()
-        topic = (await self._pools.configuration(pool_id)).streaming_topic
+        config = await self._pools.configuration(pool_id)
+        hooks = Hooks.of(config.Events or {}, caller, developer_writes=self._settings.triggers_on_developer_writes)
+        if hooks.needed:
+            source = EventSource(self._settings.region, pool_id, identity_id, dataset)
+            write = HookedWrite(ik, source, patches, writer, fingerprint, config.streaming_topic)
+            return await self._hooks.commit(write, hooks)
         outcome = await self._store.update_records(
             ik,
             dataset,
@@ -217,13 +226,9 @@ class SyncService:
             fingerprint=fingerprint,
             now_ms=now_ms(),
             limits=self._limits,
-            topic=topic,
+            topic=config.streaming_topic,
         )
-        if outcome.status in ("ok", "duplicate"):
-            return _written(patches, outcome.body, replayed=outcome.status == "duplicate")
-        if outcome.status == "conflict":
-            raise _conflict(outcome.body)
-        raise _limit(dataset, outcome.body)
+        return result_of(dataset, outcome)
 
     def _check_patches(self, patches: Sequence[RecordPatch]) -> None:
         seen: set[str] = set()
@@ -350,18 +355,25 @@ class SyncService:
         return dict((await self._pools.configuration(pool_id)).Events or {})
 
     async def set_cognito_events(self, caller: Caller, pool_id: str, events: dict[str, str]) -> None:
-        """SetCognitoEvents (developer credentials only). Only ``SyncTrigger`` exists; its value is a registered
-        trigger's name or a Lambda ARN ending in one (stored as the name); an empty value removes it. Event types
-        not given are left as they are."""
+        """SetCognitoEvents (developer credentials only). ``SyncTrigger``: a registered trigger's name or a Lambda ARN
+        ending in one (stored as the name). ``SyncConflict`` (a syncsvc extension): the conflict policy, ``reject``
+        (Cognito's behaviour, the default), ``last-writer-wins`` or a registered handler's name. An empty value
+        removes the event type; event types not given are left as they are."""
         _require_developer(caller)
-        if len(events) > 1:
-            raise InvalidParameterError(f"Events: at most 1 entry is allowed, not {len(events)}")
+        kinds = (SYNC_TRIGGER, SYNC_CONFLICT)
+        if len(events) > len(kinds):
+            raise InvalidParameterError(f"Events: at most {len(kinds)} entries are allowed, not {len(events)}")
         resolved = {}
         for kind, value in events.items():
-            if kind != SYNC_TRIGGER:
-                raise InvalidParameterError(f"Events: unknown event type '{kind[:64]}'; the only one is {SYNC_TRIGGER}")
+            if kind not in kinds:
+                raise InvalidParameterError(
+                    f"Events: unknown event type '{kind[:64]}'; the event types are {' and '.join(kinds)}"
+                )
+            if not value or (kind == SYNC_CONFLICT and value in CONFLICT_POLICIES):
+                resolved[kind] = value
+                continue
             try:
-                resolved[kind] = self._triggers.resolve(value) if value else ""
+                resolved[kind] = self._triggers.resolve(value)
             except TriggerError:
                 raise InvalidParameterError(
                     f"Events.{kind}: no trigger named '{resolve_arn(value)[:256]}' is registered on this server"
@@ -393,7 +405,7 @@ class SyncService:
             target = merged_name(name, source_id)
             records = await self._all_live_records(source, name)
             patches = [RecordPatch(Op.REPLACE, r.key, r.value, 0, r.device_last_modified_ms) for r in records]
-            encoded = orjson.dumps([_encode_patch(patch) for patch in patches])
+            encoded = encode_patches(patches)
             outcome = await self._store.update_records(
                 destination,
                 target,
@@ -405,7 +417,7 @@ class SyncService:
                 topic=topic,
             )
             if outcome.status == "limit":
-                raise _limit(target, outcome.body)
+                raise limit_error(target, outcome.body)
             merged.append(target)
         return merged
 
@@ -450,56 +462,6 @@ def _non_negative(name: str, value: int) -> int:
 
 def _optional_int(text: str | None) -> int | None:
     return None if text is None else int(text)
-
-
-def _encode_patch(patch: RecordPatch) -> dict[str, Any]:
-    """The script's view of a patch (see update_records.lua, ARGV[8])."""
-    encoded: dict[str, Any] = {"k": patch.key, "op": patch.op.value, "sc": patch.sync_count}
-    if patch.op is Op.REPLACE:
-        encoded["v"] = patch.value
-    if patch.device_last_modified_ms is not None:
-        encoded["d"] = patch.device_last_modified_ms
-    if patch.version_vector is not None:
-        encoded["vv"] = patch.version_vector
-    return encoded
-
-
-def _written(patches: Sequence[RecordPatch], body: dict[str, Any], *, replayed: bool) -> WriteResult:
-    records = [
-        Record(
-            key=patch.key,
-            value=patch.value if patch.op is Op.REPLACE else None,
-            sync_count=int(stored["sc"]),
-            last_modified_ms=int(stored["lm"]),
-            last_modified_by=stored["lb"],
-            device_last_modified_ms=None if stored.get("d") is None else int(stored["d"]),
-            version_vector={writer: int(counter) for writer, counter in stored["vv"].items()},
-        )
-        for patch, stored in zip(patches, body["records"], strict=True)
-    ]
-    return WriteResult(records=records, sync_count=int(body["sc"]), replayed=replayed)
-
-
-def _conflict(body: dict[str, Any]) -> RecordConflictError:
-    conflicts = body["conflicts"]
-    records = [record_from_stored(item["k"], item["stored"]) for item in conflicts if item["stored"]]
-    first = conflicts[0]
-    current = 0
-    if first["stored"]:
-        current = int(orjson.loads(first["stored"])["sc"])
-    message = f"Current SyncCount for: {first['k']} is: {current} not: {int(first['given'])}"
-    vv = body["vv"] if isinstance(body["vv"], dict) else {}
-    state = DatasetState(exists=True, sync_count=int(body["sc"]), purged_at=0, modified_by=None, version_vector=vv)
-    return RecordConflictError(message, records=records, dataset=state)
-
-
-def _limit(dataset: str, body: dict[str, Any]) -> LimitExceededError:
-    which, limit, value = body["which"], int(body["limit"]), int(body["value"])
-    if which == "datasets":
-        return LimitExceededError(f"An identity may hold at most {limit} datasets; '{dataset}' would be one more")
-    if which == "records":
-        return LimitExceededError(f"Dataset '{dataset}' would hold {value} records; the limit is {limit}")
-    return LimitExceededError(f"Dataset '{dataset}' would hold {value} bytes; the limit is {limit}")
 
 
 def _dataset(identity_id: str, name: str, meta: dict[str, str]) -> Dataset:

@@ -91,12 +91,33 @@ async def test_an_unregistered_trigger_is_an_invalid_parameter(boto: Boto) -> No
     assert await events(boto, pool_id) == {}
 
 
-async def test_two_entries_are_an_invalid_parameter(boto: Boto) -> None:
+async def test_three_entries_are_an_invalid_parameter(boto: Boto) -> None:
     pool_id = await boto.new_pool()
-    given = {"SyncTrigger": "validate", "Other": "validate"}
+    given = {"SyncTrigger": "validate", "SyncConflict": "reject", "Other": "validate"}
     assert await refused(boto, "set_cognito_events", IdentityPoolId=pool_id, Events=given) == (
         "InvalidParameterException",
-        "Events: at most 1 entry is allowed, not 2",
+        "Events: at most 2 entries are allowed, not 3",
+        400,
+    )
+
+
+async def test_a_trigger_and_a_conflict_policy_are_set_together_and_read_back(boto: Boto) -> None:
+    pool_id = await boto.new_pool()
+    await set_events(boto, pool_id, {"SyncTrigger": ARN, "SyncConflict": "last-writer-wins"})
+    assert await events(boto, pool_id) == {"SyncTrigger": "validate", "SyncConflict": "last-writer-wins"}
+
+
+async def test_a_registered_trigger_can_be_the_conflict_handler(boto: Boto) -> None:
+    pool_id = await boto.new_pool()
+    await set_events(boto, pool_id, {"SyncConflict": "validate"})
+    assert await events(boto, pool_id) == {"SyncConflict": "validate"}
+
+
+async def test_an_unregistered_conflict_handler_is_an_invalid_parameter(boto: Boto) -> None:
+    pool_id = await boto.new_pool()
+    assert await refused(boto, "set_cognito_events", IdentityPoolId=pool_id, Events={"SyncConflict": "merge"}) == (
+        "InvalidParameterException",
+        "Events.SyncConflict: no trigger named 'merge' is registered on this server",
         400,
     )
 
@@ -105,7 +126,7 @@ async def test_an_unknown_event_type_is_an_invalid_parameter(boto: Boto) -> None
     pool_id = await boto.new_pool()
     assert await refused(boto, "set_cognito_events", IdentityPoolId=pool_id, Events={"PreSync": "validate"}) == (
         "InvalidParameterException",
-        "Events: unknown event type 'PreSync'; the only one is SyncTrigger",
+        "Events: unknown event type 'PreSync'; the event types are SyncTrigger and SyncConflict",
         400,
     )
 

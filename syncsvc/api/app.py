@@ -26,7 +26,7 @@ from syncsvc.api.protocol import (
 )
 from syncsvc.config import Settings
 from syncsvc.outbox.relay import Relay
-from syncsvc.runtime import open_services
+from syncsvc.runtime import open_services, start_triggers
 from syncsvc.triggers import TriggerRegistry
 
 log = logging.getLogger("syncsvc")
@@ -49,6 +49,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[AUTHENTICATOR] = services.authenticator
         app[BROKER] = services.broker
         app[BULK] = services.bulk
+        await start_triggers(services)
         # resumes bulk publish jobs whose worker is gone; open_services stops the workers themselves
         sweep = asyncio.create_task(services.bulk.run(), name="bulk-publish sweep")
         relay = Relay(services.outbox, settings) if settings.relay else None

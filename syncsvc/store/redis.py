@@ -21,7 +21,7 @@ from redis.backoff import NoBackoff
 
 from syncsvc import keys
 from syncsvc.keys import IdentityKeys
-from syncsvc.model import DatasetState, Limits, Record
+from syncsvc.model import DatasetState, Limits, Op, Record, RecordPatch
 from syncsvc.store.backend import backend, register, text
 
 _MEMBER_PREFIX = 20  # digits of the sync count at the front of a change-log member
@@ -58,12 +58,40 @@ def dataset_state(meta: dict[str, str], *, merged: Sequence[str] = ()) -> Datase
     )
 
 
+def encode_patches(patches: Sequence[RecordPatch]) -> bytes:
+    """Patches as update_records.lua's ARGV[8] takes them."""
+    return orjson.dumps([_patch_argument(patch) for patch in patches])
+
+
+def _patch_argument(patch: RecordPatch) -> dict[str, Any]:
+    encoded: dict[str, Any] = {"k": patch.key, "op": patch.op.value, "sc": patch.sync_count}
+    if patch.op is Op.REPLACE:
+        encoded["v"] = patch.value
+    if patch.device_last_modified_ms is not None:
+        encoded["d"] = patch.device_last_modified_ms
+    if patch.version_vector is not None:
+        encoded["vv"] = patch.version_vector
+    return encoded
+
+
 @dataclass(frozen=True, slots=True)
 class UpdateOutcome:
     """The decoded result of update_records.lua: ``status`` is ok, duplicate, conflict or limit."""
 
     status: str
     body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteSnapshot:
+    """A dataset at one instant, for a write planned outside the script (sync triggers, conflict handlers)."""
+
+    sync_count: int
+    version_vector: dict[str, int]
+    #: Every stored record by key, tombstones (value None) included; empty while the dataset is not live.
+    records: dict[str, Record]
+    #: The writer's last committed write to this dataset: ``{"fp": request fingerprint, "result": ok result}``.
+    last_write: dict[str, Any] | None
 
 
 class RedisStore:
@@ -124,9 +152,11 @@ class RedisStore:
         now_ms: int,
         limits: Limits,
         topic: str | None = None,
+        planned_on: int | None = None,
     ) -> UpdateOutcome:
         """Runs update_records.lua; ``encoded_patches`` is the ARGV JSON for ``patches`` (see the script). With a
-        ``topic`` the committed change also goes to the shard's outbox, in the same script."""
+        ``topic`` the committed change also goes to the shard's outbox, in the same script. With ``planned_on`` (a
+        dataset sync count) it commits only if the dataset is still at that count, else the status is "stale"."""
         args: list[bytes | str | int] = [
             dataset,
             now_ms,
@@ -139,7 +169,14 @@ class RedisStore:
         async with backend():
             raw = await self._update(
                 keys=ik.write_keys(dataset),
-                args=[*args, encoded_patches, ik.identity_id, topic or "", ik.identity_pool_id],
+                args=[
+                    *args,
+                    encoded_patches,
+                    ik.identity_id,
+                    topic or "",
+                    ik.identity_pool_id,
+                    "" if planned_on is None else planned_on,
+                ],
             )
         body = orjson.loads(raw)
         return UpdateOutcome(body.pop("status"), body)
@@ -160,6 +197,24 @@ class RedisStore:
         cursor = text(members[-1]) if more else None
         state = dataset_state(_pairs(meta), merged=[text(name) for name in merged])
         return state, records, cursor
+
+    async def write_snapshot(self, ik: IdentityKeys, dataset: str, *, writer: str) -> WriteSnapshot:
+        """The dataset as a write planned in Python sees it: one atomic read (MULTI) of its sync count, every stored
+        record (tombstones included) and ``writer``'s last committed write (see update_records.lua)."""
+        async with backend():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hmget(ik.dataset(dataset), ["sc", "live", "vv"])
+            pipe.hgetall(ik.records(dataset))
+            pipe.hget(ik.writers(dataset), writer)
+            (sync_count, live, vv), stored, last = await pipe.execute()
+        return WriteSnapshot(
+            sync_count=int(sync_count or 0),
+            version_vector=orjson.loads(vv) if vv else {},
+            records={text(key): record_from_stored(text(key), raw) for key, raw in stored.items()}
+            if live == b"1"
+            else {},
+            last_write=orjson.loads(last) if last else None,
+        )
 
     async def dataset_meta(self, ik: IdentityKeys, dataset: str) -> dict[str, str]:
         async with backend():

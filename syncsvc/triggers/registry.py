@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, get_args
 
-from syncsvc.triggers.spec import Isolation, TriggerSource, TriggerSpec
+from syncsvc.triggers.spec import LAST_WRITER_WINS, REJECT, Isolation, TriggerSource, TriggerSpec
 
 ENTRY_POINT_GROUP = "syncsvc.triggers"
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -56,6 +56,8 @@ class TriggerRegistry:
         """Checks and registers ``handler`` as trigger ``name``; returns its spec. TriggerError on any problem."""
         if not isinstance(name, str) or not NAME.fullmatch(name):
             raise TriggerError(f"trigger name {name!r} is invalid: use 1-64 of letters, digits, '_', '.' and '-'")
+        if name in (REJECT, LAST_WRITER_WINS):
+            raise TriggerError(f"trigger name {name!r} is reserved: it is a conflict policy that needs no code")
         spec = TriggerSpec(
             name=name,
             handler=handler,

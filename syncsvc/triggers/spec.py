@@ -89,8 +89,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NotRequired, TypedDict
 
-#: Where a trigger runs (enforced by the trigger runner, which is not there yet; see the module docstring).
+#: Where a trigger runs (see *Where a handler runs*).
 Isolation = Literal["inline", "thread", "process"]
+#: The conflict policies that need no code (``SetCognitoEvents`` ``{"SyncConflict": …}``); no trigger may take
+#: these names.
+REJECT = "reject"
+LAST_WRITER_WINS = "last-writer-wins"
 #: Where a registration came from, as ``syncsvc triggers list`` shows it.
 TriggerSource = Literal["entry point", "SYNCSVC_TRIGGERS", "code"]
 
@@ -113,6 +117,44 @@ class SyncTriggerEvent(TypedDict):
     identityId: str
     datasetName: str
     datasetRecords: dict[str, SyncTriggerRecord]
+
+
+class IncomingVersion(TypedDict):
+    """The version of a record a conflicting write brings (``SyncConflictEvent.conflicts[key]["incoming"]``)."""
+
+    op: Literal["replace", "remove"]
+    value: str | None
+    syncCount: int
+    deviceLastModifiedDate: int | None
+    versionVector: dict[str, int] | None
+
+
+class StoredVersion(TypedDict):
+    """The version of a record as stored (``SyncConflictEvent.conflicts[key]["stored"]``); dates in epoch ms."""
+
+    value: str | None
+    syncCount: int
+    lastModifiedDate: int
+    lastModifiedBy: str
+    deviceLastModifiedDate: int | None
+    versionVector: dict[str, int]
+
+
+class Conflict(TypedDict):
+    incoming: IncomingVersion
+    stored: StoredVersion | None
+
+
+class SyncConflictEvent(TypedDict):
+    """What a conflict handler is given (version 1): the conflicting keys with both versions."""
+
+    version: int
+    eventType: Literal["SyncConflict"]
+    region: str
+    identityPoolId: str
+    identityId: str
+    datasetName: str
+    conflicts: dict[str, Conflict]
 
 
 @dataclass(frozen=True, slots=True)

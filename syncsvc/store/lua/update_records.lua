@@ -10,13 +10,16 @@
 -- ARGV[8] JSON array of patches: {k = key, op = "replace"|"remove", v = value (replace only),
 --         sc = the record's last known SyncCount, vv = version-vector context (optional), d = device ms (optional)}
 -- ARGV[9] identity id   ARGV[10] the pool's stream topic, or "" while streaming is off   ARGV[11] identity pool id
+-- ARGV[12] the dataset sync count the patches were planned on, or "" for none: a write planned on a snapshot (by a
+--          sync trigger or a conflict handler) commits only if the dataset has not changed since
 --
 -- Returns a JSON object, one of:
---   {status = "ok", sc, counter, lm, records = [{sc, lm, lb, vv, d?} per patch, in order]}; with a topic, the change
+--   {status = "ok", sc, counter, lm, records = [{k, v?, sc, lm, lb, vv, d?} per patch, in order]}; with a topic, the change
 --   is also appended to the outbox in the same script: a committed change is a streamed change, and only that.
 --   {status = "duplicate", ...the same fields, as first committed}   the writer re-sent its last committed request
 --   {status = "conflict", sc, vv, conflicts = [{k, given, stored = record JSON | null}]}
 --   {status = "limit", which = "datasets"|"records"|"bytes", limit, value}
+--   {status = "stale", sc}   the dataset's sync count is no longer ARGV[12]
 -- Nothing is written unless status is "ok".
 
 local meta_key, rec_key, log_key, writers_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -31,6 +34,9 @@ local live = meta[2] == '1'
 local count = tonumber(meta[3]) or 0
 local storage = tonumber(meta[4]) or 0
 local dataset_vv = meta[5] and cjson.decode(meta[5]) or {}
+if ARGV[12] ~= '' and tonumber(ARGV[12]) ~= sync_count then
+  return cjson.encode({status = 'stale', sc = sync_count})
+end
 
 local function descends(a, b)
   for writer_id, counter in pairs(b) do
@@ -114,7 +120,7 @@ for i, patch in ipairs(patches) do
   redis.call('HSET', rec_key, patch.k, cjson.encode(new))
   if record then redis.call('ZREM', log_key, member(record.sc, patch.k)) end
   redis.call('ZADD', log_key, 0, member(new_sync_count, patch.k))
-  written[i] = {sc = new_sync_count, lm = now, lb = writer, vv = vv, d = patch.d}
+  written[i] = {k = patch.k, v = new.v, sc = new_sync_count, lm = now, lb = writer, vv = vv, d = patch.d}
 end
 
 redis.call('HSET', meta_key, 'sc', new_sync_count, 'live', 1, 'count', new_count, 'storage', new_storage,

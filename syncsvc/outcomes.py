@@ -1,0 +1,83 @@
+"""What a write came to, as the service answers it: update_records.lua's results as WriteResults and errors.
+
+Shared by the plain write path (``service.py``) and the hooked one (``write_hooks.py``), so both answer a conflict, a
+limit and a re-send in exactly the same words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from syncsvc.errors import LimitExceededError, RecordConflictError
+from syncsvc.model import DatasetState, Record, WriteResult
+from syncsvc.store.redis import UpdateOutcome, record_from_stored
+
+
+def result_of(dataset: str, outcome: UpdateOutcome) -> WriteResult:
+    """The WriteResult of an "ok" or "duplicate" outcome; the error of a "conflict" or "limit" one."""
+    if outcome.status in ("ok", "duplicate"):
+        return written(outcome.body, replayed=outcome.status == "duplicate")
+    if outcome.status == "conflict":
+        raise _conflict(outcome.body)
+    if outcome.status == "limit":
+        raise limit_error(dataset, outcome.body)
+    raise AssertionError(f"update_records.lua answered {outcome.status!r} to a write not planned on a snapshot")
+
+
+def written(body: dict[str, Any], *, replayed: bool) -> WriteResult:
+    """The records an ok result wrote (their keys and values included), in the order they were written."""
+    records = [
+        Record(
+            key=stored["k"],
+            value=stored.get("v"),
+            sync_count=int(stored["sc"]),
+            last_modified_ms=int(stored["lm"]),
+            last_modified_by=stored["lb"],
+            device_last_modified_ms=None if stored.get("d") is None else int(stored["d"]),
+            version_vector={writer: int(counter) for writer, counter in stored["vv"].items()},
+        )
+        for stored in body["records"]
+    ]
+    return WriteResult(records=records, sync_count=int(body["sc"]), replayed=replayed)
+
+
+def record_conflict(
+    stale: Sequence[tuple[str, int, Record | None]],
+    *,
+    sync_count: int,
+    version_vector: dict[str, int],
+    note: str = "",
+) -> RecordConflictError:
+    """ResourceConflictException for ``stale`` (each key with the SyncCount given for it and the record stored), in
+    Cognito's words (``Current SyncCount for: <key> is: <n> not: <m>``), carrying the stored records and the
+    dataset's state so the client can merge without another request."""
+    key, given, stored = stale[0]
+    message = f"Current SyncCount for: {key} is: {stored.sync_count if stored else 0} not: {given}"
+    state = DatasetState(
+        exists=True, sync_count=sync_count, purged_at=0, modified_by=None, version_vector=version_vector
+    )
+    return RecordConflictError(
+        f"{message} ({note})" if note else message,
+        records=[record for _, _, record in stale if record is not None],
+        dataset=state,
+    )
+
+
+def _conflict(body: dict[str, Any]) -> RecordConflictError:
+    stale = [
+        (item["k"], int(item["given"]), record_from_stored(item["k"], item["stored"]) if item["stored"] else None)
+        for item in body["conflicts"]
+    ]
+    version_vector = body["vv"] if isinstance(body["vv"], dict) else {}  # cjson encodes an empty table as []
+    return record_conflict(stale, sync_count=int(body["sc"]), version_vector=version_vector)
+
+
+def limit_error(dataset: str, body: dict[str, Any]) -> LimitExceededError:
+    """LimitExceededException for a "limit" outcome's body."""
+    which, limit, value = body["which"], int(body["limit"]), int(body["value"])
+    if which == "datasets":
+        return LimitExceededError(f"An identity may hold at most {limit} datasets; '{dataset}' would be one more")
+    if which == "records":
+        return LimitExceededError(f"Dataset '{dataset}' would hold {value} records; the limit is {limit}")
+    return LimitExceededError(f"Dataset '{dataset}' would hold {value} bytes; the limit is {limit}")
