@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from syncsvc.triggers import LambdaContext, Rejected, SyncTriggerEvent
@@ -32,3 +33,16 @@ def no_context(event: SyncTriggerEvent) -> SyncTriggerEvent:
 
 
 NOT_CALLABLE = "a string"
+
+
+def misbehave(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """For process isolation: a written value "loop" loops forever, "exit" ends the interpreter; else upper-cases."""
+    for record in event["datasetRecords"].values():
+        if record["op"] == "replace" and record["oldValue"] != record["newValue"]:
+            if record["newValue"] == "loop":
+                while True:
+                    pass
+            if record["newValue"] == "exit":
+                os._exit(3)
+            record["newValue"] = record["newValue"].upper()
+    return event

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from syncsvc.triggers.registry import TriggerError, TriggerRegistry
 from syncsvc.triggers.spec import (
+    LAST_WRITER_WINS,
+    REJECT,
     CognitoIdentity,
+    Conflict,
+    IncomingVersion,
     Isolation,
     LambdaContext,
     Rejected,
+    StoredVersion,
+    SyncConflictEvent,
     SyncTriggerEvent,
     SyncTriggerRecord,
     TriggerSource,
@@ -15,10 +21,16 @@ from syncsvc.triggers.spec import (
 )
 
 __all__ = [
+    "LAST_WRITER_WINS",
+    "REJECT",
     "CognitoIdentity",
+    "Conflict",
+    "IncomingVersion",
     "Isolation",
     "LambdaContext",
     "Rejected",
+    "StoredVersion",
+    "SyncConflictEvent",
     "SyncTriggerEvent",
     "SyncTriggerRecord",
     "TriggerError",

@@ -4,15 +4,19 @@ A sync trigger is syncsvc's stand-in for the AWS Lambda function behind Cognito 
 Python callable, ``handler(event, context)``, that sees a dataset write and returns what should be stored. An
 unmodified Python Lambda handler written for Cognito Sync is a valid trigger.
 
-What works today, and what does not yet
----------------------------------------
-* Triggers are **registered** and **checked at start-up** (see *Registering a trigger*), listed by
-  ``syncsvc triggers list``, and attached to an identity pool with ``SetCognitoEvents`` (read back with
-  ``GetCognitoEvents``).
-* Triggers are **not yet called**: UpdateRecords does not run them. Calling them during UpdateRecords, and
-  enforcing ``timeout_seconds``, ``max_concurrency`` and ``isolation``, arrives with the trigger runner. Until then
-  those options are checked and stored, nothing more. The rest of this page describes the contract handlers are
-  written against, so that they work unchanged when the runner lands.
+When a trigger runs
+-------------------
+Once a pool has a ``SyncTrigger`` (see *Attaching a trigger to a pool*), every UpdateRecords of that pool made with
+**identity credentials** passes through it before anything is stored, as in Cognito; writes made with developer
+credentials do too when ``SYNCSVC_TRIGGERS_ON_DEVELOPER_WRITES=1``. What the handler returns is what is stored,
+streamed to Kafka and answered to the device (the response's ``Records`` are the records as stored, keys the
+trigger added included). A dataset merge (identities linked) copies data without triggers.
+
+The handler sees the dataset as it is when the call starts; the write is committed only if the dataset has not
+changed since. If another write got in first, the trigger runs again on the new state, up to 3 calls in all, after
+which the device gets ResourceConflictException and syncs again. So a handler may run more than once for one
+write: keep side effects idempotent. A device that re-sends a request already committed gets the first result
+back without a new call.
 
 The handler
 -----------
@@ -43,7 +47,60 @@ other field must come back unchanged):
 * to add a record, add a key: ``{"newValue": "…", "op": "replace"}``;
 * records left out of the returned ``datasetRecords`` are **ignored** (kept as stored, not deleted).
 
+A record answered with ``op: "replace"`` needs a ``newValue``. Only written records are checked against the
+limits (key length, value size, records and bytes per dataset); over a limit, the device gets
+LimitExceededException naming the trigger. Answering with no change at all (every written key left out) writes
+nothing and answers the dataset's current sync count.
+
 To refuse the write, raise :class:`Rejected` with a message for the device; nothing is written.
+
+What the device sees
+--------------------
+Every failure writes nothing.
+
+* ``Rejected("…")`` → 400 ``InvalidLambdaFunctionOutputException`` with your message (boto3 shows it as is).
+* An answer of the wrong shape (not the event, a field other than ``datasetRecords`` changed, added or left out, a
+  record that is not ``{"newValue", "op"}``) → the same error, its message naming the problem.
+* Any other exception → the same error with a generic message holding the call's request id; the traceback is
+  logged with the trigger's name and that id.
+* No answer within ``timeout_seconds`` → 429 ``LambdaThrottledException`` (retriable: the SDKs sync again). So is a
+  call beyond ``max_concurrency`` calls of the trigger in flight: it is refused at once, not queued.
+
+Where a handler runs
+--------------------
+``isolation`` of :meth:`~syncsvc.triggers.registry.TriggerRegistry.register`:
+
+* ``"thread"`` (default): a sync handler runs in the trigger's own pool of ``max_concurrency`` threads, so a slow
+  or blocking one never stalls the server. An ``async def`` handler is awaited on the server's event loop under
+  its timeout (it must not block: it is async). A thread that times out cannot be stopped; it keeps its concurrency
+  slot until it returns.
+* ``"inline"``: on the event loop. For tiny pure functions only: a sync handler blocks every request while it runs,
+  and its timeout is checked when it returns.
+* ``"process"``: in worker processes (at most ``max_concurrency``, one warmed at start-up) that are killed and
+  replaced when a call exceeds its timeout, loops forever or crashes the interpreter (``os._exit``, a segfault).
+  The handler must be a module-level function; the event and the answer cross a pipe as JSON (about 0.1 ms).
+
+Conflict handlers
+-----------------
+A conflict is a patch whose SyncCount (or version vector) is stale: another device changed the record since this
+one last pulled it. What happens is the pool's conflict policy, set with ``SetCognitoEvents`` under the event type
+``SyncConflict`` (a syncsvc extension; the AWS SDKs and CLI send it like any event type):
+
+* ``reject`` (the default, Cognito's behaviour): ResourceConflictException (409) with the stored records; the SDK
+  pulls, resolves on the device and pushes again.
+* ``last-writer-wins``: the version modified later wins, by DeviceLastModifiedDate where the device sent one, else
+  by server time (the incoming write counting as now); a tie goes to the incoming write. If the stored version
+  wins, the incoming patch is dropped (it is left out of the response's ``Records``).
+* the name of a registered trigger: a handler called as ``handler(event, context)`` with a
+  :class:`SyncConflictEvent`, ``{"version": 1, "eventType": "SyncConflict", …, "conflicts": {key: {"incoming":
+  {op, value, syncCount, deviceLastModifiedDate, versionVector}, "stored": {value, syncCount, lastModifiedDate,
+  lastModifiedBy, deviceLastModifiedDate, versionVector} | null}}}`` (dates in epoch ms). It returns
+  ``{key: value}`` for the keys it resolves (a string to store, None to delete); a key it leaves out keeps the
+  stored version. Raising :class:`Rejected` answers the usual ResourceConflictException, with your message added.
+  It runs under the same timeout, concurrency and isolation rules as a sync trigger.
+
+Conflicts are resolved first; the sync trigger then sees the resolved write. A resolved patch is based on the
+stored record (its SyncCount, and its version vector merged with the incoming one), so it descends from both.
 
 Registering a trigger
 ---------------------
@@ -64,22 +121,29 @@ line naming the problem):
 A name may be registered once across all three sources. A registration that fails a check raises
 ``TriggerError``, whose message is one line naming the trigger and the problem.
 
-``register`` takes the options of :class:`TriggerSpec`: ``timeout_seconds`` (default 5, as Cognito),
-``max_concurrency`` (default 16) and ``isolation`` (``"inline"``: on the server's event loop; ``"thread"``, the
-default: in a worker thread; ``"process"``: in a worker process, for which the handler must be a module-level
-function). Entry points and ``SYNCSVC_TRIGGERS`` use the defaults. Enforcement comes with the trigger runner.
+``register`` takes the options of :class:`TriggerSpec`: ``timeout_seconds`` (default 5, as Cognito, at most 900),
+``max_concurrency`` (default 16) and ``isolation`` (see *Where a handler runs*). Entry points and
+``SYNCSVC_TRIGGERS`` use the defaults. The names ``reject`` and ``last-writer-wins`` are reserved (conflict
+policies).
 
 Attaching a trigger to a pool
 -----------------------------
 ``SetCognitoEvents`` with ``{"Events": {"SyncTrigger": "<name>"}}``. A Lambda ARN
 ``arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]`` is accepted and stands for ``<name>``, so
 existing scripts work unchanged. The name must be registered; ``GetCognitoEvents`` returns the stored name.
-An empty value detaches the trigger.
+An empty value detaches the trigger. ``GetCognitoEvents`` and ``SetCognitoEvents`` need developer credentials.
+
+Seeing what triggers do
+-----------------------
+``SYNCSVC_TRACE_TRIGGERS=1`` logs every call on the ``syncsvc.triggers`` logger: trigger, request id, outcome,
+duration, input and output, with record values shown as their length (``"<5 chars>"``);
+``SYNCSVC_TRACE_TRIGGER_VALUES=1`` logs the values themselves (they are user data: use it in development only).
 
 Public names
 ------------
-``SyncTriggerEvent``, ``SyncTriggerRecord``, ``LambdaContext``, ``CognitoIdentity``, ``Rejected``,
-``TriggerSpec``, ``Isolation``, ``TriggerSource``, ``TriggerRegistry``, ``TriggerError``.
+``SyncTriggerEvent``, ``SyncTriggerRecord``, ``SyncConflictEvent``, ``Conflict``, ``IncomingVersion``,
+``StoredVersion``, ``LambdaContext``, ``CognitoIdentity``, ``Rejected``, ``TriggerSpec``, ``Isolation``,
+``TriggerSource``, ``TriggerRegistry``, ``TriggerError``, ``REJECT``, ``LAST_WRITER_WINS``.
 """
 
 from __future__ import annotations
