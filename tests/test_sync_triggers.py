@@ -615,15 +615,22 @@ async def test_the_trigger_sees_the_write_as_the_conflict_policy_resolved_it(poo
 
 @pytest.mark.parametrize("overrides", [{"trace_triggers": True}])
 async def test_tracing_logs_each_call_with_values_redacted(pool: Pool, caplog: pytest.LogCaptureFixture) -> None:
-    await pool.events(SyncTrigger="uppercase")
     device = await pool.device()
+    await pool.events(SyncTrigger="stamp")
     with caplog.at_level(logging.INFO, logger="syncsvc.triggers"):
         await device.write({"theme": "light"})
     [line] = [r.getMessage() for r in caplog.records if r.name == "syncsvc.triggers"]
-    assert line.startswith("trigger uppercase request=")
+    given, answered = line.split(" input=")[1].split(" output=")
+    assert line.startswith("trigger stamp request=")
     assert " outcome=ok duration_ms=" in line
-    assert '"theme":{"oldValue":null,"newValue":"<5 chars>","op":"replace"}' in line
-    assert "light" not in line.lower()
+    assert orjson.loads(given)["datasetRecords"] == {
+        "theme": {"oldValue": None, "newValue": "<5 chars>", "op": "replace"}  # as given, before stamp changed it
+    }
+    assert orjson.loads(answered)["datasetRecords"] == {
+        "theme": {"oldValue": None, "newValue": "<5 chars>", "op": "replace"},
+        "count": {"newValue": "<1 chars>", "op": "replace"},
+    }
+    assert "light" not in line
 
 
 @pytest.mark.parametrize("operation", ["get_cognito_events", "set_cognito_events"])

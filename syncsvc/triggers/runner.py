@@ -103,6 +103,7 @@ class TriggerRunner:
             identity=identity,
             log_group_name=f"/aws/lambda/{name}",
         )
+        given = self._traced(event) if self._trace else ""  # now: a handler may change the event in place
         started, outcome, answer = time.monotonic(), "error", None
         try:
             answer = await self._call(spec, event, context)
@@ -116,7 +117,7 @@ class TriggerRunner:
             raise _failed(spec, context, failure, label) from None
         finally:
             if self._trace:
-                self._log_call(spec, context, outcome, time.monotonic() - started, event, answer)
+                self._log_call(spec, context, outcome, time.monotonic() - started, given, answer)
 
     async def _call(self, spec: TriggerSpec, event: dict[str, Any], context: LambdaContext) -> Any:
         if spec.isolation == "process":
@@ -165,18 +166,21 @@ class TriggerRunner:
     def _release(self, name: str) -> None:
         self._busy[name] -= 1
 
+    def _traced(self, value: Any) -> str:
+        """``value`` as JSON for the trace, record values redacted unless trace_values."""
+        return orjson.dumps(value if self._trace_values else _redacted(value), default=repr).decode()
+
     def _log_call(
-        self, spec: TriggerSpec, context: LambdaContext, outcome: str, seconds: float, event: Any, answer: Any
+        self, spec: TriggerSpec, context: LambdaContext, outcome: str, seconds: float, given: str, answer: Any
     ) -> None:
-        shown = _as_is if self._trace_values else _redacted
         log.info(
             "trigger %s request=%s outcome=%s duration_ms=%.1f input=%s output=%s",
             spec.name,
             context.aws_request_id,
             outcome,
             seconds * 1000,
-            orjson.dumps(shown(event), default=repr).decode(),
-            orjson.dumps(shown(answer), default=repr).decode(),
+            given,
+            self._traced(answer),
         )
 
 
@@ -211,10 +215,6 @@ def _failed(spec: TriggerSpec, context: LambdaContext, failure: TriggerFailure, 
         return InvalidLambdaFunctionOutputError(f"{label} '{spec.name}' {failure}")
     log.error("trigger %r failed (request %s):\n%s", spec.name, request, failure)
     return InvalidLambdaFunctionOutputError(f"{label} '{spec.name}' failed (request {request})")
-
-
-def _as_is(value: Any) -> Any:
-    return value
 
 
 def _redacted(value: Any) -> Any:
