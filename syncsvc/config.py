@@ -134,6 +134,26 @@ class Settings(BaseSettings):
     trace_trigger_values: bool = Field(
         False, description="With trace_triggers, log record values as they are instead of their length."
     )
+    push_queue_size: int = Field(
+        64,
+        ge=1,
+        le=100_000,
+        description="Messages waiting to be sent on one device socket, at most; a socket that falls further behind "
+        "is closed with 4008 (the device reconnects and resumes).",
+    )
+    push_send_buffer_bytes: int = Field(
+        65536,
+        ge=1024,
+        le=16 * 1024 * 1024,
+        description="Bytes a device socket may hold unsent, in the process and in the kernel each; past that its "
+        "queue fills (see push_queue_size). Bounds memory per socket.",
+    )
+    push_heartbeat_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="How often a device socket is pinged; one that does not answer within half of it is closed.",
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     @field_validator("developer_credentials", mode="before")

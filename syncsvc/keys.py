@@ -153,8 +153,27 @@ class IdentityKeys:
         """Hash: writer (device) id -> its last committed write (fingerprint, dot, result), for idempotent retries."""
         return f"{self.base}:dots:{name}"
 
+    @property
+    def devices(self) -> str:
+        """Hash: DeviceId -> the registered device (JSON: platform, token, created), RegisterDevice."""
+        return f"{self.base}:devices"
+
+    def subscriptions(self, device_id: str) -> str:
+        """Set: the dataset names device ``device_id`` subscribed to (SubscribeToDataset), for catch-up."""
+        return f"{self.base}:subs:{device_id}"
+
+    def subscribers(self, name: str) -> str:
+        """Set: the DeviceIds subscribed to dataset ``name``; the write scripts notify them."""
+        return f"{self.base}:subscribers:{name}"
+
+    @property
+    def push_channel(self) -> str:
+        """The sharded Pub/Sub channel (SPUBLISH, in the identity's slot) the write scripts announce each change on;
+        every instance holding a device socket of the identity listens to it (see ``syncsvc.push.hub``)."""
+        return f"{self.base}:push"
+
     def write_keys(self, name: str) -> list[str]:
-        """KEYS[1..9] of the dataset write scripts (update_records.lua, delete_dataset.lua), in their order."""
+        """KEYS[1..10] of the dataset write scripts (update_records.lua, delete_dataset.lua), in their order."""
         return [
             self.dataset(name),
             self.records(name),
@@ -165,16 +184,24 @@ class IdentityKeys:
             self.every_dataset,
             self.pool_members,
             outbox(self.shard),
+            self.subscribers(name),
         ]
 
-    def all_keys(self, dataset_names: list[str]) -> list[str]:
-        """Every key of the identity, given every dataset name it ever had (for purging the identity)."""
+    def all_keys(self, dataset_names: list[str], device_ids: list[str]) -> list[str]:
+        """Every key of the identity, given every dataset name it ever had and its devices (for purging it)."""
         per_dataset = [
             key
             for name in dataset_names
-            for key in (self.dataset(name), self.records(name), self.changes(name), self.writers(name))
+            for key in (
+                self.dataset(name),
+                self.records(name),
+                self.changes(name),
+                self.writers(name),
+                self.subscribers(name),
+            )
         ]
-        return [self.datasets, self.every_dataset, self.usage, *per_dataset]
+        per_device = [self.subscriptions(device_id) for device_id in device_ids]
+        return [self.datasets, self.every_dataset, self.usage, self.devices, *per_dataset, *per_device]
 
 
 #: Hash: kid -> one token-signing key of the service (JSON: kid, alg, private_pem, created), shared by every instance

@@ -21,12 +21,14 @@ from syncsvc.identity.issuer import TokenIssuer
 from syncsvc.identity.oidc import OidcVerifier
 from syncsvc.identity.pools import PoolDirectory
 from syncsvc.outbox.bulk import BulkPublisher
+from syncsvc.push.service import PushService
 from syncsvc.service import SyncService
 from syncsvc.store import RedisStore
 from syncsvc.store.bulk import RedisBulkJobs
 from syncsvc.store.identities import RedisIdentityStore
 from syncsvc.store.keyring import RedisKeyRing
 from syncsvc.store.outbox import RedisOutbox
+from syncsvc.store.push import RedisPushStore
 from syncsvc.tokens import TokenSigner
 from syncsvc.triggers.failures import TriggerFailure
 from syncsvc.triggers.registry import TriggerError, TriggerRegistry, load_registry
@@ -54,6 +56,8 @@ class Services:
     bulk: BulkPublisher
     #: Sync triggers: code registrations, entry points and SYNCSVC_TRIGGERS, checked before anything connects.
     triggers: TriggerRegistry
+    #: RegisterDevice, Subscribe/UnsubscribeFromDataset and the checks of a device socket.
+    push: PushService
     #: Calls the triggers. A server starts it (warming process workers); it is closed with the services.
     runner: TriggerRunner
 
@@ -143,7 +147,10 @@ def _build(
     authenticator = Authenticator(settings, credentials=credentials, identities=identities, issuer=issuer)
     outbox = RedisOutbox(store.client)
     bulk = BulkPublisher(RedisBulkJobs(store.client), store, outbox, pools, settings)
-    return Services(settings, store, signer, pools, sync, issuer, authenticator, broker, outbox, bulk, triggers, runner)
+    push = PushService(sync, pools, RedisPushStore(store.client))
+    return Services(
+        settings, store, signer, pools, sync, issuer, authenticator, broker, outbox, bulk, triggers, push, runner
+    )
 
 
 def _safe_url(url: str) -> str:

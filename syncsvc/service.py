@@ -126,7 +126,7 @@ class SyncService:
 
     # --- access ------------------------------------------------------------------------------------------------------
 
-    async def _identity(self, caller: Caller, pool_id: str, identity_id: str) -> IdentityKeys:
+    async def authorize(self, caller: Caller, pool_id: str, identity_id: str) -> IdentityKeys:
         """Checks that the caller may act on the identity and that the pool exists; returns the identity's keys.
 
         The one authorization rule for data: a developer may act on any identity of an existing pool; an identity
@@ -154,7 +154,7 @@ class SyncService:
     ) -> ListRecordsResult:
         """ListRecords: the records changed after ``last_sync_count`` (all when absent), one page at a time."""
         check_dataset_name(dataset)
-        ik = await self._identity(caller, pool_id, identity_id)
+        ik = await self.authorize(caller, pool_id, identity_id)
         since = _non_negative("LastSyncCount", last_sync_count or 0)
         limit = _page_size(max_results, default=_MAX_LIST_RECORDS, most=_MAX_LIST_RECORDS)
         bound = {"p": pool_id, "i": identity_id, "d": dataset}
@@ -203,7 +203,7 @@ class SyncService:
     ) -> WriteResult:
         """UpdateRecords: applies every patch or none; raises RecordConflictError, LimitExceededError, …"""
         check_dataset_name(dataset)
-        ik = await self._identity(caller, pool_id, identity_id)
+        ik = await self.authorize(caller, pool_id, identity_id)
         self.check_session(session_token, pool_id, identity_id, dataset)
         self._check_patches(patches)
         if not patches:  # nothing to write: no new sync count, no change to stream
@@ -254,7 +254,7 @@ class SyncService:
 
     async def describe_dataset(self, caller: Caller, pool_id: str, identity_id: str, dataset: str) -> Dataset:
         check_dataset_name(dataset)
-        ik = await self._identity(caller, pool_id, identity_id)
+        ik = await self.authorize(caller, pool_id, identity_id)
         meta = await self._store.dataset_meta(ik, dataset)
         if meta.get("live") != "1":
             raise ResourceNotFoundError(f"Dataset '{dataset}' does not exist.")
@@ -262,7 +262,7 @@ class SyncService:
 
     async def delete_dataset(self, caller: Caller, pool_id: str, identity_id: str, dataset: str) -> Dataset:
         check_dataset_name(dataset)
-        ik = await self._identity(caller, pool_id, identity_id)
+        ik = await self.authorize(caller, pool_id, identity_id)
         meta = await self._store.delete_dataset(ik, dataset, now_ms=now_ms())
         if meta is None:
             raise ResourceNotFoundError(f"Dataset '{dataset}' does not exist.")
@@ -277,7 +277,7 @@ class SyncService:
         max_results: int | None,
         next_token: str | None,
     ) -> tuple[list[Dataset], str | None]:
-        ik = await self._identity(caller, pool_id, identity_id)
+        ik = await self.authorize(caller, pool_id, identity_id)
         limit = _page_size(max_results, default=64, most=_MAX_LIST_DATASETS)
         after = None
         if next_token:
@@ -296,7 +296,7 @@ class SyncService:
     # --- usage -------------------------------------------------------------------------------------------------------
 
     async def describe_identity_usage(self, caller: Caller, pool_id: str, identity_id: str) -> IdentityUsage:
-        ik = await self._identity(caller, pool_id, identity_id)
+        ik = await self.authorize(caller, pool_id, identity_id)
         count, usage = await self._store.identity_usage(ik)
         return IdentityUsage(
             identity_pool_id=pool_id,

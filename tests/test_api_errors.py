@@ -168,21 +168,6 @@ async def test_unknown_access_key_is_an_unrecognized_client(endpoint: str) -> No
     assert error.response["Error"]["Message"] == "The security token included in the request is invalid."
 
 
-async def test_operations_of_later_issues_answer_a_modeled_error(boto: Boto) -> None:
-    pool_id = await boto.new_pool()
-    with pytest.raises(ClientError) as caught:
-        await boto.call(
-            boto.sync,
-            "register_device",
-            IdentityPoolId=pool_id,
-            IdentityId="us-east-1:00000000-0000-0000-0000-000000000000",
-            Platform="GCM",
-            Token="device-token",
-        )
-    assert caught.value.response["Error"]["Code"] == "InvalidConfigurationException"
-    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-
-
 async def test_health_endpoints_need_no_signature(raw: Raw) -> None:
     assert (await raw.send("GET", "/healthz", sign=False))[:2] == (200, {"status": "ok"})
     assert (await raw.send("GET", "/readyz", sign=False))[:2] == (200, {"status": "ok", "redis": "ok", "relay": "off"})

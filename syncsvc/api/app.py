@@ -9,14 +9,16 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from syncsvc.api import identity, sync
+from syncsvc.api import identity, push, sync
 from syncsvc.api.middleware import auth_middleware, errors_middleware
 from syncsvc.api.protocol import (
     AUTHENTICATOR,
     BROKER,
     BULK,
+    HUB,
     ISSUER,
     POOLS,
+    PUSH,
     RELAY,
     SETTINGS,
     SIGNER,
@@ -26,6 +28,7 @@ from syncsvc.api.protocol import (
 )
 from syncsvc.config import Settings
 from syncsvc.outbox.relay import Relay
+from syncsvc.push.hub import PushHub
 from syncsvc.runtime import open_services, start_triggers
 from syncsvc.triggers import TriggerRegistry
 
@@ -49,6 +52,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[AUTHENTICATOR] = services.authenticator
         app[BROKER] = services.broker
         app[BULK] = services.bulk
+        app[PUSH] = services.push
+        hub = PushHub(services.store.client, services.push.catch_up, queue_size=settings.push_queue_size)
+        app[HUB] = hub
+        hub.start()
         await start_triggers(services)
         # resumes bulk publish jobs whose worker is gone; open_services stops the workers themselves
         sweep = asyncio.create_task(services.bulk.run(), name="bulk-publish sweep")
@@ -65,6 +72,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+async def _close_sockets(app: web.Application) -> None:
+    """Shutdown begins: device sockets close with 1001 so devices reconnect to another instance at once."""
+    hub = app.get(HUB)
+    if hub is not None:
+        await hub.close()
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -110,6 +124,7 @@ def create_app(settings: Settings, *, triggers: TriggerRegistry | None = None) -
     app[SETTINGS] = settings
     app[CODE_TRIGGERS] = triggers if triggers is not None else TriggerRegistry()
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_close_sockets)
     app.add_routes(
         [
             web.get("/healthz", healthz),
@@ -119,5 +134,6 @@ def create_app(settings: Settings, *, triggers: TriggerRegistry | None = None) -
         ]
     )
     app.add_routes(sync.routes())
+    app.add_routes(push.routes())
     app.add_routes([web.post("/", identity.dispatch)])
     return app

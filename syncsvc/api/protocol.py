@@ -22,6 +22,8 @@ from syncsvc.identity.issuer import TokenIssuer
 from syncsvc.identity.pools import PoolDirectory
 from syncsvc.outbox.bulk import BulkPublisher
 from syncsvc.outbox.relay import Relay
+from syncsvc.push.hub import PushHub
+from syncsvc.push.service import PushService
 from syncsvc.service import SyncService
 from syncsvc.store import RedisStore
 from syncsvc.tokens import TokenSigner
@@ -121,3 +123,5 @@ BROKER = web.AppKey("broker", IdentityBroker)
 ISSUER = web.AppKey("issuer", TokenIssuer)
 RELAY: web.AppKey[Relay | None] = web.AppKey("relay")
 BULK = web.AppKey("bulk", BulkPublisher)
+PUSH = web.AppKey("push", PushService)
+HUB = web.AppKey("hub", PushHub)

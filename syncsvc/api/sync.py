@@ -1,8 +1,7 @@
 """Cognito Sync (rest-json, apiVersion 2014-06-30): routes by method + path, one small handler per operation.
 
 Handlers only parse, call :class:`~syncsvc.service.SyncService`, and serialise. Path labels arrive
-percent-encoded (``us-east-1%3A…``) and are decoded by the router. Operations whose issue has not landed yet answer
-with a modeled error (never a 500).
+percent-encoded (``us-east-1%3A…``) and are decoded by the router. The push sync operations are in ``push.py``.
 """
 
 from __future__ import annotations
@@ -10,14 +9,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from syncsvc import vv
 from syncsvc.api import wire
 from syncsvc.api.middleware import caller_of
 from syncsvc.api.protocol import BULK, SYNC, parse, query_int, respond
-from syncsvc.errors import InvalidConfigurationError, InvalidParameterError
+from syncsvc.errors import InvalidParameterError
 from syncsvc.identity.pools import CognitoStreamsSettings, PushSyncSettings, SyncConfiguration
 from syncsvc.model import Op, RecordPatch
 
@@ -236,13 +234,6 @@ async def get_bulk_publish_details(request: web.Request) -> web.Response:
     return respond(payload)
 
 
-def _push_not_configured(operation: str) -> Handler:
-    async def handler(request: web.Request) -> web.Response:
-        raise InvalidConfigurationError(f"{operation}: push sync is not configured for this identity pool")
-
-    return handler
-
-
 def routes() -> list[web.RouteDef]:
     """Every Cognito Sync operation's route (the explicit list is the surface's table of contents)."""
     return [
@@ -260,7 +251,4 @@ def routes() -> list[web.RouteDef]:
         web.post(POOL + "/events", set_cognito_events),
         web.get(POOL + "/configuration", get_identity_pool_configuration),
         web.post(POOL + "/configuration", set_identity_pool_configuration),
-        web.post(POOL + "/identity/{IdentityId}/device", _push_not_configured("RegisterDevice")),
-        web.post(DATASET + "/subscriptions/{DeviceId}", _push_not_configured("SubscribeToDataset")),
-        web.delete(DATASET + "/subscriptions/{DeviceId}", _push_not_configured("UnsubscribeFromDataset")),
     ]

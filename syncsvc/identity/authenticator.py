@@ -10,7 +10,7 @@ Accepted, in this order:
 * Nothing at all, for the few operations AWS marks as unauthenticated (GetId, GetCredentialsForIdentity,
   GetOpenIdToken, UnlinkIdentity): the caller is anonymous.
 
-What a caller may then do is decided where the data lives (``SyncService._identity``, developer-only checks).
+What a caller may then do is decided where the data lives (``SyncService.authorize``, developer-only checks).
 """
 
 from __future__ import annotations

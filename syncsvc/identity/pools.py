@@ -112,6 +112,12 @@ class SyncConfiguration(BaseModel):
             return None
         return streams.StreamName
 
+    @property
+    def push_enabled(self) -> bool:
+        """Push sync is on once ``PushSync`` names an application or a role (Cognito's "configured")."""
+        push = self.PushSync
+        return push is not None and bool(push.ApplicationArns or push.RoleArn)
+
     def merged(self, change: SyncConfiguration) -> SyncConfiguration:
         """This configuration with the members ``change`` gives replaced (members it leaves out are unchanged)."""
         merged = SyncConfiguration(

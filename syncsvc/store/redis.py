@@ -176,6 +176,7 @@ class RedisStore:
                     topic or "",
                     ik.identity_pool_id,
                     "" if planned_on is None else planned_on,
+                    ik.push_channel,
                 ],
             )
         body = orjson.loads(raw)
@@ -224,7 +225,7 @@ class RedisStore:
     async def delete_dataset(self, ik: IdentityKeys, dataset: str, *, now_ms: int) -> dict[str, str] | None:
         """Deletes a live dataset; returns its metadata as it was, or None when there was no live dataset."""
         async with backend():
-            meta = await self._delete(keys=ik.write_keys(dataset), args=[dataset, now_ms])
+            meta = await self._delete(keys=ik.write_keys(dataset), args=[dataset, now_ms, ik.push_channel])
         return _pairs(meta) if meta else None
 
     async def list_datasets(self, ik: IdentityKeys, *, after: str | None, limit: int) -> list[dict[str, str]]:
@@ -288,7 +289,8 @@ class RedisStore:
         """Deletes every key of one identity (all in one slot, so one DEL)."""
         async with backend():
             names = [text(name) for name in await self.client.smembers(ik.every_dataset)]
-            await self.client.delete(*ik.all_keys(names))
+            devices = [text(device) for device in await self.client.hkeys(ik.devices)]
+            await self.client.delete(*ik.all_keys(names, devices))
 
     # --- identity pools ---------------------------------------------------------------------------------------------
 

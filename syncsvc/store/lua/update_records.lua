@@ -5,6 +5,7 @@
 -- KEYS[6] identity usage hash        KEYS[7] identity's every-dataset-ever set (for purges)
 -- KEYS[8] the pool's member set in this shard (the identity is added on its first dataset)
 -- KEYS[9] the shard's outbox stream (what the relay publishes to Kafka)
+-- KEYS[10] the DeviceIds subscribed to the dataset (push sync)
 -- ARGV[1] dataset name   ARGV[2] now (epoch ms)   ARGV[3] writer id (device)   ARGV[4] request fingerprint
 -- ARGV[5] max live datasets per identity   ARGV[6] max live records per dataset   ARGV[7] max dataset bytes
 -- ARGV[8] JSON array of patches: {k = key, op = "replace"|"remove", v = value (replace only),
@@ -12,10 +13,13 @@
 -- ARGV[9] identity id   ARGV[10] the pool's stream topic, or "" while streaming is off   ARGV[11] identity pool id
 -- ARGV[12] the dataset sync count the patches were planned on, or "" for none: a write planned on a snapshot (by a
 --          sync trigger or a conflict handler) commits only if the dataset has not changed since
+-- ARGV[13] the identity's push channel (sharded Pub/Sub, in the identity's slot)
 --
 -- Returns a JSON object, one of:
 --   {status = "ok", sc, counter, lm, records = [{k, v?, sc, lm, lb, vv, d?} per patch, in order]}; with a topic, the change
 --   is also appended to the outbox in the same script: a committed change is a streamed change, and only that.
+--   Every commit is announced on the push channel, in commit order: {d = dataset, sc, w = writer, to = [DeviceIds
+--   subscribed]} (see syncsvc.push.hub).
 --   {status = "duplicate", ...the same fields, as first committed}   the writer re-sent its last committed request
 --   {status = "conflict", sc, vv, conflicts = [{k, given, stored = record JSON | null}]}
 --   {status = "limit", which = "datasets"|"records"|"bytes", limit, value}
@@ -143,6 +147,9 @@ if ARGV[10] ~= '' then
   redis.call('XADD', KEYS[9], '*', 'topic', ARGV[10], 'pool', ARGV[11], 'identity', ARGV[9], 'dataset', name,
     'sc', new_sync_count, 'lm', now, 'records', cjson.encode(changes))
 end
+
+redis.call('SPUBLISH', ARGV[13],
+  cjson.encode({d = name, sc = new_sync_count, w = writer, to = redis.call('SMEMBERS', KEYS[10])}))
 
 local result = {status = 'ok', sc = new_sync_count, counter = counter, lm = now, records = written}
 redis.call('HSET', writers_key, writer, cjson.encode({fp = fingerprint, result = result}))

@@ -1,0 +1,157 @@
+"""Push sync: RegisterDevice, Subscribe/UnsubscribeFromDataset (rest-json) and the device socket (WebSocket).
+
+The socket: ``GET /identitypools/{IdentityPoolId}/identity/{IdentityId}/device/{DeviceId}/push``, authenticated like
+any Sync request with the identity's own credentials (``Authorization: Bearer <token>``, SigV4 headers, or a SigV4
+presigned URL for clients that cannot set headers). Refusals come before the upgrade, as ordinary JSON errors.
+
+Server → device (text frames, JSON): a notification ``{"source": "cognito-sync", "identityPoolId", "identityId",
+"datasetName", "syncCount"}`` when another device changed a dataset this device subscribed to; ``{"action":
+"resumed", "syncCounts": {dataset: count}}`` after a resume; ``{"action": "pong"}``.
+Device → server: ``{"action": "resume", "syncCounts": {dataset: the count it holds}}`` (send it after every connect:
+it is told at once of every subscribed dataset that moved past), ``{"action": "ping"}``.
+Close codes: 1001 the server is going away (reconnect, to any instance); 1003 a binary frame; 1007 a frame that is
+not one of the messages above; 4008 slow reader (too many messages waiting); 4009 replaced by a newer socket of the
+same device. The server pings every ``push_heartbeat_seconds`` and drops a socket that does not answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket as socket_module
+from typing import Annotated
+
+import orjson
+from aiohttp import WSMsgType, web
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+
+from syncsvc.api.middleware import caller_of
+from syncsvc.api.protocol import HUB, PUSH, SETTINGS, parse, respond
+from syncsvc.push.hub import DeviceSocket, PushHub
+
+POOL = "/identitypools/{IdentityPoolId}"
+DEVICE = POOL + "/identity/{IdentityId}/device"
+SUBSCRIPTION = POOL + "/identities/{IdentityId}/datasets/{DatasetName}/subscriptions/{DeviceId}"
+#: A device's frames are small JSON messages.
+_MAX_FRAME_BYTES = 64 * 1024
+
+
+class RegisterDeviceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    Platform: Annotated[str, StringConstraints(min_length=1)]
+    Token: Annotated[str, StringConstraints(min_length=1)]
+
+
+DatasetName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class DeviceMessage(BaseModel):
+    """A frame from a device."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    action: str
+    syncCounts: dict[DatasetName, int] = {}  # noqa: N815 - the wire name
+
+
+async def register_device(request: web.Request) -> web.Response:
+    body = await parse(request, RegisterDeviceIn)
+    info = request.match_info
+    device_id = await request.app[PUSH].register_device(
+        caller_of(request), info["IdentityPoolId"], info["IdentityId"], platform=body.Platform, token=body.Token
+    )
+    return respond({"DeviceId": device_id})
+
+
+async def subscribe(request: web.Request) -> web.Response:
+    await _subscription(request, on=True)
+    return respond({})
+
+
+async def unsubscribe(request: web.Request) -> web.Response:
+    await _subscription(request, on=False)
+    return respond({})
+
+
+async def _subscription(request: web.Request, *, on: bool) -> None:
+    info = request.match_info
+    await request.app[PUSH].subscribe(
+        caller_of(request),
+        info["IdentityPoolId"],
+        info["IdentityId"],
+        info["DatasetName"],
+        info["DeviceId"],
+        on=on,
+    )
+
+
+async def device_socket(request: web.Request) -> web.WebSocketResponse:
+    info = request.match_info
+    device_id = info["DeviceId"]
+    ik = await request.app[PUSH].open_socket(caller_of(request), info["IdentityPoolId"], info["IdentityId"], device_id)
+    settings = request.app[SETTINGS]
+    ws = web.WebSocketResponse(
+        heartbeat=settings.push_heartbeat_seconds,
+        max_msg_size=_MAX_FRAME_BYTES,
+        writer_limit=settings.push_send_buffer_bytes,
+        compress=False,  # a deflate context per socket would cost more memory than the notifications save
+    )
+    _bound_send_buffers(request, settings.push_send_buffer_bytes)
+    await ws.prepare(request)
+    hub = request.app[HUB]
+    socket = hub.socket(ik, device_id, ws)
+    writer = asyncio.create_task(socket.pump(), name=f"push socket {socket.connection_id}")
+    try:
+        await hub.attach(socket)
+        await _read(socket, hub)
+    finally:
+        await hub.detach(socket)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await writer
+        await ws.close()
+    return ws
+
+
+def _bound_send_buffers(request: web.Request, size: int) -> None:
+    """Caps what a socket holds unsent: the transport's buffer (the writer waits past it) and the kernel's send
+    buffer (no autotuning into megabytes per idle device). A device that reads too slowly then backs up its queue."""
+    transport = request.transport
+    if transport is None:
+        return
+    transport.set_write_buffer_limits(high=size)
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket_module.SOL_SOCKET, socket_module.SO_SNDBUF, size)
+
+
+async def _read(socket: DeviceSocket, hub: PushHub) -> None:
+    """The device's frames, until the socket closes; a frame that is not a known message closes it (1003/1007)."""
+    async for frame in socket.ws:
+        if frame.type == WSMsgType.BINARY:
+            await socket.ws.close(code=1003, message=b"binary frames are not accepted; send JSON text")
+            return
+        if frame.type != WSMsgType.TEXT:
+            continue
+        try:
+            message = DeviceMessage.model_validate(orjson.loads(frame.data))
+        except (orjson.JSONDecodeError, ValidationError):
+            await socket.ws.close(code=1007, message=b'not a message: send {"action": "resume" | "ping"}')
+            return
+        if message.action == "resume":
+            await hub.resume(socket, message.syncCounts)
+        elif message.action == "ping":
+            socket.send({"action": "pong"})
+        else:
+            await socket.ws.close(code=1007, message=b'unknown action: use "resume" or "ping"')
+            return
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post(DEVICE, register_device),
+        web.get(DEVICE + "/{DeviceId}/push", device_socket),
+        web.post(SUBSCRIPTION, subscribe),
+        web.delete(SUBSCRIPTION, unsubscribe),
+    ]

@@ -1,0 +1,1 @@
+"""Push sync over WebSocket (Cognito's SNS push, on sockets): devices, subscriptions and the hub that wakes them."""

@@ -1,0 +1,226 @@
+"""The push hub of one instance: the device sockets connected here, and the Redis channels that wake them.
+
+How a change reaches a device
+-----------------------------
+The write scripts announce every commit on the identity's sharded Pub/Sub channel (``IdentityKeys.push_channel``,
+SPUBLISH inside update_records.lua and delete_dataset.lua), in commit order: the dataset, its new sync count, the
+writer and the DeviceIds subscribed to it. For each identity with at least one socket here, the hub listens to that
+channel (SSUBSCRIBE); an announcement queues a notification on every socket of a subscribed device except the
+writer's. It works the same whichever instance took the write: Redis is the bus, as it is the store.
+
+What a socket is promised
+-------------------------
+* **Order**: never an older sync count after a newer one for a dataset: each socket remembers the last count it was
+  told (or that the device said it holds) per dataset and drops anything not newer.
+* **Catch-up**: Pub/Sub is at-most-once. A device that was away sends ``resume`` with the counts it holds and is
+  told at once of every subscribed dataset that moved past them (from the stored sync counts). A hub that loses its
+  Redis connection resubscribes and catches every socket up the same way, so an announcement missed in an outage
+  arrives late, never not at all.
+* **Bounded memory**: each socket has a queue of ``Settings.push_queue_size`` messages; a socket that falls that far
+  behind is closed with 4008 (slow reader) and the device reconnects and resumes.
+* **Newest wins**: a device that connects again, here or on another instance, announces itself on the identity's
+  channel; every older socket of that device is closed with 4009.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from syncsvc.errors import BackendUnavailableError
+from syncsvc.keys import IdentityKeys
+
+log = logging.getLogger("syncsvc.push")
+
+#: Close codes of a device socket (also in the README). 1001: the server is going away (reconnect, any instance).
+SLOW_READER = 4008
+REPLACED = 4009
+#: What a hub that lost Redis waits before trying again, at most.
+_MAX_BACKOFF_SECONDS = 5.0
+
+CatchUp = Callable[[IdentityKeys, str], Awaitable[dict[str, int]]]
+
+
+@dataclass(eq=False)
+class DeviceSocket:
+    """One device's socket on this instance, with its bounded queue of outgoing messages (JSON text)."""
+
+    ik: IdentityKeys
+    device_id: str
+    ws: web.WebSocketResponse
+    queue: asyncio.Queue[str]
+    connection_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: dataset -> the last sync count the device was told of or said it holds.
+    known: dict[str, int] = field(default_factory=dict)
+    closing: bool = False
+
+    def notify(self, dataset: str, sync_count: int) -> None:
+        """Queues the notification unless the device already knows this count or a newer one."""
+        if sync_count <= self.known.get(dataset, 0):
+            return
+        self.known[dataset] = sync_count
+        self.send(
+            {
+                "source": "cognito-sync",
+                "identityPoolId": self.ik.identity_pool_id,
+                "identityId": self.ik.identity_id,
+                "datasetName": dataset,
+                "syncCount": sync_count,
+            }
+        )
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queues ``message``; a full queue closes the socket (4008), as the device reads too slowly."""
+        if self.closing:
+            return
+        try:
+            self.queue.put_nowait(orjson.dumps(message).decode())
+        except asyncio.QueueFull:
+            self.close(SLOW_READER, "slow reader: too many notifications waiting; reconnect and resume")
+
+    def close(self, code: int, reason: str) -> None:
+        """Closes the socket in the background (the caller may be the hub's reader, which must not wait)."""
+        if not self.closing:
+            self.closing = True
+            asyncio.get_running_loop().create_task(self.ws.close(code=code, message=reason.encode()))
+
+    async def pump(self) -> None:
+        """Sends the queued messages, in order, until the socket closes (run as the socket's writer task)."""
+        while not self.ws.closed:
+            message = await self.queue.get()
+            await self.ws.send_str(message)
+
+
+class PushHub:
+    """Device sockets by identity channel, and the one Pub/Sub connection that feeds them."""
+
+    def __init__(self, client: aioredis.Redis, catch_up: CatchUp, *, queue_size: int) -> None:
+        self._client = client
+        self._catch_up = catch_up
+        self._queue_size = queue_size
+        self._sockets: dict[str, set[DeviceSocket]] = {}
+        self._pubsub = client.pubsub()
+        self._subscribed = asyncio.Event()
+        self._listener: asyncio.Task[None] | None = None
+
+    @property
+    def socket_count(self) -> int:
+        """Sockets open here (one being closed no longer counts, though its close handshake may take a while)."""
+        return sum(not socket.closing for sockets in self._sockets.values() for socket in sockets)
+
+    def start(self) -> None:
+        self._listener = asyncio.get_running_loop().create_task(self._listen(), name="push hub")
+
+    async def close(self) -> None:
+        """Closes every socket with 1001 (going away: the devices reconnect elsewhere) and stops listening."""
+        await asyncio.gather(
+            *(
+                s.ws.close(code=1001, message=b"server shutting down")
+                for group in self._sockets.values()
+                for s in group
+            ),
+            return_exceptions=True,
+        )
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def socket(self, ik: IdentityKeys, device_id: str, ws: web.WebSocketResponse) -> DeviceSocket:
+        return DeviceSocket(ik, device_id, ws, asyncio.Queue(self._queue_size))
+
+    async def attach(self, socket: DeviceSocket) -> None:
+        """Starts delivering the identity's announcements to ``socket``; closes the device's older sockets."""
+        channel = socket.ik.push_channel
+        sockets = self._sockets.setdefault(channel, set())
+        sockets.add(socket)
+        if len(sockets) == 1:
+            await self._pubsub.ssubscribe(channel)
+            self._subscribed.set()
+        hello = {"hello": socket.device_id, "connection": socket.connection_id}
+        await self._client.spublish(channel, orjson.dumps(hello))
+
+    async def detach(self, socket: DeviceSocket) -> None:
+        channel = socket.ik.push_channel
+        sockets = self._sockets.get(channel, set())
+        sockets.discard(socket)
+        if not sockets and self._sockets.pop(channel, None) is not None:
+            with contextlib.suppress(Exception):  # Redis may be down; a resubscription leaves the channel out
+                await self._pubsub.sunsubscribe(channel)
+
+    async def resume(self, socket: DeviceSocket, holds: dict[str, int]) -> None:
+        """The device holds ``holds``: tells it of every subscribed dataset that moved past, then ``resumed``."""
+        socket.known.update(holds)
+        current = await self._catch_up(socket.ik, socket.device_id)
+        for dataset, sync_count in current.items():
+            socket.notify(dataset, sync_count)
+        socket.send({"action": "resumed", "syncCounts": current})
+
+    # --- the Pub/Sub reader -------------------------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        failures = 0
+        while True:
+            await self._subscribed.wait()
+            try:
+                if failures:
+                    await self._reconnect()
+                    if not self._subscribed.is_set():
+                        continue
+                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if failures:
+                    await self._recovered(failures)
+                    failures = 0
+            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError, BackendUnavailableError) as exc:
+                failures += 1
+                if failures == 1:
+                    log.warning("push hub lost Redis (%s); notifications wait until it is back", exc)
+                await asyncio.sleep(min(_MAX_BACKOFF_SECONDS, 0.05 * 2**failures) * random.uniform(0.5, 1))  # noqa: S311 - jitter
+                continue
+            if message is not None and message["type"] == "smessage":
+                self._deliver(message["channel"].decode(), message["data"])
+
+    async def _reconnect(self) -> None:
+        """A new Pub/Sub connection subscribed to every channel with sockets (the old one may be half dead)."""
+        with contextlib.suppress(Exception):
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        self._pubsub = self._client.pubsub()
+        if not self._sockets:
+            self._subscribed.clear()  # nothing to listen to until a socket attaches
+            return
+        await self._pubsub.ssubscribe(*self._sockets)
+
+    async def _recovered(self, failures: int) -> None:
+        """Back after an outage: every socket is caught up from the stored sync counts."""
+        count = self.socket_count
+        log.warning("push hub reached Redis again after %d failed attempts; catching %d sockets up", failures, count)
+        for sockets in list(self._sockets.values()):
+            for socket in list(sockets):
+                for dataset, sync_count in (await self._catch_up(socket.ik, socket.device_id)).items():
+                    socket.notify(dataset, sync_count)
+
+    def _deliver(self, channel: str, data: bytes) -> None:
+        sockets = self._sockets.get(channel)
+        if not sockets:
+            return
+        announced = orjson.loads(data)
+        if "hello" in announced:  # a device connected (maybe elsewhere): its older sockets here give way
+            for socket in list(sockets):
+                if socket.device_id == announced["hello"] and socket.connection_id != announced["connection"]:
+                    socket.close(REPLACED, "replaced by a newer connection of this device")
+            return
+        subscribed = announced["to"] if isinstance(announced["to"], list) else []  # cjson: an empty set is {}
+        for socket in sockets:
+            if socket.device_id in subscribed and socket.device_id != announced["w"]:
+                socket.notify(announced["d"], int(announced["sc"]))

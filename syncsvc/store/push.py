@@ -1,0 +1,47 @@
+"""Push sync state in Redis: registered devices and their dataset subscriptions, all in the identity's slot.
+
+The notifications themselves are not stored: the write scripts announce every commit on the identity's sharded
+Pub/Sub channel (``IdentityKeys.push_channel``), and a device that was away learns what it missed from the sync
+counts (:meth:`RedisPushStore.catch_up`), which Redis holds anyway.
+"""
+
+from __future__ import annotations
+
+import orjson
+import redis.asyncio as aioredis
+
+from syncsvc.keys import IdentityKeys
+from syncsvc.store.backend import backend, register, text
+
+
+class RedisPushStore:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._subscribe = register(client, "subscribe.lua")
+
+    async def register_device(self, ik: IdentityKeys, device_id: str, platform: str, token: str, now_ms: int) -> None:
+        """Registers the device (a device registered again keeps its first registration and subscriptions)."""
+        device = orjson.dumps({"platform": platform, "token": token, "created": now_ms})
+        async with backend():
+            await self._client.hsetnx(ik.devices, device_id, device)
+
+    async def device_exists(self, ik: IdentityKeys, device_id: str) -> bool:
+        async with backend():
+            return bool(await self._client.hexists(ik.devices, device_id))
+
+    async def subscribe(self, ik: IdentityKeys, device_id: str, dataset: str, *, on: bool) -> bool:
+        """Subscribes (``on``) or unsubscribes the device; False when it is not registered to the identity."""
+        script_keys = [ik.devices, ik.subscriptions(device_id), ik.subscribers(dataset)]
+        async with backend():
+            done = await self._subscribe(keys=script_keys, args=[device_id, dataset, "1" if on else "0"])
+        return bool(done)
+
+    async def catch_up(self, ik: IdentityKeys, device_id: str) -> dict[str, int]:
+        """The current sync count of every dataset the device subscribed to (0 for one never written)."""
+        async with backend():
+            names = sorted(text(name) for name in await self._client.smembers(ik.subscriptions(device_id)))
+            pipe = self._client.pipeline(transaction=False)
+            for name in names:
+                pipe.hget(ik.dataset(name), "sc")
+            counts = await pipe.execute()
+        return {name: int(count or 0) for name, count in zip(names, counts, strict=True)}
