@@ -98,19 +98,27 @@ async def device_socket(request: web.Request) -> web.WebSocketResponse:
         compress=False,  # a deflate context per socket would cost more memory than the notifications save
     )
     _bound_send_buffers(request, settings.push_send_buffer_bytes)
-    await ws.prepare(request)
     hub = request.app[HUB]
     socket = hub.socket(ik, device_id, ws)
-    writer = asyncio.create_task(socket.pump(), name=f"push socket {socket.connection_id}")
+    # Attached before the handshake completes: the device's "I am here" is announced before it can open another
+    # socket, so "newest wins" follows the order the device connected in.
+    await hub.attach(socket)
+    writer: asyncio.Task[None] | None = None
     try:
-        await hub.attach(socket)
+        await ws.prepare(request)
+        if socket.closing:  # replaced already, during the handshake
+            await ws.close(code=socket.close_code, message=socket.close_reason.encode())
+            return ws
+        writer = asyncio.create_task(socket.pump(), name=f"push socket {socket.connection_id}")
         await _read(socket, hub)
     finally:
         await hub.detach(socket)
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await writer
-        await ws.close()
+        if writer is not None:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await writer
+        if ws.prepared:
+            await ws.close()
     return ws
 
 

@@ -63,6 +63,8 @@ class DeviceSocket:
     #: dataset -> the last sync count the device was told of or said it holds.
     known: dict[str, int] = field(default_factory=dict)
     closing: bool = False
+    close_code: int = 1000
+    close_reason: str = ""
 
     def notify(self, dataset: str, sync_count: int) -> None:
         """Queues the notification unless the device already knows this count or a newer one."""
@@ -89,10 +91,12 @@ class DeviceSocket:
             self.close(SLOW_READER, "slow reader: too many notifications waiting; reconnect and resume")
 
     def close(self, code: int, reason: str) -> None:
-        """Closes the socket in the background (the caller may be the hub's reader, which must not wait)."""
+        """Closes the socket in the background (the caller may be the hub's reader, which must not wait); before
+        the handshake is done, the handler closes it right after (see ``closed_early``)."""
         if not self.closing:
-            self.closing = True
-            asyncio.get_running_loop().create_task(self.ws.close(code=code, message=reason.encode()))
+            self.closing, self.close_code, self.close_reason = True, code, reason
+            if self.ws.prepared:
+                asyncio.get_running_loop().create_task(self.ws.close(code=code, message=reason.encode()))
 
     async def pump(self) -> None:
         """Sends the queued messages, in order, until the socket closes (run as the socket's writer task)."""
