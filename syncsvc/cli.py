@@ -19,6 +19,7 @@ from syncsvc.api.app import create_app
 from syncsvc.config import Settings, SettingsError, load_settings
 from syncsvc.outbox import bulk_command, tail
 from syncsvc.outbox.relay import Relay
+from syncsvc.push import watch
 from syncsvc.runtime import StartupError, open_services
 from syncsvc.triggers import command as triggers_command
 
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_commands(commands)
     bulk_command.add_commands(commands)
     triggers_command.add_commands(commands)
+    watch.add_commands(commands)
     return parser
 
 
@@ -120,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(asyncio.run(_admin(settings, args)))
     if args.command == "stream":
         raise SystemExit(asyncio.run(tail.run(settings, args)))
+    if args.command == "watch":
+        with contextlib.suppress(KeyboardInterrupt):
+            raise SystemExit(asyncio.run(watch.run(settings, args)))
     if args.command == "triggers":
         raise SystemExit(triggers_command.run(settings, args))
     if args.command == "bulk-publish":

@@ -1,0 +1,93 @@
+"""``syncsvc watch POOL IDENTITY``: the push notifications of one identity, live, as the hub of every instance sees
+them — for an operator checking that devices are woken, without a device.
+
+It listens on the identity's push channel in Redis (the write scripts announce every commit there, see
+``syncsvc.push.hub``) and prints one line per change: the dataset, its new sync count, the writer, and the devices
+subscribed to it (who gets a notification, the writer excepted); ``--json`` prints JSON lines with the Cognito
+payload plus ``writer`` and ``devices``. A device connecting shows as a ``connected`` line. Status goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import signal
+import sys
+from typing import Any
+
+import orjson
+
+from syncsvc.config import Settings
+from syncsvc.errors import InvalidParameterError
+from syncsvc.keys import IdentityKeys
+from syncsvc.runtime import StartupError, open_services
+from syncsvc.service import check_identity_id
+
+
+def add_commands(commands: Any) -> None:
+    watch = commands.add_parser("watch", help="show one identity's push notifications live")
+    watch.add_argument("pool", help="identity pool id")
+    watch.add_argument("identity", help="identity id")
+    watch.add_argument("--json", action="store_true", help="JSON lines on stdout")
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        check_identity_id(args.identity)
+    except InvalidParameterError as exc:
+        print(f"syncsvc: {exc.message}", file=sys.stderr)
+        return 2
+    try:
+        async with open_services(settings) as services:
+            ik = IdentityKeys.of(args.pool, args.identity, settings.shards)
+            pubsub = services.store.client.pubsub()
+            await pubsub.ssubscribe(ik.push_channel)
+            print(f"watching identity {args.identity} of pool {args.pool} (Ctrl-C to stop)", file=sys.stderr)
+            task = asyncio.create_task(_print(pubsub, ik, as_json=args.json))
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, task.cancel)
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            return 0
+    except StartupError as exc:
+        print(f"syncsvc: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _print(pubsub: Any, ik: IdentityKeys, *, as_json: bool) -> None:
+    while True:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+        if message is None or message["type"] != "smessage":
+            continue
+        print(line(orjson.loads(message["data"]), ik, as_json=as_json), flush=True)
+
+
+def line(announced: dict[str, Any], ik: IdentityKeys, *, as_json: bool) -> str:
+    """One announcement as printed."""
+    if "hello" in announced:
+        event: dict[str, Any] = {"connected": announced["hello"]}
+        return orjson.dumps(event).decode() if as_json else f"{_now()}  device {announced['hello']} connected"
+    devices = sorted(announced["to"]) if isinstance(announced["to"], list) else []
+    if as_json:
+        return orjson.dumps(
+            {
+                "source": "cognito-sync",
+                "identityPoolId": ik.identity_pool_id,
+                "identityId": ik.identity_id,
+                "datasetName": announced["d"],
+                "syncCount": announced["sc"],
+                "writer": announced["w"],
+                "devices": devices,
+            }
+        ).decode()
+    to = ", ".join(devices) if devices else "no device subscribed"
+    writer = announced["w"] or "(deleted)"
+    return f"{_now()}  {announced['d']}  syncCount {announced['sc']}  by {writer}  -> {to}"
+
+
+def _now() -> str:
+    return datetime.datetime.now().astimezone().strftime("%H:%M:%S.%f")[:-3]
