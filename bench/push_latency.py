@@ -1,0 +1,111 @@
+"""Push latency: a write acknowledged to one device → the other device's socket notified.
+
+    python -m bench.push_latency --developer KEY:SECRET http://127.0.0.1:8080 [http://127.0.0.1:8081] [--writes 500]
+
+With one URL both devices use it; with two, the writer uses the second and the listener the first, so the
+notification crosses instances through Redis. Creates a pool with push on, a guest identity and two devices, then
+writes one record at a time (the next write after the notification arrived) and prints p50/p90/p99/max of the time
+from the UpdateRecords response to the notification (the write script announces the change before the response
+leaves, so this is often negative) and from the write being sent to the notification.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from typing import Any
+
+import aiohttp
+import boto3
+import orjson
+
+PUSH_SYNC: Any = {"RoleArn": "arn:aws:iam::123456789012:role/push"}
+
+
+async def identity_call(session: aiohttp.ClientSession, endpoint: str, operation: str, body: dict[str, Any]) -> Any:
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"AWSCognitoIdentityService.{operation}"}
+    async with session.post(endpoint + "/", data=orjson.dumps(body), headers=headers) as response:
+        return orjson.loads(await response.read())
+
+
+def new_pool(endpoint: str, developer: str) -> str:
+    key, secret = developer.split(":", 1)
+    session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name="us-east-1")
+    identity = session.client("cognito-identity", endpoint_url=endpoint)
+    pool_id: str = identity.create_identity_pool(IdentityPoolName="bench", AllowUnauthenticatedIdentities=True)[
+        "IdentityPoolId"
+    ]
+    session.client("cognito-sync", endpoint_url=endpoint).set_identity_pool_configuration(
+        IdentityPoolId=pool_id, PushSync=PUSH_SYNC
+    )
+    return pool_id
+
+
+async def measure(listener_url: str, writer_url: str, developer: str, writes: int) -> list[tuple[float, float]]:
+    pool = await asyncio.to_thread(new_pool, listener_url, developer)
+    async with aiohttp.ClientSession() as session:
+        identity = (await identity_call(session, listener_url, "GetId", {"IdentityPoolId": pool}))["IdentityId"]
+        token = (await identity_call(session, listener_url, "GetOpenIdToken", {"IdentityId": identity}))["Token"]
+        auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        devices = []
+        for name in ("listener", "writer"):
+            path = f"{listener_url}/identitypools/{pool}/identity/{identity}/device"
+            body = orjson.dumps({"Platform": "WEBSOCKET", "Token": name})
+            async with session.post(path, data=body, headers=auth) as response:
+                devices.append((await response.json())["DeviceId"])
+        dataset = f"{listener_url}/identitypools/{pool}/identities/{identity}/datasets/bench"
+        async with session.post(f"{dataset}/subscriptions/{devices[0]}", headers=auth) as response:
+            assert response.status == 200, await response.text()
+        socket = f"{listener_url}/identitypools/{pool}/identity/{identity}/device/{devices[0]}/push"
+        writer_dataset = dataset.replace(listener_url, writer_url, 1)
+        timings: list[tuple[float, float]] = []
+        async with session.ws_connect(socket, headers=auth) as ws:
+            async with session.get(writer_dataset + "/records", headers=auth) as response:
+                session_token = (await response.json())["SyncSessionToken"]
+            for n in range(writes):
+                notified = asyncio.create_task(_arrival(ws, n + 1))
+                patch = {"Op": "replace", "Key": "k", "Value": f"v{n}", "SyncCount": n}
+                body = orjson.dumps(
+                    {"SyncSessionToken": session_token, "DeviceId": devices[1], "RecordPatches": [patch]}
+                )
+                sent = time.perf_counter()
+                async with session.post(writer_dataset, data=body, headers=auth) as response:
+                    assert response.status == 200, await response.text()
+                acknowledged = time.perf_counter()
+                arrived = await notified
+                timings.append((arrived - acknowledged, arrived - sent))
+    return timings
+
+
+async def _arrival(ws: aiohttp.ClientWebSocketResponse, sync_count: int) -> float:
+    """When the notification of ``sync_count`` arrived."""
+    message = orjson.loads((await ws.receive(timeout=10)).data)
+    assert message["syncCount"] == sync_count, message
+    return time.perf_counter()
+
+
+def _summary(label: str, seconds: list[float]) -> str:
+    cuts = statistics.quantiles(seconds, n=100)
+    return (
+        f"  {label}: p50 {cuts[49] * 1000:.2f} ms  p90 {cuts[89] * 1000:.2f} ms  p99 {cuts[98] * 1000:.2f} ms  "
+        f"max {max(seconds) * 1000:.2f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("urls", nargs="+", help="one or two syncsvc endpoints")
+    parser.add_argument("--developer", required=True, help="developer credentials KEY:SECRET")
+    parser.add_argument("--writes", type=int, default=500)
+    args = parser.parse_args()
+    listener, writer = args.urls[0], args.urls[-1]
+    timings = asyncio.run(measure(listener, writer, args.developer, args.writes))
+    print(f"{len(args.urls)} instance(s), {len(timings)} writes")
+    print(_summary("acknowledged -> notified (negative: the notification came first)", [a for a, _ in timings]))
+    print(_summary("write sent -> notified", [s for _, s in timings]))
+
+
+if __name__ == "__main__":
+    main()
