@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+import yarl
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
@@ -109,7 +110,10 @@ class Phone:
         return f"{self.endpoint}/identitypools/{self.pool}/identity/{self.identity}/device/{self.device_id}/push"
 
     async def connect(self, **options: Any) -> aiohttp.ClientWebSocketResponse:
-        return await self.session.ws_connect(self.socket_url, headers=self.headers, **options)
+        ws: aiohttp.ClientWebSocketResponse = await self.session.ws_connect(
+            self.socket_url, headers=self.headers, **options
+        )
+        return ws
 
 
 async def identity_call(
@@ -385,7 +389,7 @@ async def stalled_socket(phone: Phone) -> tuple[asyncio.StreamReader, asyncio.St
     raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
     raw.setblocking(False)
-    url = aiohttp.client.URL(phone.socket_url)
+    url = yarl.URL(phone.socket_url)
     await asyncio.get_running_loop().sock_connect(raw, (url.host, url.port))
     reader, writer = await asyncio.open_connection(sock=raw)
     writer.write(
@@ -440,7 +444,7 @@ async def test_a_slow_reader_is_dropped_while_the_others_keep_receiving(
         async with await phone.connect() as ws:
             assert await nothing_waiting(ws)
             assert hub.socket_count == 2
-            received = []
+            received: list[int] = []
             while hub.socket_count == 2 and len(received) < 1000:
                 await tablet.write(f"v{len(received)}")
                 received.append((await receive(ws))["syncCount"])

@@ -23,7 +23,7 @@ from typing import Annotated
 
 import orjson
 from aiohttp import WSMsgType, web
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from syncsvc.api.middleware import caller_of
 from syncsvc.api.protocol import HUB, PUSH, SETTINGS, parse, respond
@@ -52,7 +52,7 @@ class DeviceMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     action: str
-    syncCounts: dict[DatasetName, int] = {}  # noqa: N815 - the wire name
+    syncCounts: dict[DatasetName, Annotated[int, Field(ge=0)]] = {}  # noqa: N815 - the wire name
 
 
 async def register_device(request: web.Request) -> web.Response:

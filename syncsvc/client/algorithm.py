@@ -1,0 +1,265 @@
+"""One ``synchronize`` of one dataset: Cognito's client sync algorithm (reference §2.5), step by step.
+
+1. A dataset deleted locally is deleted on the server (DeleteDataset; ResourceNotFound is fine), then forgotten.
+2. Pull: ListRecords(lastSyncCount) following NextToken; keep the SyncSessionToken, DatasetSyncCount, DatasetExists,
+   DatasetDeletedAfterRequestedSyncCount and MergedDatasetNames.
+3. Merged names go to the client (attribute + callback). A dataset deleted on the server since the last sync
+   (DatasetDeletedAfterRequestedSyncCount, or DatasetExists false while the client held a count) goes to
+   ``on_dataset_deleted``, and the pull starts again from 0.
+4. A pulled record collides with a local change when the local copy is modified, its value differs and its
+   SyncCount differs; collisions go to the conflict handler, the rest is stored; last sync count = DatasetSyncCount.
+5. Push: UpdateRecords of the local changes (Op remove for None) with their last known SyncCount.
+6. A push refused with ResourceConflictException lowers the last sync count to the largest patch SyncCount and
+   restarts from 1, ``max_retries`` times at most.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from syncsvc.client.conflicts import ConflictHandler, RemoteRecord, Resolution, SyncConflict
+from syncsvc.client.errors import SYNC_CANCELLED, SyncClientError, SyncRetriesExceededError
+from syncsvc.client.local import DELETED, LocalDataset, Record
+from syncsvc.client.transport import client_context
+
+if TYPE_CHECKING:
+    from syncsvc.client.core import SyncClient
+
+log = logging.getLogger("syncsvc.client")
+
+CONFLICT = "ResourceConflictException"
+#: key -> (the local record the decision was based on, the record to store)
+Decisions = dict[str, tuple[Record | None, Record]]
+
+
+@dataclass
+class SyncResult:
+    """What one ``synchronize`` did. ``pulled``: every record ListRecords returned (all attempts); ``pushed``: the
+    records UpdateRecords stored; ``conflicts``: those given to the conflict handler; ``sync_count``: the local last
+    sync count afterwards; ``deleted_remotely``: the dataset had been deleted on the server since the last sync;
+    ``attempts``: 1 plus the restarts after a ResourceConflictException."""
+
+    dataset: str
+    sync_count: int = 0
+    pulled: list[RemoteRecord] = field(default_factory=list)
+    pushed: list[RemoteRecord] = field(default_factory=list)
+    conflicts: list[SyncConflict] = field(default_factory=list)
+    merged_datasets: list[str] = field(default_factory=list)
+    deleted_remotely: bool = False
+    attempts: int = 0
+
+
+@dataclass
+class Pull:
+    """The ListRecords pages of one pull, folded."""
+
+    records: list[RemoteRecord]
+    sync_count: int
+    exists: bool
+    deleted_after: bool
+    merged: list[str]
+    session_token: str
+
+
+class SyncRun:
+    """One synchronize of ``dataset`` by ``client`` (which holds the dataset's lock meanwhile)."""
+
+    def __init__(self, client: SyncClient, dataset: str, handler: ConflictHandler) -> None:
+        self.client = client
+        self.dataset = dataset
+        self.handler = handler
+        self.result = SyncResult(dataset)
+
+    @property
+    def local(self) -> LocalDataset:
+        return self.client.state.dataset(self.dataset)
+
+    async def run(self) -> SyncResult:
+        last: SyncClientError | None = None
+        for attempt in range(1, self.client.max_retries + 2):
+            self.result.attempts = attempt
+            try:
+                await self._attempt()
+            except SyncClientError as exc:
+                if exc.code != CONFLICT:
+                    raise
+                log.info("dataset %s: %s; restarting the sync (attempt %d)", self.dataset, exc.message, attempt)
+                last = exc
+                continue
+            self.result.sync_count = self.client.last_sync_count(self.dataset)
+            return self.result
+        assert last is not None
+        raise SyncRetriesExceededError(self.dataset, self.result.attempts, last)
+
+    async def _attempt(self) -> None:
+        since = self.local.last_sync_count
+        if since == DELETED:
+            await self._delete_remotely()
+            return
+        pull = await self._pull(since)
+        if pull.deleted_after or (not pull.exists and since != 0):
+            self.result.deleted_remotely = True
+            self._forget_deleted()
+            pull = await self._pull(0)
+        await self._merge(pull)
+        await self._push(pull.session_token)
+
+    # --- deletion -----------------------------------------------------------------------------------------------
+
+    async def _delete_remotely(self) -> None:
+        try:
+            await self.client.transport.call("DELETE", self.client.dataset_path(self.dataset))
+        except SyncClientError as exc:
+            if exc.code != "ResourceNotFoundException":
+                raise
+        self.client.state.datasets.pop(self.dataset, None)
+
+    def _forget_deleted(self) -> None:
+        """The dataset was deleted on the server: drop the local copy, or keep its values as new local changes."""
+        local = self.local
+        if self.client.on_dataset_deleted(self.dataset):
+            local.records = {}
+        else:
+            local.records = {
+                key: Record(record.value, 0, True, record.device_last_modified)
+                for key, record in local.records.items()
+                if record.value is not None
+            }
+        local.last_sync_count = 0
+
+    # --- pull ---------------------------------------------------------------------------------------------------
+
+    async def _pull(self, since: int) -> Pull:
+        """ListRecords(lastSyncCount=since), every page."""
+        query = {"lastSyncCount": str(since), "maxResults": str(self.client.page_size)}
+        target = self.client.dataset_path(self.dataset) + "/records"
+        page = await self.client.transport.call("GET", target, query=query)
+        session_token: str = page["SyncSessionToken"]
+        records = [RemoteRecord.from_wire(item) for item in page.get("Records", [])]
+        while page.get("NextToken"):
+            more = {**query, "nextToken": page["NextToken"], "syncSessionToken": session_token}
+            page = await self.client.transport.call("GET", target, query=more)
+            records += [RemoteRecord.from_wire(item) for item in page.get("Records", [])]
+        merged = list(page.get("MergedDatasetNames") or [])
+        self.result.pulled += records
+        self.result.merged_datasets = merged
+        self.client.note_merged(self.dataset, merged)
+        return Pull(
+            records=records,
+            sync_count=int(page.get("DatasetSyncCount", 0)),
+            exists=bool(page.get("DatasetExists", True)),
+            deleted_after=bool(page.get("DatasetDeletedAfterRequestedSyncCount", False)),
+            merged=merged,
+            session_token=session_token,
+        )
+
+    # --- merge --------------------------------------------------------------------------------------------------
+
+    async def _merge(self, pull: Pull) -> None:
+        """Stores the pulled records locally; the ones colliding with local changes through the handler.
+
+        Nothing is stored before the handler has answered; a record changed locally while it ran keeps the local
+        change (its push is then refused as stale and the sync restarts with it in conflict)."""
+        local = self.local
+        latest = {remote.key: remote for remote in sorted(pull.records, key=lambda item: item.sync_count)}
+        decided: Decisions = {}
+        conflicts: list[SyncConflict] = []
+        for key, remote in latest.items():
+            mine = local.records.get(key)
+            if mine is None or not mine.modified or mine.value == remote.value:
+                decided[key] = (mine, remote.as_local())
+            elif mine.sync_count != remote.sync_count:  # else the remote version is the base of the local change
+                conflicts.append(SyncConflict(key, mine, remote))
+        if conflicts:
+            self.result.conflicts += conflicts
+            decided.update(self._resolved(conflicts, await self._resolutions(conflicts)))
+        for key, (seen, stored) in decided.items():
+            if local.records.get(key) == seen:
+                local.records[key] = stored
+        local.last_sync_count = pull.sync_count
+
+    async def _resolutions(self, conflicts: list[SyncConflict]) -> Sequence[Resolution]:
+        answer = self.handler(self.dataset, list(conflicts))
+        if inspect.isawaitable(answer):
+            return await answer
+        return answer
+
+    def _resolved(self, conflicts: list[SyncConflict], resolutions: Sequence[Resolution]) -> Decisions:
+        """The records the resolutions keep; one resolution per conflict is required."""
+        by_key = {conflict.key: conflict for conflict in conflicts}
+        chosen = {resolution.key: resolution for resolution in resolutions}
+        if unknown := chosen.keys() - by_key.keys():
+            raise ValueError(f"resolutions for keys that are not in conflict: {sorted(unknown)}")
+        if missing := by_key.keys() - chosen.keys():
+            raise SyncClientError(SYNC_CANCELLED, f"conflicts left unresolved: {sorted(missing)}", 0)
+        decided: Decisions = {}
+        for key, resolution in chosen.items():
+            conflict = by_key[key]
+            if not resolution.modified:
+                moment = conflict.remote.as_local().device_last_modified
+            elif resolution.value == conflict.local.value:
+                moment = conflict.local.device_last_modified
+            else:
+                moment = self.client.clock()
+            decided[key] = (
+                conflict.local,
+                Record(resolution.value, resolution.sync_count, resolution.modified, moment),
+            )
+        return decided
+
+    # --- push ---------------------------------------------------------------------------------------------------
+
+    async def _push(self, session_token: str) -> None:
+        """UpdateRecords of the local changes; on a conflict, lowers the last sync count to re-pull (step 6)."""
+        local = self.local
+        sent = {key: record for key, record in local.records.items() if record.modified}
+        if not sent:
+            return
+        patches = [patch_of(key, record) for key, record in sent.items()]
+        await self.client.before_push(self.dataset, patches)
+        state = self.client.state
+        body: dict[str, Any] = {"SyncSessionToken": session_token, "RecordPatches": patches}
+        if state.device_id is not None:
+            body["DeviceId"] = state.device_id
+        headers = {"x-amz-Client-Context": client_context(state.installation_id)}
+        try:
+            answer = await self.client.transport.call(
+                "POST", self.client.dataset_path(self.dataset), body=body, headers=headers
+            )
+        except SyncClientError as exc:
+            if exc.code == CONFLICT:
+                local.last_sync_count = min(local.last_sync_count, max(record.sync_count for record in sent.values()))
+            raise
+        written = [RemoteRecord.from_wire(item) for item in answer.get("Records", [])]
+        self.result.pushed += written
+        self._stored(sent, written)
+
+    def _stored(self, sent: dict[str, Record], written: list[RemoteRecord]) -> None:
+        """Adopts what the server stored (a trigger may have changed it); a record changed locally while the push
+        was on its way stays modified, now based on the new SyncCount."""
+        local = self.local
+        for remote in written:
+            current = local.records.get(remote.key)
+            if current is None or current == sent.get(remote.key):
+                local.records[remote.key] = remote.as_local()
+            else:
+                local.records[remote.key] = current._replace(sync_count=remote.sync_count)
+        if written and max(remote.sync_count for remote in written) == local.last_sync_count + 1:
+            local.last_sync_count += 1  # else another write came in between: the next pull brings it
+
+
+def patch_of(key: str, record: Record) -> dict[str, Any]:
+    """The RecordPatch pushing a local change."""
+    patch: dict[str, Any] = {
+        "Op": "replace" if record.value is not None else "remove",
+        "Key": key,
+        "SyncCount": record.sync_count,
+        "DeviceLastModifiedDate": round(record.device_last_modified, 3),
+    }
+    if record.value is not None:
+        patch["Value"] = record.value
+    return patch
