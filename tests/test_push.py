@@ -334,7 +334,15 @@ async def test_a_newer_socket_of_the_same_device_replaces_the_older(phones: tupl
         assert await receive(newer) == notification(phone, sync_count)
 
 
-@pytest.mark.parametrize(("frame", "code"), [(b"\x00binary", 1003), ("not json", 1007), ('{"action": "dance"}', 1007)])
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (b"\x00binary", 1003),
+        ("not json", 1007),
+        ('{"action": "dance"}', 1007),
+        ('{"action": "resume", "syncCounts": {"settings": -1}}', 1007),
+    ],
+)
 async def test_a_frame_that_is_not_a_message_closes_the_socket(
     phones: tuple[Phone, Phone], frame: str | bytes, code: int
 ) -> None:
