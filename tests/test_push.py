@@ -16,6 +16,9 @@ import pytest
 import yarl
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestServer
+from botocore.auth import SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from redis.asyncio import Redis
 
 from syncsvc.api.app import create_app
@@ -462,3 +465,18 @@ async def test_a_slow_reader_is_dropped_while_the_others_keep_receiving(
             assert await receive(ws) == notification(phone, later)
     finally:
         writer.close()
+
+
+async def test_a_socket_opens_with_a_presigned_url_of_the_identitys_temporary_credentials(
+    phones: tuple[Phone, Phone], session: aiohttp.ClientSession, endpoint: str
+) -> None:
+    """For browsers, which cannot set headers on a WebSocket: SigV4 in the query (botocore's presigner)."""
+    phone, tablet = phones
+    answer = await identity_call(session, endpoint, "GetCredentialsForIdentity", {"IdentityId": phone.identity})
+    given = answer["Credentials"]
+    request = AWSRequest(method="GET", url=phone.socket_url)
+    credentials = Credentials(given["AccessKeyId"], given["SecretKey"], given["SessionToken"])
+    SigV4QueryAuth(credentials, "cognito-sync", "us-east-1", expires=60).add_auth(request)
+    async with session.ws_connect(yarl.URL(str(request.url), encoded=True)) as ws:
+        sync_count = await tablet.write("dark")
+        assert await receive(ws) == notification(phone, sync_count)
