@@ -16,7 +16,7 @@ KAFKA_CONTROLLER_PORT ?= 9093
 PYTEST_ARGS ?=
 export REDIS_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT
 
-.PHONY: help venv redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials dev test \
+.PHONY: help venv redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials root-key dev test \
   lint fmt clean distclean
 
 help: ## list the targets
@@ -61,12 +61,16 @@ services-stop: redis-stop kafka-stop ## stop the project's Redis and Kafka
 credentials: ## generate developer credentials once (unless SYNCSVC_DEVELOPER_CREDENTIALS is set)
 	@deploy/credentials.sh ensure
 
+root-key: venv ## create the KMS root key in .data/root.key once (it wraps every key: back it up)
+	@$(VENV)/bin/syncsvc keys root-key .data/root.key
+
 # exec: the server replaces the recipe's shell, so Ctrl-C and signals reach it directly.
-dev: venv redis kafka credentials ## venv + redis + kafka + credentials, then syncsvc in the foreground on http://127.0.0.1:8080 (SYNCSVC_HOST, SYNCSVC_PORT)
+dev: venv redis kafka credentials root-key ## venv + redis + kafka + credentials, then syncsvc in the foreground on http://127.0.0.1:8080 (SYNCSVC_HOST, SYNCSVC_PORT)
 	@SYNCSVC_DEVELOPER_CREDENTIALS="$$(deploy/credentials.sh value)"; \
 	SYNCSVC_REDIS_URL="redis://127.0.0.1:$(REDIS_PORT)/0"; \
 	SYNCSVC_KAFKA_BOOTSTRAP="$$(deploy/kafka.sh bootstrap)"; \
-	export SYNCSVC_DEVELOPER_CREDENTIALS SYNCSVC_REDIS_URL SYNCSVC_KAFKA_BOOTSTRAP; \
+	SYNCSVC_ROOT_KEY_FILE="$${SYNCSVC_ROOT_KEY_FILE:-.data/root.key}"; \
+	export SYNCSVC_DEVELOPER_CREDENTIALS SYNCSVC_REDIS_URL SYNCSVC_KAFKA_BOOTSTRAP SYNCSVC_ROOT_KEY_FILE; \
 	deploy/dev-banner.sh "http://$(SYNCSVC_HOST):$(SYNCSVC_PORT)"; \
 	exec $(VENV)/bin/syncsvc serve --host "$(SYNCSVC_HOST)" --port "$(SYNCSVC_PORT)"
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from syncsvc import admin
 from syncsvc.api.app import create_app
 from syncsvc.config import Settings, SettingsError, load_settings
+from syncsvc.kms import command as keys_command
 from syncsvc.outbox import bulk_command, tail
 from syncsvc.outbox.relay import Relay
 from syncsvc.push import watch
@@ -42,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     bulk_command.add_commands(commands)
     triggers_command.add_commands(commands)
     watch.add_commands(commands)
+    keys_command.add_commands(commands)
     return parser
 
 
@@ -122,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(asyncio.run(_admin(settings, args)))
     if args.command == "stream":
         raise SystemExit(asyncio.run(tail.run(settings, args)))
+    if args.command == "keys":
+        raise SystemExit(keys_command.run(args))
     if args.command == "watch":
         with contextlib.suppress(KeyboardInterrupt):
             raise SystemExit(asyncio.run(watch.run(settings, args)))

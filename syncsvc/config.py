@@ -5,6 +5,7 @@ No other module reads the environment. Secrets are ``SecretStr`` so they never a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -40,6 +41,12 @@ class Settings(BaseSettings):
         (),
         description="Comma-separated ACCESS_KEY_ID:SECRET pairs allowed to call developer (admin) operations.",
     )
+    root_key_file: Path | None = Field(
+        None,
+        description="File holding the KMS root key (64 hex characters; `syncsvc keys root-key PATH` makes one, "
+        "`make dev` keeps one in .data/root.key). It wraps every master key; without it nothing starts.",
+    )
+    kms_key_quota: int = Field(1000, ge=1, description="Master keys the deployment may hold (KMS: 1,000 per region).")
     token_secret: SecretStr | None = Field(
         None,
         description="Key that signs SyncSessionTokens and pagination tokens. When unset, one is generated once and "

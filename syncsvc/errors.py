@@ -137,6 +137,49 @@ class TooManyRequestsError(SyncsvcError):
     json_status = 400
 
 
+# --- KMS errors (reference §4: every one 400, json 1.1) -------------------------------------------------------------
+
+
+class KmsError(SyncsvcError):
+    status = 400
+
+
+class KmsNotFoundError(KmsError):
+    code = "NotFoundException"
+
+
+class KmsDisabledError(KmsError):
+    code = "DisabledException"
+
+
+class KmsInvalidStateError(KmsError):
+    code = "KMSInvalidStateException"
+
+
+class InvalidCiphertextError(KmsError):
+    code = "InvalidCiphertextException"
+
+
+class IncorrectKeyError(KmsError):
+    code = "IncorrectKeyException"
+
+
+class InvalidKeyUsageError(KmsError):
+    code = "InvalidKeyUsageException"
+
+
+class KmsLimitExceededError(KmsError):
+    code = "LimitExceededException"
+
+
+class KmsValidationError(KmsError):
+    code = "ValidationException"
+
+
+class UnsupportedOperationError(KmsError):
+    code = "UnsupportedOperationException"
+
+
 # --- authentication errors (reference §0.1 and §5) -------------------------------------------------------------------
 
 

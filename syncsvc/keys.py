@@ -207,3 +207,16 @@ class IdentityKeys:
 #: Hash: kid -> one token-signing key of the service (JSON: kid, alg, private_pem, created), shared by every instance
 #: so they all sign with the same key and verify each other's tokens (see ``syncsvc.store.keyring``).
 SIGNING_KEYS = f"{PREFIX}:oidc:keys"
+
+
+# --- KMS (deployment-wide) -------------------------------------------------------------------------------------------
+
+#: Sorted set (scores 0): every master key id, for ListKeys and the key quota.
+KMS_KEYS = f"{PREFIX}:kms:keys"
+#: Hash: alias name (``alias/…``) -> key id.
+KMS_ALIASES = f"{PREFIX}:kms:aliases"
+
+
+def kms_key(key_id: str) -> str:
+    """Hash: ``meta`` (the key's metadata, JSON) and ``v<n>`` (backing key version n, wrapped by the root key)."""
+    return f"{PREFIX}:kms:key:{key_id}"

@@ -20,6 +20,8 @@ from syncsvc.identity.credentials import CredentialAuthority
 from syncsvc.identity.issuer import TokenIssuer
 from syncsvc.identity.oidc import OidcVerifier
 from syncsvc.identity.pools import PoolDirectory
+from syncsvc.kms.material import RootKey
+from syncsvc.kms.service import KeyService
 from syncsvc.outbox.bulk import BulkPublisher
 from syncsvc.push.service import PushService
 from syncsvc.service import SyncService
@@ -27,6 +29,7 @@ from syncsvc.store import RedisStore
 from syncsvc.store.bulk import RedisBulkJobs
 from syncsvc.store.identities import RedisIdentityStore
 from syncsvc.store.keyring import RedisKeyRing
+from syncsvc.store.kms import RedisKeyStore
 from syncsvc.store.outbox import RedisOutbox
 from syncsvc.store.push import RedisPushStore
 from syncsvc.tokens import TokenSigner
@@ -58,6 +61,8 @@ class Services:
     triggers: TriggerRegistry
     #: RegisterDevice, Subscribe/UnsubscribeFromDataset and the checks of a device socket.
     push: PushService
+    #: KMS: master keys and the operations under them.
+    kms: KeyService
     #: Calls the triggers. A server starts it (warming process workers); it is closed with the services.
     runner: TriggerRunner
 
@@ -66,6 +71,7 @@ class Services:
 async def open_services(settings: Settings, *, triggers: TriggerRegistry | None = None) -> AsyncIterator[Services]:
     """``triggers``: triggers registered in code (embedding, tests); entry points and SYNCSVC_TRIGGERS are added."""
     registry = build_triggers(settings, triggers)
+    root = _root_key(settings)
     store = RedisStore.connect(settings.redis_url)
     oidc = OidcVerifier(settings.oidc_providers)
     try:
@@ -73,7 +79,7 @@ async def open_services(settings: Settings, *, triggers: TriggerRegistry | None 
             secret = await _check_deployment(store, settings)
         except SyncsvcError as exc:
             raise StartupError(f"cannot reach Redis at {_safe_url(settings.redis_url)}: {exc.message}") from None
-        services = _build(settings, store, secret, oidc, registry)
+        services = _build(settings, store, secret, oidc, registry, root)
         try:
             yield services
         finally:
@@ -113,8 +119,26 @@ def build_triggers(settings: Settings, code: TriggerRegistry | None = None) -> T
         raise StartupError(str(exc)) from None
 
 
+def _root_key(settings: Settings) -> RootKey:
+    """The KMS root key; StartupError (one line) when it is not configured or not readable."""
+    if settings.root_key_file is None:
+        raise StartupError(
+            "SYNCSVC_ROOT_KEY_FILE is not set: the KMS root key is required (create one with "
+            "`syncsvc keys root-key PATH`)"
+        )
+    try:
+        return RootKey.from_file(settings.root_key_file)
+    except (OSError, ValueError) as exc:
+        raise StartupError(f"cannot read the KMS root key: {exc}") from None
+
+
 def _build(
-    settings: Settings, store: RedisStore, secret: bytes, oidc: OidcVerifier, triggers: TriggerRegistry
+    settings: Settings,
+    store: RedisStore,
+    secret: bytes,
+    oidc: OidcVerifier,
+    triggers: TriggerRegistry,
+    root: RootKey,
 ) -> Services:
     signer = TokenSigner(secret)
     pools = PoolDirectory(
@@ -148,8 +172,9 @@ def _build(
     outbox = RedisOutbox(store.client)
     bulk = BulkPublisher(RedisBulkJobs(store.client), store, outbox, pools, settings)
     push = PushService(sync, pools, RedisPushStore(store.client))
+    kms = KeyService(RedisKeyStore(store.client), root, region=settings.region, quota=settings.kms_key_quota)
     return Services(
-        settings, store, signer, pools, sync, issuer, authenticator, broker, outbox, bulk, triggers, push, runner
+        settings, store, signer, pools, sync, issuer, authenticator, broker, outbox, bulk, triggers, push, kms, runner
     )
 
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,13 +31,26 @@ from botocore.credentials import Credentials
 
 from syncsvc.api.app import create_app
 from syncsvc.config import Settings
+from syncsvc.kms.material import RootKey
 
 #: The session's Kafka broker fixture (``kafka_bootstrap``), shared by every module that asks for it.
 pytest_plugins = ["tests.kafka"]
 
+#: The KMS root key of every server the suite starts (in process or as `syncsvc` processes, which inherit it).
+ROOT_KEY_FILE = Path(tempfile.mkdtemp(prefix="syncsvc-tests-")) / "root.key"
+RootKey.generate(ROOT_KEY_FILE)
+os.environ["SYNCSVC_ROOT_KEY_FILE"] = str(ROOT_KEY_FILE)
+
 DEVELOPER_KEY = "AKIDTESTDEVELOPER01"
 DEVELOPER_SECRET = "test-developer-secret-0123456789abcdefghij"
 REGION = "us-east-1"
+
+
+def process_environment(**settings: str) -> dict[str, str]:
+    """The environment of a `syncsvc` process a test starts: this one without SYNCSVC_* settings (the test's own
+    choice), except the suite's KMS root key, plus ``settings``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SYNCSVC_")}
+    return {**env, "SYNCSVC_ROOT_KEY_FILE": str(ROOT_KEY_FILE), **settings}
 
 
 def free_port() -> int:
@@ -117,6 +131,7 @@ def make_settings(redis_url: str, **overrides: Any) -> Settings:
         "developer_credentials": f"{DEVELOPER_KEY}:{DEVELOPER_SECRET}",
         "pool_cache_seconds": 0,
         "relay": False,  # tests of the stream start their own relay
+        "root_key_file": ROOT_KEY_FILE,
         **overrides,
     }
     return Settings(**values)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,13 +11,13 @@ from typing import Any
 import botocore
 from botocore.config import Config
 
-from tests.conftest import Boto
+from tests.conftest import Boto, process_environment
 
 SYNCSVC = str(Path(sys.executable).with_name("syncsvc"))
 
 
 async def syncsvc(redis_url: str, *args: str) -> tuple[int, str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SYNCSVC_")}
+    env = process_environment()
     env["SYNCSVC_REDIS_URL"] = redis_url
     env["COLUMNS"] = "200"
     process = await asyncio.create_subprocess_exec(

@@ -5,7 +5,6 @@ its refusals, and its resumption after a restart."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 import uuid
@@ -27,7 +26,7 @@ from syncsvc.keys import IdentityKeys
 from syncsvc.outbox import bulk
 from syncsvc.outbox.bulk import BulkJob, BulkStatus
 from syncsvc.store.bulk import RedisBulkJobs
-from tests.conftest import Boto, free_port, make_settings
+from tests.conftest import Boto, free_port, make_settings, process_environment
 from tests.test_identity_flows import Devices, guest, refusal
 from tests.test_relay import ROLE, create_topic, read_topic, warm_kafka  # noqa: F401 - the fixture
 
@@ -423,7 +422,7 @@ async def test_deleting_the_pool_deletes_its_job(boto: Boto, redis_client: Redis
 
 
 async def syncsvc(settings: Settings, *args: str) -> tuple[int, str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SYNCSVC_")}
+    env = process_environment()
     env.update(SYNCSVC_REDIS_URL=settings.redis_url, SYNCSVC_SHARDS=str(settings.shards), COLUMNS="200")
     process = await asyncio.create_subprocess_exec(
         SYNCSVC, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE

@@ -4,7 +4,6 @@ Streams format — including after the relay is killed with SIGKILL in the middl
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import uuid
@@ -22,7 +21,7 @@ from redis.asyncio import Redis
 from syncsvc import keys
 from syncsvc.api.app import create_app
 from syncsvc.config import Settings
-from tests.conftest import Boto, Raw, free_port, make_settings
+from tests.conftest import Boto, Raw, free_port, make_settings, process_environment
 
 SYNCSVC = str(Path(sys.executable).with_name("syncsvc"))
 ROLE = "arn:aws:iam::123456789012:role/streams"
@@ -180,7 +179,7 @@ async def published_somewhere(redis_client: Redis) -> bool:
 
 
 def relay_process(redis_url: str, kafka_bootstrap: str) -> Any:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SYNCSVC_")}
+    env = process_environment()
     env.update(SYNCSVC_REDIS_URL=redis_url, SYNCSVC_KAFKA_BOOTSTRAP=kafka_bootstrap, SYNCSVC_SHARDS=str(SHARDS))
     return asyncio.create_subprocess_exec(
         SYNCSVC, "relay", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -16,20 +15,18 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, Boto, free_port
+from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, Boto, free_port, process_environment
 
 SYNCSVC = str(Path(sys.executable).with_name("syncsvc"))
 
 
 def environment(redis_url: str, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SYNCSVC_")}
-    env.update(
+    return process_environment(
         SYNCSVC_REDIS_URL=redis_url,
         SYNCSVC_DEVELOPER_CREDENTIALS=f"{DEVELOPER_KEY}:{DEVELOPER_SECRET}",
         SYNCSVC_RELAY="false",
         **extra,
     )
-    return env
 
 
 def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:

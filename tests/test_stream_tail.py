@@ -4,7 +4,6 @@ against the records syncsvc really produces."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import uuid
 from collections.abc import Mapping
@@ -21,7 +20,7 @@ from referencing.jsonschema import DRAFT7
 
 from syncsvc.outbox.record import stream_record
 from syncsvc.outbox.tail import change_text, iso_time, shorten
-from tests.conftest import Boto, free_port
+from tests.conftest import Boto, free_port, process_environment
 from tests.test_relay import (  # noqa: F401 - fixtures: relayed (a server with its relay, 4 shards), warm_kafka
     SHARDS,
     SYNCSVC,
@@ -43,7 +42,7 @@ def boto(relayed: str) -> Boto:  # noqa: F811 - the fixture imported above
 
 
 def tail_env(redis_url: str, kafka_bootstrap: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SYNCSVC_")}
+    env = process_environment()
     env.update(SYNCSVC_REDIS_URL=redis_url, SYNCSVC_KAFKA_BOOTSTRAP=kafka_bootstrap, SYNCSVC_SHARDS=str(SHARDS))
     return env
 
