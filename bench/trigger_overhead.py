@@ -10,16 +10,12 @@ so the figure includes that extra Redis round trip, not only the handler call.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import statistics
-import time
-import uuid
 from typing import Any
 
+from bench.writes import main_of, write_latencies
 from syncsvc.config import load_settings
 from syncsvc.identity.pools import IdentityPoolSpec, SyncConfiguration
-from syncsvc.model import Caller, Op, RecordPatch
 from syncsvc.runtime import open_services, start_triggers
 from syncsvc.triggers import TriggerRegistry
 
@@ -52,27 +48,9 @@ async def measure(writes: int) -> None:
         for label, trigger in CASES.items():
             events = {"SyncTrigger": trigger} if trigger else {"SyncTrigger": ""}
             await services.pools.configure(pool.IdentityPoolId, SyncConfiguration(Events=events))
-            identity_id = f"{settings.region}:{uuid.uuid4()}"
-            caller = Caller.identity(pool.IdentityPoolId, identity_id)
-            session = services.signer.seal(
-                "SyncSessionToken", {"p": pool.IdentityPoolId, "i": identity_id, "d": "bench"}, 3600
+            seconds = await write_latencies(
+                services.sync, services.signer, pool.IdentityPoolId, region=settings.region, writes=writes
             )
-            seconds = []
-            for n in range(writes + writes // 10):  # the first tenth warms up and is not counted
-                patch = RecordPatch(Op.REPLACE, "k", "v" * 100, n)
-                started = time.perf_counter()
-                await services.sync.update_records(
-                    caller,
-                    pool.IdentityPoolId,
-                    identity_id,
-                    "bench",
-                    patches=[patch],
-                    session_token=session,
-                    device_id=None,
-                    client_context=None,
-                )
-                if n >= writes // 10:
-                    seconds.append(time.perf_counter() - started)
             medians[label] = statistics.median(seconds)
             p99 = statistics.quantiles(seconds, n=100)[98]
             added = (medians[label] - medians["no trigger"]) * 1000
@@ -81,9 +59,7 @@ async def measure(writes: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--writes", type=int, default=2000)
-    asyncio.run(measure(parser.parse_args().writes))
+    main_of(__doc__ or "", measure)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ async def _relay(settings: Settings) -> int:
     """`syncsvc relay`: the relay alone, until SIGINT/SIGTERM."""
     try:
         async with open_services(settings) as services:
-            task = asyncio.create_task(Relay(services.outbox, settings).run())
+            task = asyncio.create_task(Relay(services.outbox, settings, services.envelope).run())
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, task.cancel)

@@ -46,6 +46,16 @@ class Settings(BaseSettings):
         description="File holding the KMS root key (64 hex characters; `syncsvc keys root-key PATH` makes one, "
         "`make dev` keeps one in .data/root.key). It wraps every master key; without it nothing starts.",
     )
+    data_key_cache_entries: int = Field(10_000, ge=1, description="Identities whose data key is kept unwrapped.")
+    data_key_cache_seconds: float = Field(
+        300.0, gt=0, description="How long an unwrapped data key stays cached before KMS unwraps it again."
+    )
+    data_key_cache_uses: int = Field(
+        1_000_000, ge=1, description="Values a cached data key seals or opens before KMS unwraps it again."
+    )
+    data_key_cache_bytes: int = Field(
+        1 << 30, ge=1, description="Bytes a cached data key seals or opens before KMS unwraps it again."
+    )
     kms_key_quota: int = Field(1000, ge=1, description="Master keys the deployment may hold (KMS: 1,000 per region).")
     token_secret: SecretStr | None = Field(
         None,

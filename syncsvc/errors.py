@@ -180,6 +180,38 @@ class UnsupportedOperationError(KmsError):
     code = "UnsupportedOperationException"
 
 
+class KmsAccessDeniedError(KmsError):
+    """A KMS call with credentials that may not use KMS (an identity's temporary credentials or token)."""
+
+    code = "AccessDeniedException"
+
+
+class KmsAlreadyExistsError(KmsError):
+    code = "AlreadyExistsException"
+
+
+class InvalidAliasNameError(KmsError):
+    code = "InvalidAliasNameException"
+
+
+class InvalidArnError(KmsError):
+    code = "InvalidArnException"
+
+
+class InvalidMarkerError(KmsError):
+    code = "InvalidMarkerException"
+
+
+class KmsConflictError(KmsError):
+    code = "ConflictException"
+
+
+class DryRunOperationError(KmsError):
+    """``DryRun: true`` on a request that would have succeeded (KMS answers it as an error)."""
+
+    code = "DryRunOperationException"
+
+
 # --- authentication errors (reference §0.1 and §5) -------------------------------------------------------------------
 
 

@@ -167,6 +167,12 @@ class IdentityKeys:
         return f"{self.base}:subscribers:{name}"
 
     @property
+    def data_keys(self) -> str:
+        """Hash: ``v<n>`` -> the identity's data key version n, wrapped by its pool's master key, and ``current``.
+        Deleting it makes every value sealed for the identity unreadable (see ``syncsvc.kms.envelope``)."""
+        return f"{self.base}:dk"
+
+    @property
     def push_channel(self) -> str:
         """The sharded Pub/Sub channel (SPUBLISH, in the identity's slot) the write scripts announce each change on;
         every instance holding a device socket of the identity listens to it (see ``syncsvc.push.hub``)."""
@@ -201,7 +207,8 @@ class IdentityKeys:
             )
         ]
         per_device = [self.subscriptions(device_id) for device_id in device_ids]
-        return [self.datasets, self.every_dataset, self.usage, self.devices, *per_dataset, *per_device]
+        identity = [self.datasets, self.every_dataset, self.usage, self.devices, self.data_keys]
+        return [*identity, *per_dataset, *per_device]
 
 
 #: Hash: kid -> one token-signing key of the service (JSON: kid, alg, private_pem, created), shared by every instance

@@ -7,30 +7,42 @@ limit and a re-send in exactly the same words.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, Protocol
 
 from syncsvc.errors import LimitExceededError, RecordConflictError
 from syncsvc.model import DatasetState, Record, WriteResult
 from syncsvc.store.redis import UpdateOutcome, record_from_stored
 
 
-def result_of(dataset: str, outcome: UpdateOutcome) -> WriteResult:
+class ValueOpener(Protocol):
+    """Opens a stored (sealed) value of a record (``syncsvc.kms.envelope.IdentityCipher``)."""
+
+    def open(self, dataset: str, key: str, value: str | None) -> str | None: ...
+
+
+def opened(dataset: str, record: Record, cipher: ValueOpener) -> Record:
+    """``record`` with its value opened."""
+    return replace(record, value=cipher.open(dataset, record.key, record.value))
+
+
+def result_of(dataset: str, outcome: UpdateOutcome, cipher: ValueOpener) -> WriteResult:
     """The WriteResult of an "ok" or "duplicate" outcome; the error of a "conflict" or "limit" one."""
     if outcome.status in ("ok", "duplicate"):
-        return written(outcome.body, replayed=outcome.status == "duplicate")
+        return written(dataset, outcome.body, cipher, replayed=outcome.status == "duplicate")
     if outcome.status == "conflict":
-        raise _conflict(outcome.body)
+        raise _conflict(dataset, outcome.body, cipher)
     if outcome.status == "limit":
         raise limit_error(dataset, outcome.body)
     raise AssertionError(f"update_records.lua answered {outcome.status!r} to a write not planned on a snapshot")
 
 
-def written(body: dict[str, Any], *, replayed: bool) -> WriteResult:
-    """The records an ok result wrote (their keys and values included), in the order they were written."""
+def written(dataset: str, body: dict[str, Any], cipher: ValueOpener, *, replayed: bool) -> WriteResult:
+    """The records an ok result wrote (their keys and opened values included), in the order they were written."""
     records = [
         Record(
             key=stored["k"],
-            value=stored.get("v"),
+            value=cipher.open(dataset, stored["k"], stored.get("v")),
             sync_count=int(stored["sc"]),
             last_modified_ms=int(stored["lm"]),
             last_modified_by=stored["lb"],
@@ -64,9 +76,13 @@ def record_conflict(
     )
 
 
-def _conflict(body: dict[str, Any]) -> RecordConflictError:
+def _conflict(dataset: str, body: dict[str, Any], cipher: ValueOpener) -> RecordConflictError:
     stale = [
-        (item["k"], int(item["given"]), record_from_stored(item["k"], item["stored"]) if item["stored"] else None)
+        (
+            item["k"],
+            int(item["given"]),
+            opened(dataset, record_from_stored(item["k"], item["stored"]), cipher) if item["stored"] else None,
+        )
         for item in body["conflicts"]
     ]
     version_vector = body["vv"] if isinstance(body["vv"], dict) else {}  # cjson encodes an empty table as []

@@ -20,6 +20,7 @@ from syncsvc.identity.credentials import CredentialAuthority
 from syncsvc.identity.issuer import TokenIssuer
 from syncsvc.identity.oidc import OidcVerifier
 from syncsvc.identity.pools import PoolDirectory
+from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope
 from syncsvc.kms.material import RootKey
 from syncsvc.kms.service import KeyService
 from syncsvc.outbox.bulk import BulkPublisher
@@ -63,6 +64,8 @@ class Services:
     push: PushService
     #: KMS: master keys and the operations under them.
     kms: KeyService
+    #: Record values at rest: per-identity data keys, cached unwrapped.
+    envelope: Envelope
     #: Calls the triggers. A server starts it (warming process workers); it is closed with the services.
     runner: TriggerRunner
 
@@ -155,7 +158,17 @@ def _build(
         trace=settings.trace_triggers,
         trace_values=settings.trace_trigger_values,
     )
-    sync = SyncService(store, pools, signer, settings, triggers, runner)
+    kms = KeyService(RedisKeyStore(store.client), root, region=settings.region, quota=settings.kms_key_quota)
+    cache = DataKeyCache(
+        CacheLimits(
+            entries=settings.data_key_cache_entries,
+            max_age_seconds=settings.data_key_cache_seconds,
+            max_uses=settings.data_key_cache_uses,
+            max_bytes=settings.data_key_cache_bytes,
+        )
+    )
+    envelope = Envelope(kms, store.client, cache)
+    sync = SyncService(store, pools, signer, settings, triggers, runner, envelope)
     broker = IdentityBroker(
         identities=identities,
         store=store,
@@ -172,9 +185,22 @@ def _build(
     outbox = RedisOutbox(store.client)
     bulk = BulkPublisher(RedisBulkJobs(store.client), store, outbox, pools, settings)
     push = PushService(sync, pools, RedisPushStore(store.client))
-    kms = KeyService(RedisKeyStore(store.client), root, region=settings.region, quota=settings.kms_key_quota)
     return Services(
-        settings, store, signer, pools, sync, issuer, authenticator, broker, outbox, bulk, triggers, push, kms, runner
+        settings,
+        store,
+        signer,
+        pools,
+        sync,
+        issuer,
+        authenticator,
+        broker,
+        outbox,
+        bulk,
+        triggers,
+        push,
+        kms,
+        envelope,
+        runner,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
 import time
@@ -25,6 +26,7 @@ from syncsvc.errors import (
 )
 from syncsvc.identity.pools import PoolDirectory, SyncConfiguration
 from syncsvc.keys import IdentityKeys
+from syncsvc.kms.envelope import Envelope
 from syncsvc.model import (
     DATASET_NAME_PATTERN,
     IDENTITY_ID_PATTERN,
@@ -39,7 +41,7 @@ from syncsvc.model import (
     RecordPatch,
     WriteResult,
 )
-from syncsvc.outcomes import limit_error, result_of
+from syncsvc.outcomes import limit_error, opened, result_of
 from syncsvc.store import RedisStore
 from syncsvc.store.redis import encode_patches
 from syncsvc.tokens import TokenSigner
@@ -110,6 +112,7 @@ class SyncService:
         settings: Settings,
         triggers: TriggerRegistry,
         runner: TriggerRunner,
+        envelope: Envelope,
     ) -> None:
         self._store = store
         self._triggers = triggers
@@ -122,6 +125,7 @@ class SyncService:
             max_bytes=settings.max_dataset_bytes,
             max_value_bytes=settings.max_value_bytes,
         )
+        self._envelope = envelope
         self._hooks = WriteHooks(store, runner, self._limits)
 
     # --- access ------------------------------------------------------------------------------------------------------
@@ -170,9 +174,11 @@ class SyncService:
             self.check_session(session_token, pool_id, identity_id, dataset)
         else:
             session_token = self._signer.seal(_SESSION, bound, self._settings.sync_session_ttl_seconds)
-        state, records, cursor = await self._store.list_records(
+        state, stored, cursor = await self._store.list_records(
             ik, dataset, start=start, limit=limit, new_session=new_session
         )
+        cipher = await self._envelope.cipher(ik) if stored else None
+        records = [opened(dataset, record, cipher) for record in stored] if cipher else []
         next_out = None
         if cursor is not None:
             next_out = self._signer.seal("ListRecords", {**bound, "n": since, "c": cursor})
@@ -210,25 +216,25 @@ class SyncService:
             meta = await self._store.dataset_meta(ik, dataset)
             return WriteResult(records=[], sync_count=int(meta.get("sc", 0)))
         writer = writer_of(identity_id, device_id, client_context)
-        encoded = encode_patches(patches)
-        fingerprint = hashlib.sha256(writer.encode() + b"\0" + encoded).hexdigest()
+        fingerprint = hashlib.sha256(writer.encode() + b"\0" + encode_patches(patches)).hexdigest()
+        cipher = await self._envelope.cipher(ik)
         config = await self._pools.configuration(pool_id)
         hooks = Hooks.of(config.Events or {}, caller, developer_writes=self._settings.triggers_on_developer_writes)
         if hooks.needed:
             source = EventSource(self._settings.region, pool_id, identity_id, dataset)
-            write = HookedWrite(ik, source, patches, writer, fingerprint, config.streaming_topic)
+            write = HookedWrite(ik, source, patches, writer, fingerprint, config.streaming_topic, cipher)
             return await self._hooks.commit(write, hooks)
         outcome = await self._store.update_records(
             ik,
             dataset,
             writer=writer,
-            encoded_patches=encoded,
+            encoded_patches=encode_patches(patches, functools.partial(cipher.seal, dataset)),
             fingerprint=fingerprint,
             now_ms=now_ms(),
             limits=self._limits,
             topic=config.streaming_topic,
         )
-        return result_of(dataset, outcome)
+        return result_of(dataset, outcome, cipher)
 
     def _check_patches(self, patches: Sequence[RecordPatch]) -> None:
         seen: set[str] = set()
@@ -401,17 +407,20 @@ class SyncService:
             )
         topic = (await self._pools.configuration(pool_id)).streaming_topic
         merged = []
+        source_cipher, destination_cipher = (
+            await self._envelope.cipher(source),
+            await self._envelope.cipher(destination),
+        )
         for name in names:
             target = merged_name(name, source_id)
-            records = await self._all_live_records(source, name)
+            records = [opened(name, record, source_cipher) for record in await self._all_live_records(source, name)]
             patches = [RecordPatch(Op.REPLACE, r.key, r.value, 0, r.device_last_modified_ms) for r in records]
-            encoded = encode_patches(patches)
             outcome = await self._store.update_records(
                 destination,
                 target,
                 writer=f"merge:{source_id}",
-                encoded_patches=encoded,
-                fingerprint=hashlib.sha256(encoded).hexdigest(),
+                encoded_patches=encode_patches(patches, functools.partial(destination_cipher.seal, target)),
+                fingerprint=hashlib.sha256(encode_patches(patches)).hexdigest(),
                 now_ms=now_ms(),
                 limits=self._limits,
                 topic=topic,

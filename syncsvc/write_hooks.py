@@ -19,14 +19,16 @@ The order, on each attempt:
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from syncsvc.errors import ResourceConflictError
 from syncsvc.keys import IdentityKeys
+from syncsvc.kms.envelope import IdentityCipher
 from syncsvc.model import Caller, Limits, RecordPatch, WriteResult
-from syncsvc.outcomes import record_conflict, result_of, written
+from syncsvc.outcomes import opened, record_conflict, result_of, written
 from syncsvc.store import RedisStore
 from syncsvc.store.redis import WriteSnapshot, encode_patches
 from syncsvc.triggers import events
@@ -72,6 +74,8 @@ class HookedWrite:
     writer: str
     fingerprint: str
     topic: str | None
+    #: Opens and seals the identity's record values (values at rest are encrypted).
+    cipher: IdentityCipher
 
 
 class WriteHooks:
@@ -85,11 +89,11 @@ class WriteHooks:
     async def commit(self, write: HookedWrite, hooks: Hooks) -> WriteResult:
         dataset = write.source.dataset
         for _ in range(ATTEMPTS):
-            snapshot = await self._store.write_snapshot(write.ik, dataset, writer=write.writer)
+            snapshot = _opened(await self._store.write_snapshot(write.ik, dataset, writer=write.writer), write)
             stale = [patch for patch in write.patches if events.is_stale(patch, snapshot.records.get(patch.key))]
             last = snapshot.last_write
             if stale and last is not None and last["fp"] == write.fingerprint:
-                return written(last["result"], replayed=True)
+                return written(dataset, last["result"], write.cipher, replayed=True)
             planned = await self._plan(write, hooks, snapshot, stale)
             if not planned:  # every change was dropped by the hooks: nothing to commit
                 return WriteResult(records=[], sync_count=snapshot.sync_count)
@@ -97,7 +101,7 @@ class WriteHooks:
                 write.ik,
                 dataset,
                 writer=write.writer,
-                encoded_patches=encode_patches(planned),
+                encoded_patches=encode_patches(planned, functools.partial(write.cipher.seal, dataset)),
                 fingerprint=write.fingerprint,
                 now_ms=int(time.time() * 1000),
                 limits=self._limits,
@@ -105,7 +109,7 @@ class WriteHooks:
                 planned_on=snapshot.sync_count,
             )
             if outcome.status != "stale":
-                return result_of(dataset, outcome)
+                return result_of(dataset, outcome, write.cipher)
         raise ResourceConflictError(
             f"Dataset '{dataset}' changed {ATTEMPTS} times while its hooks ran; sync again and retry"
         )
@@ -147,6 +151,13 @@ class WriteHooks:
             on_rejected=lambda message: conflict(f"conflict handler '{policy}': {message}"),
         )
         return events.resolutions(policy, answer, stale, self._limits)
+
+
+def _opened(snapshot: WriteSnapshot, write: HookedWrite) -> WriteSnapshot:
+    """The snapshot with its record values opened (the hooks see values as the devices wrote them)."""
+    dataset = write.source.dataset
+    records = {key: opened(dataset, record, write.cipher) for key, record in snapshot.records.items()}
+    return replace(snapshot, records=records)
 
 
 def _identity(source: EventSource) -> CognitoIdentity:

@@ -31,7 +31,11 @@ from botocore.credentials import Credentials
 
 from syncsvc.api.app import create_app
 from syncsvc.config import Settings
+from syncsvc.keys import IdentityKeys
+from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope
 from syncsvc.kms.material import RootKey
+from syncsvc.kms.service import KeyService
+from syncsvc.store.kms import RedisKeyStore
 
 #: The session's Kafka broker fixture (``kafka_bootstrap``), shared by every module that asks for it.
 pytest_plugins = ["tests.kafka"]
@@ -51,6 +55,20 @@ def process_environment(**settings: str) -> dict[str, str]:
     choice), except the suite's KMS root key, plus ``settings``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("SYNCSVC_")}
     return {**env, "SYNCSVC_ROOT_KEY_FILE": str(ROOT_KEY_FILE), **settings}
+
+
+def envelope_of(client: aioredis.Redis, settings: Settings) -> Envelope:
+    """An envelope like the server's (same Redis, same root key): opens what the server sealed, for assertions."""
+    kms = KeyService(RedisKeyStore(client), RootKey.from_file(ROOT_KEY_FILE), region=settings.region, quota=1000)
+    return Envelope(kms, client, DataKeyCache(CacheLimits()))
+
+
+async def opened_value(
+    client: aioredis.Redis, settings: Settings, ik: IdentityKeys, dataset: str, key: str, value: str
+) -> str | None:
+    """A value as the server stored it, opened."""
+    cipher = await envelope_of(client, settings).cipher(ik, create=False)
+    return cipher.open(dataset, key, value)
 
 
 def free_port() -> int:

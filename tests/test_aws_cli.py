@@ -15,17 +15,25 @@ from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, REGION, Boto
 AWS = str(Path(sys.executable).with_name("aws"))
 
 
-async def aws(endpoint: str, tmp_path: Path, *args: str) -> tuple[int, Any, str]:
-    """Runs `aws --endpoint-url ENDPOINT ARGS…` with only the test's credentials; returns (code, JSON out, stderr)."""
+def cli_environment(folder: Path, **extra: str) -> dict[str, str]:
+    """The AWS CLI's environment: this one without AWS_* variables, plus the test's developer credentials, and a
+    config home in ``folder`` (so no file of this machine's user is read)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     env.update(
         AWS_ACCESS_KEY_ID=DEVELOPER_KEY,
         AWS_SECRET_ACCESS_KEY=DEVELOPER_SECRET,
         AWS_DEFAULT_REGION=REGION,
-        AWS_CONFIG_FILE=str(tmp_path / "config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "credentials"),
-        HOME=str(tmp_path),
+        AWS_CONFIG_FILE=str(folder / "config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(folder / "credentials"),
+        HOME=str(folder),
+        **extra,
     )
+    return env
+
+
+async def aws(endpoint: str, tmp_path: Path, *args: str) -> tuple[int, Any, str]:
+    """Runs `aws --endpoint-url ENDPOINT ARGS…` with only the test's credentials; returns (code, JSON out, stderr)."""
+    env = cli_environment(tmp_path)
     process = await asyncio.create_subprocess_exec(
         AWS,
         "--endpoint-url",

@@ -12,8 +12,9 @@ from redis.asyncio import Redis
 
 from syncsvc import keys
 from syncsvc.config import Settings
+from syncsvc.keys import IdentityKeys
 from syncsvc.store.backend import text
-from tests.conftest import Boto
+from tests.conftest import Boto, opened_value
 
 ROLE = "arn:aws:iam::123456789012:role/streams"
 
@@ -66,8 +67,11 @@ async def test_a_write_to_a_streaming_pool_is_in_the_outbox(
         "dataset": "d",
         "sc": "1",
     }
+    ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
+    sealed = records[0].pop("v")
+    assert (sealed.startswith("e1:"), await opened_value(redis_client, settings, ik, "d", "a", sealed)) == (True, "1")
     assert records == [
-        {"k": "a", "v": "1", "op": "replace", "sc": 1, "lm": modified, "d": 1_700_000_000_000},
+        {"k": "a", "op": "replace", "sc": 1, "lm": modified, "d": 1_700_000_000_000},
         {"k": "b", "op": "remove", "sc": 1, "lm": modified},
     ]
 
@@ -105,7 +109,10 @@ async def test_each_commit_is_one_entry_in_commit_order(boto: Boto, redis_client
     for count in range(3):
         await write(boto, names, [{"Op": "replace", "Key": "k", "Value": str(count), "SyncCount": count}])
     entries = await outbox(redis_client, settings, names["IdentityId"])
-    assert [(entry["sc"], orjson.loads(entry["records"])[0]["v"]) for entry in entries] == [
+    ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
+    values = [orjson.loads(entry["records"])[0]["v"] for entry in entries]
+    opened = [await opened_value(redis_client, settings, ik, "d", "k", value) for value in values]
+    assert [(entry["sc"], value) for entry, value in zip(entries, opened, strict=True)] == [
         ("1", "0"),
         ("2", "1"),
         ("3", "2"),

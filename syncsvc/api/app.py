@@ -17,6 +17,7 @@ from syncsvc.api.protocol import (
     BULK,
     HUB,
     ISSUER,
+    KMS,
     POOLS,
     PUSH,
     RELAY,
@@ -53,21 +54,25 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[BROKER] = services.broker
         app[BULK] = services.bulk
         app[PUSH] = services.push
+        app[KMS] = services.kms
         hub = PushHub(services.store.client, services.push.catch_up, queue_size=settings.push_queue_size)
         app[HUB] = hub
         hub.start()
         await start_triggers(services)
         # resumes bulk publish jobs whose worker is gone; open_services stops the workers themselves
         sweep = asyncio.create_task(services.bulk.run(), name="bulk-publish sweep")
-        relay = Relay(services.outbox, settings) if settings.relay else None
+        # deletes KMS keys whose deletion date passed and performs the automatic rotations that are due
+        key_sweep = asyncio.create_task(services.kms.run(), name="kms sweep")
+        relay = Relay(services.outbox, settings, services.envelope) if settings.relay else None
         app[RELAY] = relay
         task = asyncio.create_task(relay.run(), name="relay") if relay else None
         try:
             yield
         finally:
-            sweep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweep
+            for background in (sweep, key_sweep):
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

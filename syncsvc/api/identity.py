@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from syncsvc.api import kms
 from syncsvc.api.middleware import caller_of
 from syncsvc.api.protocol import AMZ_JSON, BROKER, POOLS, SIGNER, parse, respond
 from syncsvc.api.wire import seconds
@@ -285,7 +286,10 @@ OPERATIONS: dict[str, tuple[Operation, bool]] = {
 
 
 async def dispatch(request: web.Request) -> web.Response:
+    """Every json 1.1 request (``POST /``): Cognito Identity here, KMS (``TrentService.*``) in ``syncsvc.api.kms``."""
     target = request.headers.get("X-Amz-Target", "")
+    if target.startswith(kms.TARGET_PREFIX):
+        return await kms.dispatch(request)
     name = target.removeprefix(TARGET_PREFIX)
     if not target.startswith(TARGET_PREFIX) or name not in OPERATIONS:
         raise UnknownTargetError(f"Operation '{target[:100]}' is not supported")

@@ -40,7 +40,7 @@ UNAUTHENTICATED_TARGETS = frozenset(
     for name in ("GetId", "GetCredentialsForIdentity", "GetOpenIdToken", "UnlinkIdentity")
 )
 #: X-Amz-Target prefix -> SigV4 service name; requests without a target are Cognito Sync (rest-json).
-TARGET_SERVICES = {"AWSCognitoIdentityService.": "cognito-identity"}
+TARGET_SERVICES = {"AWSCognitoIdentityService.": "cognito-identity", "TrentService.": "kms"}
 
 
 def is_json_protocol(request: web.Request) -> bool:

@@ -20,6 +20,7 @@ from syncsvc.identity.authenticator import Authenticator
 from syncsvc.identity.broker import IdentityBroker
 from syncsvc.identity.issuer import TokenIssuer
 from syncsvc.identity.pools import PoolDirectory
+from syncsvc.kms.service import KeyService
 from syncsvc.outbox.bulk import BulkPublisher
 from syncsvc.outbox.relay import Relay
 from syncsvc.push.hub import PushHub
@@ -125,3 +126,4 @@ RELAY: web.AppKey[Relay | None] = web.AppKey("relay")
 BULK = web.AppKey("bulk", BulkPublisher)
 PUSH = web.AppKey("push", PushService)
 HUB = web.AppKey("hub", PushHub)
+KMS = web.AppKey("kms", KeyService)

@@ -1,15 +1,73 @@
-"""KMS's nouns: a master key's metadata (what DescribeKey answers), its states and specs."""
+"""KMS's nouns and their rules: a master key's metadata (what DescribeKey answers), its states, and the changes KMS
+allows (enable, disable, rotation, deletion) as pure functions of a key and the time. No I/O: ``service.py`` loads,
+applies one of these rules and stores the result.
+
+State rules (KMS's "key states" table, reduced to the states syncsvc has):
+
+* Enabled: every operation. Disabled: no cryptography (DisabledException) and no rotation changes; describe, enable,
+  schedule deletion. PendingDeletion: no cryptography, enable, disable or rotation (KMSInvalidStateException); cancel
+  deletion makes the key Disabled.
+* Automatic rotation happens a rotation period after ``rotated_ms``, only while the key is Enabled (a key re-enabled
+  after its date rotates at the next sweep, as KMS does).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import re
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
+
+from syncsvc.errors import (
+    InvalidAliasNameError,
+    InvalidKeyUsageError,
+    KmsConflictError,
+    KmsDisabledError,
+    KmsInvalidStateError,
+    KmsLimitExceededError,
+    KmsValidationError,
+    NotAuthorizedError,
+)
 
 KeyState = Literal["Enabled", "Disabled", "PendingDeletion"]
 KeyUsage = Literal["ENCRYPT_DECRYPT", "SIGN_VERIFY"]
 #: The account id in ARNs: syncsvc has one tenant per deployment.
 ACCOUNT = "000000000000"
+DAY_MS = 86_400_000
 DEFAULT_ROTATION_DAYS = 365
+#: RotateKeyOnDemand may be called this many times per key (KMS's quota).
+MAX_ON_DEMAND_ROTATIONS = 25
+#: RotateKeyOnDemand is refused (ConflictException) when an automatic rotation is due this soon (KMS: 20 minutes).
+ROTATION_CONFLICT_MS = 20 * 60_000
+PENDING_WINDOW_DAYS = (7, 30)
+DEFAULT_PENDING_WINDOW_DAYS = 30
+_ALIAS_PATTERN = re.compile(r"^[a-zA-Z0-9:/_-]{1,256}$")
+
+
+def key_arn(region: str, key_id: str) -> str:
+    return f"arn:aws:kms:{region}:{ACCOUNT}:key/{key_id}"
+
+
+def alias_arn(region: str, alias: str) -> str:
+    return f"arn:aws:kms:{region}:{ACCOUNT}:{alias}"
+
+
+def check_alias_name(alias: str) -> None:
+    """KMS's rules for a new alias name: ``alias/`` prefix, ``[a-zA-Z0-9:/_-]``, at most 256 characters, a name
+    after the prefix, and ``alias/aws/`` reserved for AWS managed keys."""
+    if not alias.startswith("alias/"):
+        raise KmsValidationError(
+            'Alias must start with the prefix "alias/". Please see '
+            "https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
+        )
+    if not _ALIAS_PATTERN.match(alias):
+        raise KmsValidationError(
+            f"1 validation error detected: Value '{alias[:300]}' at 'aliasName' failed to satisfy constraint: "
+            "Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$ and have length at most 256"
+        )
+    if alias == "alias/":
+        raise InvalidAliasNameError("Alias name must have at least one character after alias/")
+    if alias.startswith("alias/aws/"):
+        raise NotAuthorizedError("Cannot create alias with prefix 'alias/aws/': it is reserved for AWS managed keys")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,17 +85,21 @@ class MasterKey:
     current_version: int = 1
     rotation_enabled: bool = False
     rotation_period_days: int = DEFAULT_ROTATION_DAYS
-    #: When the last rotation (or the creation) happened: the next automatic one is a period later.
+    #: Where the current automatic-rotation period began: the creation, the last automatic rotation, or the moment
+    #: rotation was turned on. The next automatic rotation is a period later. On-demand rotations leave it alone
+    #: (KMS: they do not change the automatic schedule).
     rotated_ms: int = 0
     on_demand_rotations: int = 0
     deletion_ms: int | None = None
     pending_window_days: int | None = None
     #: The internal owner of a key syncsvc made for itself (e.g. ``pool:<id>``), or "" for one made through the API.
     owner: str = ""
+    #: CreateKey's Tags, kept as given (nothing reads them yet).
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def arn(self) -> str:
-        return f"arn:aws:kms:{self.region}:{ACCOUNT}:key/{self.key_id}"
+        return key_arn(self.region, self.key_id)
 
     @property
     def symmetric(self) -> bool:
@@ -76,3 +138,91 @@ class MasterKey:
             wire["DeletionDate"] = self.deletion_ms / 1000
             wire["PendingDeletionWindowInDays"] = self.pending_window_days
         return wire
+
+    # --- checks -------------------------------------------------------------------------------------------------------
+
+    def require_enabled(self) -> None:
+        """DisabledException for a disabled key, KMSInvalidStateException for one pending deletion."""
+        if self.state == "Disabled":
+            raise KmsDisabledError(f"{self.arn} is disabled.")
+        self.require_not_pending()
+
+    def require_not_pending(self) -> None:
+        if self.state == "PendingDeletion":
+            raise KmsInvalidStateError(f"{self.arn} is pending deletion.")
+
+    def require_usable(self) -> None:
+        """A key that can encrypt and decrypt now: Enabled, symmetric, ENCRYPT_DECRYPT."""
+        self.require_enabled()
+        if not self.symmetric or self.usage != "ENCRYPT_DECRYPT":
+            raise InvalidKeyUsageError(f"{self.arn} key usage is {self.usage}, not symmetric ENCRYPT_DECRYPT")
+
+    # --- rotation -----------------------------------------------------------------------------------------------------
+
+    @property
+    def next_rotation_ms(self) -> int | None:
+        """When the next automatic rotation is due (None while rotation is off)."""
+        if not self.rotation_enabled:
+            return None
+        return self.rotated_ms + self.rotation_period_days * DAY_MS
+
+    def rotation_due(self, now_ms: int) -> bool:
+        due = self.next_rotation_ms
+        return self.state == "Enabled" and due is not None and due <= now_ms
+
+    def with_rotation(self, period_days: int, now_ms: int) -> MasterKey:
+        """EnableKeyRotation: a key whose rotation was off starts its first period now; one already on keeps its
+        period's start and takes the new length."""
+        self.require_usable()
+        start = self.rotated_ms if self.rotation_enabled else now_ms
+        return self.evolve(rotation_enabled=True, rotation_period_days=period_days, rotated_ms=start)
+
+    def without_rotation(self) -> MasterKey:
+        self.require_usable()
+        return self.evolve(rotation_enabled=False)
+
+    def rotated(self, now_ms: int) -> MasterKey:
+        """A new backing key becomes current (an automatic rotation: the next period starts now)."""
+        self.require_usable()
+        return self.evolve(current_version=self.current_version + 1, rotated_ms=now_ms)
+
+    def rotated_on_demand(self, now_ms: int) -> MasterKey:
+        """RotateKeyOnDemand: at most :data:`MAX_ON_DEMAND_ROTATIONS` per key, refused while an automatic rotation is
+        due within :data:`ROTATION_CONFLICT_MS`; the automatic schedule does not move."""
+        self.require_usable()
+        if self.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS:
+            raise KmsLimitExceededError(
+                f"{self.arn} has reached the limit of {MAX_ON_DEMAND_ROTATIONS} on-demand rotations"
+            )
+        due = self.next_rotation_ms
+        if due is not None and due - now_ms < ROTATION_CONFLICT_MS:
+            raise KmsConflictError(f"An automatic rotation of {self.arn} is due within 20 minutes; retry after it")
+        return self.evolve(current_version=self.current_version + 1, on_demand_rotations=self.on_demand_rotations + 1)
+
+    # --- state --------------------------------------------------------------------------------------------------------
+
+    def enabled(self) -> MasterKey:
+        self.require_not_pending()
+        return self.evolve(state="Enabled")
+
+    def disabled(self) -> MasterKey:
+        self.require_not_pending()
+        return self.evolve(state="Disabled")
+
+    def scheduled_for_deletion(self, window_days: int, now_ms: int) -> MasterKey:
+        low, high = PENDING_WINDOW_DAYS
+        if not low <= window_days <= high:
+            raise KmsValidationError(f"PendingWindowInDays must be between {low} and {high}")
+        self.require_not_pending()
+        return self.evolve(
+            state="PendingDeletion", deletion_ms=now_ms + window_days * DAY_MS, pending_window_days=window_days
+        )
+
+    def deletion_cancelled(self) -> MasterKey:
+        """CancelKeyDeletion: the key comes back Disabled (EnableKey is needed to use it again)."""
+        if self.state != "PendingDeletion":
+            raise KmsInvalidStateError(f"{self.arn} is not pending deletion.")
+        return self.evolve(state="Disabled", deletion_ms=None, pending_window_days=None)
+
+    def deletion_due(self, now_ms: int) -> bool:
+        return self.state == "PendingDeletion" and self.deletion_ms is not None and self.deletion_ms <= now_ms

@@ -1,35 +1,62 @@
-"""KeyService: KMS's master keys and the cryptographic operations under them.
+"""KeyService: KMS's master keys, their lifecycle and the cryptographic operations under them.
 
 Every call reads the key from Redis (one HGETALL), so a key disabled, rotated or scheduled for deletion through any
 instance takes effect at once everywhere. The hot path of syncsvc does not come here per request: record values are
 encrypted with data keys that ``syncsvc.kms.envelope`` caches.
+
+A change to a key applies one of ``MasterKey``'s rules to the key as read, then stores the result only if the key did
+not change meanwhile (compare-and-set on its revision); otherwise it reads again and re-applies the rule. So two
+instances rotating, disabling or scheduling one key at once never lose a change, and a backing key is never
+overwritten.
+
+The sweep (:meth:`KeyService.run`, every :data:`SWEEP_SECONDS` on every instance) deletes the keys whose deletion date
+has passed and performs the automatic rotations that are due; the compare-and-set makes overlapping sweeps harmless.
 
 Key references (``key_ref``) are what KMS accepts: a key id, a key ARN, ``alias/<name>`` or an alias ARN.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
+from syncsvc.background import every
 from syncsvc.errors import (
     IncorrectKeyError,
+    InvalidArnError,
     InvalidCiphertextError,
-    InvalidKeyUsageError,
-    KmsDisabledError,
-    KmsInvalidStateError,
+    KmsAlreadyExistsError,
+    KmsConflictError,
     KmsLimitExceededError,
     KmsNotFoundError,
+    KmsValidationError,
+    UnsupportedOperationError,
 )
 from syncsvc.kms import material
 from syncsvc.kms.material import MaterialError, RootKey
-from syncsvc.kms.model import ACCOUNT, MasterKey
-from syncsvc.store.kms import RedisKeyStore
+from syncsvc.kms.model import (
+    ACCOUNT,
+    DEFAULT_PENDING_WINDOW_DAYS,
+    DEFAULT_ROTATION_DAYS,
+    MasterKey,
+    alias_arn,
+    check_alias_name,
+    key_arn,
+)
+from syncsvc.store.kms import Outcome, RedisKeyStore, StoredKey
 
-DAY_MS = 86_400_000
+log = logging.getLogger("syncsvc.kms")
+SWEEP_SECONDS = 60.0
+#: Reads and re-applications of a rule before a change gives up with ConflictException.
+_ATTEMPTS = 5
+_SWEEP_PAGE = 200
+_ARN = re.compile(r"^arn:aws[a-z-]*:kms:([a-z0-9-]*):(\d*):((?:key|alias)/.+)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +68,30 @@ class DataKey:
     key_arn: str
 
 
+@dataclass(frozen=True, slots=True)
+class Alias:
+    name: str
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """What one sweep did: the ids of the keys it deleted and of those it rotated."""
+
+    deleted: tuple[str, ...] = ()
+    rotated: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    key: MasterKey
+    versions: dict[int, bytes]
+    revision: int
+
+
+Rule = Callable[[MasterKey], MasterKey]
+
+
 class KeyService:
     def __init__(self, store: RedisKeyStore, root: RootKey, *, region: str, quota: int) -> None:
         self._store = store
@@ -50,8 +101,21 @@ class KeyService:
 
     # --- keys ---------------------------------------------------------------------------------------------------------
 
-    async def create_key(self, *, description: str = "", owner: str = "") -> MasterKey:
+    async def create_key(
+        self,
+        *,
+        description: str = "",
+        owner: str = "",
+        spec: str = "SYMMETRIC_DEFAULT",
+        usage: str = "ENCRYPT_DECRYPT",
+        tags: Mapping[str, str] | None = None,
+    ) -> MasterKey:
         """A new symmetric (AES-256-GCM) master key; LimitExceededException past the quota."""
+        if (spec, usage) != ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"):
+            raise UnsupportedOperationError(
+                f"KeySpec {spec} with KeyUsage {usage} is not supported: syncsvc makes symmetric encryption keys "
+                "(SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT) only for now; asymmetric and HMAC keys come later"
+            )
         now = _now_ms()
         key = MasterKey(
             key_id=str(uuid.uuid4()),
@@ -60,6 +124,7 @@ class KeyService:
             description=description,
             rotated_ms=now,
             owner=owner,
+            tags=dict(tags or {}),
         )
         wrapped = self._root.wrap(material.new_material(), key.key_id, 1)
         if not await self._store.create(key.key_id, key.stored(), wrapped, quota=self._quota):
@@ -68,38 +133,117 @@ class KeyService:
 
     async def key(self, key_ref: str) -> MasterKey:
         """The key ``key_ref`` names, in any state; NotFoundException when there is none."""
-        return (await self._load(await self.resolve(key_ref)))[0]
+        return (await self._load(await self.resolve(key_ref))).key
 
     async def resolve(self, key_ref: str) -> str:
-        """The key id of a key id, key ARN, alias name or alias ARN (not checked to exist)."""
-        alias_prefix = f"arn:aws:kms:{self._region}:{ACCOUNT}:"
-        name = key_ref.removeprefix(alias_prefix)
+        """The key id of a key id, key ARN, alias name or alias ARN (not checked to exist). InvalidArnException for
+        a malformed ARN; NotFoundException for an unknown alias or an ARN of another region or account."""
+        name = key_ref
+        if key_ref.startswith("arn:"):
+            match = _ARN.match(key_ref)
+            if match is None:
+                raise InvalidArnError(f"Invalid arn {key_ref[:2048]}")
+            region, account, name = match.groups()
+            if (region, account) != (self._region, ACCOUNT):
+                raise KmsNotFoundError(f"Key '{key_ref[:2048]}' does not exist")
         if name.startswith("alias/"):
             target = await self._store.alias_target(name)
             if target is None:
-                raise KmsNotFoundError(f"Alias {key_ref} is not found.")
+                raise KmsNotFoundError(f"Alias {key_ref[:2048]} is not found.")
             return target
-        return name.removeprefix("key/")
+        return name.removeprefix("key/") if key_ref.startswith("arn:") else name
+
+    def key_arn(self, key_id: str) -> str:
+        return key_arn(self._region, key_id)
+
+    async def key_ids(self, *, after: str | None, limit: int) -> list[str]:
+        """Every key id in order (ListKeys), ``limit`` at a time after ``after``."""
+        return await self._store.key_ids(after=after, limit=limit)
+
+    async def enable(self, key_ref: str) -> MasterKey:
+        return await self._change(key_ref, lambda key: key.enabled())
+
+    async def disable(self, key_ref: str) -> MasterKey:
+        return await self._change(key_ref, lambda key: key.disabled())
+
+    async def enable_rotation(self, key_ref: str, period_days: int = DEFAULT_ROTATION_DAYS) -> MasterKey:
+        now = _now_ms()
+        return await self._change(key_ref, lambda key: key.with_rotation(period_days, now))
+
+    async def disable_rotation(self, key_ref: str) -> MasterKey:
+        return await self._change(key_ref, lambda key: key.without_rotation())
 
     async def rotate(self, key_ref: str) -> MasterKey:
         """A new backing key becomes current; every older one stays, so old ciphertexts still decrypt."""
-        key, _ = await self._usable(key_ref)
-        version = key.current_version + 1
-        rotated = key.evolve(current_version=version, rotated_ms=_now_ms())
-        wrapped = self._root.wrap(material.new_material(), key.key_id, version)
-        await self._store.save_meta(key.key_id, rotated.stored(), new_version=(version, wrapped))
-        return rotated
+        now = _now_ms()
+        return await self._change(key_ref, lambda key: key.rotated(now))
 
-    async def save(self, key: MasterKey) -> None:
-        if not await self._store.save_meta(key.key_id, key.stored()):
-            raise KmsNotFoundError(f"Key '{key.arn}' does not exist")
+    async def rotate_on_demand(self, key_ref: str) -> MasterKey:
+        """RotateKeyOnDemand: as :meth:`rotate`, within KMS's quota, without moving the automatic schedule."""
+        now = _now_ms()
+        return await self._change(key_ref, lambda key: key.rotated_on_demand(now))
+
+    async def schedule_deletion(self, key_ref: str, window_days: int = DEFAULT_PENDING_WINDOW_DAYS) -> MasterKey:
+        """The key becomes PendingDeletion; the sweep deletes it, its material and its aliases after the window."""
+        now = _now_ms()
+        key = await self._change(key_ref, lambda key: key.scheduled_for_deletion(window_days, now))
+        if key.owner.startswith("pool:"):
+            pool_id = key.owner.removeprefix("pool:")
+            log.warning(
+                "KMS key %s of identity pool %s is scheduled for deletion in %d days: unless CancelKeyDeletion is "
+                "called, every record of identity pool %s becomes unreadable for good",
+                key.key_id,
+                pool_id,
+                window_days,
+                pool_id,
+            )
+        return key
+
+    async def cancel_deletion(self, key_ref: str) -> MasterKey:
+        return await self._change(key_ref, lambda key: key.deletion_cancelled())
+
+    async def discard(self, key_id: str) -> None:
+        """Removes a key at once, material included: only for a key syncsvc made and never used (a pool's key made
+        twice by instances racing); every other key goes through ScheduleKeyDeletion."""
+        await self._store.delete(key_id)
+
+    # --- aliases ------------------------------------------------------------------------------------------------------
+
+    async def create_alias(self, alias: str, target_ref: str) -> None:
+        """A new alias of a key (by key id or key ARN); AlreadyExistsException when the name is taken."""
+        check_alias_name(alias)
+        key = (await self._load(await self._key_id_only(target_ref, "TargetKeyId"))).key
+        key.require_not_pending()
+        outcome = await self._store.create_alias(alias, key.key_id)
+        if outcome == "stale":
+            raise KmsAlreadyExistsError(f"An alias with the name {alias_arn(self._region, alias)} already exists")
+        if outcome == "gone":
+            raise self._not_found(key.key_id)
+
+    async def aliases(self, key_ref: str | None = None) -> list[Alias]:
+        """Every alias by name, or those of one key (by key id or key ARN)."""
+        every = await self._store.aliases()
+        if key_ref is not None:
+            key_id = (await self._load(await self._key_id_only(key_ref, "KeyId"))).key.key_id
+            every = {name: target for name, target in every.items() if target == key_id}
+        return [Alias(name, target) for name, target in sorted(every.items())]
+
+    def alias_arn(self, alias: str) -> str:
+        return alias_arn(self._region, alias)
 
     # --- cryptography -------------------------------------------------------------------------------------------------
 
+    async def seal(
+        self, key_ref: str, plaintext: bytes, context: Mapping[str, str] | None = None
+    ) -> tuple[bytes, MasterKey]:
+        """(ciphertext blob, the key that sealed it) under the key's current backing key."""
+        loaded = await self._usable(key_ref)
+        key = loaded.key
+        backing = self._root.unwrap(loaded.versions[key.current_version], key.key_id, key.current_version)
+        return material.seal(backing, key.key_id, key.current_version, plaintext, context), key
+
     async def encrypt(self, key_ref: str, plaintext: bytes, context: Mapping[str, str] | None = None) -> bytes:
-        key, versions = await self._usable(key_ref)
-        backing = self._root.unwrap(versions[key.current_version], key.key_id, key.current_version)
-        return material.seal(backing, key.key_id, key.current_version, plaintext, context)
+        return (await self.seal(key_ref, plaintext, context))[0]
 
     async def decrypt(
         self, blob: bytes, context: Mapping[str, str] | None = None, *, key_ref: str | None = None
@@ -111,8 +255,8 @@ class KeyService:
             raise InvalidCiphertextError("The ciphertext is invalid or was not made by this service") from None
         if key_ref is not None and await self.resolve(key_ref) != header.key_id:
             raise IncorrectKeyError("The key ID in the request does not identify the key that encrypted the ciphertext")
-        key, versions = await self._usable(header.key_id)
-        wrapped = versions.get(header.version)
+        loaded = await self._usable(header.key_id)
+        key, wrapped = loaded.key, loaded.versions.get(header.version)
         if wrapped is None:
             raise InvalidCiphertextError("The ciphertext refers to a backing key this key does not have")
         try:
@@ -122,32 +266,116 @@ class KeyService:
                 "The ciphertext does not decrypt: it was altered, or the encryption context differs"
             ) from None
 
+    async def re_encrypt(
+        self,
+        blob: bytes,
+        destination_ref: str,
+        *,
+        source_context: Mapping[str, str] | None = None,
+        source_key_ref: str | None = None,
+        destination_context: Mapping[str, str] | None = None,
+    ) -> tuple[bytes, MasterKey, MasterKey]:
+        """(the blob sealed again under ``destination_ref``, source key, destination key); the plaintext never
+        leaves the service."""
+        plaintext, source = await self.decrypt(blob, source_context, key_ref=source_key_ref)
+        sealed, destination = await self.seal(destination_ref, plaintext, destination_context)
+        return sealed, source, destination
+
     async def generate_data_key(
         self, key_ref: str, context: Mapping[str, str] | None = None, *, number_of_bytes: int = 32
     ) -> DataKey:
         plaintext = os.urandom(number_of_bytes)
-        key, _ = await self._usable(key_ref)
-        return DataKey(plaintext, await self.encrypt(key.key_id, plaintext, context), key.arn)
+        blob, key = await self.seal(key_ref, plaintext, context)
+        return DataKey(plaintext, blob, key.arn)
+
+    # --- the sweep ----------------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Until cancelled: :meth:`sweep` at once and every :data:`SWEEP_SECONDS`."""
+        await every(SWEEP_SECONDS, "KMS sweep", self.sweep)
+
+    async def sweep(self, now_ms: int | None = None) -> Sweep:
+        """Deletes the keys whose deletion date is past (material and aliases gone for good) and rotates the keys
+        whose automatic rotation is due, as of ``now_ms`` (default: now)."""
+        now = _now_ms() if now_ms is None else now_ms
+        deleted: list[str] = []
+        rotated: list[str] = []
+        after = None
+        while page := await self._store.key_ids(after=after, limit=_SWEEP_PAGE):
+            for key_id in page:
+                done = await self._sweep_key(key_id, now)
+                if done == "deleted":
+                    deleted.append(key_id)
+                elif done == "rotated":
+                    rotated.append(key_id)
+            after = page[-1]
+        return Sweep(tuple(deleted), tuple(rotated))
+
+    async def _sweep_key(self, key_id: str, now_ms: int) -> Literal["deleted", "rotated"] | None:
+        stored = await self._store.load(key_id)
+        if stored is None:
+            return None
+        loaded = self._loaded(stored)
+        key = loaded.key
+        if key.deletion_due(now_ms):
+            if await self._store.delete(key_id, revision=loaded.revision) != "written":
+                return None
+            log.warning("KMS key %s deleted for good (owner %r): its ciphertexts are unreadable", key_id, key.owner)
+            return "deleted"
+        if key.rotation_due(now_ms) and await self._write(loaded, key.rotated(now_ms)) == "written":
+            log.info("KMS key %s rotated automatically (every %d days)", key_id, key.rotation_period_days)
+            return "rotated"
+        return None
 
     # --- helpers ------------------------------------------------------------------------------------------------------
 
-    async def _load(self, key_id: str) -> tuple[MasterKey, dict[int, bytes]]:
-        loaded = await self._store.load(key_id) if _looks_like_key_id(key_id) else None
-        if loaded is None:
-            raise KmsNotFoundError(f"Key 'arn:aws:kms:{self._region}:{ACCOUNT}:key/{key_id[:64]}' does not exist")
-        meta, versions = loaded
-        return MasterKey.from_stored(meta), versions
+    async def _change(self, key_ref: str, rule: Rule) -> MasterKey:
+        """Applies ``rule`` to the key as stored and stores the result (compare-and-set, re-read on a race)."""
+        key_id = await self.resolve(key_ref)
+        for _ in range(_ATTEMPTS):
+            loaded = await self._load(key_id)
+            changed = rule(loaded.key)
+            outcome = await self._write(loaded, changed)
+            if outcome == "written":
+                return changed
+            if outcome == "gone":
+                raise self._not_found(key_id)
+        raise KmsConflictError(f"{self.key_arn(key_id)} is being changed by other requests; retry")
 
-    async def _usable(self, key_ref: str) -> tuple[MasterKey, dict[int, bytes]]:
+    async def _write(self, loaded: _Loaded, changed: MasterKey) -> Outcome:
+        """Stores ``changed`` over ``loaded``; a new current version gets new material."""
+        new_version = None
+        version = changed.current_version
+        if version != loaded.key.current_version:
+            new_version = (version, self._root.wrap(material.new_material(), changed.key_id, version))
+        return await self._store.update(
+            changed.key_id, changed.stored(), revision=loaded.revision, new_version=new_version
+        )
+
+    async def _key_id_only(self, key_ref: str, member: str) -> str:
+        """The key id of a key id or key ARN (where KMS accepts no alias)."""
+        if key_ref.startswith("alias/") or (key_ref.startswith("arn:") and ":alias/" in key_ref):
+            raise KmsValidationError(f"{member} must be a key ID or key ARN, not an alias: {key_ref[:2048]}")
+        return await self.resolve(key_ref)
+
+    async def _load(self, key_id: str) -> _Loaded:
+        stored = await self._store.load(key_id) if _looks_like_key_id(key_id) else None
+        if stored is None:
+            raise self._not_found(key_id)
+        return self._loaded(stored)
+
+    @staticmethod
+    def _loaded(stored: StoredKey) -> _Loaded:
+        return _Loaded(MasterKey.from_stored(stored.meta), stored.versions, stored.revision)
+
+    async def _usable(self, key_ref: str) -> _Loaded:
         """A key that can encrypt and decrypt now: Enabled and symmetric."""
-        key, versions = await self._load(await self.resolve(key_ref))
-        if key.state == "Disabled":
-            raise KmsDisabledError(f"{key.arn} is disabled.")
-        if key.state != "Enabled":
-            raise KmsInvalidStateError(f"{key.arn} is pending deletion.")
-        if not key.symmetric or key.usage != "ENCRYPT_DECRYPT":
-            raise InvalidKeyUsageError(f"{key.arn} key usage is {key.usage}, not symmetric ENCRYPT_DECRYPT")
-        return key, versions
+        loaded = await self._load(await self.resolve(key_ref))
+        loaded.key.require_usable()
+        return loaded
+
+    def _not_found(self, key_id: str) -> KmsNotFoundError:
+        return KmsNotFoundError(f"Key '{self.key_arn(key_id[:64])}' does not exist")
 
 
 def _looks_like_key_id(key_id: str) -> bool:

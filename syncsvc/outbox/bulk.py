@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from syncsvc.background import every
 from syncsvc.config import Settings
 from syncsvc.errors import (
     AlreadyStreamedError,
@@ -174,14 +175,7 @@ class BulkPublisher:
 
     async def run(self) -> None:
         """Until cancelled: resumes the jobs whose worker is gone, at once and every ``SWEEP_SECONDS``."""
-        while True:
-            try:
-                await self.sweep()
-            except BackendUnavailableError as exc:
-                log.debug("bulk publish sweep: %s", exc.message)
-            except Exception:
-                log.exception("bulk publish sweep failed; trying again in %.0f s", SWEEP_SECONDS)
-            await asyncio.sleep(SWEEP_SECONDS)
+        await every(SWEEP_SECONDS, "bulk publish sweep", self.sweep)
 
     async def sweep(self) -> None:
         """Claims every IN_PROGRESS job whose lease is free and resumes it here (pools read a page at a time)."""

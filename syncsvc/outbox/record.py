@@ -4,11 +4,13 @@ Key ``<identityPoolId>/<identityId>/<datasetName>`` (so one dataset's changes sh
 Cognito Streams JSON, with epoch *milliseconds* and ``dataSetName`` spelled as Cognito spells it; headers
 ``syncsvc-change-id`` (``s<shard>-<outbox entry id>``, unique and stable across re-sends) and ``content-type``.
 Changes are always inline (``payloadType: Inline``): a dataset is at most a few MB and the topic is sized for it.
+Values are encrypted at rest, in the outbox too; the stream carries them in plaintext, as Cognito Streams does
+(consumers are trusted with the data: secure the topic with Kafka ACLs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +27,14 @@ class StreamRecord:
     headers: list[tuple[str, bytes]]
 
 
-def stream_record(shard: int, entry_id: str, fields: Mapping[str, str]) -> StreamRecord:
-    """The Kafka record of one outbox entry (fields as update_records.lua or snapshot_dataset.lua write them)."""
+def stream_record(
+    shard: int, entry_id: str, fields: Mapping[str, str], open_value: Callable[[str, str | None], str | None]
+) -> StreamRecord:
+    """The Kafka record of one outbox entry (fields as update_records.lua or snapshot_dataset.lua write them).
+    Values are stored sealed; ``open_value(key, value)`` gives the plaintext the stream carries."""
     changes = orjson.loads(fields["records"])
     modified = int(fields["lm"])
-    records = [_sync_record(change) for change in changes]
+    records = [_sync_record(change, open_value) for change in changes]
     # a bulk publish entry is a dataset's whole state: a "replace", even of a dataset whose records are all removed
     bulk = fields.get("bulk") == "1"
     operation = "replace" if bulk or any(change["op"] == "replace" for change in changes) else "remove"
@@ -52,10 +57,10 @@ def stream_record(shard: int, entry_id: str, fields: Mapping[str, str]) -> Strea
     )
 
 
-def _sync_record(change: Mapping[str, Any]) -> dict[str, Any]:
+def _sync_record(change: Mapping[str, Any], open_value: Callable[[str, str | None], str | None]) -> dict[str, Any]:
     return {
         "key": change["k"],
-        "value": change.get("v"),
+        "value": open_value(change["k"], change.get("v")),
         "syncCount": change["sc"],
         "lastModifiedDate": change["lm"],
         "deviceLastModifiedDate": change.get("d", change["lm"]),

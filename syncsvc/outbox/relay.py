@@ -16,6 +16,7 @@ Kafka being slow or down never fails a write: entries wait in the outbox and the
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -27,6 +28,8 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from syncsvc.config import Settings
 from syncsvc.errors import BackendUnavailableError
+from syncsvc.keys import IdentityKeys
+from syncsvc.kms.envelope import Envelope, UnreadableValueError
 from syncsvc.outbox.record import StreamRecord, stream_record
 from syncsvc.store.outbox import RedisOutbox
 
@@ -45,9 +48,12 @@ REPORT_SECONDS = 60.0
 class Relay:
     """Runs one worker per shard until cancelled. ``lag()`` tells what each shard still has to publish."""
 
-    def __init__(self, outbox: RedisOutbox, settings: Settings, *, owner: str | None = None) -> None:
+    def __init__(
+        self, outbox: RedisOutbox, settings: Settings, envelope: Envelope, *, owner: str | None = None
+    ) -> None:
         self._outbox = outbox
         self._settings = settings
+        self._envelope = envelope
         self.owner = owner or f"relay-{uuid.uuid4()}"
         self._topics = Topics(settings)
         self.workers = [ShardWorker(shard, self) for shard in range(settings.shards)]
@@ -58,6 +64,21 @@ class Relay:
             await asyncio.gather(self._report(), *(worker.run() for worker in self.workers))
         finally:
             await self._topics.close()
+
+    async def records(self, shard: int, entries: list[tuple[str, dict[str, str]]]) -> list[StreamRecord]:
+        """The Kafka records of outbox entries, values opened. An entry of an identity whose data keys were
+        destroyed (deleted: crypto-shredded) cannot be opened and is left out, with a log line."""
+        records = []
+        for entry_id, fields in entries:
+            ik = IdentityKeys.of(fields["pool"], fields["identity"], self._settings.shards)
+            try:
+                cipher = await self._envelope.cipher(ik, create=False)
+                records.append(
+                    stream_record(shard, entry_id, fields, functools.partial(cipher.open, fields["dataset"]))
+                )
+            except UnreadableValueError as exc:
+                log.warning("relay shard %d: change %s left out of the stream: %s", shard, entry_id, exc)
+        return records
 
     def note(self, worker: ShardWorker, error: Exception | None) -> None:
         """A worker's state changed: logs one line when the relay as a whole starts or stops failing."""
@@ -165,7 +186,7 @@ class ShardWorker:
                     kept = time.monotonic()
                 entries = await self._outbox.read(self.shard, position, count=self._settings.relay_batch, block_ms=500)
                 if entries:
-                    records = [stream_record(self.shard, entry_id, fields) for entry_id, fields in entries]
+                    records = await self._relay.records(self.shard, entries)
                     position = entries[-1][0]
                     # A step that cannot finish (Kafka gone) fails the batch; the next producer fences this one and
                     # resumes from the checkpoint, so a batch is never half published nor published twice.

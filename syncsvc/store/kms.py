@@ -1,11 +1,16 @@
 """Master keys in Redis: metadata and root-wrapped material per key, the key index and aliases.
 
+A key's hash (``keys.kms_key``) holds ``meta`` (JSON), ``v<n>`` (backing key version n, wrapped) and ``rev`` (its
+revision: every change adds one). Changes and deletions are compare-and-set on ``rev`` (``kms_update_key.lua``,
+``kms_delete_key.lua``), so concurrent changes of one key through several instances never lose one another.
+
 Nothing here is ever key material in the clear: ``syncsvc.kms.service`` wraps and unwraps with the root key.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import orjson
 import redis.asyncio as aioredis
@@ -13,12 +18,26 @@ import redis.asyncio as aioredis
 from syncsvc import keys
 from syncsvc.store.backend import backend, register, text
 
+#: What a compare-and-set did: written; stale (the key changed since it was read: nothing done); gone (no such key).
+Outcome = Literal["written", "stale", "gone"]
+_OUTCOMES: dict[int, Outcome] = {1: "written", 0: "stale", -1: "gone"}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    meta: dict[str, Any]
+    #: version -> wrapped material
+    versions: dict[int, bytes]
+    revision: int
+
 
 class RedisKeyStore:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
         self._create = register(client, "create_kms_key.lua")
-        self._replace_if_exists = register(client, "replace_if_exists.lua")
+        self._update = register(client, "kms_update_key.lua")
+        self._delete = register(client, "kms_delete_key.lua")
+        self._create_alias = register(client, "kms_create_alias.lua")
 
     async def create(self, key_id: str, meta: dict[str, Any], wrapped: bytes, *, quota: int) -> bool:
         """Stores a new key with its first backing key; False when the quota of keys is reached."""
@@ -28,51 +47,54 @@ class RedisKeyStore:
             )
         return bool(stored)
 
-    async def load(self, key_id: str) -> tuple[dict[str, Any], dict[int, bytes]] | None:
-        """(metadata, version -> wrapped material) of a key, or None."""
+    async def load(self, key_id: str) -> StoredKey | None:
         async with backend():
             fields = await self._client.hgetall(keys.kms_key(key_id))
         if not fields:
             return None
         meta: dict[str, Any] = {}
         versions: dict[int, bytes] = {}
+        revision = 0
         for name, value in fields.items():
             field = text(name)
             if field == "meta":
                 meta = orjson.loads(value)
+            elif field == "rev":
+                revision = int(value)
             elif field.startswith("v"):
                 versions[int(field[1:])] = value if isinstance(value, bytes) else value.encode()
-        return meta, versions
+        return StoredKey(meta, versions, revision)
 
-    async def save_meta(
-        self, key_id: str, meta: dict[str, Any], *, new_version: tuple[int, bytes] | None = None
-    ) -> bool:
-        """Replaces a key's metadata (and adds a backing key version) if the key still exists."""
+    async def update(
+        self,
+        key_id: str,
+        meta: dict[str, Any],
+        *,
+        revision: int | None,
+        new_version: tuple[int, bytes] | None = None,
+    ) -> Outcome:
+        """Replaces a key's metadata (and adds a backing key version) if its revision is still ``revision``
+        (None: whatever it is). A version that exists already is never overwritten (``stale``)."""
+        version_field, wrapped = (f"v{new_version[0]}", new_version[1]) if new_version else ("", b"")
+        expected = "" if revision is None else str(revision)
         async with backend():
-            if new_version is not None:
-                pipe = self._client.pipeline(transaction=True)
-                pipe.hset(keys.kms_key(key_id), f"v{new_version[0]}", new_version[1])
-                pipe.hset(keys.kms_key(key_id), "meta", orjson.dumps(meta))
-                await pipe.execute()
-                return True
-            return bool(await self._replace_if_exists(keys=[keys.kms_key(key_id)], args=["meta", orjson.dumps(meta)]))
+            done = await self._update(
+                keys=[keys.kms_key(key_id)], args=[expected, orjson.dumps(meta), version_field, wrapped]
+            )
+        return _OUTCOMES[int(done)]
 
-    async def delete(self, key_id: str) -> None:
-        """Removes a key, its material and its aliases for good."""
+    async def delete(self, key_id: str, *, revision: int | None = None) -> Outcome:
+        """Removes a key, its material and its aliases for good, if its revision is still ``revision`` (None:
+        whatever it is)."""
+        expected = "" if revision is None else str(revision)
         async with backend():
-            aliases = [
-                name
-                for name, target in (await self._client.hgetall(keys.KMS_ALIASES)).items()
-                if text(target) == key_id
-            ]
-            pipe = self._client.pipeline(transaction=True)
-            pipe.delete(keys.kms_key(key_id))
-            pipe.zrem(keys.KMS_KEYS, key_id)
-            if aliases:
-                pipe.hdel(keys.KMS_ALIASES, *aliases)
-            await pipe.execute()
+            done = await self._delete(
+                keys=[keys.kms_key(key_id), keys.KMS_KEYS, keys.KMS_ALIASES], args=[key_id, expected]
+            )
+        return _OUTCOMES[int(done)]
 
     async def key_ids(self, *, after: str | None, limit: int) -> list[str]:
+        """Key ids in order, the first ``limit`` after ``after``."""
         start = f"({after}" if after is not None else "-"
         async with backend():
             return [text(key_id) for key_id in await self._client.zrangebylex(keys.KMS_KEYS, start, "+", 0, limit)]
@@ -82,11 +104,13 @@ class RedisKeyStore:
             target = await self._client.hget(keys.KMS_ALIASES, alias)
         return None if target is None else text(target)
 
-    async def create_alias(self, alias: str, key_id: str) -> bool:
-        """False when the alias exists already."""
+    async def create_alias(self, alias: str, key_id: str) -> Outcome:
+        """``written``; ``stale`` when the alias exists already; ``gone`` when the key does not exist."""
         async with backend():
-            return bool(await self._client.hsetnx(keys.KMS_ALIASES, alias, key_id))
+            done = await self._create_alias(keys=[keys.kms_key(key_id), keys.KMS_ALIASES], args=[alias, key_id])
+        return _OUTCOMES[int(done)]
 
     async def aliases(self) -> dict[str, str]:
+        """Every alias: name -> key id."""
         async with backend():
             return {text(name): text(target) for name, target in (await self._client.hgetall(keys.KMS_ALIASES)).items()}

@@ -10,7 +10,7 @@ UpdateRecords idempotent.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,15 +58,17 @@ def dataset_state(meta: dict[str, str], *, merged: Sequence[str] = ()) -> Datase
     )
 
 
-def encode_patches(patches: Sequence[RecordPatch]) -> bytes:
-    """Patches as update_records.lua's ARGV[8] takes them."""
-    return orjson.dumps([_patch_argument(patch) for patch in patches])
+def encode_patches(patches: Sequence[RecordPatch], seal: Callable[[str, str], str] | None = None) -> bytes:
+    """Patches as update_records.lua's ARGV[8] takes them; ``seal(key, value)`` encrypts each value (the plaintext
+    size goes along as ``n``, for the limits). Without ``seal``: the plaintext form, which fingerprints a request."""
+    return orjson.dumps([_patch_argument(patch, seal) for patch in patches])
 
 
-def _patch_argument(patch: RecordPatch) -> dict[str, Any]:
+def _patch_argument(patch: RecordPatch, seal: Callable[[str, str], str] | None) -> dict[str, Any]:
     encoded: dict[str, Any] = {"k": patch.key, "op": patch.op.value, "sc": patch.sync_count}
-    if patch.op is Op.REPLACE:
-        encoded["v"] = patch.value
+    if patch.op is Op.REPLACE and patch.value is not None:
+        encoded["v"] = seal(patch.key, patch.value) if seal else patch.value
+        encoded["n"] = len(patch.value.encode())
     if patch.device_last_modified_ms is not None:
         encoded["d"] = patch.device_last_modified_ms
     if patch.version_vector is not None:

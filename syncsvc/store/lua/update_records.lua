@@ -8,7 +8,8 @@
 -- KEYS[10] the DeviceIds subscribed to the dataset (push sync)
 -- ARGV[1] dataset name   ARGV[2] now (epoch ms)   ARGV[3] writer id (device)   ARGV[4] request fingerprint
 -- ARGV[5] max live datasets per identity   ARGV[6] max live records per dataset   ARGV[7] max dataset bytes
--- ARGV[8] JSON array of patches: {k = key, op = "replace"|"remove", v = value (replace only),
+-- ARGV[8] JSON array of patches: {k = key, op = "replace"|"remove", v = sealed value and n = its plaintext bytes
+--         (replace only),
 --         sc = the record's last known SyncCount, vv = version-vector context (optional), d = device ms (optional)}
 -- ARGV[9] identity id   ARGV[10] the pool's stream topic, or "" while streaming is off   ARGV[11] identity pool id
 -- ARGV[12] the dataset sync count the patches were planned on, or "" for none: a write planned on a snapshot (by a
@@ -47,6 +48,12 @@ local function descends(a, b)
     if (a[writer_id] or 0) < counter then return false end
   end
   return true
+end
+
+-- The plaintext size of a value: `n` (values are stored sealed, see syncsvc.kms.envelope), or the length of a value
+-- stored before encryption.
+local function value_size(item)
+  return item.n or #item.v
 end
 
 local function member(sc, key)
@@ -91,11 +98,11 @@ for i, patch in ipairs(patches) do
   local record = stored[i]
   if record and record.v then
     new_count = new_count - 1
-    new_storage = new_storage - #patch.k - #record.v
+    new_storage = new_storage - #patch.k - value_size(record)
   end
   if patch.op == 'replace' then
     new_count = new_count + 1
-    new_storage = new_storage + #patch.k + #patch.v
+    new_storage = new_storage + #patch.k + value_size(patch)
   end
 end
 if new_count > max_records then
@@ -120,7 +127,7 @@ for i, patch in ipairs(patches) do
   end
   vv[writer] = counter
   local new = {sc = new_sync_count, lm = now, lb = writer, vv = vv, d = patch.d}
-  if patch.op == 'replace' then new.v = patch.v end
+  if patch.op == 'replace' then new.v, new.n = patch.v, patch.n end
   redis.call('HSET', rec_key, patch.k, cjson.encode(new))
   if record then redis.call('ZREM', log_key, member(record.sc, patch.k)) end
   redis.call('ZADD', log_key, 0, member(new_sync_count, patch.k))

@@ -1,0 +1,234 @@
+"""Envelope encryption of record values at rest: per-identity data keys under each pool's master key.
+
+* Each identity pool gets a KMS master key (made on first need, ``owner = "pool:<id>"``, id kept in the pool's hash).
+* Each identity gets a data key generated under it (GenerateDataKey, encryption context ``{"pool", "identity"}``)
+  and stored only wrapped, in the identity's slot (``IdentityKeys.data_keys``). Deleting that hash destroys the
+  identity's data everywhere it was copied — outbox, backups, consumers holding ciphertext (crypto-shredding).
+* A record value is stored as ``e1:`` + base64(version | nonce | AES-256-GCM ciphertext and tag), with the pool,
+  identity, dataset, record key and data key version as associated data: a value copied to another record, dataset
+  or identity does not decrypt.
+* Unwrapped data keys live in a :class:`DataKeyCache` (LRU, with a maximum age, uses and bytes per key, like the AWS
+  Encryption SDK's caching materials manager), so the write path makes no KMS call while a key is cached; past a
+  limit the key is dropped and unwrapped again through KMS on the next use. Deleting an identity deletes its
+  wrapped data keys (``RedisStore.purge_identity``); an instance that cached one forgets it within the maximum age.
+
+Values written before encryption existed (no ``e1:`` prefix) are read as they are; ``syncsvc keys reencrypt`` is the
+way to seal them.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from syncsvc import keys
+from syncsvc.errors import InvalidConfigurationError, KmsError, SyncsvcError
+from syncsvc.keys import IdentityKeys
+from syncsvc.kms.service import KeyService
+from syncsvc.store.backend import backend, text
+
+SEALED = "e1:"
+_NONCE = 12
+#: Data key bytes: AES-256.
+_DATA_KEY_BYTES = 32
+
+
+class UnreadableValueError(SyncsvcError):
+    """A sealed value that does not open: moved from another record, altered, or its data key destroyed. A request
+    that meets one fails whole with a 500 (InternalErrorException): the store was tampered with, not the request."""
+
+    code = "InternalErrorException"
+    status = 500
+
+
+@dataclass(frozen=True, slots=True)
+class CacheLimits:
+    entries: int = 10_000
+    max_age_seconds: float = 300.0
+    max_uses: int = 1_000_000
+    max_bytes: int = 1 << 30
+
+
+@dataclass(slots=True)
+class _Entry:
+    cipher: IdentityCipher
+    created: float
+    uses: int = 0
+    bytes: int = 0
+
+
+class DataKeyCache:
+    """Unwrapped data keys by identity, least recently used first out; an entry past its age, uses or bytes is
+    dropped (the next use unwraps the key through KMS again)."""
+
+    def __init__(self, limits: CacheLimits, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, name: str) -> IdentityCipher | None:
+        entry = self._entries.get(name)
+        if entry is not None and self._clock() - entry.created > self.limits.max_age_seconds:
+            del self._entries[name]
+            entry = None
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._entries.move_to_end(name)
+        return entry.cipher
+
+    def put(self, name: str, cipher: IdentityCipher) -> None:
+        self._entries[name] = _Entry(cipher, self._clock())
+        self._entries.move_to_end(name)
+        while len(self._entries) > self.limits.entries:
+            self._entries.popitem(last=False)
+
+    def charge(self, name: str, size: int) -> None:
+        """Counts one use of ``size`` bytes; drops the entry once it reaches a limit."""
+        entry = self._entries.get(name)
+        if entry is None:
+            return
+        entry.uses += 1
+        entry.bytes += size
+        if entry.uses >= self.limits.max_uses or entry.bytes >= self.limits.max_bytes:
+            del self._entries[name]
+
+    def forget(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+
+@dataclass(slots=True)
+class IdentityCipher:
+    """One identity's record values: sealed under its current data key, opened under any of its versions."""
+
+    ik: IdentityKeys
+    current: int
+    keys: dict[int, AESGCM]
+    charge: Callable[[str, int], None] = field(default=lambda name, size: None)
+
+    def seal(self, dataset: str, key: str, value: str) -> str:
+        plaintext = value.encode()
+        nonce = os.urandom(_NONCE)
+        header = struct.pack(">I", self.current)
+        sealed = self.keys[self.current].encrypt(nonce, plaintext, self._context(dataset, key, self.current))
+        self.charge(self.ik.base, len(plaintext))
+        return SEALED + base64.b64encode(header + nonce + sealed).decode()
+
+    def open(self, dataset: str, key: str, value: str | None) -> str | None:
+        if value is None or not value.startswith(SEALED):
+            return value
+        raw = base64.b64decode(value[len(SEALED) :])
+        (version,) = struct.unpack(">I", raw[:4])
+        data_key = self.keys.get(version)
+        if data_key is None:
+            raise UnreadableValueError(f"no data key version {version} for identity {self.ik.identity_id}")
+        try:
+            plaintext = data_key.decrypt(raw[4 : 4 + _NONCE], raw[4 + _NONCE :], self._context(dataset, key, version))
+        except InvalidTag:
+            raise UnreadableValueError(f"record '{key[:100]}' of dataset '{dataset}' does not decrypt here") from None
+        self.charge(self.ik.base, len(plaintext))
+        return plaintext.decode()
+
+    def _context(self, dataset: str, key: str, version: int) -> bytes:
+        return (
+            f"syncsvc-record\0{self.ik.identity_pool_id}\0{self.ik.identity_id}\0{dataset}\0{key}\0{version}".encode()
+        )
+
+
+class Envelope:
+    """Gives each identity's cipher: from the cache, else by unwrapping (or first generating) its data key."""
+
+    def __init__(self, kms: KeyService, client: aioredis.Redis, cache: DataKeyCache) -> None:
+        self._kms = kms
+        self._client = client
+        self.cache = cache
+        self._pool_keys: dict[str, str] = {}
+
+    async def cipher(self, ik: IdentityKeys, *, create: bool = True) -> IdentityCipher:
+        """The identity's cipher. Its first data key is made here, unless ``create`` is False (a reader of stored
+        values: no key means the identity's data was shredded, so UnreadableValueError)."""
+        cached = self.cache.get(ik.base)
+        if cached is not None:
+            return cached
+        versions, current = await self._wrapped_keys(ik)
+        if not versions:
+            if not create:
+                raise UnreadableValueError(f"identity {ik.identity_id} has no data key (deleted: its data is shredded)")
+            versions, current = await self._new_data_key(ik)
+        context = _data_key_context(ik)
+        try:
+            unwrapped = {version: (await self._kms.decrypt(blob, context))[0] for version, blob in versions.items()}
+        except KmsError as exc:
+            raise InvalidConfigurationError(
+                f"The master key of identity pool {ik.identity_pool_id} cannot unwrap its data keys: {exc.message}"
+            ) from None
+        cipher = IdentityCipher(ik, current, {v: AESGCM(key) for v, key in unwrapped.items()}, self.cache.charge)
+        self.cache.put(ik.base, cipher)
+        return cipher
+
+    async def _wrapped_keys(self, ik: IdentityKeys) -> tuple[dict[int, bytes], int]:
+        async with backend():
+            fields = await self._client.hgetall(ik.data_keys)
+        versions: dict[int, bytes] = {}
+        current = 0
+        for name, value in fields.items():
+            field_name = text(name)
+            if field_name == "current":
+                current = int(value)
+            elif field_name.startswith("v"):
+                versions[int(field_name[1:])] = value if isinstance(value, bytes) else value.encode()
+        return versions, current
+
+    async def _new_data_key(self, ik: IdentityKeys) -> tuple[dict[int, bytes], int]:
+        """Generates the identity's first data key; a concurrent first write elsewhere may win (its key is used)."""
+        master = await self.pool_key(ik.identity_pool_id)
+        try:
+            data_key = await self._kms.generate_data_key(master, _data_key_context(ik), number_of_bytes=_DATA_KEY_BYTES)
+        except KmsError as exc:
+            raise InvalidConfigurationError(
+                f"The master key of identity pool {ik.identity_pool_id} cannot make data keys: {exc.message}"
+            ) from None
+        async with backend():
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hsetnx(ik.data_keys, "v1", data_key.blob)
+            pipe.hsetnx(ik.data_keys, "current", 1)
+            await pipe.execute()
+        return await self._wrapped_keys(ik)
+
+    async def pool_key(self, pool_id: str) -> str:
+        """The pool's master key id, made on first need (a pool key made concurrently elsewhere wins)."""
+        known = self._pool_keys.get(pool_id)
+        if known is not None:
+            return known
+        async with backend():
+            stored = await self._client.hget(keys.pool(pool_id), "kms")
+        if stored is None:
+            made = await self._kms.create_key(description=f"syncsvc identity pool {pool_id}", owner=f"pool:{pool_id}")
+            async with backend():
+                lost = not await self._client.hsetnx(keys.pool(pool_id), "kms", made.key_id)
+            if lost:  # another instance made the pool's key first: this one was never used
+                await self._kms.discard(made.key_id)
+            async with backend():
+                stored = await self._client.hget(keys.pool(pool_id), "kms")
+        key_id = text(stored or b"")
+        self._pool_keys[pool_id] = key_id
+        return key_id
+
+
+def _data_key_context(ik: IdentityKeys) -> dict[str, str]:
+    return {"pool": ik.identity_pool_id, "identity": ik.identity_id}

@@ -1,0 +1,205 @@
+"""Record values at rest: sealed under per-identity data keys wrapped by the pool's master key (syncsvc.kms.envelope).
+
+Real Redis; the server's own envelope (same root key) opens what it sealed for the assertions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from syncsvc.config import Settings
+from syncsvc.keys import IdentityKeys
+from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope, IdentityCipher, UnreadableValueError
+from syncsvc.kms.material import RootKey
+from syncsvc.kms.service import KeyService
+from syncsvc.store.backend import text
+from syncsvc.store.kms import RedisKeyStore
+from tests.conftest import ROOT_KEY_FILE, Boto, Raw, envelope_of
+
+
+async def write(boto: Boto, names: dict[str, Any], values: dict[str, str], counts: dict[str, int] | None = None) -> Any:
+    token = (await boto.call(boto.sync, "list_records", **names))["SyncSessionToken"]
+    patches = [
+        {"Op": "replace", "Key": key, "Value": value, "SyncCount": (counts or {}).get(key, 0)}
+        for key, value in values.items()
+    ]
+    return await boto.call(boto.sync, "update_records", **names, SyncSessionToken=token, RecordPatches=patches)
+
+
+async def values(boto: Boto, names: dict[str, Any]) -> dict[str, str | None]:
+    listed = await boto.call(boto.sync, "list_records", **names)
+    return {record["Key"]: record.get("Value") for record in listed["Records"]}
+
+
+@pytest.fixture
+async def names(boto: Boto) -> dict[str, Any]:
+    pool_id = await boto.new_pool()
+    await boto.call(
+        boto.sync,
+        "set_identity_pool_configuration",
+        IdentityPoolId=pool_id,
+        CognitoStreams={
+            "StreamName": "changes",
+            "RoleArn": "arn:aws:iam::123456789012:role/streams",
+            "StreamingStatus": "ENABLED",
+        },
+    )
+    return {"IdentityPoolId": pool_id, "IdentityId": f"us-east-1:{uuid.uuid4()}", "DatasetName": "secrets"}
+
+
+async def everything_in_redis(client: Redis) -> bytes:
+    """Every byte Redis holds, key by key and whatever the type (strings, hashes, sets, sorted sets, streams)."""
+    parts: list[Any] = []
+    async for key in client.scan_iter(count=1000):
+        kind = text(await client.type(key))
+        if kind == "string":
+            parts.append(await client.get(key))
+        elif kind == "hash":
+            parts += [item for pair in (await client.hgetall(key)).items() for item in pair]
+        elif kind == "set":
+            parts += list(await client.smembers(key))
+        elif kind == "zset":
+            parts += list(await client.zrange(key, 0, -1))
+        elif kind == "stream":
+            entries = await client.xrange(key) or []
+            parts += [item for _, fields in entries for pair in (fields or {}).items() for item in pair]
+    return b"\n".join(part if isinstance(part, bytes) else str(part).encode() for part in parts)
+
+
+async def test_no_synced_value_is_anywhere_in_redis_in_plaintext(
+    boto: Boto, names: dict[str, Any], redis_client: Redis
+) -> None:
+    canaries = {f"k{n}": f"plaintext-canary-{uuid.uuid4()}" for n in range(5)}
+    await write(boto, names, canaries)
+    await write(boto, names, {"k0": "plaintext-canary-second-version"}, {"k0": 1})
+    assert await values(boto, names) == {**canaries, "k0": "plaintext-canary-second-version"}
+    dump = await everything_in_redis(redis_client)
+    assert b"plaintext-canary" not in dump
+    assert b"e1:" in dump  # the values are there, sealed
+
+
+async def test_a_value_moved_to_another_record_does_not_decrypt(
+    boto: Boto, names: dict[str, Any], redis_client: Redis, settings: Settings, raw: Raw
+) -> None:
+    await write(boto, names, {"public": "hello", "secret": "the password"})
+    ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
+    await redis_client.hset(ik.records("secrets"), "public", await redis_client.hget(ik.records("secrets"), "secret"))
+    path = f"/identitypools/{names['IdentityPoolId']}/identities/{names['IdentityId']}/datasets/secrets/records"
+    status, body, _ = await raw.send("GET", path)
+    assert (status, body) == (
+        500,
+        {"__type": "InternalErrorException", "message": "record 'public' of dataset 'secrets' does not decrypt here"},
+    )
+
+
+async def test_a_deleted_identitys_data_is_unreadable_everywhere_it_was_copied(
+    boto: Boto, names: dict[str, Any], redis_client: Redis, settings: Settings
+) -> None:
+    identity = (await boto.call(boto.identity, "get_id", IdentityPoolId=names["IdentityPoolId"]))["IdentityId"]
+    names = {**names, "IdentityId": identity}
+    await write(boto, names, {"diary": "dear diary"})
+    ik = IdentityKeys.of(names["IdentityPoolId"], identity, settings.shards)
+    copied = await redis_client.hget(ik.records("secrets"), "diary")  # a backup, a consumer's copy: anything
+    assert copied is not None
+    sealed = orjson.loads(copied)["v"]
+    assert (await envelope_of(redis_client, settings).cipher(ik, create=False)).open("secrets", "diary", sealed) == (
+        "dear diary"
+    )
+    await boto.call(boto.identity, "delete_identities", IdentityIdsToDelete=[names["IdentityId"]])
+    assert await redis_client.exists(ik.data_keys) == 0
+    with pytest.raises(UnreadableValueError):
+        await envelope_of(redis_client, settings).cipher(ik, create=False)
+
+
+async def test_old_values_still_open_after_the_pools_master_key_rotates(
+    boto: Boto, names: dict[str, Any], redis_client: Redis, settings: Settings
+) -> None:
+    await write(boto, names, {"before": "sealed under the first backing key"})
+    envelope = envelope_of(redis_client, settings)
+    master = await envelope.pool_key(names["IdentityPoolId"])
+    kms = KeyService(RedisKeyStore(redis_client), RootKey.from_file(ROOT_KEY_FILE), region="us-east-1", quota=1000)
+    assert (await kms.rotate(master)).current_version == 2
+    other = {**names, "IdentityId": f"us-east-1:{uuid.uuid4()}"}  # its data key is made under the new backing key
+    await write(boto, other, {"after": "sealed under the second"})
+    assert await values(boto, names) == {"before": "sealed under the first backing key"}
+    assert await values(boto, other) == {"after": "sealed under the second"}
+
+
+# --- the data key cache --------------------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def cipher(name: str) -> IdentityCipher:
+    return IdentityCipher(IdentityKeys.of("us-east-1:p", f"us-east-1:{name}", 4), 1, {})
+
+
+def test_the_cache_drops_the_least_recently_used_key_past_its_size() -> None:
+    cache = DataKeyCache(CacheLimits(entries=2))
+    for name in ("a", "b"):
+        cache.put(name, cipher(name))
+    assert cache.get("a") is not None
+    cache.put("c", cipher("c"))
+    assert [cache.get(name) is not None for name in ("a", "b", "c")] == [True, False, True]
+
+
+def test_the_cache_drops_a_key_past_its_age() -> None:
+    clock = Clock()
+    cache = DataKeyCache(CacheLimits(max_age_seconds=10), clock=clock)
+    cache.put("a", cipher("a"))
+    clock.now = 10.0
+    assert cache.get("a") is not None
+    clock.now = 10.5
+    assert (cache.get("a"), len(cache)) == (None, 0)
+
+
+def test_the_cache_drops_a_key_past_its_uses() -> None:
+    cache = DataKeyCache(CacheLimits(max_uses=3))
+    cache.put("a", cipher("a"))
+    cache.charge("a", 1)
+    cache.charge("a", 1)
+    assert cache.get("a") is not None
+    cache.charge("a", 1)
+    assert cache.get("a") is None
+
+
+def test_the_cache_drops_a_key_past_its_bytes() -> None:
+    cache = DataKeyCache(CacheLimits(max_bytes=100))
+    cache.put("a", cipher("a"))
+    cache.charge("a", 99)
+    assert cache.get("a") is not None
+    cache.charge("a", 1)
+    assert cache.get("a") is None
+
+
+class CountingKeyService(KeyService):
+    """The real key service, counting the data key unwraps (Decrypt calls) the envelope makes."""
+
+    unwraps = 0
+
+    async def decrypt(self, *args: Any, **kwargs: Any) -> Any:
+        self.unwraps += 1
+        return await super().decrypt(*args, **kwargs)
+
+
+@pytest.mark.parametrize(("max_uses", "unwraps"), [(1_000_000, 1), (2, 5)])
+async def test_cached_keys_spare_kms_calls_until_a_limit_is_reached(
+    boto: Boto, names: dict[str, Any], redis_client: Redis, settings: Settings, max_uses: int, unwraps: int
+) -> None:
+    await write(boto, names, {"seed": "value"})  # the identity's data key exists now
+    kms = CountingKeyService(RedisKeyStore(redis_client), RootKey.from_file(ROOT_KEY_FILE), region="us-east-1", quota=9)
+    envelope = Envelope(kms, redis_client, DataKeyCache(CacheLimits(max_uses=max_uses)))
+    ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
+    for n in range(10):  # ten values sealed: with at most 2 uses per unwrap, 5 unwraps
+        (await envelope.cipher(ik)).seal("secrets", "k", f"value {n}")
+    assert kms.unwraps == unwraps
