@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "stream":
         raise SystemExit(asyncio.run(tail.run(settings, args)))
     if args.command == "keys":
-        raise SystemExit(keys_command.run(args))
+        raise SystemExit(keys_command.run(settings, args))
     if args.command == "watch":
         with contextlib.suppress(KeyboardInterrupt):
             raise SystemExit(asyncio.run(watch.run(settings, args)))

@@ -4,6 +4,8 @@ Real Redis; the server's own envelope (same root key) opens what it sealed for t
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 import uuid
 from typing import Any
 
@@ -13,12 +15,14 @@ from redis.asyncio import Redis
 
 from syncsvc.config import Settings
 from syncsvc.keys import IdentityKeys
+from syncsvc.kms import material
 from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope, IdentityCipher, UnreadableValueError
 from syncsvc.kms.material import RootKey
 from syncsvc.kms.service import KeyService
 from syncsvc.store.backend import text
 from syncsvc.store.kms import RedisKeyStore
-from tests.conftest import ROOT_KEY_FILE, Boto, Raw, envelope_of
+from tests.conftest import ROOT_KEY_FILE, Boto, Raw, envelope_of, process_environment
+from tests.test_serve import SYNCSVC
 
 
 async def write(boto: Boto, names: dict[str, Any], values: dict[str, str], counts: dict[str, int] | None = None) -> Any:
@@ -203,3 +207,38 @@ async def test_cached_keys_spare_kms_calls_until_a_limit_is_reached(
     for n in range(10):  # ten values sealed: with at most 2 uses per unwrap, 5 unwraps
         (await envelope.cipher(ik)).seal("secrets", "k", f"value {n}")
     assert kms.unwraps == unwraps
+
+
+async def test_reencrypt_moves_data_keys_to_the_newest_backing_key(
+    boto: Boto, names: dict[str, Any], redis_client: Redis, settings: Settings
+) -> None:
+    await write(boto, names, {"kept": "readable throughout"})
+    ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
+    master = await envelope_of(redis_client, settings).pool_key(names["IdentityPoolId"])
+    kms = KeyService(RedisKeyStore(redis_client), RootKey.from_file(ROOT_KEY_FILE), region="us-east-1", quota=1000)
+    await kms.rotate(master)
+    assert await data_key_backing_version(redis_client, ik) == 1
+    command = await asyncio.create_subprocess_exec(
+        SYNCSVC,
+        "keys",
+        "reencrypt",
+        "--pool",
+        names["IdentityPoolId"],
+        env=process_environment(SYNCSVC_REDIS_URL=settings.redis_url, SYNCSVC_SHARDS=str(settings.shards)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(command.communicate(), timeout=60)
+    assert (command.returncode, err.decode().splitlines()[-1]) == (
+        0,
+        "1 data keys moved to the newest backing key of 1 pools",
+    )
+    assert await data_key_backing_version(redis_client, ik) == 2
+    assert await values(boto, names) == {"kept": "readable throughout"}
+
+
+async def data_key_backing_version(client: Redis, ik: IdentityKeys) -> int:
+    """Which backing key of the pool's master key wraps the identity's first data key."""
+    blob = await client.hget(ik.data_keys, "v1")
+    assert isinstance(blob, bytes)
+    return material.blob_header(blob).version

@@ -1,24 +1,83 @@
-"""``syncsvc keys``: operator commands of the key service. ``root-key PATH`` creates the KMS root key file."""
+"""``syncsvc keys``: operator commands of the key service.
+
+* ``root-key PATH`` creates the KMS root key file (unless it exists).
+* ``reencrypt [--pool ID]`` moves every identity's data keys to the newest backing key of its pool's master key
+  (after a rotation), with a progress bar; values stay sealed under the same data keys, so it reads and writes one
+  small hash per identity. It can run while the service serves, and again after an interruption.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from syncsvc.config import Settings
+from syncsvc.keys import IdentityKeys
 from syncsvc.kms.material import RootKey
+from syncsvc.runtime import Services, StartupError, open_services
 
 
 def add_commands(commands: Any) -> None:
-    keys = commands.add_parser("keys", help="the key service: root key")
+    keys = commands.add_parser("keys", help="the key service: root key, re-encryption")
     actions = keys.add_subparsers(dest="action", required=True)
     root = actions.add_parser("root-key", help="create the KMS root key file unless it exists (owner-only, 0600)")
     root.add_argument("path", type=Path)
+    reencrypt = actions.add_parser("reencrypt", help="move data keys to the newest backing key of each pool's key")
+    reencrypt.add_argument("--pool", help="only this identity pool (default: every pool)")
 
 
-def run(args: argparse.Namespace) -> int:
-    path: Path = args.path
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "reencrypt":
+        try:
+            return asyncio.run(_reencrypt(settings, args.pool))
+        except StartupError as exc:
+            print(f"syncsvc: {exc}", file=sys.stderr)
+            return 1
+    return _root_key(args.path)
+
+
+async def _reencrypt(settings: Settings, only: str | None) -> int:
+    async with open_services(settings) as services:
+        pools = [only] if only else await _every_pool(services)
+        total = sum([await _identity_count(services, pool_id) for pool_id in pools])
+        columns = (
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(bar_width=None),
+            MofNCompleteColumn(),
+            TextColumn("identities"),
+            TimeElapsedColumn(),
+        )
+        moved = 0
+        with Progress(*columns, console=Console(stderr=True)) as progress:
+            bar = progress.add_task("re-encrypting data keys", total=total)
+            for pool_id in pools:
+                async for batch in services.store.pool_members(pool_id, settings.shards):
+                    for identity_id in batch:
+                        ik = IdentityKeys.of(pool_id, identity_id, settings.shards)
+                        moved += await services.envelope.rewrap(ik)
+                    progress.advance(bar, len(batch))
+        print(f"{moved} data keys moved to the newest backing key of {len(pools)} pools", file=sys.stderr)
+        return 0
+
+
+async def _every_pool(services: Services) -> list[str]:
+    pools: list[str] = []
+    while page := await services.store.list_pools(after=pools[-1] if pools else None, limit=500):
+        pools += page
+    return pools
+
+
+async def _identity_count(services: Services, pool_id: str) -> int:
+    return sum([len(batch) async for batch in services.store.pool_members(pool_id, services.settings.shards)])
+
+
+def _root_key(path: Path) -> int:
     if path.exists():
         try:
             RootKey.from_file(path)

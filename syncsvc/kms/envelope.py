@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from syncsvc import keys
 from syncsvc.errors import InvalidConfigurationError, KmsError, SyncsvcError
 from syncsvc.keys import IdentityKeys
+from syncsvc.kms import material
 from syncsvc.kms.service import KeyService
 from syncsvc.store.backend import backend, text
 
@@ -180,6 +181,27 @@ class Envelope:
         cipher = IdentityCipher(ik, current, {v: AESGCM(key) for v, key in unwrapped.items()}, self.cache.charge)
         self.cache.put(ik.base, cipher)
         return cipher
+
+    async def rewrap(self, ik: IdentityKeys) -> int:
+        """Re-encrypts the identity's wrapped data keys under the newest backing key of its pool's master key (the
+        values they seal stay as they are); returns how many moved. For ``syncsvc keys reencrypt`` after a
+        rotation, so that nothing depends on older backing keys any more."""
+        versions, _ = await self._wrapped_keys(ik)
+        if not versions:
+            return 0
+        master = await self._kms.key(await self.pool_key(ik.identity_pool_id))
+        moved = 0
+        for version, blob in versions.items():
+            if material.blob_header(blob).version == master.current_version:
+                continue
+            context = _data_key_context(ik)
+            sealed, _, _ = await self._kms.re_encrypt(
+                blob, master.key_id, source_context=context, destination_context=context
+            )
+            async with backend():
+                await self._client.hset(ik.data_keys, f"v{version}", sealed)
+            moved += 1
+        return moved
 
     async def _wrapped_keys(self, ik: IdentityKeys) -> tuple[dict[int, bytes], int]:
         async with backend():
