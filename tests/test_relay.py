@@ -81,11 +81,16 @@ async def create_topic(bootstrap: str, topic: str) -> None:
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, 3, 1)])
-        async with asyncio.timeout(20):
-            while len((await admin.describe_topics([topic]))[0]["partitions"]) < 3:
+        async with asyncio.timeout(20):  # every partition there, with a leader (a fresh broker takes a moment)
+            while not _led(await admin.describe_topics([topic]), 3):
                 await asyncio.sleep(0.05)
     finally:
         await admin.close()
+
+
+def _led(described: list[Any], partitions: int) -> bool:
+    found = described[0]["partitions"]
+    return len(found) >= partitions and all(partition["leader"] >= 0 for partition in found)
 
 
 async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:

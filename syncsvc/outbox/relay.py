@@ -149,6 +149,10 @@ class ShardWorker:
                 self._relay.note(self, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            except Exception as exc:  # a bug or a key problem: one shard starts over, the other shards go on
+                log.exception("relay shard %d failed; starting over in %.0f s", self.shard, MAX_BACKOFF_SECONDS)
+                self._relay.note(self, exc)
+                await asyncio.sleep(MAX_BACKOFF_SECONDS)
 
     async def _give_back(self) -> None:
         try:
