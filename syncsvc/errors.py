@@ -206,6 +206,12 @@ class KmsConflictError(KmsError):
     code = "ConflictException"
 
 
+class KmsInvalidSignatureError(KmsError):
+    """Verify of a signature that is not valid (KMS answers an error, not ``SignatureValid: false``)."""
+
+    code = "KMSInvalidSignatureException"
+
+
 class DryRunOperationError(KmsError):
     """``DryRun: true`` on a request that would have succeeded (KMS answers it as an error)."""
 

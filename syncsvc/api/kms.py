@@ -7,6 +7,9 @@ JSON, a ``SerializationException``. Outputs name keys by ARN where KMS does (Enc
 GenerateDataKey*, ScheduleKeyDeletion, CancelKeyDeletion). ``DryRun: true`` runs the operation in full and answers
 ``DryRunOperationException`` instead of its result. :data:`OPERATIONS` is the surface's table of contents.
 
+Asymmetric keys (RSA_2048, ECC_NIST_P256) serve Sign, Verify, GetPublicKey, and (RSA ENCRYPT_DECRYPT) Encrypt and
+Decrypt with RSAES_OAEP_*; ReEncrypt stays symmetric only.
+
 Accepted and ignored: Policy, BypassPolicyLockoutSafetyCheck and GrantTokens (syncsvc has no key policies or
 grants: developer credentials may do everything).
 """
@@ -67,6 +70,22 @@ KeySpecName = Literal[
     "ML_KEM_768",
     "ML_KEM_1024",
 ]
+SigningAlgorithmName = Literal[
+    "RSASSA_PSS_SHA_256",
+    "RSASSA_PSS_SHA_384",
+    "RSASSA_PSS_SHA_512",
+    "RSASSA_PKCS1_V1_5_SHA_256",
+    "RSASSA_PKCS1_V1_5_SHA_384",
+    "RSASSA_PKCS1_V1_5_SHA_512",
+    "ECDSA_SHA_256",
+    "ECDSA_SHA_384",
+    "ECDSA_SHA_512",
+    "SM2DSA",
+    "ML_DSA_SHAKE_256",
+    "ED25519_SHA_512",
+    "ED25519_PH_SHA_512",
+]
+MessageTypeName = Literal["RAW", "DIGEST", "EXTERNAL_MU"]
 KeyUsageName = Literal[
     "ENCRYPT_DECRYPT", "SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT", "ENCAPSULATE_DECAPSULATE"
 ]
@@ -159,6 +178,23 @@ class GenerateDataKeyIn(Input):
     DryRun: bool = False
 
 
+class SignIn(Input):
+    KeyId: KeyRef
+    Message: PlaintextBytes
+    MessageType: MessageTypeName = "RAW"
+    GrantTokens: GrantTokenList = []
+    SigningAlgorithm: SigningAlgorithmName
+    DryRun: bool = False
+
+
+class VerifyIn(SignIn):
+    Signature: CiphertextBytes
+
+
+class GetPublicKeyIn(KeyIdIn):
+    GrantTokens: GrantTokenList = []
+
+
 class EnableKeyRotationIn(KeyIdIn):
     RotationPeriodInDays: Annotated[int, Field(ge=90, le=2560)] = DEFAULT_ROTATION_DAYS
 
@@ -198,7 +234,7 @@ def _dry_run(requested: bool) -> None:
 def _symmetric(*algorithms: str) -> None:
     for algorithm in algorithms:
         if algorithm != "SYMMETRIC_DEFAULT":
-            raise InvalidKeyUsageError(f"{algorithm} needs an asymmetric key; syncsvc keys are SYMMETRIC_DEFAULT")
+            raise InvalidKeyUsageError(f"{algorithm} needs an asymmetric key; ReEncrypt takes SYMMETRIC_DEFAULT only")
 
 
 def _after(request: web.Request, operation: str, marker: str | None) -> str | None:
@@ -338,19 +374,31 @@ async def list_aliases(request: web.Request) -> dict[str, Any]:
 
 
 async def encrypt(request: web.Request) -> dict[str, Any]:
+    """SYMMETRIC_DEFAULT (the default) with a symmetric key; RSAES_OAEP_* with an RSA ENCRYPT_DECRYPT key."""
     given = await _parse(request, EncryptIn)
-    _symmetric(given.EncryptionAlgorithm)
-    blob, key = await request.app[KMS].seal(given.KeyId, given.Plaintext, given.EncryptionContext)
+    kms = request.app[KMS]
+    if given.EncryptionAlgorithm == "SYMMETRIC_DEFAULT":
+        blob, key = await kms.seal(given.KeyId, given.Plaintext, given.EncryptionContext)
+    else:
+        blob, key = await kms.encrypt_asymmetric(
+            given.KeyId, given.Plaintext, given.EncryptionAlgorithm, given.EncryptionContext
+        )
     _dry_run(given.DryRun)
-    return {"CiphertextBlob": _blob(blob), "KeyId": key.arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
+    return {"CiphertextBlob": _blob(blob), "KeyId": key.arn, "EncryptionAlgorithm": given.EncryptionAlgorithm}
 
 
 async def decrypt(request: web.Request) -> dict[str, Any]:
+    """A symmetric ciphertext names its key; an RSAES_OAEP_* one needs the KeyId and the algorithm it was made with."""
     given = await _parse(request, DecryptIn)
-    _symmetric(given.EncryptionAlgorithm)
-    plaintext, key = await request.app[KMS].decrypt(given.CiphertextBlob, given.EncryptionContext, key_ref=given.KeyId)
+    kms = request.app[KMS]
+    if given.EncryptionAlgorithm == "SYMMETRIC_DEFAULT":
+        plaintext, key = await kms.decrypt(given.CiphertextBlob, given.EncryptionContext, key_ref=given.KeyId)
+    else:
+        plaintext, key = await kms.decrypt_asymmetric(
+            given.CiphertextBlob, given.KeyId, given.EncryptionAlgorithm, given.EncryptionContext
+        )
     _dry_run(given.DryRun)
-    return {"KeyId": key.arn, "Plaintext": _blob(plaintext), "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}
+    return {"KeyId": key.arn, "Plaintext": _blob(plaintext), "EncryptionAlgorithm": given.EncryptionAlgorithm}
 
 
 async def re_encrypt(request: web.Request) -> dict[str, Any]:
@@ -394,6 +442,47 @@ async def generate_data_key_without_plaintext(request: web.Request) -> dict[str,
     return (await _data_key(request))[0]
 
 
+# --- asymmetric keys -------------------------------------------------------------------------------------------------
+
+
+def _is_digest(message_type: str) -> bool:
+    if message_type == "EXTERNAL_MU":
+        raise KmsValidationError("MessageType EXTERNAL_MU is valid only with ML_DSA keys")
+    return message_type == "DIGEST"
+
+
+async def sign(request: web.Request) -> dict[str, Any]:
+    given = await _parse(request, SignIn)
+    signature, key = await request.app[KMS].sign(
+        given.KeyId, given.Message, given.SigningAlgorithm, digest=_is_digest(given.MessageType)
+    )
+    _dry_run(given.DryRun)
+    return {"KeyId": key.arn, "Signature": _blob(signature), "SigningAlgorithm": given.SigningAlgorithm}
+
+
+async def verify(request: web.Request) -> dict[str, Any]:
+    """A valid signature answers SignatureValid true; an invalid one KMSInvalidSignatureException."""
+    given = await _parse(request, VerifyIn)
+    key = await request.app[KMS].verify(
+        given.KeyId, given.Message, given.Signature, given.SigningAlgorithm, digest=_is_digest(given.MessageType)
+    )
+    _dry_run(given.DryRun)
+    return {"KeyId": key.arn, "SignatureValid": True, "SigningAlgorithm": given.SigningAlgorithm}
+
+
+async def get_public_key(request: web.Request) -> dict[str, Any]:
+    given = await _parse(request, GetPublicKeyIn)
+    public, key = await request.app[KMS].public_key(given.KeyId)
+    return {
+        "KeyId": key.arn,
+        "PublicKey": _blob(public),
+        "CustomerMasterKeySpec": key.spec,
+        "KeySpec": key.spec,
+        "KeyUsage": key.usage,
+        **key.algorithms(),
+    }
+
+
 OPERATIONS: dict[str, Operation] = {
     "CreateKey": create_key,
     "DescribeKey": describe_key,
@@ -413,6 +502,9 @@ OPERATIONS: dict[str, Operation] = {
     "ReEncrypt": re_encrypt,
     "GenerateDataKey": generate_data_key,
     "GenerateDataKeyWithoutPlaintext": generate_data_key_without_plaintext,
+    "Sign": sign,
+    "Verify": verify,
+    "GetPublicKey": get_public_key,
 }
 
 

@@ -10,6 +10,8 @@
 
   The associated data is the key id, the version and the canonical encryption context (sorted JSON), so a blob
   decrypts only under the same context (KMS's rule) and cannot be re-labelled.
+* An **asymmetric** master key's material is its private key (DER PKCS#8), wrapped the same way; its ciphertexts
+  (RSAES-OAEP) and signatures are KMS's own formats, with no header, so Decrypt needs the KeyId.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-from cryptography.exceptions import InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 ROOT_KEY_BYTES = 32
 MATERIAL_BYTES = 32
@@ -120,3 +126,112 @@ def open_blob(material: bytes, blob: bytes, context: Mapping[str, str] | None) -
         return AESGCM(material).decrypt(nonce, sealed, header + canonical_context(context))
     except InvalidTag:
         raise MaterialError("the ciphertext does not match its key or encryption context") from None
+
+
+# --- asymmetric keys -------------------------------------------------------------------------------------------------
+#
+# An asymmetric master key's material is its private key, DER PKCS#8, wrapped by the root key like symmetric material
+# (one version: asymmetric keys do not rotate). Its public half is derived from it when asked for.
+
+_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "SHA_1": hashes.SHA1,
+    "SHA_256": hashes.SHA256,
+    "SHA_384": hashes.SHA384,
+    "SHA_512": hashes.SHA512,
+}
+
+
+def new_private_key(spec: str) -> bytes:
+    """A new private key (DER PKCS#8) of an asymmetric KeySpec (``RSA_2048`` or ``ECC_NIST_P256``)."""
+    private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    if spec == "RSA_2048":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif spec == "ECC_NIST_P256":
+        private = ec.generate_private_key(ec.SECP256R1())
+    else:
+        raise ValueError(f"no asymmetric material for KeySpec {spec}")
+    return private.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+
+
+def _private(der: bytes) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+    private = serialization.load_der_private_key(der, password=None)
+    if not isinstance(private, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise MaterialError("not an RSA or elliptic-curve private key")
+    return private
+
+
+def public_key(private_der: bytes) -> bytes:
+    """The public key (DER SubjectPublicKeyInfo, what GetPublicKey answers) of a private key."""
+    return _private(private_der).public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def algorithm_hash(algorithm: str) -> hashes.HashAlgorithm:
+    """The hash of a signing or encryption algorithm name (``RSASSA_PSS_SHA_256`` -> SHA-256)."""
+    return _HASHES["SHA_" + algorithm.rsplit("_", 1)[1]]()
+
+
+def _signing(algorithm: str, digest: bool) -> tuple[hashes.HashAlgorithm | Prehashed, hashes.HashAlgorithm]:
+    chosen = algorithm_hash(algorithm)
+    return (Prehashed(chosen) if digest else chosen), chosen
+
+
+def sign(private_der: bytes, algorithm: str, message: bytes, *, digest: bool) -> bytes:
+    """A signature as KMS makes it: RSASSA-PSS (MGF1 with the same hash, salt as long as the digest),
+    RSASSA-PKCS1-v1_5, or ECDSA (DER-encoded). ``digest``: ``message`` is the digest already (MessageType DIGEST)."""
+    private = _private(private_der)
+    prepared, chosen = _signing(algorithm, digest)
+    if isinstance(private, ec.EllipticCurvePrivateKey):
+        return private.sign(message, ec.ECDSA(prepared))
+    return private.sign(message, _rsa_signature_padding(algorithm, chosen), prepared)
+
+
+def verify(private_der: bytes, algorithm: str, message: bytes, signature: bytes, *, digest: bool) -> bool:
+    """Whether ``signature`` is one of ``message`` under the public half of the key (see :func:`sign`)."""
+    public = _private(private_der).public_key()
+    prepared, chosen = _signing(algorithm, digest)
+    try:
+        if isinstance(public, ec.EllipticCurvePublicKey):
+            public.verify(signature, message, ec.ECDSA(prepared))
+        else:
+            public.verify(signature, message, _rsa_signature_padding(algorithm, chosen), prepared)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _rsa_signature_padding(algorithm: str, chosen: hashes.HashAlgorithm) -> padding.AsymmetricPadding:
+    if algorithm.startswith("RSASSA_PSS_"):
+        return padding.PSS(mgf=padding.MGF1(chosen), salt_length=chosen.digest_size)
+    return padding.PKCS1v15()
+
+
+def _oaep(algorithm: str) -> padding.OAEP:
+    chosen = algorithm_hash(algorithm)
+    return padding.OAEP(mgf=padding.MGF1(chosen), algorithm=chosen, label=None)
+
+
+def oaep_limit(private_der: bytes, algorithm: str) -> int:
+    """The longest plaintext RSAES-OAEP takes with this key and hash (RSA_2048: 214 bytes SHA-1, 190 SHA-256)."""
+    private = _private(private_der)
+    if not isinstance(private, rsa.RSAPrivateKey):
+        raise MaterialError("RSAES-OAEP needs an RSA key")
+    return private.key_size // 8 - 2 * algorithm_hash(algorithm).digest_size - 2
+
+
+def rsa_encrypt(private_der: bytes, algorithm: str, plaintext: bytes) -> bytes:
+    """RSAES-OAEP (MGF1 with the algorithm's hash, no label) under the public half of the key."""
+    private = _private(private_der)
+    if not isinstance(private, rsa.RSAPrivateKey):
+        raise MaterialError("RSAES-OAEP needs an RSA key")
+    return private.public_key().encrypt(plaintext, _oaep(algorithm))
+
+
+def rsa_decrypt(private_der: bytes, algorithm: str, ciphertext: bytes) -> bytes:
+    """The plaintext of an RSAES-OAEP ciphertext; MaterialError when it does not decrypt with this key and hash."""
+    private = _private(private_der)
+    if not isinstance(private, rsa.RSAPrivateKey):
+        raise MaterialError("RSAES-OAEP needs an RSA key")
+    try:
+        return private.decrypt(ciphertext, _oaep(algorithm))
+    except ValueError:
+        raise MaterialError("the ciphertext does not decrypt with this key and algorithm") from None

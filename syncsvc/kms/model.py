@@ -26,6 +26,7 @@ from syncsvc.errors import (
     KmsLimitExceededError,
     KmsValidationError,
     NotAuthorizedError,
+    UnsupportedOperationError,
 )
 
 KeyState = Literal["Enabled", "Disabled", "PendingDeletion"]
@@ -41,6 +42,26 @@ ROTATION_CONFLICT_MS = 20 * 60_000
 PENDING_WINDOW_DAYS = (7, 30)
 DEFAULT_PENDING_WINDOW_DAYS = 30
 _ALIAS_PATTERN = re.compile(r"^[a-zA-Z0-9:/_-]{1,256}$")
+#: The KeySpecs syncsvc makes and the KeyUsages KMS allows each of them (among those syncsvc serves).
+KEY_USAGES: dict[str, tuple[str, ...]] = {
+    "SYMMETRIC_DEFAULT": ("ENCRYPT_DECRYPT",),
+    "RSA_2048": ("ENCRYPT_DECRYPT", "SIGN_VERIFY"),
+    "ECC_NIST_P256": ("SIGN_VERIFY",),
+}
+#: Encryption algorithms of an asymmetric ENCRYPT_DECRYPT key, by KeySpec, as KMS lists them.
+ENCRYPTION_ALGORITHMS: dict[str, tuple[str, ...]] = {"RSA_2048": ("RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256")}
+#: Signing algorithms of a SIGN_VERIFY key, by KeySpec, as KMS lists them.
+SIGNING_ALGORITHMS: dict[str, tuple[str, ...]] = {
+    "RSA_2048": (
+        "RSASSA_PSS_SHA_256",
+        "RSASSA_PSS_SHA_384",
+        "RSASSA_PSS_SHA_512",
+        "RSASSA_PKCS1_V1_5_SHA_256",
+        "RSASSA_PKCS1_V1_5_SHA_384",
+        "RSASSA_PKCS1_V1_5_SHA_512",
+    ),
+    "ECC_NIST_P256": ("ECDSA_SHA_256",),
+}
 
 
 def key_arn(region: str, key_id: str) -> str:
@@ -68,6 +89,21 @@ def check_alias_name(alias: str) -> None:
         raise InvalidAliasNameError("Alias name must have at least one character after alias/")
     if alias.startswith("alias/aws/"):
         raise NotAuthorizedError("Cannot create alias with prefix 'alias/aws/': it is reserved for AWS managed keys")
+
+
+def check_key_spec(spec: str, usage: str) -> None:
+    """CreateKey's KeySpec and KeyUsage: a spec syncsvc does not make is UnsupportedOperationException, a usage KMS
+    does not allow with the spec ValidationException."""
+    usages = KEY_USAGES.get(spec)
+    if usages is None:
+        raise UnsupportedOperationError(
+            f"KeySpec {spec} is not supported: syncsvc makes {', '.join(KEY_USAGES)} keys only for now; other "
+            "asymmetric and HMAC keys come later"
+        )
+    if usage not in usages:
+        raise KmsValidationError(
+            f"KeyUsage {usage} is not compatible with KeySpec {spec}; it takes KeyUsage {' or '.join(usages)}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +170,19 @@ class MasterKey:
         }
         if self.symmetric:
             wire["EncryptionAlgorithms"] = ["SYMMETRIC_DEFAULT"]
+        wire.update(self.algorithms())
         if self.deletion_ms is not None:
             wire["DeletionDate"] = self.deletion_ms / 1000
             wire["PendingDeletionWindowInDays"] = self.pending_window_days
         return wire
+
+    def algorithms(self) -> dict[str, list[str]]:
+        """An asymmetric key's EncryptionAlgorithms or SigningAlgorithms (empty for a symmetric key)."""
+        if self.symmetric:
+            return {}
+        if self.usage == "SIGN_VERIFY":
+            return {"SigningAlgorithms": list(SIGNING_ALGORITHMS[self.spec])}
+        return {"EncryptionAlgorithms": list(ENCRYPTION_ALGORITHMS[self.spec])}
 
     # --- checks -------------------------------------------------------------------------------------------------------
 
@@ -157,6 +202,42 @@ class MasterKey:
         if not self.symmetric or self.usage != "ENCRYPT_DECRYPT":
             raise InvalidKeyUsageError(f"{self.arn} key usage is {self.usage}, not symmetric ENCRYPT_DECRYPT")
 
+    def require_rotatable(self) -> None:
+        """Rotation changes: UnsupportedOperationException for an asymmetric key (KMS rotates symmetric keys only),
+        then as :meth:`require_usable`."""
+        if not self.symmetric:
+            raise UnsupportedOperationError(f"{self.arn} is an asymmetric key: KMS does not rotate asymmetric keys")
+        self.require_usable()
+
+    def require_signing(self, algorithm: str) -> None:
+        """Sign and Verify: an Enabled SIGN_VERIFY key and one of its signing algorithms (InvalidKeyUsageException)."""
+        self.require_enabled()
+        if self.usage != "SIGN_VERIFY":
+            raise InvalidKeyUsageError(f"{self.arn} key usage is {self.usage} which is not valid for signing.")
+        if algorithm not in SIGNING_ALGORITHMS[self.spec]:
+            raise InvalidKeyUsageError(
+                f"Algorithm {algorithm} is incompatible with key spec {self.spec}; it takes "
+                f"{', '.join(SIGNING_ALGORITHMS[self.spec])}"
+            )
+
+    def require_asymmetric_encryption(self, algorithm: str) -> None:
+        """Encrypt and Decrypt with an asymmetric algorithm: an Enabled asymmetric ENCRYPT_DECRYPT key and one of its
+        encryption algorithms (InvalidKeyUsageException)."""
+        self.require_enabled()
+        if self.usage != "ENCRYPT_DECRYPT":
+            raise InvalidKeyUsageError(f"{self.arn} key usage is {self.usage} which is not valid for encryption.")
+        if algorithm not in ENCRYPTION_ALGORITHMS.get(self.spec, ()):
+            raise InvalidKeyUsageError(
+                f"Algorithm {algorithm} is incompatible with key spec {self.spec}; it takes "
+                f"{', '.join(ENCRYPTION_ALGORITHMS.get(self.spec, ('SYMMETRIC_DEFAULT',)))}"
+            )
+
+    def require_public_key(self) -> None:
+        """GetPublicKey: an Enabled asymmetric key (UnsupportedOperationException for a symmetric one)."""
+        self.require_enabled()
+        if self.symmetric:
+            raise UnsupportedOperationError(f"{self.arn} is a symmetric key: it has no public key")
+
     # --- rotation -----------------------------------------------------------------------------------------------------
 
     @property
@@ -173,23 +254,23 @@ class MasterKey:
     def with_rotation(self, period_days: int, now_ms: int) -> MasterKey:
         """EnableKeyRotation: a key whose rotation was off starts its first period now; one already on keeps its
         period's start and takes the new length."""
-        self.require_usable()
+        self.require_rotatable()
         start = self.rotated_ms if self.rotation_enabled else now_ms
         return self.evolve(rotation_enabled=True, rotation_period_days=period_days, rotated_ms=start)
 
     def without_rotation(self) -> MasterKey:
-        self.require_usable()
+        self.require_rotatable()
         return self.evolve(rotation_enabled=False)
 
     def rotated(self, now_ms: int) -> MasterKey:
         """A new backing key becomes current (an automatic rotation: the next period starts now)."""
-        self.require_usable()
+        self.require_rotatable()
         return self.evolve(current_version=self.current_version + 1, rotated_ms=now_ms)
 
     def rotated_on_demand(self, now_ms: int) -> MasterKey:
         """RotateKeyOnDemand: at most :data:`MAX_ON_DEMAND_ROTATIONS` per key, refused while an automatic rotation is
         due within :data:`ROTATION_CONFLICT_MS`; the automatic schedule does not move."""
-        self.require_usable()
+        self.require_rotatable()
         if self.on_demand_rotations >= MAX_ON_DEMAND_ROTATIONS:
             raise KmsLimitExceededError(
                 f"{self.arn} has reached the limit of {MAX_ON_DEMAND_ROTATIONS} on-demand rotations"

@@ -17,6 +17,7 @@ Key references (``key_ref``) are what KMS accepts: a key id, a key ARN, ``alias/
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -33,10 +34,10 @@ from syncsvc.errors import (
     InvalidCiphertextError,
     KmsAlreadyExistsError,
     KmsConflictError,
+    KmsInvalidSignatureError,
     KmsLimitExceededError,
     KmsNotFoundError,
     KmsValidationError,
-    UnsupportedOperationError,
 )
 from syncsvc.kms import material
 from syncsvc.kms.material import MaterialError, RootKey
@@ -47,6 +48,7 @@ from syncsvc.kms.model import (
     MasterKey,
     alias_arn,
     check_alias_name,
+    check_key_spec,
     key_arn,
 )
 from syncsvc.store.kms import Outcome, RedisKeyStore, StoredKey
@@ -110,23 +112,27 @@ class KeyService:
         usage: str = "ENCRYPT_DECRYPT",
         tags: Mapping[str, str] | None = None,
     ) -> MasterKey:
-        """A new symmetric (AES-256-GCM) master key; LimitExceededException past the quota."""
-        if (spec, usage) != ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"):
-            raise UnsupportedOperationError(
-                f"KeySpec {spec} with KeyUsage {usage} is not supported: syncsvc makes symmetric encryption keys "
-                "(SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT) only for now; asymmetric and HMAC keys come later"
-            )
+        """A new master key: symmetric (AES-256-GCM), RSA_2048 (ENCRYPT_DECRYPT or SIGN_VERIFY) or ECC_NIST_P256
+        (SIGN_VERIFY); UnsupportedOperationException for another KeySpec, ValidationException for a KeyUsage the
+        KeySpec does not take, LimitExceededException past the quota."""
+        check_key_spec(spec, usage)
         now = _now_ms()
         key = MasterKey(
             key_id=str(uuid.uuid4()),
             region=self._region,
             created_ms=now,
             description=description,
+            usage="SIGN_VERIFY" if usage == "SIGN_VERIFY" else "ENCRYPT_DECRYPT",
+            spec=spec,
             rotated_ms=now,
             owner=owner,
             tags=dict(tags or {}),
         )
-        wrapped = self._root.wrap(material.new_material(), key.key_id, 1)
+        if key.symmetric:
+            secret = material.new_material()
+        else:  # an RSA key takes a moment to generate: not on the event loop
+            secret = await asyncio.to_thread(material.new_private_key, spec)
+        wrapped = self._root.wrap(secret, key.key_id, 1)
         if not await self._store.create(key.key_id, key.stored(), wrapped, quota=self._quota):
             raise KmsLimitExceededError(f"This deployment already holds its limit of {self._quota} keys")
         return key
@@ -288,6 +294,68 @@ class KeyService:
         blob, key = await self.seal(key_ref, plaintext, context)
         return DataKey(plaintext, blob, key.arn)
 
+    # --- asymmetric cryptography --------------------------------------------------------------------------------------
+
+    async def sign(self, key_ref: str, message: bytes, algorithm: str, *, digest: bool) -> tuple[bytes, MasterKey]:
+        """(signature, key) of ``message`` (a digest already when ``digest``) with a SIGN_VERIFY key."""
+        key, private = await self._private(key_ref, lambda key: key.require_signing(algorithm))
+        _check_digest(message, algorithm, digest)
+        return material.sign(private, algorithm, message, digest=digest), key
+
+    async def verify(
+        self, key_ref: str, message: bytes, signature: bytes, algorithm: str, *, digest: bool
+    ) -> MasterKey:
+        """The key, when ``signature`` is valid; KMSInvalidSignatureException when it is not."""
+        key, private = await self._private(key_ref, lambda key: key.require_signing(algorithm))
+        _check_digest(message, algorithm, digest)
+        if not material.verify(private, algorithm, message, signature, digest=digest):
+            raise KmsInvalidSignatureError("The signature is not valid for this message, key and signing algorithm")
+        return key
+
+    async def public_key(self, key_ref: str) -> tuple[bytes, MasterKey]:
+        """(DER SubjectPublicKeyInfo, key) of an asymmetric key."""
+        key, private = await self._private(key_ref, lambda key: key.require_public_key())
+        return material.public_key(private), key
+
+    async def encrypt_asymmetric(
+        self, key_ref: str, plaintext: bytes, algorithm: str, context: Mapping[str, str] | None = None
+    ) -> tuple[bytes, MasterKey]:
+        """(RSAES-OAEP ciphertext, key) under an RSA ENCRYPT_DECRYPT key; no encryption context, and a plaintext
+        no longer than the algorithm allows (ValidationException)."""
+        key, private = await self._private(key_ref, lambda key: key.require_asymmetric_encryption(algorithm))
+        _no_context(context)
+        limit = material.oaep_limit(private, algorithm)
+        if len(plaintext) > limit:
+            raise KmsValidationError(
+                f"Plaintext is {len(plaintext)} bytes; {algorithm} with a {key.spec} key takes at most {limit} bytes"
+            )
+        return material.rsa_encrypt(private, algorithm, plaintext), key
+
+    async def decrypt_asymmetric(
+        self, blob: bytes, key_ref: str | None, algorithm: str, context: Mapping[str, str] | None = None
+    ) -> tuple[bytes, MasterKey]:
+        """(plaintext, key) of an RSAES-OAEP ciphertext; the KeyId is required (the ciphertext does not name its
+        key): without one, or with a ciphertext that does not decrypt, InvalidCiphertextException."""
+        if key_ref is None:
+            raise InvalidCiphertextError(
+                "The ciphertext is invalid: a ciphertext of an asymmetric key decrypts only with its KeyId"
+            )
+        key, private = await self._private(key_ref, lambda key: key.require_asymmetric_encryption(algorithm))
+        _no_context(context)
+        try:
+            return material.rsa_decrypt(private, algorithm, blob), key
+        except MaterialError:
+            raise InvalidCiphertextError(
+                "The ciphertext does not decrypt with this key and encryption algorithm"
+            ) from None
+
+    async def _private(self, key_ref: str, check: Callable[[MasterKey], None]) -> tuple[MasterKey, bytes]:
+        """A key that passes ``check`` and its private key (DER PKCS#8), unwrapped."""
+        loaded = await self._load(await self.resolve(key_ref))
+        key = loaded.key
+        check(key)
+        return key, self._root.unwrap(loaded.versions[key.current_version], key.key_id, key.current_version)
+
     # --- the sweep ----------------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -376,6 +444,20 @@ class KeyService:
 
     def _not_found(self, key_id: str) -> KmsNotFoundError:
         return KmsNotFoundError(f"Key '{self.key_arn(key_id[:64])}' does not exist")
+
+
+def _check_digest(message: bytes, algorithm: str, digest: bool) -> None:
+    """A DIGEST message must be as long as the signing algorithm's hash (ValidationException)."""
+    size = material.algorithm_hash(algorithm).digest_size
+    if digest and len(message) != size:
+        raise KmsValidationError(
+            f"Digest is {len(message)} bytes: {algorithm} takes a {size}-byte digest with MessageType DIGEST"
+        )
+
+
+def _no_context(context: Mapping[str, str] | None) -> None:
+    if context:
+        raise KmsValidationError("EncryptionContext is valid only with symmetric encryption keys")
 
 
 def _looks_like_key_id(key_id: str) -> bool:
