@@ -211,8 +211,9 @@ class IdentityKeys:
         return [*identity, *per_dataset, *per_device]
 
 
-#: Hash: kid -> one token-signing key of the service (JSON: kid, alg, private_pem, created), shared by every instance
-#: so they all sign with the same key and verify each other's tokens (see ``syncsvc.store.keyring``).
+#: Hash: kid -> one token-signing key of the service (JSON: kid, alg, key_id, public_pem, created; the private key is
+#: a KMS key's, never here), shared by every instance so they all sign with the same key and verify each other's
+#: tokens (see ``syncsvc.store.keyring``).
 SIGNING_KEYS = f"{PREFIX}:oidc:keys"
 
 

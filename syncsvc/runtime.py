@@ -148,9 +148,6 @@ def _build(
         store, region=settings.region, cache_seconds=settings.pool_cache_seconds, shards=settings.shards
     )
     identities = RedisIdentityStore(store.client, shards=settings.shards)
-    issuer = TokenIssuer(
-        RedisKeyRing(store.client), issuer_url=settings.issuer_url, rotation_seconds=settings.token_rotation_seconds
-    )
     credentials = CredentialAuthority(signer, secret, lifetime_seconds=settings.credentials_ttl_seconds)
     runner = TriggerRunner(
         triggers,
@@ -159,6 +156,12 @@ def _build(
         trace_values=settings.trace_trigger_values,
     )
     kms = KeyService(RedisKeyStore(store.client), root, region=settings.region, quota=settings.kms_key_quota)
+    issuer = TokenIssuer(
+        RedisKeyRing(store.client, kms.discard),
+        kms,
+        issuer_url=settings.issuer_url,
+        rotation_seconds=settings.token_rotation_seconds,
+    )
     cache = DataKeyCache(
         CacheLimits(
             entries=settings.data_key_cache_entries,

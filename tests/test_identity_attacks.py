@@ -449,8 +449,15 @@ async def test_sigv4_attack_is_refused_and_writes_nothing(
 def issuer_at(redis_client: aioredis.Redis, settings: Settings, now: Callable[[], float] = time.time) -> TokenIssuer:
     """A token issuer on the service's own key ring (in Redis), with a clock of its own: it signs exactly as the
     service does, at the time it is told."""
+    from syncsvc.kms.material import RootKey  # local: only this helper needs the key service
+    from syncsvc.kms.service import KeyService
+    from syncsvc.store.kms import RedisKeyStore
+    from tests.conftest import ROOT_KEY_FILE
+
+    kms = KeyService(RedisKeyStore(redis_client), RootKey.from_file(ROOT_KEY_FILE), region=settings.region, quota=1000)
     return TokenIssuer(
-        RedisKeyRing(redis_client),
+        RedisKeyRing(redis_client, kms.discard),
+        kms,
         issuer_url=settings.issuer_url,
         rotation_seconds=settings.token_rotation_seconds,
         now=now,

@@ -28,8 +28,11 @@ from redis.backoff import NoBackoff
 from syncsvc import keys
 from syncsvc.errors import BackendUnavailableError, ExpiredTokenError, NotAuthorizedError
 from syncsvc.identity.issuer import LEEWAY_SECONDS, RELOAD_SECONDS, IssuedToken, TokenIssuer
+from syncsvc.kms.material import RootKey
+from syncsvc.kms.service import KeyService
 from syncsvc.store.keyring import RedisKeyRing, StoredKey
-from tests.conftest import free_port
+from syncsvc.store.kms import RedisKeyStore
+from tests.conftest import ROOT_KEY_FILE, free_port
 
 ISSUER_URL = "https://sync.example.test"
 ROTATION = 3600
@@ -71,13 +74,20 @@ def clock() -> Clock:
     return Clock()
 
 
+def key_service(redis_client: aioredis.Redis) -> KeyService:
+    """A key service like the server's (same Redis, same root key)."""
+    return KeyService(RedisKeyStore(redis_client), RootKey.from_file(ROOT_KEY_FILE), region="us-east-1", quota=1000)
+
+
 @pytest.fixture
 def make_issuer(redis_client: aioredis.Redis, clock: Clock) -> Callable[[], TokenIssuer]:
-    """Issuers as separate instances would be: each with its own key ring and cache, all on one Redis."""
+    """Issuers as separate instances would be: each with its own key ring, key service and cache, all on one Redis."""
 
     def make() -> TokenIssuer:
+        kms = key_service(redis_client)
         return TokenIssuer(
-            CountingKeyRing(redis_client),
+            CountingKeyRing(redis_client, kms.discard),
+            kms,
             issuer_url=ISSUER_URL,
             rotation_seconds=ROTATION,
             max_lifetime_seconds=MAX_LIFETIME,
@@ -113,13 +123,26 @@ def unsigned(header: dict[str, object], claims: dict[str, object]) -> str:
     return f"{b64url(orjson.dumps(header))}.{b64url(orjson.dumps(claims))}"
 
 
-async def stored_private_key(redis_client: aioredis.Redis, kid: str) -> rsa.RSAPrivateKey:
-    """Our own signing key, read from Redis: forging with it tests the checks beyond the signature."""
+async def stored_private_der(redis_client: aioredis.Redis, kid: str) -> bytes:
+    """The private key (DER PKCS#8) of our own signing key: its KMS key's material, unwrapped with the root key."""
     raw = await redis_client.hget(keys.SIGNING_KEYS, kid)
     assert raw is not None
-    key = serialization.load_pem_private_key(StoredKey.decode(raw).private_pem.encode(), password=None)
+    key_id = StoredKey.decode(raw).key_id
+    wrapped = await redis_client.hget(keys.kms_key(key_id), "v1")
+    assert isinstance(wrapped, bytes)
+    return RootKey.from_file(ROOT_KEY_FILE).unwrap(wrapped, key_id, 1)
+
+
+async def stored_private_key(redis_client: aioredis.Redis, kid: str) -> rsa.RSAPrivateKey:
+    """Our own signing key, unwrapped from the key service's storage: forging with it tests the checks beyond the
+    signature."""
+    key = serialization.load_der_private_key(await stored_private_der(redis_client, kid), password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
     return key
+
+
+async def kms_key_ids(redis_client: aioredis.Redis) -> list[bytes]:
+    return [key_id for key_id in await redis_client.zrange(keys.KMS_KEYS, 0, -1) if isinstance(key_id, bytes)]
 
 
 # --- issuing ----------------------------------------------------------------------------------------------------------
@@ -411,27 +434,127 @@ async def test_unknown_kid_reloads_the_keys_at_most_once_per_interval(
 
 
 async def test_concurrent_ensure_of_one_kid_keeps_exactly_one_key(redis_client: aioredis.Redis) -> None:
-    first, second = RedisKeyRing(redis_client), RedisKeyRing(redis_client)
+    discarded: list[str] = []
+
+    async def discard(key_id: str) -> None:
+        discarded.append(key_id)
+
+    first, second = RedisKeyRing(redis_client, discard), RedisKeyRing(redis_client, discard)
     both_made = asyncio.Barrier(2)
 
-    def maker(pem: str) -> Callable[[], Awaitable[str]]:
-        async def make() -> str:
+    def maker(key_id: str) -> Callable[[], Awaitable[tuple[str, str]]]:
+        async def make() -> tuple[str, str]:
             await both_made.wait()  # both have missed the key before either stores one
-            return pem
+            return key_id, f"pem-{key_id}"
 
         return make
 
     got = await asyncio.gather(
-        first.ensure("k7", maker("pem-first"), created=1.0), second.ensure("k7", maker("pem-second"), created=2.0)
+        first.ensure("k7", maker("first"), created=1.0), second.ensure("k7", maker("second"), created=2.0)
     )
 
     assert got[0] == got[1]
     assert await redis_client.hgetall(keys.SIGNING_KEYS) == {b"k7": got[0].encode()}
+    assert discarded == [{"first": "second", "second": "first"}[got[0].key_id]]
+
+
+async def test_losing_the_ensure_race_discards_the_losers_kms_key(
+    make_issuer: Callable[[], TokenIssuer], redis_client: aioredis.Redis, clock: Clock
+) -> None:
+    first, second = make_issuer(), make_issuer()
+    both_made = asyncio.Barrier(2)
+    for issuer in (first, second):
+        make_key = issuer._make_key
+
+        async def slow_make_key(kid: str, make_key: Callable[[str], Awaitable[tuple[str, str]]] = make_key) -> object:
+            made = await make_key(kid)
+            await both_made.wait()  # both have made a KMS key before either stores its entry
+            return made
+
+        issuer._make_key = slow_make_key  # type: ignore[method-assign,assignment]
+
+    tokens = await asyncio.gather(issue(first), issue(second))
+
+    raw = await redis_client.hget(keys.SIGNING_KEYS, f"k{clock.epoch}")
+    assert raw is not None
+    assert await kms_key_ids(redis_client) == [StoredKey.decode(raw).key_id.encode()]
+    for token in tokens:
+        assert (await first.verify(token)).identity_id == IDENTITY
+        assert (await second.verify(token)).identity_id == IDENTITY
+
+
+async def test_the_key_ring_holds_no_private_key_material(
+    issuer: TokenIssuer, redis_client: aioredis.Redis, clock: Clock
+) -> None:
+    await issuer.jwks()
+    private_der = await stored_private_der(redis_client, f"k{clock.epoch}")
+
+    stored = await redis_client.hgetall(keys.SIGNING_KEYS)
+
+    assert set(stored) == {f"k{clock.epoch}".encode(), f"k{clock.epoch + 1}".encode()}
+    for raw in stored.values():
+        assert b"PRIVATE KEY" not in raw
+        assert private_der not in raw
+        assert base64.b64encode(private_der) not in raw
+        assert sorted(orjson.loads(raw)) == ["alg", "created", "key_id", "kid", "public_pem"]
+
+
+async def test_issued_token_verifies_with_pyjwt_using_only_the_jwks(issuer: TokenIssuer, clock: Clock) -> None:
+    token = await issue(issuer)
+    jwks = await issuer.jwks()
+    (published,) = [key for key in jwks["keys"] if key["kid"] == f"k{clock.epoch}"]
+
+    claims = jwt.decode(
+        token,
+        jwt.PyJWK(published).key,
+        algorithms=["RS256"],
+        audience=POOL,
+        issuer=ISSUER_URL,
+        options={"verify_exp": False, "verify_iat": False},
+    )
+
+    assert claims["sub"] == IDENTITY
+
+
+async def test_pruning_a_retired_key_discards_its_kms_key(
+    issuer: TokenIssuer, redis_client: aioredis.Redis, clock: Clock
+) -> None:
+    await issuer.jwks()
+    retired = {
+        StoredKey.decode(raw).key_id.encode() for raw in (await redis_client.hgetall(keys.SIGNING_KEYS)).values()
+    }
+    assert len(retired) == 2
+    clock.advance(4 * ROTATION + MAX_LIFETIME + LEEWAY_SECONDS)
+
+    await issuer.jwks()
+
+    live = {StoredKey.decode(raw).key_id.encode() for raw in (await redis_client.hgetall(keys.SIGNING_KEYS)).values()}
+    assert set(await kms_key_ids(redis_client)) == live
+    assert not live & retired
+    for key_id in retired:
+        assert not await redis_client.exists(keys.kms_key(key_id.decode()))
+
+
+async def test_an_old_format_entry_is_skipped_and_replaced_when_its_kid_is_needed(
+    issuer: TokenIssuer, redis_client: aioredis.Redis, clock: Clock
+) -> None:
+    old = orjson.dumps(
+        {"kid": f"k{clock.epoch}", "alg": "RS256", "private_pem": "-----BEGIN PRIVATE KEY-----", "created": 1.0}
+    )
+    await redis_client.hset(keys.SIGNING_KEYS, f"k{clock.epoch}", old)
+
+    token = await issue(issuer)
+
+    assert (await issuer.verify(token)).identity_id == IDENTITY
+    raw = await redis_client.hget(keys.SIGNING_KEYS, f"k{clock.epoch}")
+    assert raw is not None
+    assert b"PRIVATE KEY" not in raw
 
 
 async def test_unreachable_redis_raises_backend_unavailable(clock: Clock) -> None:
     client = aioredis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
-    issuer = TokenIssuer(RedisKeyRing(client), issuer_url=ISSUER_URL, now=clock)
+    kms = key_service(client)
+    issuer = TokenIssuer(RedisKeyRing(client, kms.discard), kms, issuer_url=ISSUER_URL, now=clock)
 
     with pytest.raises(BackendUnavailableError):
         await issue(issuer)

@@ -10,13 +10,21 @@ and stays verifiable (and in the JWKS) until the last token it may have signed e
 plus the clock leeway after its epoch ends. The next epoch's key is published ahead of time, so a verifier that
 caches the JWKS already knows it when rotation happens.
 
-Keys are cached in process: issuing and verifying ask Redis only when the epoch changes, or (at most once every
-``RELOAD_SECONDS``) when a token names a kid we do not hold.
+Each epoch's key is a KMS asymmetric key (RSA_2048, SIGN_VERIFY) made through ``syncsvc.kms``: its private key is
+stored only wrapped by the root key and never leaves the key service. Issuing builds the JWT here and has the key
+service sign it (RSASSA_PKCS1_V1_5_SHA_256 over the SHA-256 digest of the signing input: exactly RS256); the key
+ring (``syncsvc.store.keyring``) holds only each key's KMS key id and public key. A key ring entry that loses the
+creation race, or is pruned, has its KMS key discarded.
+
+Public keys are cached in process: verifying asks Redis only when the epoch changes, or (at most once every
+``RELOAD_SECONDS``) when a token names a kid we do not hold; issuing asks the key service for each signature.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import math
 import secrets
 import time
@@ -25,15 +33,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from syncsvc.errors import ExpiredTokenError, NotAuthorizedError
+from syncsvc.kms.service import KeyService
 from syncsvc.store.keyring import RedisKeyRing, StoredKey
 
 ALGORITHM = "RS256"
-RSA_KEY_BITS = 2048
+#: The KMS key spec and signing algorithm that make RS256 signatures (the message being the SHA-256 digest).
+KMS_KEY_SPEC = "RSA_2048"
+KMS_SIGNING_ALGORITHM = "RSASSA_PKCS1_V1_5_SHA_256"
 #: Clock skew tolerated on ``exp`` and ``nbf``, between instances and towards verifiers.
 LEEWAY_SECONDS = 5
 #: Shortest interval between two key reloads triggered by tokens naming a kid we do not hold.
@@ -54,26 +66,26 @@ class IssuedToken:
 
 @dataclass(frozen=True, slots=True)
 class _SigningKey:
+    """A signing key as cached: its KMS key id (which signs) and its public key (which verifies)."""
+
     kid: str
     epoch: int
-    private_key: rsa.RSAPrivateKey
+    key_id: str
+    public_key: rsa.RSAPublicKey
     jwk: dict[str, str]
 
 
-def _new_private_pem() -> str:
-    """A fresh RSA key as PKCS#8 PEM. Slow (tens to hundreds of ms): run it in a thread."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    return pem.decode("ascii")
-
-
 def _parse(stored: StoredKey, epoch: int) -> _SigningKey:
-    private_key = serialization.load_pem_private_key(stored.private_pem.encode("ascii"), password=None)
-    if not isinstance(private_key, rsa.RSAPrivateKey):
+    public_key = serialization.load_pem_public_key(stored.public_pem.encode("ascii"))
+    if not isinstance(public_key, rsa.RSAPublicKey):
         raise TypeError(f"signing key {stored.kid} is not an RSA key")
-    public = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+    public = RSAAlgorithm.to_jwk(public_key, as_dict=True)
     jwk = {"kid": stored.kid, "kty": "RSA", "alg": ALGORITHM, "use": "sig", "n": public["n"], "e": public["e"]}
-    return _SigningKey(kid=stored.kid, epoch=epoch, private_key=private_key, jwk=jwk)
+    return _SigningKey(kid=stored.kid, epoch=epoch, key_id=stored.key_id, public_key=public_key, jwk=jwk)
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 def _invalid(reason: str) -> NotAuthorizedError:
@@ -88,13 +100,15 @@ def _epoch_of_kid(kid: str) -> int | None:
 class TokenIssuer:
     """Issues and verifies the service's identity tokens; publishes the JWKS and the OpenID configuration.
 
-    ``issuer_url`` is the service's public URL (a trailing ``/`` is dropped); it is the tokens' ``iss``. ``now`` is
-    the clock (epoch seconds), injectable for tests.
+    ``kms`` holds the signing keys (and signs); ``keyring`` says which KMS key is which epoch's. ``issuer_url`` is
+    the service's public URL (a trailing ``/`` is dropped); it is the tokens' ``iss``. ``now`` is the clock (epoch
+    seconds), injectable for tests.
     """
 
     def __init__(
         self,
         keyring: RedisKeyRing,
+        kms: KeyService,
         *,
         issuer_url: str,
         rotation_seconds: int = 86400,
@@ -106,6 +120,7 @@ class TokenIssuer:
         if not issuer_url.startswith(("https://", "http://")):
             raise ValueError(f"issuer_url must be an http(s) URL, not {issuer_url!r}")
         self.keyring = keyring
+        self.kms = kms
         self.issuer_url = issuer_url.rstrip("/")
         self.rotation_seconds = rotation_seconds
         self.max_lifetime_seconds = max_lifetime_seconds
@@ -140,14 +155,24 @@ class TokenIssuer:
             return key
         async with self._lock:
             if kid not in self._keys:
-                await self.keyring.ensure(kid, self._make_private_pem, created=self._now(), alg=ALGORITHM)
+                await self.keyring.ensure(kid, lambda: self._make_key(kid), created=self._now(), alg=ALGORITHM)
                 await self._reload()
         if (key := self._keys.get(kid)) is None:
             raise RuntimeError(f"the signing key {kid} in Redis is not a live {ALGORITHM} key")
         return key
 
-    async def _make_private_pem(self) -> str:
-        return await asyncio.to_thread(_new_private_pem)
+    async def _make_key(self, kid: str) -> tuple[str, str]:
+        """A new KMS signing key for ``kid``: (its key id, its public key as PEM)."""
+        made = await self.kms.create_key(
+            description=f"syncsvc identity token signing key {kid}",
+            owner=f"oidc:{kid}",
+            spec=KMS_KEY_SPEC,
+            usage="SIGN_VERIFY",
+        )
+        der, _ = await self.kms.public_key(made.key_id)
+        public = serialization.load_der_public_key(der)
+        pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return made.key_id, pem.decode("ascii")
 
     async def _reload(self) -> None:
         """Loads every live key into the cache (parsing only new ones, in a thread) and prunes retired ones."""
@@ -196,7 +221,11 @@ class TokenIssuer:
             "amr": list(amr),
             "jti": secrets.token_hex(16),
         }
-        return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+        header = {"alg": ALGORITHM, "typ": "JWT", "kid": key.kid}
+        signing_input = f"{_b64url(orjson.dumps(header))}.{_b64url(orjson.dumps(claims))}"
+        digest = hashlib.sha256(signing_input.encode("ascii")).digest()
+        signature, _ = await self.kms.sign(key.key_id, digest, KMS_SIGNING_ALGORITHM, digest=True)
+        return f"{signing_input}.{_b64url(signature)}"
 
     async def verify(self, token: str) -> IssuedToken:
         """The claims of a token this service issued, or :class:`ExpiredTokenError` / :class:`NotAuthorizedError`.
@@ -236,7 +265,7 @@ class TokenIssuer:
         try:
             return jwt.decode(
                 token,
-                key.private_key.public_key(),
+                key.public_key,
                 algorithms=[ALGORITHM],
                 issuer=self.issuer_url,
                 options={
