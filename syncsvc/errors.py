@@ -218,6 +218,20 @@ class DryRunOperationError(KmsError):
     code = "DryRunOperationException"
 
 
+class MalformedPolicyDocumentError(KmsError):
+    """A key policy that is not JSON, not of the shape syncsvc evaluates, or that would lock the caller out."""
+
+    code = "MalformedPolicyDocumentException"
+
+
+class InvalidGrantTokenError(KmsError):
+    code = "InvalidGrantTokenException"
+
+
+class InvalidGrantIdError(KmsError):
+    code = "InvalidGrantIdException"
+
+
 # --- authentication errors (reference §0.1 and §5) -------------------------------------------------------------------
 
 

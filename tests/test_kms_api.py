@@ -803,9 +803,9 @@ async def test_identity_credentials_are_refused(kms: Any, boto: Boto, endpoint: 
 async def test_an_operation_syncsvc_does_not_serve_is_unknown(kms: Any) -> None:
     key_id = await new_key(kms)
 
-    refused = await refusal(kms, "get_key_policy", KeyId=key_id)
+    refused = await refusal(kms, "list_resource_tags", KeyId=key_id)
 
-    assert refused == (400, "UnknownOperationException", "Operation 'TrentService.GetKeyPolicy' is not supported")
+    assert refused == (400, "UnknownOperationException", "Operation 'TrentService.ListResourceTags' is not supported")
 
 
 async def test_blobs_travel_as_standard_base64(kms: Any, service: KeyService, raw: Raw) -> None:

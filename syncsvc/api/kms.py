@@ -1,4 +1,4 @@
-"""KMS (json 1.1): ``POST /`` routed by ``X-Amz-Target: TrentService.<Op>``, for developer credentials only.
+"""KMS (json 1.1): ``POST /`` routed by ``X-Amz-Target: TrentService.<Op>``.
 
 Each operation parses its input model, calls :class:`~syncsvc.kms.service.KeyService` and returns its output dict.
 Blobs (Plaintext, CiphertextBlob) are base64 on the wire and bytes in the models; dates are epoch seconds. A value
@@ -10,13 +10,30 @@ GenerateDataKey*, ScheduleKeyDeletion, CancelKeyDeletion). ``DryRun: true`` runs
 Asymmetric keys (RSA_2048, ECC_NIST_P256) serve Sign, Verify, GetPublicKey, and (RSA ENCRYPT_DECRYPT) Encrypt and
 Decrypt with RSAES_OAEP_*; ReEncrypt stays symmetric only.
 
-Accepted and ignored: Policy, BypassPolicyLockoutSafetyCheck and GrantTokens (syncsvc has no key policies or
-grants: developer credentials may do everything).
+Who may call what (rules in ``syncsvc.kms.policy``, principals as its docstring says: a developer is
+``arn:aws:iam::000000000000:user/<access key id>``, an identity ``arn:aws:sts::000000000000:assumed-role/Cognito/
+<identity id>``):
+
+* Every operation on a key is checked against the key's policy and grants (:func:`_authorize`): a developer passes
+  when the key policy allows it (the default policy allows every developer) or a grant does; an identity only through
+  a grant naming it as GranteePrincipal (with matching encryption-context constraints). An explicit Deny in the key
+  policy refuses anyone. Refusals are AccessDeniedException.
+* Identities may call only the operations a grant can allow (:data:`GRANTABLE`); key management (CreateKey, ListKeys,
+  aliases, state, rotation, deletion, key policies, CreateGrant, ListGrants, RevokeGrant) stays developer-only.
+  CreateGrant accepts every GrantOperation, but a grant's CreateGrant does not let an identity create grants.
+* RetireGrant: the grant's RetiringPrincipal, its GranteePrincipal if the grant lists RetireGrant, or a developer
+  whom the key policy allows kms:RetireGrant.
+* Grants count at once (no eventual consistency): GrantTokens are checked to be grant tokens syncsvc issued
+  (InvalidGrantTokenException otherwise) and are not needed otherwise. A GrantToken is the key id and grant id sealed
+  with the deployment's token signer.
+* CreateKey's Policy and PutKeyPolicy are checked (MalformedPolicyDocumentException) and refused when the new policy
+  would not let the caller change it again, unless BypassPolicyLockoutSafetyCheck. PolicyName is ``default`` only.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -27,16 +44,21 @@ from syncsvc.api.middleware import caller_of
 from syncsvc.api.protocol import AMZ_JSON, KMS, SIGNER, body_of, respond, validation_error
 from syncsvc.errors import (
     DryRunOperationError,
+    InvalidArnError,
+    InvalidGrantTokenError,
     InvalidKeyUsageError,
     InvalidMarkerError,
     InvalidParameterError,
     KmsAccessDeniedError,
+    KmsNotFoundError,
     KmsValidationError,
     SerializationError,
     UnknownTargetError,
     UnsupportedOperationError,
 )
 from syncsvc.kms.model import DEFAULT_PENDING_WINDOW_DAYS, DEFAULT_ROTATION_DAYS, MasterKey
+from syncsvc.kms.policy import GrantOperation, developer_principal, identity_principal
+from syncsvc.model import Caller
 
 TARGET_PREFIX = "TrentService."
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -92,6 +114,13 @@ KeyUsageName = Literal[
 #: DataKeySpec -> bytes
 DATA_KEY_BYTES = {"AES_256": 32, "AES_128": 16}
 _DRY_RUN = "The request would have succeeded, but the DryRun option is set."
+#: The token-signer purpose of grant tokens.
+_GRANT_PURPOSE = "kms:GrantToken"
+PrincipalArn = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+GrantIdText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:.+$")
+PolicyText = Annotated[str, StringConstraints(min_length=1, max_length=131072)]
+PolicyNameText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
 class Input(BaseModel):
@@ -104,7 +133,7 @@ class Tag(Input):
 
 
 class CreateKeyIn(Input):
-    Policy: Annotated[str, StringConstraints(min_length=1, max_length=131072)] | None = None
+    Policy: PolicyText | None = None
     Description: Annotated[str, StringConstraints(max_length=8192)] = ""
     KeyUsage: KeyUsageName = "ENCRYPT_DECRYPT"
     CustomerMasterKeySpec: KeySpecName | None = None
@@ -199,6 +228,56 @@ class EnableKeyRotationIn(KeyIdIn):
     RotationPeriodInDays: Annotated[int, Field(ge=90, le=2560)] = DEFAULT_ROTATION_DAYS
 
 
+class GrantConstraints(Input):
+    EncryptionContextSubset: ContextMap | None = None
+    EncryptionContextEquals: ContextMap | None = None
+
+
+class CreateGrantIn(Input):
+    KeyId: KeyRef
+    GranteePrincipal: PrincipalArn | None = None
+    RetiringPrincipal: PrincipalArn | None = None
+    Operations: Annotated[list[GrantOperation], Field(min_length=1)]
+    Constraints: GrantConstraints | None = None
+    GrantTokens: GrantTokenList = []
+    Name: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    DryRun: bool = False
+    GranteeServicePrincipal: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    RetiringServicePrincipal: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+
+
+class ListGrantsIn(Input):
+    KeyId: KeyRef
+    Limit: Annotated[int, Field(ge=1, le=100)] = 50
+    Marker: MarkerText | None = None
+    GrantId: GrantIdText | None = None
+    GranteePrincipal: PrincipalArn | None = None
+    GranteeServicePrincipal: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+
+
+class RevokeGrantIn(Input):
+    KeyId: KeyRef
+    GrantId: GrantIdText
+    DryRun: bool = False
+
+
+class RetireGrantIn(Input):
+    GrantToken: Annotated[str, StringConstraints(min_length=1, max_length=8192)] | None = None
+    KeyId: KeyRef | None = None
+    GrantId: GrantIdText | None = None
+    DryRun: bool = False
+
+
+class GetKeyPolicyIn(KeyIdIn):
+    PolicyName: PolicyNameText = "default"
+
+
+class PutKeyPolicyIn(KeyIdIn):
+    PolicyName: PolicyNameText = "default"
+    Policy: PolicyText
+    BypassPolicyLockoutSafetyCheck: bool = False
+
+
 class ScheduleKeyDeletionIn(KeyIdIn):
     #: The model allows 1 to 365; KMS enforces 7 to 30 with its own message (``MasterKey.scheduled_for_deletion``).
     PendingWindowInDays: int = DEFAULT_PENDING_WINDOW_DAYS
@@ -257,6 +336,43 @@ def _page(request: web.Request, operation: str, name: str, items: list[Any], lim
     return output
 
 
+def principal_of(caller: Caller) -> str:
+    """The caller as a principal ARN (see the module docstring)."""
+    if caller.is_developer:
+        return developer_principal(caller.access_key_id)
+    return identity_principal(caller.identity_id or "")
+
+
+def _check_grant_tokens(request: web.Request, tokens: list[str]) -> None:
+    for token in tokens:
+        try:
+            request.app[SIGNER].open(_GRANT_PURPOSE, token, name="GrantToken")
+        except InvalidParameterError:
+            raise InvalidGrantTokenError("The grant token is not valid") from None
+
+
+async def _authorize(
+    request: web.Request,
+    operation: str,
+    key_ref: str,
+    *,
+    context: ContextMap | None = None,
+    grant_tokens: list[str] | None = None,
+) -> None:
+    """AccessDeniedException unless the caller may perform ``operation`` on the key (``syncsvc.kms.policy``). A key
+    that does not resolve is left to the operation for a developer (which answers its own NotFound or validation
+    error), refused for an identity."""
+    _check_grant_tokens(request, grant_tokens or [])
+    caller = caller_of(request)
+    try:
+        await request.app[KMS].authorize(
+            key_ref, principal_of(caller), operation, developer=caller.is_developer, context=context
+        )
+    except (KmsNotFoundError, InvalidArnError):
+        if not caller.is_developer:
+            raise
+
+
 def _rotation_status(key: MasterKey) -> dict[str, Any]:
     """A key pending deletion reports rotation off (KMS does not rotate it) and gets its status back if the
     deletion is cancelled."""
@@ -277,17 +393,24 @@ async def create_key(request: web.Request) -> dict[str, Any]:
         raise KmsValidationError("You cannot specify both KeySpec and CustomerMasterKeySpec; use KeySpec")
     if given.Origin != "AWS_KMS" or given.MultiRegion:
         raise UnsupportedOperationError("syncsvc makes single-Region keys with its own key material (AWS_KMS) only")
-    key = await request.app[KMS].create_key(
+    kms = request.app[KMS]
+    principal = principal_of(caller_of(request))
+    if given.Policy is not None:
+        kms.check_policy(given.Policy, principal, bypass_lockout=given.BypassPolicyLockoutSafetyCheck)
+    key = await kms.create_key(
         description=given.Description,
         spec=given.KeySpec or given.CustomerMasterKeySpec or "SYMMETRIC_DEFAULT",
         usage=given.KeyUsage,
         tags={tag.TagKey: tag.TagValue for tag in given.Tags},
     )
+    if given.Policy is not None:
+        await kms.put_key_policy(key.key_id, given.Policy, principal, bypass_lockout=True)
     return {"KeyMetadata": key.metadata()}
 
 
 async def describe_key(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, DescribeKeyIn)
+    await _authorize(request, "DescribeKey", given.KeyId, grant_tokens=given.GrantTokens)
     return {"KeyMetadata": (await request.app[KMS].key(given.KeyId)).metadata()}
 
 
@@ -300,17 +423,22 @@ async def list_keys(request: web.Request) -> dict[str, Any]:
 
 
 async def enable_key(request: web.Request) -> dict[str, Any]:
-    await request.app[KMS].enable((await _parse(request, KeyIdIn)).KeyId)
+    key_ref = (await _parse(request, KeyIdIn)).KeyId
+    await _authorize(request, "EnableKey", key_ref)
+    await request.app[KMS].enable(key_ref)
     return {}
 
 
 async def disable_key(request: web.Request) -> dict[str, Any]:
-    await request.app[KMS].disable((await _parse(request, KeyIdIn)).KeyId)
+    key_ref = (await _parse(request, KeyIdIn)).KeyId
+    await _authorize(request, "DisableKey", key_ref)
+    await request.app[KMS].disable(key_ref)
     return {}
 
 
 async def schedule_key_deletion(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, ScheduleKeyDeletionIn)
+    await _authorize(request, "ScheduleKeyDeletion", given.KeyId)
     key = await request.app[KMS].schedule_deletion(given.KeyId, given.PendingWindowInDays)
     assert key.deletion_ms is not None
     return {
@@ -322,7 +450,9 @@ async def schedule_key_deletion(request: web.Request) -> dict[str, Any]:
 
 
 async def cancel_key_deletion(request: web.Request) -> dict[str, Any]:
-    key = await request.app[KMS].cancel_deletion((await _parse(request, KeyIdIn)).KeyId)
+    key_ref = (await _parse(request, KeyIdIn)).KeyId
+    await _authorize(request, "CancelKeyDeletion", key_ref)
+    key = await request.app[KMS].cancel_deletion(key_ref)
     return {"KeyId": key.arn}
 
 
@@ -331,21 +461,28 @@ async def cancel_key_deletion(request: web.Request) -> dict[str, Any]:
 
 async def enable_key_rotation(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, EnableKeyRotationIn)
+    await _authorize(request, "EnableKeyRotation", given.KeyId)
     await request.app[KMS].enable_rotation(given.KeyId, given.RotationPeriodInDays)
     return {}
 
 
 async def disable_key_rotation(request: web.Request) -> dict[str, Any]:
-    await request.app[KMS].disable_rotation((await _parse(request, KeyIdIn)).KeyId)
+    key_ref = (await _parse(request, KeyIdIn)).KeyId
+    await _authorize(request, "DisableKeyRotation", key_ref)
+    await request.app[KMS].disable_rotation(key_ref)
     return {}
 
 
 async def get_key_rotation_status(request: web.Request) -> dict[str, Any]:
-    return _rotation_status(await request.app[KMS].key((await _parse(request, KeyIdIn)).KeyId))
+    key_ref = (await _parse(request, KeyIdIn)).KeyId
+    await _authorize(request, "GetKeyRotationStatus", key_ref)
+    return _rotation_status(await request.app[KMS].key(key_ref))
 
 
 async def rotate_key_on_demand(request: web.Request) -> dict[str, Any]:
-    key = await request.app[KMS].rotate_on_demand((await _parse(request, KeyIdIn)).KeyId)
+    key_ref = (await _parse(request, KeyIdIn)).KeyId
+    await _authorize(request, "RotateKeyOnDemand", key_ref)
+    key = await request.app[KMS].rotate_on_demand(key_ref)
     return {"KeyId": key.key_id}
 
 
@@ -354,6 +491,7 @@ async def rotate_key_on_demand(request: web.Request) -> dict[str, Any]:
 
 async def create_alias(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, CreateAliasIn)
+    await _authorize(request, "CreateAlias", given.TargetKeyId)
     await request.app[KMS].create_alias(given.AliasName, given.TargetKeyId)
     return {}
 
@@ -376,6 +514,7 @@ async def list_aliases(request: web.Request) -> dict[str, Any]:
 async def encrypt(request: web.Request) -> dict[str, Any]:
     """SYMMETRIC_DEFAULT (the default) with a symmetric key; RSAES_OAEP_* with an RSA ENCRYPT_DECRYPT key."""
     given = await _parse(request, EncryptIn)
+    await _authorize(request, "Encrypt", given.KeyId, context=given.EncryptionContext, grant_tokens=given.GrantTokens)
     kms = request.app[KMS]
     if given.EncryptionAlgorithm == "SYMMETRIC_DEFAULT":
         blob, key = await kms.seal(given.KeyId, given.Plaintext, given.EncryptionContext)
@@ -391,6 +530,9 @@ async def decrypt(request: web.Request) -> dict[str, Any]:
     """A symmetric ciphertext names its key; an RSAES_OAEP_* one needs the KeyId and the algorithm it was made with."""
     given = await _parse(request, DecryptIn)
     kms = request.app[KMS]
+    key_ref = kms.key_of_blob(given.CiphertextBlob) if given.EncryptionAlgorithm == "SYMMETRIC_DEFAULT" else given.KeyId
+    if key_ref is not None:
+        await _authorize(request, "Decrypt", key_ref, context=given.EncryptionContext, grant_tokens=given.GrantTokens)
     if given.EncryptionAlgorithm == "SYMMETRIC_DEFAULT":
         plaintext, key = await kms.decrypt(given.CiphertextBlob, given.EncryptionContext, key_ref=given.KeyId)
     else:
@@ -404,6 +546,22 @@ async def decrypt(request: web.Request) -> dict[str, Any]:
 async def re_encrypt(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, ReEncryptIn)
     _symmetric(given.SourceEncryptionAlgorithm, given.DestinationEncryptionAlgorithm)
+    source_ref = request.app[KMS].key_of_blob(given.CiphertextBlob)
+    if source_ref is not None:
+        await _authorize(
+            request,
+            "ReEncryptFrom",
+            source_ref,
+            context=given.SourceEncryptionContext,
+            grant_tokens=given.GrantTokens,
+        )
+    await _authorize(
+        request,
+        "ReEncryptTo",
+        given.DestinationKeyId,
+        context=given.DestinationEncryptionContext,
+        grant_tokens=given.GrantTokens,
+    )
     blob, source, destination = await request.app[KMS].re_encrypt(
         given.CiphertextBlob,
         given.DestinationKeyId,
@@ -421,9 +579,10 @@ async def re_encrypt(request: web.Request) -> dict[str, Any]:
     }
 
 
-async def _data_key(request: web.Request) -> tuple[dict[str, Any], bytes]:
+async def _data_key(request: web.Request, operation: str) -> tuple[dict[str, Any], bytes]:
     """GenerateDataKey's output without its Plaintext, and the plaintext."""
     given = await _parse(request, GenerateDataKeyIn)
+    await _authorize(request, operation, given.KeyId, context=given.EncryptionContext, grant_tokens=given.GrantTokens)
     if (given.KeySpec is None) == (given.NumberOfBytes is None):
         raise KmsValidationError("Please specify either KeySpec or NumberOfBytes, but not both")
     size = given.NumberOfBytes if given.KeySpec is None else DATA_KEY_BYTES[given.KeySpec]
@@ -434,12 +593,12 @@ async def _data_key(request: web.Request) -> tuple[dict[str, Any], bytes]:
 
 
 async def generate_data_key(request: web.Request) -> dict[str, Any]:
-    output, plaintext = await _data_key(request)
+    output, plaintext = await _data_key(request, "GenerateDataKey")
     return {**output, "Plaintext": _blob(plaintext)}
 
 
 async def generate_data_key_without_plaintext(request: web.Request) -> dict[str, Any]:
-    return (await _data_key(request))[0]
+    return (await _data_key(request, "GenerateDataKeyWithoutPlaintext"))[0]
 
 
 # --- asymmetric keys -------------------------------------------------------------------------------------------------
@@ -453,6 +612,7 @@ def _is_digest(message_type: str) -> bool:
 
 async def sign(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, SignIn)
+    await _authorize(request, "Sign", given.KeyId, grant_tokens=given.GrantTokens)
     signature, key = await request.app[KMS].sign(
         given.KeyId, given.Message, given.SigningAlgorithm, digest=_is_digest(given.MessageType)
     )
@@ -463,6 +623,7 @@ async def sign(request: web.Request) -> dict[str, Any]:
 async def verify(request: web.Request) -> dict[str, Any]:
     """A valid signature answers SignatureValid true; an invalid one KMSInvalidSignatureException."""
     given = await _parse(request, VerifyIn)
+    await _authorize(request, "Verify", given.KeyId, grant_tokens=given.GrantTokens)
     key = await request.app[KMS].verify(
         given.KeyId, given.Message, given.Signature, given.SigningAlgorithm, digest=_is_digest(given.MessageType)
     )
@@ -472,6 +633,7 @@ async def verify(request: web.Request) -> dict[str, Any]:
 
 async def get_public_key(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, GetPublicKeyIn)
+    await _authorize(request, "GetPublicKey", given.KeyId, grant_tokens=given.GrantTokens)
     public, key = await request.app[KMS].public_key(given.KeyId)
     return {
         "KeyId": key.arn,
@@ -481,6 +643,114 @@ async def get_public_key(request: web.Request) -> dict[str, Any]:
         "KeyUsage": key.usage,
         **key.algorithms(),
     }
+
+
+# --- grants and key policies -----------------------------------------------------------------------------------------
+
+
+def _check_principal(member: str, principal: str | None) -> None:
+    if principal is not None and not _PRINCIPAL.match(principal):
+        raise InvalidArnError(f"{member} {principal[:256]} is not a valid IAM or STS principal ARN")
+
+
+async def create_grant(request: web.Request) -> dict[str, Any]:
+    given = await _parse(request, CreateGrantIn)
+    if given.GranteeServicePrincipal is not None or given.RetiringServicePrincipal is not None:
+        raise UnsupportedOperationError("syncsvc has no AWS service principals: use GranteePrincipal")
+    if given.GranteePrincipal is None:
+        raise KmsValidationError("GranteePrincipal is required")
+    _check_principal("GranteePrincipal", given.GranteePrincipal)
+    _check_principal("RetiringPrincipal", given.RetiringPrincipal)
+    await _authorize(request, "CreateGrant", given.KeyId, grant_tokens=given.GrantTokens)
+    constraints = given.Constraints or GrantConstraints()
+    grant = await request.app[KMS].create_grant(
+        given.KeyId,
+        grantee=given.GranteePrincipal,
+        operations=given.Operations,
+        retiring=given.RetiringPrincipal,
+        name=given.Name,
+        context_equals=constraints.EncryptionContextEquals,
+        context_subset=constraints.EncryptionContextSubset,
+        dry_run=given.DryRun,
+    )
+    _dry_run(given.DryRun)
+    token = request.app[SIGNER].seal(_GRANT_PURPOSE, {"k": grant.key_id, "g": grant.grant_id})
+    return {"GrantToken": token, "GrantId": grant.grant_id}
+
+
+async def list_grants(request: web.Request) -> dict[str, Any]:
+    """In grant id order; GrantId and GranteePrincipal filter."""
+    given = await _parse(request, ListGrantsIn)
+    if given.GranteeServicePrincipal is not None:
+        raise UnsupportedOperationError("syncsvc has no AWS service principals")
+    await _authorize(request, "ListGrants", given.KeyId)
+    kms = request.app[KMS]
+    after = _after(request, "ListGrants", given.Marker)
+    grants = [
+        grant
+        for grant in await kms.grants(given.KeyId)
+        if (after is None or grant.grant_id > after)
+        and given.GrantId in (None, grant.grant_id)
+        and given.GranteePrincipal in (None, grant.grantee)
+    ]
+    entries = [(grant.entry(kms.key_arn(grant.key_id)), grant.grant_id) for grant in grants[: given.Limit + 1]]
+    return _page(request, "ListGrants", "Grants", entries, given.Limit)
+
+
+async def retire_grant(request: web.Request) -> dict[str, Any]:
+    """By GrantToken, or by KeyId and GrantId (see the module docstring for who may)."""
+    given = await _parse(request, RetireGrantIn)
+    if given.GrantToken is not None:
+        try:
+            claims = request.app[SIGNER].open(_GRANT_PURPOSE, given.GrantToken, name="GrantToken")
+        except InvalidParameterError:
+            raise InvalidGrantTokenError("The grant token is not valid") from None
+        key_ref, grant_id = str(claims["k"]), str(claims["g"])
+    elif given.KeyId is not None and given.GrantId is not None:
+        key_ref, grant_id = given.KeyId, given.GrantId
+    else:
+        raise KmsValidationError("RetireGrant takes a GrantToken, or a KeyId and a GrantId")
+    kms = request.app[KMS]
+    caller = caller_of(request)
+    if given.DryRun:
+        await kms.grant(key_ref, grant_id)
+        _dry_run(True)
+    await kms.retire_grant(key_ref, grant_id, principal_of(caller), developer=caller.is_developer)
+    return {}
+
+
+async def revoke_grant(request: web.Request) -> dict[str, Any]:
+    given = await _parse(request, RevokeGrantIn)
+    await _authorize(request, "RevokeGrant", given.KeyId)
+    kms = request.app[KMS]
+    if given.DryRun:
+        await kms.grant(given.KeyId, given.GrantId)
+        _dry_run(True)
+    await kms.remove_grant(given.KeyId, given.GrantId)
+    return {}
+
+
+def _policy_name(name: str) -> None:
+    if name != "default":
+        raise KmsNotFoundError(f"Policy {name[:128]} does not exist: a key has only the policy named default")
+
+
+async def get_key_policy(request: web.Request) -> dict[str, Any]:
+    given = await _parse(request, GetKeyPolicyIn)
+    await _authorize(request, "GetKeyPolicy", given.KeyId)
+    _policy_name(given.PolicyName)
+    return {"Policy": await request.app[KMS].key_policy(given.KeyId), "PolicyName": "default"}
+
+
+async def put_key_policy(request: web.Request) -> dict[str, Any]:
+    given = await _parse(request, PutKeyPolicyIn)
+    await _authorize(request, "PutKeyPolicy", given.KeyId)
+    _policy_name(given.PolicyName)
+    principal = principal_of(caller_of(request))
+    await request.app[KMS].put_key_policy(
+        given.KeyId, given.Policy, principal, bypass_lockout=given.BypassPolicyLockoutSafetyCheck
+    )
+    return {}
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -505,16 +775,38 @@ OPERATIONS: dict[str, Operation] = {
     "Sign": sign,
     "Verify": verify,
     "GetPublicKey": get_public_key,
+    "CreateGrant": create_grant,
+    "ListGrants": list_grants,
+    "RetireGrant": retire_grant,
+    "RevokeGrant": revoke_grant,
+    "GetKeyPolicy": get_key_policy,
+    "PutKeyPolicy": put_key_policy,
 }
+#: What an identity may call (a grant may allow it); everything else takes developer credentials.
+GRANTABLE = frozenset(
+    {
+        "DescribeKey",
+        "Encrypt",
+        "Decrypt",
+        "ReEncrypt",
+        "GenerateDataKey",
+        "GenerateDataKeyWithoutPlaintext",
+        "Sign",
+        "Verify",
+        "GetPublicKey",
+        "RetireGrant",
+    }
+)
 
 
 async def dispatch(request: web.Request) -> web.Response:
     target = request.headers.get("X-Amz-Target", "")
-    operation = OPERATIONS.get(target.removeprefix(TARGET_PREFIX)) if target.startswith(TARGET_PREFIX) else None
+    name = target.removeprefix(TARGET_PREFIX)
+    operation = OPERATIONS.get(name) if target.startswith(TARGET_PREFIX) else None
     if operation is None:
         raise UnknownTargetError(f"Operation '{target[:100]}' is not supported")
     caller = caller_of(request)
-    if not caller.is_developer:
+    if not caller.is_developer and (caller.identity_id is None or name not in GRANTABLE):
         raise KmsAccessDeniedError(
             f"Identity {caller.identity_id} is not authorized to perform: kms:{target.removeprefix(TARGET_PREFIX)} "
             "(KMS takes developer credentials)"

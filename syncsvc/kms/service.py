@@ -13,17 +13,23 @@ The sweep (:meth:`KeyService.run`, every :data:`SWEEP_SECONDS` on every instance
 has passed and performs the automatic rotations that are due; the compare-and-set makes overlapping sweeps harmless.
 
 Key references (``key_ref``) are what KMS accepts: a key id, a key ARN, ``alias/<name>`` or an alias ARN.
+
+Access (:meth:`KeyService.authorize`): the key's policy and grants live in the key's own hash, so the one HGETALL
+that reads a key reads them too, and a grant created, retired or revoked through any instance counts at the next
+request (no eventual consistency). The rules are ``syncsvc.kms.policy``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
+import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,12 +38,15 @@ from syncsvc.errors import (
     IncorrectKeyError,
     InvalidArnError,
     InvalidCiphertextError,
+    InvalidGrantIdError,
+    KmsAccessDeniedError,
     KmsAlreadyExistsError,
     KmsConflictError,
     KmsInvalidSignatureError,
     KmsLimitExceededError,
     KmsNotFoundError,
     KmsValidationError,
+    MalformedPolicyDocumentError,
 )
 from syncsvc.kms import material
 from syncsvc.kms.material import MaterialError, RootKey
@@ -51,6 +60,7 @@ from syncsvc.kms.model import (
     check_key_spec,
     key_arn,
 )
+from syncsvc.kms.policy import DEFAULT_POLICY, Grant, Policy, allowed, parse_policy
 from syncsvc.store.kms import Outcome, RedisKeyStore, StoredKey
 
 log = logging.getLogger("syncsvc.kms")
@@ -59,6 +69,13 @@ SWEEP_SECONDS = 60.0
 _ATTEMPTS = 5
 _SWEEP_PAGE = 200
 _ARN = re.compile(r"^arn:aws[a-z-]*:kms:([a-z0-9-]*):(\d*):((?:key|alias)/.+)$")
+#: Grants per key (KMS's quota).
+GRANT_QUOTA = 50_000
+_GRANT_ID = re.compile(r"^[0-9a-f]{64}$")
+_LOCKOUT = (
+    "The new key policy will not allow you to update the key policy in the future "
+    "(set BypassPolicyLockoutSafetyCheck to store it anyway)."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +106,8 @@ class _Loaded:
     key: MasterKey
     versions: dict[int, bytes]
     revision: int
+    policy: Policy
+    grants: tuple[Grant, ...] = ()
 
 
 Rule = Callable[[MasterKey], MasterKey]
@@ -356,6 +375,136 @@ class KeyService:
         check(key)
         return key, self._root.unwrap(loaded.versions[key.current_version], key.key_id, key.current_version)
 
+    # --- access: key policies and grants --------------------------------------------------------------------------
+
+    async def authorize(
+        self,
+        key_ref: str,
+        principal: str,
+        operation: str,
+        *,
+        developer: bool,
+        context: Mapping[str, str] | None = None,
+    ) -> str:
+        """The key id of ``key_ref`` when ``principal`` may perform ``operation`` on it (``syncsvc.kms.policy``);
+        AccessDeniedException otherwise."""
+        loaded = await self._load(await self.resolve(key_ref))
+        if not allowed(loaded.policy, loaded.grants, principal, operation, developer=developer, context=context):
+            raise KmsAccessDeniedError(
+                f"User: {principal} is not authorized to perform: kms:{operation} on resource: {loaded.key.arn} "
+                f"because no key policy or grant allows the kms:{operation} action"
+            )
+        return loaded.key.key_id
+
+    @staticmethod
+    def key_of_blob(blob: bytes) -> str | None:
+        """The key id a symmetric ciphertext names (None when it is not one of ours)."""
+        try:
+            return material.blob_header(blob).key_id
+        except MaterialError:
+            return None
+
+    async def create_grant(
+        self,
+        key_ref: str,
+        *,
+        grantee: str,
+        operations: Sequence[str],
+        retiring: str | None = None,
+        name: str | None = None,
+        context_equals: Mapping[str, str] | None = None,
+        context_subset: Mapping[str, str] | None = None,
+        dry_run: bool = False,
+    ) -> Grant:
+        """A new grant on an Enabled key (DisabledException, KMSInvalidStateException), within :data:`GRANT_QUOTA`;
+        with ``dry_run`` nothing is stored."""
+        key = (await self._load(await self._key_id_only(key_ref, "KeyId"))).key
+        key.require_enabled()
+        grant = Grant(
+            grant_id=secrets.token_hex(32),
+            key_id=key.key_id,
+            grantee=grantee,
+            operations=tuple(dict.fromkeys(operations)),
+            created_ms=_now_ms(),
+            retiring=retiring,
+            name=name,
+            context_equals=None if context_equals is None else dict(context_equals),
+            context_subset=None if context_subset is None else dict(context_subset),
+        )
+        if dry_run:
+            return grant
+        outcome = await self._store.add_grant(key.key_id, grant.grant_id, grant.stored(), quota=GRANT_QUOTA)
+        if outcome == "stale":
+            raise KmsLimitExceededError(f"{key.arn} has its limit of {GRANT_QUOTA} grants")
+        if outcome == "gone":
+            raise self._not_found(key.key_id)
+        return grant
+
+    async def grants(self, key_ref: str) -> list[Grant]:
+        """Every grant of a key (by key id or key ARN), in grant id order."""
+        loaded = await self._load(await self._key_id_only(key_ref, "KeyId"))
+        return sorted(loaded.grants, key=lambda grant: grant.grant_id)
+
+    async def grant(self, key_ref: str, grant_id: str) -> Grant:
+        """One grant of a key; InvalidGrantIdException for a malformed id, NotFoundException for no such grant."""
+        _check_grant_id(grant_id)
+        loaded = await self._load(await self._key_id_only(key_ref, "KeyId"))
+        for grant in loaded.grants:
+            if grant.grant_id == grant_id:
+                return grant
+        raise KmsNotFoundError(f"Grant ID {grant_id} not found for key {loaded.key.arn}")
+
+    async def retire_grant(self, key_ref: str, grant_id: str, principal: str, *, developer: bool) -> None:
+        """RetireGrant: allowed to the grant's RetiringPrincipal, to its GranteePrincipal when the grant lists
+        RetireGrant, and to a developer whom the key policy allows kms:RetireGrant (AccessDeniedException
+        otherwise)."""
+        grant = await self.grant(key_ref, grant_id)
+        loaded = await self._load(grant.key_id)
+        may = (
+            principal == grant.retiring
+            or (principal == grant.grantee and "RetireGrant" in grant.operations)
+            or (developer and loaded.policy.decide(principal, "kms:RetireGrant") == "allow")
+        )
+        if not may:
+            raise KmsAccessDeniedError(
+                f"User: {principal} is not authorized to perform: kms:RetireGrant on grant {grant_id}: only its "
+                "retiring principal, its grantee (with RetireGrant) or the key's administrators may retire it"
+            )
+        await self.remove_grant(grant.key_id, grant_id)
+
+    async def remove_grant(self, key_ref: str, grant_id: str) -> None:
+        """Deletes a grant at once (RevokeGrant, RetireGrant); NotFoundException when there is none."""
+        _check_grant_id(grant_id)
+        key_id = await self._key_id_only(key_ref, "KeyId")
+        outcome = await self._store.remove_grant(key_id, grant_id)
+        if outcome == "gone":
+            raise self._not_found(key_id)
+        if outcome == "stale":
+            raise KmsNotFoundError(f"Grant ID {grant_id} not found for key {self.key_arn(key_id)}")
+
+    async def key_policy(self, key_ref: str) -> str:
+        """The key policy document of a key (by key id or key ARN): as stored, or KMS's default policy."""
+        key_id = await self._key_id_only(key_ref, "KeyId")
+        stored = await self._store.load(key_id) if _looks_like_key_id(key_id) else None
+        if stored is None:
+            raise self._not_found(key_id)
+        return stored.policy or DEFAULT_POLICY
+
+    @staticmethod
+    def check_policy(document: str, principal: str, *, bypass_lockout: bool) -> None:
+        """MalformedPolicyDocumentException for a document syncsvc does not evaluate, or one that would not let
+        ``principal`` change it again (unless ``bypass_lockout``)."""
+        policy = _policy_of(document)
+        if not bypass_lockout and policy.decide(principal, "kms:PutKeyPolicy") != "allow":
+            raise MalformedPolicyDocumentError(_LOCKOUT)
+
+    async def put_key_policy(self, key_ref: str, document: str, principal: str, *, bypass_lockout: bool) -> None:
+        self.check_policy(document, principal, bypass_lockout=bypass_lockout)
+        key = (await self._load(await self._key_id_only(key_ref, "KeyId"))).key
+        key.require_not_pending()
+        if await self._store.put_policy(key.key_id, document) == "gone":
+            raise self._not_found(key.key_id)
+
     # --- the sweep ----------------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -434,7 +583,9 @@ class KeyService:
 
     @staticmethod
     def _loaded(stored: StoredKey) -> _Loaded:
-        return _Loaded(MasterKey.from_stored(stored.meta), stored.versions, stored.revision)
+        grants = tuple(Grant.from_stored(raw) for raw in stored.grants.values())
+        policy = _policy_of(stored.policy or DEFAULT_POLICY)
+        return _Loaded(MasterKey.from_stored(stored.meta), stored.versions, stored.revision, policy, grants)
 
     async def _usable(self, key_ref: str) -> _Loaded:
         """A key that can encrypt and decrypt now: Enabled and symmetric."""
@@ -444,6 +595,16 @@ class KeyService:
 
     def _not_found(self, key_id: str) -> KmsNotFoundError:
         return KmsNotFoundError(f"Key '{self.key_arn(key_id[:64])}' does not exist")
+
+
+@functools.lru_cache(maxsize=256)
+def _policy_of(document: str) -> Policy:
+    return parse_policy(document)
+
+
+def _check_grant_id(grant_id: str) -> None:
+    if not _GRANT_ID.match(grant_id):
+        raise InvalidGrantIdError(f"Invalid grant ID {grant_id[:128]}")
 
 
 def _check_digest(message: bytes, algorithm: str, digest: bool) -> None:

@@ -4,12 +4,17 @@ A key's hash (``keys.kms_key``) holds ``meta`` (JSON), ``v<n>`` (backing key ver
 revision: every change adds one). Changes and deletions are compare-and-set on ``rev`` (``kms_update_key.lua``,
 ``kms_delete_key.lua``), so concurrent changes of one key through several instances never lose one another.
 
+The same hash holds the key's access rules, so that one HGETALL reads a key with everything that decides who may use
+it, and deleting the key deletes them: ``policy`` (its key policy document, absent = the default policy),
+``g:<grant id>`` (one grant, JSON) and ``grants`` (how many grants). Grants and policies change without moving
+``rev`` (they are not part of the key's metadata).
+
 Nothing here is ever key material in the clear: ``syncsvc.kms.service`` wraps and unwraps with the root key.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -29,6 +34,10 @@ class StoredKey:
     #: version -> wrapped material
     versions: dict[int, bytes]
     revision: int
+    #: The key policy document as stored (None: the default policy).
+    policy: str | None = None
+    #: grant id -> grant (JSON)
+    grants: dict[str, bytes] = field(default_factory=dict)
 
 
 class RedisKeyStore:
@@ -38,6 +47,9 @@ class RedisKeyStore:
         self._update = register(client, "kms_update_key.lua")
         self._delete = register(client, "kms_delete_key.lua")
         self._create_alias = register(client, "kms_create_alias.lua")
+        self._create_grant = register(client, "kms_create_grant.lua")
+        self._delete_grant = register(client, "kms_delete_grant.lua")
+        self._put_policy = register(client, "kms_put_policy.lua")
 
     async def create(self, key_id: str, meta: dict[str, Any], wrapped: bytes, *, quota: int) -> bool:
         """Stores a new key with its first backing key; False when the quota of keys is reached."""
@@ -55,15 +67,22 @@ class RedisKeyStore:
         meta: dict[str, Any] = {}
         versions: dict[int, bytes] = {}
         revision = 0
+        policy: str | None = None
+        grants: dict[str, bytes] = {}
         for name, value in fields.items():
-            field = text(name)
-            if field == "meta":
+            member = text(name)
+            raw = value if isinstance(value, bytes) else value.encode()
+            if member == "meta":
                 meta = orjson.loads(value)
-            elif field == "rev":
+            elif member == "rev":
                 revision = int(value)
-            elif field.startswith("v"):
-                versions[int(field[1:])] = value if isinstance(value, bytes) else value.encode()
-        return StoredKey(meta, versions, revision)
+            elif member == "policy":
+                policy = text(value)
+            elif member.startswith("g:"):
+                grants[member[2:]] = raw
+            elif member.startswith("v"):
+                versions[int(member[1:])] = raw
+        return StoredKey(meta, versions, revision, policy, grants)
 
     async def update(
         self,
@@ -114,3 +133,21 @@ class RedisKeyStore:
         """Every alias: name -> key id."""
         async with backend():
             return {text(name): text(target) for name, target in (await self._client.hgetall(keys.KMS_ALIASES)).items()}
+
+    async def add_grant(self, key_id: str, grant_id: str, grant: bytes, *, quota: int) -> Outcome:
+        """``written``; ``stale`` when the key has ``quota`` grants already; ``gone`` when the key does not exist."""
+        async with backend():
+            done = await self._create_grant(keys=[keys.kms_key(key_id)], args=[f"g:{grant_id}", grant, quota])
+        return _OUTCOMES[int(done)]
+
+    async def remove_grant(self, key_id: str, grant_id: str) -> Outcome:
+        """``written``; ``stale`` when the key has no such grant; ``gone`` when the key does not exist."""
+        async with backend():
+            done = await self._delete_grant(keys=[keys.kms_key(key_id)], args=[f"g:{grant_id}"])
+        return _OUTCOMES[int(done)]
+
+    async def put_policy(self, key_id: str, policy: str) -> Outcome:
+        """``written``, or ``gone`` when the key does not exist."""
+        async with backend():
+            done = await self._put_policy(keys=[keys.kms_key(key_id)], args=[policy])
+        return _OUTCOMES[int(done)]
