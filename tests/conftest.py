@@ -156,8 +156,14 @@ def make_settings(redis_url: str, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-def settings(redis_url: str) -> Settings:
-    return make_settings(redis_url)
+def overrides() -> dict[str, Any]:
+    """Settings a test changes: ``@pytest.mark.parametrize("overrides", [{...}])``."""
+    return {}
+
+
+@pytest.fixture
+def settings(redis_url: str, overrides: dict[str, Any]) -> Settings:
+    return make_settings(redis_url, **overrides)
 
 
 @pytest.fixture

@@ -69,12 +69,6 @@ async def idp() -> AsyncIterator[TestIdentityProvider]:
 
 
 @pytest.fixture
-def overrides() -> dict[str, Any]:
-    """Settings a test changes (parametrize ``overrides`` to change them)."""
-    return {}
-
-
-@pytest.fixture
 def settings(redis_url: str, idp: TestIdentityProvider, overrides: dict[str, Any]) -> Settings:
     return identity_settings(redis_url, idp, **overrides)
 

@@ -24,23 +24,13 @@ from redis.asyncio import Redis
 from syncsvc.api.app import create_app
 from syncsvc.api.protocol import HUB
 from syncsvc.config import Settings
-from tests.conftest import Boto, free_port, make_settings
+from tests.conftest import Boto, free_port
 
 PUSH_SYNC = {
     "ApplicationArns": ["arn:aws:sns:us-east-1:123456789012:app/GCM/syncsvc"],
     "RoleArn": "arn:aws:iam::123456789012:role/push",
 }
 IDENTITY_TARGET = "AWSCognitoIdentityService."
-
-
-@pytest.fixture
-def overrides() -> dict[str, Any]:
-    return {}
-
-
-@pytest.fixture
-def settings(redis_url: str, overrides: dict[str, Any]) -> Settings:
-    return make_settings(redis_url, **overrides)
 
 
 @pytest.fixture

@@ -146,16 +146,6 @@ def script() -> Script:
 
 
 @pytest.fixture
-def overrides() -> dict[str, Any]:
-    return {}
-
-
-@pytest.fixture
-def settings(redis_url: str, overrides: dict[str, Any]) -> Settings:
-    return make_settings(redis_url, **overrides)
-
-
-@pytest.fixture
 async def server(settings: Settings, redis_client: Redis) -> AsyncIterator[TestServer]:
     test_server = TestServer(create_app(settings, triggers=registry()), host="127.0.0.1", port=free_port())
     await test_server.start_server()
