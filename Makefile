@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 export REDIS_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT
 
 .PHONY: help venv redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials root-key dev test \
-  lint fmt clean distclean
+  wrk-bin bench lint fmt clean distclean
 
 help: ## list the targets
 	@echo "usage: make TARGET   (quickstart: make dev, make test)"
@@ -74,9 +74,23 @@ dev: venv redis kafka credentials root-key ## venv + redis + kafka + credentials
 	deploy/dev-banner.sh "http://$(SYNCSVC_HOST):$(SYNCSVC_PORT)"; \
 	exec $(VENV)/bin/syncsvc serve --host "$(SYNCSVC_HOST)" --port "$(SYNCSVC_PORT)"
 
-# The suite starts its own redis-server and Kafka broker on free ports; it only needs the binary and the jars.
-test: venv redis-bin kafka-bin ## run the test suite (extra pytest flags: PYTEST_ARGS="-k vv -x")
+# The suite starts its own redis-server and Kafka broker on free ports; it only needs the binaries and the jars
+# (wrk for the benchmark's smoke test).
+test: venv redis-bin kafka-bin wrk-bin ## run the test suite (extra pytest flags: PYTEST_ARGS="-k vv -x")
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+wrk-bin: ## install the load generator wrk (Debian package) unless it is on the PATH
+	@command -v wrk >/dev/null || { \
+	  sudo=(); [[ $$(id -u) -eq 0 ]] || sudo=(sudo); \
+	  "$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 || { \
+	    "$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    "$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }; }
+
+# The run starts its own Redis, Kafka, syncsvc processes and peers (Kinto on PostgreSQL, PouchDB Server: installed
+# into .data/bench on first use), ~30 min. BENCH_ARGS="--skip-peers --repeats 1" for a quicker look.
+BENCH_ARGS ?=
+bench: venv redis-bin kafka-bin wrk-bin ## run every benchmark workload against syncsvc and its peers; report in bench/results/
+	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 # Runs every checker before failing, so one run shows all the problems.
 lint: venv ## ruff check, ruff format --check, mypy --strict

@@ -63,7 +63,9 @@ async def measure(listener_url: str, writer_url: str, developer: str, writes: in
         timings: list[tuple[float, float]] = []
         async with session.ws_connect(socket, headers=auth) as ws:
             async with session.get(writer_dataset + "/records", headers=auth) as response:
-                session_token = (await response.json())["SyncSessionToken"]
+                listed = await response.json()
+                assert response.status == 200, listed
+                session_token = listed["SyncSessionToken"]
             for n in range(writes):
                 notified = asyncio.create_task(_arrival(ws, n + 1))
                 patch = {"Op": "replace", "Key": "k", "Value": f"v{n}", "SyncCount": n}
@@ -84,6 +86,20 @@ async def _arrival(ws: aiohttp.ClientWebSocketResponse, sync_count: int) -> floa
     message = orjson.loads((await ws.receive(timeout=10)).data)
     assert message["syncCount"] == sync_count, message
     return time.perf_counter()
+
+
+def summary(timings: list[tuple[float, float]]) -> dict[str, float]:
+    """Milliseconds: p50/p99/max of acknowledged -> notified and of sent -> notified, and the count."""
+    acknowledged = statistics.quantiles([a for a, _ in timings], n=100)
+    sent = statistics.quantiles([s for _, s in timings], n=100)
+    return {
+        "writes": len(timings),
+        "p50_ms": acknowledged[49] * 1000,
+        "p99_ms": acknowledged[98] * 1000,
+        "max_ms": max(a for a, _ in timings) * 1000,
+        "sent_p50_ms": sent[49] * 1000,
+        "sent_p99_ms": sent[98] * 1000,
+    }
 
 
 def _summary(label: str, seconds: list[float]) -> str:

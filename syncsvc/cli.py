@@ -8,6 +8,7 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
+import resource
 import signal
 import sys
 from collections.abc import Sequence
@@ -113,6 +114,14 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
         return 1
 
 
+def _raise_open_files_limit() -> None:
+    """Every device socket is an open file: lift the soft RLIMIT_NOFILE (often 1,024) to the hard limit, as servers
+    that hold many connections do; worker processes inherit it. Beyond the hard limit is the operator's to raise."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
@@ -138,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         with contextlib.suppress(KeyboardInterrupt):
             raise SystemExit(asyncio.run(_relay(settings)))
     if args.command == "serve":
+        _raise_open_files_limit()
         workers = args.workers or multiprocessing.cpu_count()
         if workers < 0:
             print("syncsvc: --workers must be 0 or more", file=sys.stderr)

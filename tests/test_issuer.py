@@ -570,3 +570,42 @@ def test_openid_configuration_points_at_the_jwks(issuer: TokenIssuer) -> None:
         "id_token_signing_alg_values_supported": ["RS256"],
         "claims_supported": ["iss", "sub", "aud", "iat", "exp", "amr", "jti"],
     }
+
+
+async def test_a_verified_token_is_not_decoded_again(issuer: TokenIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = await issue(issuer, 600)
+    await issuer.verify(token)
+
+    def no_second_decode(*args: object) -> None:
+        raise AssertionError("the token was decoded again")
+
+    monkeypatch.setattr(issuer, "_decode", no_second_decode)
+    assert (await issuer.verify(token)).identity_id == IDENTITY
+
+
+async def test_a_remembered_token_still_expires(issuer: TokenIssuer, clock: Clock) -> None:
+    token = await issue(issuer, 600)
+    await issuer.verify(token)
+    clock.advance(600 + LEEWAY_SECONDS)
+
+    with pytest.raises(ExpiredTokenError):
+        await issuer.verify(token)
+
+
+async def test_a_remembered_token_is_refused_once_its_key_is_retired(issuer: TokenIssuer, clock: Clock) -> None:
+    token = await issue(issuer, MAX_LIFETIME)
+    await issuer.verify(token)
+    clock.now = (clock.epoch + 1) * ROTATION + MAX_LIFETIME + LEEWAY_SECONDS
+
+    with pytest.raises(NotAuthorizedError, match="unknown signing key"):
+        await issuer.verify(token)
+
+
+async def test_a_tampered_copy_of_a_remembered_token_is_still_checked(issuer: TokenIssuer) -> None:
+    token = await issue(issuer, 600)
+    await issuer.verify(token)
+    header, payload, signature = token.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+
+    with pytest.raises(NotAuthorizedError):
+        await issuer.verify(f"{header}.{payload}.{flipped}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import subprocess
 import sys
 import time
@@ -121,3 +122,25 @@ async def test_unreachable_redis_fails_the_start_with_one_clear_line() -> None:
     assert len(lines) == 1
     assert lines[0].startswith("syncsvc: cannot reach Redis at redis://***@127.0.0.1:")
     assert "hunter2" not in done.stderr
+
+
+def test_serve_lifts_its_open_files_limit_to_the_hard_limit(redis_url: str) -> None:
+    """Every device socket is a file: a soft limit of 256 would cap push sync at a few hundred devices."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    port = free_port()
+    process = subprocess.Popen(
+        [SYNCSVC, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=environment(redis_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)),
+    )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}", process)
+        limits = Path(f"/proc/{process.pid}/limits").read_text().splitlines()
+        (line,) = [line for line in limits if line.startswith("Max open files")]
+        soft_now, hard_now = (int(value) for value in line.split()[3:5])
+        assert (soft_now, hard_now) == (hard, hard)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

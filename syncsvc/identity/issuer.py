@@ -28,6 +28,7 @@ import hashlib
 import math
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,8 @@ KMS_SIGNING_ALGORITHM = "RSASSA_PKCS1_V1_5_SHA_256"
 LEEWAY_SECONDS = 5
 #: Shortest interval between two key reloads triggered by tokens naming a kid we do not hold.
 RELOAD_SECONDS = 5
+#: Verified tokens kept (about 1 KB each): one per recently active device.
+VERIFIED_TOKENS = 10_000
 REQUIRED_CLAIMS = ["iss", "sub", "aud", "iat", "exp", "amr", "jti"]
 
 
@@ -128,6 +131,8 @@ class TokenIssuer:
         self._keys: dict[str, _SigningKey] = {}
         self._lock = asyncio.Lock()
         self._last_reload = -math.inf
+        #: Tokens verified lately, least recently used first (see ``_remember``).
+        self._verified: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
 
     # --- the rotation schedule --------------------------------------------------------------------------------------
 
@@ -234,10 +239,19 @@ class TokenIssuer:
         ``exp`` and ``nbf`` (if any) with ``LEEWAY_SECONDS``. Which pool the ``aud`` must be is the caller's check.
         """
         now = self._now()
-        key = await self._verification_key(self._kid_of(token), now)
-        if key is None:
-            raise _invalid("unknown signing key")
-        claims = self._decode(token, key)
+        verified = self._verified.get(token)
+        if verified is None:
+            kid = self._kid_of(token)
+            key = await self._verification_key(kid, now)
+            if key is None:
+                raise _invalid("unknown signing key")
+            claims = self._decode(token, key)
+            self._remember(token, kid, claims)
+        else:
+            kid, claims = verified
+            self._verified.move_to_end(token)
+            if await self._verification_key(kid, now) is None:  # its key was retired since
+                raise _invalid("unknown signing key")
         if not isinstance(claims["exp"], int) or isinstance(claims["exp"], bool):
             raise _invalid("exp is not an integer")
         nbf = claims.get("nbf")
@@ -246,6 +260,14 @@ class TokenIssuer:
         if claims["exp"] <= now - LEEWAY_SECONDS:
             raise ExpiredTokenError("The security token included in the request is expired")
         return self._issued_token(claims)
+
+    def _remember(self, token: str, kid: str, claims: dict[str, Any]) -> None:
+        """Keeps a token whose signature, issuer and claims checked out, so the device's next requests skip the RSA
+        verification and JSON decoding. Only the same bytes hit; times and the key's liveness are still checked on
+        every use, and the identity behind it is looked up by the caller every time (deletion revokes at once)."""
+        self._verified[token] = (kid, claims)
+        if len(self._verified) > VERIFIED_TOKENS:
+            self._verified.popitem(last=False)
 
     @staticmethod
     def _kid_of(token: str) -> str:

@@ -1,0 +1,107 @@
+"""What the benchmark run needs of an HTTP system under test (syncsvc, the floor, Kinto, PouchDB Server).
+
+Lifecycle: ``install()`` (idempotent; may apt-get / npm / pip into ``.data/bench``), ``start(folder, port)`` (returns
+once the server answers; its data lives in ``folder``), ``stop()`` (ends every process it started; safe to call
+twice). Between them the run asks for the request templates of workloads 1 to 3, each method seeding whatever data
+the requests need before returning:
+
+* ``write_templates(users)``: one template per user; each request creates a new record with a 100-byte value in
+  that user's own collection/dataset, conditionally ("must not exist yet"); the record name contains ``${seq}``.
+* ``delta_templates(users)``: one template per user, whose collection holds 100 records of which the last 10 were
+  changed after a marker; the request asks for the changes since the marker (answer: those 10 records).
+* ``full_pull_templates(datasets)``: one template per dataset of 1,024 records with 1,000-byte values (about
+  1 MB); the request asks for all of it at once, as a device holding nothing would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from bench.load import RequestTemplate, process_tree
+
+REPO = Path(__file__).resolve().parents[2]
+#: Where installed peers (Kinto's venv, PouchDB Server's node_modules) live: git-ignored, kept between runs.
+INSTALLS = REPO / ".data" / "bench"
+WRITE_VALUE = "v" * 100
+PULL_RECORDS = 1024
+PULL_VALUE_BYTES = 1000
+DELTA_RECORDS = 100
+DELTA_CHANGED = 10
+
+
+class HttpSystem(Protocol):
+    #: Short name used in the report ("kinto", "pouchdb", "syncsvc-2w", ...).
+    name: str
+    #: scheme://host:port once started.
+    url: str
+
+    def install(self) -> None: ...
+
+    def start(self, folder: Path, port: int) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def pids(self) -> list[int]:
+        """Every server process (for CPU accounting), children included."""
+        ...
+
+    def versions(self) -> dict[str, str]: ...
+
+    async def write_templates(self, users: int) -> list[RequestTemplate]: ...
+
+    async def delta_templates(self, users: int) -> list[RequestTemplate]: ...
+
+    async def full_pull_templates(self, datasets: int) -> list[RequestTemplate]: ...
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(
+    ready: Callable[[], bool], *, what: str, process: subprocess.Popen[bytes] | None, seconds: float
+) -> None:
+    """Polls ``ready`` every 0.1 s until it holds; fails if ``process`` exits first or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode} before it was ready")
+        with contextlib.suppress(OSError):
+            if ready():
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} was not ready within {seconds:g} s")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, *, seconds: float = 15.0) -> None:
+    """SIGTERM to the process and its descendants, SIGKILL to whatever is left after ``seconds``."""
+    if process is None or process.poll() is not None:
+        return
+    tree = process_tree(process.pid)
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=seconds)
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)

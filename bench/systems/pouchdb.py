@@ -1,0 +1,269 @@
+"""PouchDB Server 4.2 (the CouchDB-protocol peer) in ``make bench``: installs it with npm, runs it, seeds workloads.
+
+Deployment, as its README starts it (``pouchdb-server --port … --dir …``):
+
+* Storage: PouchDB's default LevelDB adapter (leveldown 5.6, the native LevelDB binding), files in ``folder/db``.
+  ``npm install --ignore-scripts``: leveldown ships prebuilt binaries for linux-x64 that node-gyp-build loads at run
+  time (checked at install); the other skipped script belongs to the unused ``--sqlite`` backend (sqlite3 4.2, which
+  predates Node 20). LevelDB writes without fsync: an acknowledged write survives a crash of the server process,
+  not of the machine.
+* One Node process (express-pouchdb), no clustering: that is how PouchDB Server runs.
+* Authentication: CouchDB-style. ``config.json`` names one server admin (who seeds); each benchmark user is a
+  ``_users`` document (pbkdf2, CouchDB's default 10 iterations) and sends Basic auth on every request; each
+  database's ``_security`` lists its user as the only member, so no other user can read or write it.
+* The CouchDB database-per-user pattern: user ``u3`` writes into database ``u3``, ``d3`` reads changes from ``d3``,
+  ``p3`` pulls ``p3``. PouchDB Server keeps every database it opened open (one LevelDB store each, about four file
+  handles: 2,300 databases held 9,200): ``MAX_DATABASES`` caps the databases a workload gets, and so its template
+  count, so that all three workloads' databases fit one server under a 20,000 open-files limit.
+* Logs: level ``warning`` (no per-request line) into ``folder/pouchdb.log``; not copied to stdout.
+
+A PouchDB Server 4.2 quirk: an unauthorised ``PUT /<db>`` crashes the process (``db.info is not a function``), so
+databases are only ever created as the admin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import subprocess
+import urllib.parse
+import urllib.request
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import aiohttp
+import orjson
+
+from bench.load import RequestTemplate, process_tree
+from bench.systems.base import (
+    DELTA_CHANGED,
+    DELTA_RECORDS,
+    INSTALLS,
+    PULL_RECORDS,
+    PULL_VALUE_BYTES,
+    WRITE_VALUE,
+    stop_process,
+    wait_until,
+)
+
+POUCHDB_SERVER_VERSION = "4.2.0"
+HOME = INSTALLS / "pouchdb"
+BINARY = HOME / "node_modules" / ".bin" / "pouchdb-server"
+STAMP = HOME / f"installed-pouchdb-server-{POUCHDB_SERVER_VERSION}"
+PASSWORD = "secret"
+ADMIN = "bench-admin"
+#: Databases (so users, so templates) per workload at most: see the module docstring.
+MAX_DATABASES = 1000
+SEEDING_CONCURRENCY = 16
+USERS_PER_BATCH = 500
+JSON = {"Content-Type": "application/json"}
+
+T = TypeVar("T")
+
+
+def run(command: list[str], *, cwd: Path | None = None) -> str:
+    """Runs ``command``; its stdout, or a RuntimeError holding its output."""
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
+    return done.stdout
+
+
+def basic_auth(user: str, password: str = PASSWORD) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def install_pouchdb_server() -> None:
+    if STAMP.exists() and BINARY.exists():
+        return
+    HOME.mkdir(parents=True, exist_ok=True)
+    package = {"name": "bench-pouchdb", "private": True, "dependencies": {"pouchdb-server": POUCHDB_SERVER_VERSION}}
+    (HOME / "package.json").write_text(json.dumps(package, indent=2) + "\n")
+    run(["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"], cwd=HOME)
+    # The prebuilt LevelDB binding must load on this Node, or the server would fail on its first database.
+    run(["node", "-e", "require('leveldown')"], cwd=HOME)
+    STAMP.touch()
+
+
+def server_config(folder: Path, admin_password: str) -> dict[str, Any]:
+    """``config.json`` (PouchDB Server's ``/_config``): one admin, quiet logging into ``folder``."""
+    return {
+        "admins": {ADMIN: admin_password},
+        "log": {"file": str(folder / "pouchdb.log"), "level": "warning"},
+        "pouchdb_server": {"no-stdout-logs": True},
+    }
+
+
+def answers_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=1) as response:
+        return bool(response.status == 200)
+
+
+def capped(count: int, prefix: str) -> list[str]:
+    return [f"{prefix}{i}" for i in range(min(count, MAX_DATABASES))]
+
+
+class PouchDBServer:
+    """PouchDB Server on LevelDB, one database per user: an ``HttpSystem``."""
+
+    name = "pouchdb"
+
+    def __init__(self) -> None:
+        self.url = ""
+        self._server: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._admin = ""
+
+    def install(self) -> None:
+        install_pouchdb_server()
+
+    def start(self, folder: Path, port: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        admin_password = secrets.token_hex(16)
+        self._admin = basic_auth(ADMIN, admin_password)
+        config = folder / "config.json"
+        config.write_text(json.dumps(server_config(folder, admin_password), indent=2) + "\n")
+        self._log = (folder / "pouchdb-server.out").open("ab")
+        command = [str(BINARY), "--host", "127.0.0.1", "--port", str(port)]
+        self._server = subprocess.Popen(
+            [*command, "--dir", str(folder / "db"), "--config", str(config), "--no-color"],
+            cwd=folder,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: answers_ok(f"{self.url}/"), what="pouchdb-server", process=self._server, seconds=60)
+
+    def stop(self) -> None:
+        stop_process(self._server)
+        self._server = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def pids(self) -> list[int]:
+        return process_tree(self._server.pid) if self._server is not None else []
+
+    def versions(self) -> dict[str, str]:
+        package = HOME / "node_modules" / "pouchdb-server" / "package.json"
+        version = str(json.loads(package.read_text())["version"]) if package.exists() else "not installed"
+        return {"pouchdb-server": version, "node": run(["node", "--version"]).strip().removeprefix("v")}
+
+    async def write_templates(self, users: int) -> list[RequestTemplate]:
+        names = capped(users, "u")
+        await self._databases(names)
+        body = orjson.dumps({"value": WRITE_VALUE}).decode()
+        return [
+            RequestTemplate("PUT", f"/{user}/r${{seq}}", body, {**JSON, "Authorization": basic_auth(user)})
+            for user in names
+        ]
+
+    async def delta_templates(self, users: int) -> list[RequestTemplate]:
+        names = capped(users, "d")
+        await self._databases(names)
+        markers = await self._each(names, self._seed_delta)
+        return [
+            RequestTemplate("GET", changes_path(user, marker), headers={"Authorization": basic_auth(user)})
+            for user, marker in zip(names, markers, strict=True)
+        ]
+
+    async def full_pull_templates(self, datasets: int) -> list[RequestTemplate]:
+        names = capped(datasets, "p")
+        await self._databases(names)
+        await self._each(names, self._seed_pull)
+        return [
+            RequestTemplate("GET", f"/{user}/_all_docs?include_docs=true", headers={"Authorization": basic_auth(user)})
+            for user in names
+        ]
+
+    async def _databases(self, users: list[str]) -> None:
+        """A ``_users`` document per user, and a database of the same name whose only member is that user."""
+        async with aiohttp.ClientSession(base_url=self.url, headers={"Authorization": self._admin}) as session:
+            for start in range(0, len(users), USERS_PER_BATCH):
+                docs = [user_doc(user) for user in users[start : start + USERS_PER_BATCH]]
+                await post_json(session, "/_users/_bulk_docs", {"docs": docs}, existing_ok=True)
+        await self._each(users, self._create_database)
+
+    async def _create_database(self, session: aiohttp.ClientSession, user: str) -> None:
+        async with session.put(f"/{user}", headers={"Authorization": self._admin}) as response:
+            await expect(response, 201, 412)  # 412: it exists already (a second call on the same server)
+        security = {"admins": {"names": [], "roles": []}, "members": {"names": [user], "roles": []}}
+        headers = {**JSON, "Authorization": self._admin}
+        async with session.put(f"/{user}/_security", data=orjson.dumps(security), headers=headers) as response:
+            await expect(response, 200)
+
+    async def _seed_delta(self, session: aiohttp.ClientSession, user: str) -> str:
+        """DELTA_RECORDS documents, the database's ``update_seq`` (the marker), then DELTA_CHANGED of them updated."""
+        auth = {"Authorization": basic_auth(user)}
+        docs = [{"_id": f"r{k:04d}", "value": f"first {k}"} for k in range(DELTA_RECORDS)]
+        written = await post_json(session, f"/{user}/_bulk_docs", {"docs": docs}, auth)
+        async with session.get(f"/{user}", headers=auth) as response:
+            marker = str((await expect(response, 200))["update_seq"])
+        changed = [
+            {"_id": result["id"], "_rev": result["rev"], "value": f"changed {result['id']}"}
+            for result in written[-DELTA_CHANGED:]
+        ]
+        await post_json(session, f"/{user}/_bulk_docs", {"docs": changed}, auth)
+        async with session.get(changes_path(user, marker), headers=auth) as response:
+            results = (await expect(response, 200))["results"]
+        if len(results) != DELTA_CHANGED:
+            raise RuntimeError(f"pouchdb: {user} has {len(results)} changes since {marker}, not {DELTA_CHANGED}")
+        return marker
+
+    async def _seed_pull(self, session: aiohttp.ClientSession, user: str) -> None:
+        """PULL_RECORDS documents with PULL_VALUE_BYTES-character values, in one ``_bulk_docs``."""
+        auth = {"Authorization": basic_auth(user)}
+        docs = [{"_id": f"r{k:04d}", "value": f"{k:04d}".ljust(PULL_VALUE_BYTES, "p")} for k in range(PULL_RECORDS)]
+        await post_json(session, f"/{user}/_bulk_docs", {"docs": docs}, auth)
+        async with session.get(f"/{user}/_all_docs?include_docs=true", headers=auth) as response:
+            rows = (await expect(response, 200))["rows"]
+        if len(rows) != PULL_RECORDS:
+            raise RuntimeError(f"pouchdb: {user} holds {len(rows)} documents, not {PULL_RECORDS}")
+
+    async def _each(self, users: list[str], seed: Callable[[aiohttp.ClientSession, str], Awaitable[T]]) -> list[T]:
+        """``seed(session, user)`` for every user, at most ``SEEDING_CONCURRENCY`` at a time."""
+        limit = asyncio.Semaphore(SEEDING_CONCURRENCY)
+
+        async def one(session: aiohttp.ClientSession, user: str) -> T:
+            async with limit:
+                return await seed(session, user)
+
+        async with aiohttp.ClientSession(base_url=self.url) as session:
+            return list(await asyncio.gather(*(one(session, user) for user in users)))
+
+
+def user_doc(user: str) -> dict[str, Any]:
+    return {"_id": f"org.couchdb.user:{user}", "name": user, "password": PASSWORD, "roles": [], "type": "user"}
+
+
+def changes_path(user: str, marker: str) -> str:
+    return f"/{user}/_changes?since={urllib.parse.quote(marker, safe='')}&include_docs=true"
+
+
+async def expect(response: aiohttp.ClientResponse, *statuses: int) -> Any:
+    """The decoded JSON answer, or a RuntimeError if its status is not one of ``statuses``."""
+    body = await response.read()
+    if response.status not in statuses:
+        raise RuntimeError(f"pouchdb: {response.method} {response.url.path} answered {response.status}: {body[:300]!r}")
+    return orjson.loads(body)
+
+
+async def post_json(
+    session: aiohttp.ClientSession,
+    path: str,
+    payload: dict[str, Any],
+    headers: dict[str, str] | None = None,
+    *,
+    existing_ok: bool = False,
+) -> list[dict[str, Any]]:
+    """POSTs ``payload`` to a ``_bulk_docs`` endpoint; its per-document results, every one of which must be ok
+    (or, with ``existing_ok``, a conflict: the document was written by an earlier call)."""
+    async with session.post(path, data=orjson.dumps(payload), headers={**JSON, **(headers or {})}) as response:
+        results: list[dict[str, Any]] = await expect(response, 201)
+    failed = [r for r in results if not r.get("ok") and not (existing_ok and r.get("error") == "conflict")]
+    if failed:
+        raise RuntimeError(f"pouchdb: {path}: {len(failed)} documents failed, e.g. {failed[0]}")
+    return results

@@ -1,0 +1,272 @@
+"""syncsvc under test: ``syncsvc serve`` (1 or ``--workers N`` processes) with everything on.
+
+Everything on means: Bearer authentication of every request (identity tokens from GetOpenIdToken, verified per
+request), values sealed at rest (always), the outbox and its relay publishing to Kafka (the pool streams to a
+topic), push sync configured on the pool and the hub running. Redis (AOF, fsync every second) and Kafka are the
+run's own, shared with the Redis-alone ceiling (``Infrastructure``).
+
+Setup-only settings: GetId and token calls are not rate limited (``SYNCSVC_GET_ID_PER_SECOND=0``,
+``SYNCSVC_TOKEN_CALLS_PER_SECOND=0``) so thousands of identities are made in seconds; session tokens last the
+whole run. Neither is on the measured path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import boto3
+import orjson
+
+from bench.load import RequestTemplate, process_tree
+from bench.systems.base import (
+    DELTA_CHANGED,
+    DELTA_RECORDS,
+    PULL_RECORDS,
+    PULL_VALUE_BYTES,
+    REPO,
+    WRITE_VALUE,
+    stop_process,
+    wait_until,
+)
+
+SYNCSVC = REPO / ".venv" / "bin" / "syncsvc"
+SETUP_CONCURRENCY = 32
+#: UpdateRecords patches per seeding request (a 1,024-record dataset in four).
+SEED_BATCH = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Infrastructure:
+    """What every syncsvc process of the run shares."""
+
+    redis_url: str
+    kafka_bootstrap: str
+    root_key_file: Path
+    developer: str = field(default_factory=lambda: f"AKIDBENCH{secrets.token_hex(6).upper()}:{secrets.token_hex(20)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    identity_id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+
+
+class SyncSvc:
+    """``syncsvc serve --workers N``; one pool (streaming, push) made at start and used by every workload."""
+
+    def __init__(self, infrastructure: Infrastructure, *, workers: int = 1, name: str | None = None) -> None:
+        self.infrastructure = infrastructure
+        self.workers = workers
+        self.name = name or f"syncsvc-{workers}w"
+        self.url = ""
+        self.pool_id = ""
+        self.topic = f"bench-{uuid.uuid4().hex[:8]}"
+        #: The issuer of identity tokens; instances of one deployment share it (as behind a load balancer).
+        self.public_url: str | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def install(self) -> None:
+        """Nothing to install: the project's own venv."""
+
+    def environment(self, port: int) -> dict[str, str]:
+        infra = self.infrastructure
+        return {
+            **os.environ,
+            "SYNCSVC_REDIS_URL": infra.redis_url,
+            "SYNCSVC_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+            "SYNCSVC_ROOT_KEY_FILE": str(infra.root_key_file),
+            "SYNCSVC_DEVELOPER_CREDENTIALS": infra.developer,
+            "SYNCSVC_PORT": str(port),
+            "SYNCSVC_GET_ID_PER_SECOND": "0",
+            "SYNCSVC_TOKEN_CALLS_PER_SECOND": "0",
+            "SYNCSVC_SYNC_SESSION_TTL_SECONDS": "86400",
+            "SYNCSVC_LOG_LEVEL": "WARNING",
+            **({"SYNCSVC_PUBLIC_URL": self.public_url} if self.public_url else {}),
+        }
+
+    def start(self, folder: Path, port: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / f"{self.name}.log").open("ab") as log:
+            self._process = subprocess.Popen(
+                [str(SYNCSVC), "serve", "--port", str(port), "--workers", str(self.workers)],
+                env=self.environment(port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.url = f"http://127.0.0.1:{port}"
+        wait_until(self._healthy, what=self.name, process=self._process, seconds=60)
+        if not self.pool_id:
+            self.pool_id = new_pool(self.url, self.infrastructure.developer, self.topic)
+
+    def _healthy(self) -> bool:
+        import urllib.request
+
+        with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
+            return bool(response.status == 200)
+
+    def stop(self) -> None:
+        stop_process(self._process)
+        self._process = None
+
+    def pids(self) -> list[int]:
+        return process_tree(self._process.pid) if self._process else []
+
+    def versions(self) -> dict[str, str]:
+        return {"syncsvc": version("syncsvc"), "workers": str(self.workers)}
+
+    async def identities(self, count: int) -> list[Identity]:
+        """``count`` new guest identities of the pool, each with a Bearer token (valid 10 minutes)."""
+        limit = asyncio.Semaphore(SETUP_CONCURRENCY)
+        async with aiohttp.ClientSession() as session:
+
+            async def one() -> Identity:
+                async with limit:
+                    got = await identity_call(session, self.url, "GetId", {"IdentityPoolId": self.pool_id})
+                    token = await identity_call(session, self.url, "GetOpenIdToken", {"IdentityId": got["IdentityId"]})
+                    return Identity(got["IdentityId"], token["Token"])
+
+            return list(await asyncio.gather(*(one() for _ in range(count))))
+
+    def dataset_path(self, identity: Identity, dataset: str) -> str:
+        return f"/identitypools/{self.pool_id}/identities/{identity.identity_id}/datasets/{dataset}"
+
+    async def write_templates(self, users: int) -> list[RequestTemplate]:
+        people = await self.identities(users)
+        async with aiohttp.ClientSession() as session:
+            tokens = await _gather_bounded(self._session_token(session, person, "bench") for person in people)
+        return [
+            RequestTemplate(
+                "POST",
+                self.dataset_path(person, "bench"),
+                orjson.dumps(
+                    {
+                        "SyncSessionToken": token,
+                        "RecordPatches": [{"Op": "replace", "Key": "k${seq}", "Value": WRITE_VALUE, "SyncCount": 0}],
+                    }
+                ).decode(),
+                person.headers,
+            )
+            for person, token in zip(people, tokens, strict=True)
+        ]
+
+    async def delta_templates(self, users: int) -> list[RequestTemplate]:
+        people = await self.identities(users)
+        async with aiohttp.ClientSession() as session:
+            marks = await _gather_bounded(self._seed_delta(session, person) for person in people)
+        return [
+            RequestTemplate(
+                "GET", f"{self.dataset_path(person, 'delta')}/records?lastSyncCount={mark}", "", person.headers
+            )
+            for person, mark in zip(people, marks, strict=True)
+        ]
+
+    async def full_pull_templates(self, datasets: int) -> list[RequestTemplate]:
+        people = await self.identities(datasets)
+        value = "p" * PULL_VALUE_BYTES
+        async with aiohttp.ClientSession() as session:
+            await _gather_bounded(
+                self._write(session, person, "pull", [(f"k{n:04d}", value, 0) for n in range(PULL_RECORDS)])
+                for person in people
+            )
+        return [
+            RequestTemplate(
+                "GET", f"{self.dataset_path(person, 'pull')}/records?maxResults={PULL_RECORDS}", "", person.headers
+            )
+            for person in people
+        ]
+
+    async def _seed_delta(self, session: aiohttp.ClientSession, person: Identity) -> int:
+        """100 records, then 10 of them changed; returns the sync count before the changes."""
+        await self._write(session, person, "delta", [(f"k{n:03d}", WRITE_VALUE, 0) for n in range(DELTA_RECORDS)])
+        path = f"{self.url}{self.dataset_path(person, 'delta')}/records"
+        async with session.get(path, headers=person.headers) as response:
+            mark = int((await response.json())["DatasetSyncCount"])
+        changed = [(f"k{n:03d}", WRITE_VALUE.upper(), mark) for n in range(DELTA_CHANGED)]
+        await self._write(session, person, "delta", changed, one_by_one=True)
+        async with session.get(f"{path}?lastSyncCount={mark}", headers=person.headers) as response:
+            records = (await response.json())["Records"]
+        if len(records) != DELTA_CHANGED:
+            raise RuntimeError(f"delta seed: expected {DELTA_CHANGED} changed records, got {len(records)}")
+        return mark
+
+    async def _session_token(self, session: aiohttp.ClientSession, person: Identity, dataset: str) -> str:
+        path = f"{self.url}{self.dataset_path(person, dataset)}/records"
+        async with session.get(path, headers=person.headers) as response:
+            body = await response.json()
+        if response.status != 200:
+            raise RuntimeError(f"ListRecords: {response.status} {body}")
+        return str(body["SyncSessionToken"])
+
+    async def _write(
+        self,
+        session: aiohttp.ClientSession,
+        person: Identity,
+        dataset: str,
+        records: list[tuple[str, str, int]],
+        *,
+        one_by_one: bool = False,
+    ) -> None:
+        """Writes (key, value, sync count) records, SEED_BATCH per UpdateRecords (or one each)."""
+        token = await self._session_token(session, person, dataset)
+        step = 1 if one_by_one else SEED_BATCH
+        for start in range(0, len(records), step):
+            patches = [
+                {"Op": "replace", "Key": k, "Value": v, "SyncCount": c} for k, v, c in records[start : start + step]
+            ]
+            body = orjson.dumps({"SyncSessionToken": token, "RecordPatches": patches})
+            path = f"{self.url}{self.dataset_path(person, dataset)}"
+            async with session.post(path, data=body, headers=person.headers) as response:
+                if response.status != 200:
+                    raise RuntimeError(f"seeding {dataset}: {response.status} {await response.text()}")
+
+
+async def _gather_bounded(calls: Any) -> list[Any]:
+    limit = asyncio.Semaphore(SETUP_CONCURRENCY)
+
+    async def bounded(call: Any) -> Any:
+        async with limit:
+            return await call
+
+    return list(await asyncio.gather(*(bounded(call) for call in calls)))
+
+
+async def identity_call(session: aiohttp.ClientSession, url: str, operation: str, body: dict[str, Any]) -> Any:
+    """An unsigned Cognito Identity call (GetId, GetOpenIdToken of a guest identity)."""
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"AWSCognitoIdentityService.{operation}"}
+    async with session.post(url + "/", data=orjson.dumps(body), headers=headers) as response:
+        answer = orjson.loads(await response.read())
+        if response.status != 200:
+            raise RuntimeError(f"{operation}: {response.status} {answer}")
+        return answer
+
+
+def new_pool(url: str, developer: str, topic: str) -> str:
+    """A guest-enabled pool that streams to ``topic`` and has push sync configured."""
+    key, secret = developer.split(":", 1)
+    session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name="us-east-1")
+    pool_id: str = session.client("cognito-identity", endpoint_url=url).create_identity_pool(
+        IdentityPoolName="bench", AllowUnauthenticatedIdentities=True
+    )["IdentityPoolId"]
+    session.client("cognito-sync", endpoint_url=url).set_identity_pool_configuration(
+        IdentityPoolId=pool_id,
+        PushSync={"RoleArn": "arn:aws:iam::123456789012:role/push"},
+        CognitoStreams={
+            "StreamName": topic,
+            "RoleArn": "arn:aws:iam::123456789012:role/stream",
+            "StreamingStatus": "ENABLED",
+        },
+    )
+    return pool_id

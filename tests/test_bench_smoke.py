@@ -1,0 +1,86 @@
+"""`make bench` in miniature: every system and workload of the benchmark run, seconds each, so it cannot rot.
+
+The peers (Kinto, PouchDB Server) are left out: they install from apt/npm/PyPI on first use, which is the full
+run's business. What is checked is that the run completes, measures what it claims and writes its report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import report
+from bench.run import Plan, run
+
+
+@pytest.mark.timeout(420)
+def test_smoke_run_measures_every_workload_and_writes_the_report(kafka_bootstrap: str, tmp_path: Path) -> None:
+    plan = Plan.smoke()
+    run(plan, tmp_path, kafka=kafka_bootstrap)
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    measured = {(point["system"], point["workload"]) for point in results["points"]}
+    for system in ("floor", "syncsvc-1w", "syncsvc-2w"):
+        assert {(system, workload) for workload in ("write", "delta", "pull")} <= measured
+    assert ("redis-alone", "write") in measured
+    for point in results["points"]:
+        assert point["errors"] == 0, point
+        assert point["requests"] > 0, point
+        assert point["throughput"] > 0, point
+        assert 0 < point["p50_ms"] <= point["p99_ms"] <= point["max_ms"], point
+    assert {row["system"] for row in results["paced"]} == {"syncsvc-1w", "syncsvc-2w"}
+
+    assert set(results["push"]) == {"one instance", "two instances"}
+    assert all(push["writes"] == plan.push_writes for push in results["push"].values())
+    assert results["stream"]["writes"] == plan.stream_writes
+    assert results["idle"]["devices_held"] == plan.idle_devices
+    assert results["bulk"]["records"] == plan.bulk_identities * plan.bulk_datasets * plan.bulk_records
+
+    text = (tmp_path / "results.md").read_text()
+    for target in report.targets(results):
+        assert f"| {target.name} | {target.goal} | {target.measured} |" in text
+    for chart in ("throughput.png", "writes.png"):
+        assert (tmp_path / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({chart})" in text
+
+
+def _point(system: str, connections: int, throughput: float, p99: float = 1.0) -> dict[str, object]:
+    return {
+        "system": system,
+        "workload": "write",
+        "connections": connections,
+        "throughput": throughput,
+        "p50_ms": p99 / 2,
+        "p99_ms": p99,
+        "generator_cpu": 0.1,
+        "server_cpu": 0.5,
+    }
+
+
+def test_peak_is_the_level_with_the_best_median_and_shows_its_spread() -> None:
+    points = [_point("s", 4, 100), _point("s", 4, 300), _point("s", 4, 200), _point("s", 16, 250), _point("s", 16, 240)]
+    best = report.peak(points, "s", "write")
+    assert (best["connections"], best["throughput"]) == (16, 245)
+    assert (best["low"], best["high"]) == (240, 250)
+    assert report.peak(points, "other", "write") == {}
+
+
+def test_targets_are_ratios_of_the_same_run() -> None:
+    results = {
+        "points": [_point("syncsvc-2w", 64, 6000), _point("floor", 64, 10000), _point("kinto", 16, 150)],
+        "paced": [{"system": "syncsvc-2w", "p99_ms": 12.0, "throughput": 3000.0}],
+        "push": {"one instance": {"p99_ms": 0.5}},
+        "stream": {"p99_ms": 200.0},
+        "idle": {"devices_held": 20000, "rss_bytes": 900 << 20},
+        "bulk": {"records_per_second": 49000.0},
+    }
+    verdicts = {target.name: (target.measured, target.met) for target in report.targets(results)}
+    assert verdicts["writes vs the floor"] == ("0.60x", True)
+    assert verdicts["writes vs Kinto"] == ("40x", True)
+    assert verdicts["write p99 at half peak"] == ("12.0 ms at 3,000/s", False)
+    assert verdicts["push p99 (one instance)"] == ("0.50 ms", True)
+    assert verdicts["stream p99"] == ("200.0 ms", False)
+    assert verdicts["idle WebSocket devices"] == ("20,000 at 0.88 GiB", True)
+    assert verdicts["bulk publish"] == ("49,000 records/s", False)
