@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 PREFIX = "syncsvc"
 
-#: Hash of deployment-wide facts (the shard count) checked at start-up.
+#: Hash of deployment-wide facts (the shard count, the relay lane count) checked at start-up.
 META = f"{PREFIX}:meta"
 #: The shared secret that signs sync session and pagination tokens, when not configured.
 TOKEN_SECRET = f"{PREFIX}:secret:tokens"
@@ -53,9 +53,9 @@ def outbox(shard: int) -> str:
     return f"{shard_tag(shard)}:outbox"
 
 
-def relay_lease(shard: int) -> str:
-    """String with a time to live: the id of the relay that publishes this shard now."""
-    return f"{shard_tag(shard)}:relay:lease"
+def relay_lane_lease(lane: int) -> str:
+    """String with a time to live: the id of the relay that publishes this relay lane (a fixed group of shards) now."""
+    return f"{PREFIX}:relay:lane:{lane}:lease"
 
 
 def relay_position(shard: int) -> str:

@@ -7,7 +7,6 @@ limit and a re-send in exactly the same words.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, Protocol
 
 from syncsvc.errors import LimitExceededError, RecordConflictError
@@ -22,8 +21,17 @@ class ValueOpener(Protocol):
 
 
 def opened(dataset: str, record: Record, cipher: ValueOpener) -> Record:
-    """``record`` with its value opened."""
-    return replace(record, value=cipher.open(dataset, record.key, record.value))
+    """``record`` with its value opened (built field by field: ``dataclasses.replace`` costs several times more, and a
+    full pull opens 1,024 records)."""
+    return Record(
+        record.key,
+        cipher.open(dataset, record.key, record.value),
+        record.sync_count,
+        record.last_modified_ms,
+        record.last_modified_by,
+        record.device_last_modified_ms,
+        record.version_vector,
+    )
 
 
 def result_of(dataset: str, outcome: UpdateOutcome, cipher: ValueOpener) -> WriteResult:

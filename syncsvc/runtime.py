@@ -1,8 +1,8 @@
 """The object graph of one syncsvc instance, opened and closed as one async context.
 
-``async with open_services(settings) as services:`` connects to Redis, checks the deployment (shard count), gets the
-shared token secret, builds every service once, and closes what it opened on the way out. The HTTP app and the
-operator CLI both run inside it, so there is one place that knows how the parts fit together.
+``async with open_services(settings) as services:`` connects to Redis, checks the deployment (shard and relay lane
+counts), gets the shared token secret, builds every service once, and closes what it opened on the way out. The HTTP
+app and the operator CLI both run inside it, so there is one place that knows how the parts fit together.
 """
 
 from __future__ import annotations
@@ -94,12 +94,18 @@ async def open_services(settings: Settings, *, triggers: TriggerRegistry | None 
 
 
 async def _check_deployment(store: RedisStore, settings: Settings) -> bytes:
-    """Checks the shard count against the one Redis recorded; returns the token-signing secret."""
+    """Checks the shard and relay lane counts against the ones Redis recorded; returns the token-signing secret."""
     recorded = await store.check_shards(settings.shards)
     if recorded != settings.shards:
         raise StartupError(
             f"SYNCSVC_SHARDS is {settings.shards} but this Redis holds data for {recorded} shards; "
             f"the shard count cannot change"
+        )
+    lanes = await RedisOutbox(store.client).check_lanes(settings.relay_lanes)
+    if lanes != settings.relay_lanes:
+        raise StartupError(
+            f"SYNCSVC_RELAY_LANES is {settings.relay_lanes} but this deployment's relays publish in {lanes} lanes; "
+            f"the lane count cannot change"
         )
     if settings.token_secret:
         return settings.token_secret.get_secret_value().encode()

@@ -14,24 +14,28 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp.test_utils import TestServer
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from redis.asyncio import Redis
 
 from syncsvc import keys
 from syncsvc.api.app import create_app
-from syncsvc.config import Settings
+from syncsvc.config import Settings, SettingsError, load_settings
+from syncsvc.runtime import open_services
 from tests.conftest import Boto, Raw, free_port, make_settings, process_environment
 
 SYNCSVC = str(Path(sys.executable).with_name("syncsvc"))
 ROLE = "arn:aws:iam::123456789012:role/streams"
 SHARDS = 4
+#: Two shards per lane, so one relay transaction may carry several shards (tests that want it say so: the default
+#: lane count of a server and a `syncsvc` process the suite starts is 4).
+LANES = 2
 
 
 @pytest.fixture
-def settings(redis_url: str, kafka_bootstrap: str) -> Settings:
+def settings(redis_url: str, kafka_bootstrap: str, overrides: dict[str, Any]) -> Settings:
     """A server whose outbox the test relays itself (shards kept few so relays start fast)."""
-    return make_settings(redis_url, shards=SHARDS, kafka_bootstrap=kafka_bootstrap, relay=False)
+    return make_settings(redis_url, shards=SHARDS, kafka_bootstrap=kafka_bootstrap, relay=False, **overrides)
 
 
 @pytest.fixture(scope="session")
@@ -183,15 +187,17 @@ async def published_somewhere(redis_client: Redis) -> bool:
     return any([await redis_client.exists(keys.relay_position(shard)) for shard in range(SHARDS)])
 
 
-def relay_process(redis_url: str, kafka_bootstrap: str) -> Any:
-    env = process_environment()
-    env.update(SYNCSVC_REDIS_URL=redis_url, SYNCSVC_KAFKA_BOOTSTRAP=kafka_bootstrap, SYNCSVC_SHARDS=str(SHARDS))
-    return asyncio.create_subprocess_exec(
-        SYNCSVC, "relay", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-    )
+def relay_process(
+    redis_url: str, kafka_bootstrap: str, *, stderr: int = asyncio.subprocess.DEVNULL, **settings: str
+) -> Any:
+    """`syncsvc relay` with SHARDS shards, plus SYNCSVC_* ``settings``."""
+    env = process_environment(SYNCSVC_SHARDS=str(SHARDS), **settings)
+    env.update(SYNCSVC_REDIS_URL=redis_url, SYNCSVC_KAFKA_BOOTSTRAP=kafka_bootstrap)
+    return asyncio.create_subprocess_exec(SYNCSVC, "relay", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=stderr)
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("overrides", [{"relay_lanes": LANES}])
 async def test_a_relay_killed_mid_load_loses_and_duplicates_nothing(
     raw: Raw, boto: Boto, redis_url: str, warm_kafka: str, redis_client: Redis
 ) -> None:
@@ -200,7 +206,7 @@ async def test_a_relay_killed_mid_load_loses_and_duplicates_nothing(
     await create_topic(kafka_bootstrap, topic)
     pool_id = await streaming_pool(boto, topic)
     identities = [f"us-east-1:{uuid.uuid4()}" for _ in range(6)]
-    relay = await relay_process(redis_url, kafka_bootstrap)
+    relay = await relay_process(redis_url, kafka_bootstrap, SYNCSVC_RELAY_LANES=str(LANES))
 
     async def writer(identity: str, count: int) -> int:
         path = f"/identitypools/{pool_id}/identities/{identity}/datasets/d"
@@ -219,7 +225,7 @@ async def test_a_relay_killed_mid_load_loses_and_duplicates_nothing(
     await relay.wait()
     acknowledged = sum(await load)
     # the killed relay's lease must expire before another relay takes its shards (LEASE_MS)
-    restarted = await relay_process(redis_url, kafka_bootstrap)
+    restarted = await relay_process(redis_url, kafka_bootstrap, SYNCSVC_RELAY_LANES=str(LANES))
     try:
         messages = await read_topic(kafka_bootstrap, topic, acknowledged, timeout=90)
     finally:
@@ -233,3 +239,152 @@ async def test_a_relay_killed_mid_load_loses_and_duplicates_nothing(
     assert sorted(per_dataset) == sorted(f"{pool_id}/{identity}/d".encode() for identity in identities)
     for counts in per_dataset.values():
         assert counts == list(range(1, 41))  # every change once, in sync-count order
+
+
+@pytest.mark.timeout(120)
+async def test_a_busy_shard_gathers_changes_into_few_transactions_and_a_quiet_one_publishes_at_once(
+    redis_url: str, warm_kafka: str, redis_client: Redis
+) -> None:
+    linger_seconds = 2.0
+    run = uuid.uuid4().hex[:8]
+    checkpoints = f"checkpoints-{run}"
+    settings = make_settings(
+        redis_url,
+        shards=SHARDS,
+        kafka_bootstrap=warm_kafka,
+        relay=True,
+        relay_lanes=LANES,  # the shard written shares its lane with another, quiet one
+        relay_linger_ms=int(linger_seconds * 1000),
+        relay_checkpoint_topic=checkpoints,
+        relay_transactional_prefix=f"linger-{run}",
+    )
+    server = TestServer(create_app(settings), host="127.0.0.1", port=free_port())
+    await server.start_server()
+    try:
+        boto, topic = Boto(str(server.make_url("")).rstrip("/")), f"changes-{run}"
+        await create_topic(warm_kafka, topic)
+        names = {"IdentityPoolId": await streaming_pool(boto, topic), "IdentityId": f"us-east-1:{uuid.uuid4()}"}
+        names["DatasetName"] = "d"
+        token = (await boto.call(boto.sync, "list_records", **names))["SyncSessionToken"]
+
+        async def write(count: int) -> None:
+            patch = {"Op": "replace", "Key": "k", "Value": str(count), "SyncCount": count}
+            await boto.call(boto.sync, "update_records", **names, SyncSessionToken=token, RecordPatches=[patch])
+
+        await write(0)
+        assert len(await read_topic(warm_kafka, topic, 1)) == 1  # the relay is up and the shard has published
+        await asyncio.sleep(linger_seconds + 0.2)  # quiet again
+
+        started = asyncio.get_running_loop().time()
+        await write(1)
+        assert len(await read_topic(warm_kafka, topic, 2, timeout=linger_seconds - 0.5)) == 2
+        assert asyncio.get_running_loop().time() - started < linger_seconds  # not held back by the linger
+
+        for count in range(2, 22):  # a burst, well within one linger
+            await write(count)
+        changes = await read_topic(warm_kafka, topic, 22)
+        assert [orjson.loads(message.value)["syncCount"] for message in changes] == list(range(1, 23))
+    finally:
+        await server.close()
+    shard_key = f"shard-{keys.shard_of(names['IdentityId'], SHARDS)}".encode()
+    transactions = await read_topic(warm_kafka, checkpoints, 3, timeout=5)
+    # one transaction for the first change, one for the second, the burst in one or two
+    assert 3 <= len([message for message in transactions if message.key == shard_key]) <= 4
+
+
+async def checkpoints_per_shard(bootstrap: str, topic: str) -> dict[int, int]:
+    """How many positions each shard committed to the checkpoint topic (one per transaction that advanced it)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, shard) for shard in range(SHARDS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        counts = dict.fromkeys(range(SHARDS), 0)
+        async with asyncio.timeout(30):
+            while [partition for partition in partitions if await consumer.position(partition) < ends[partition]]:
+                for partition, messages in (await consumer.getmany(*partitions, timeout_ms=500)).items():
+                    counts[partition.partition] += len(messages)
+        return counts
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.timeout(120)
+async def test_a_burst_of_changes_to_the_shards_of_one_lane_goes_out_in_one_transaction(
+    redis_url: str, warm_kafka: str, redis_client: Redis
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    checkpoints = f"checkpoints-{run}"
+    settings = make_settings(
+        redis_url,
+        shards=SHARDS,
+        kafka_bootstrap=warm_kafka,
+        relay=True,
+        relay_lanes=1,  # every shard in one lane
+        relay_linger_ms=3000,
+        relay_checkpoint_topic=checkpoints,
+        relay_transactional_prefix=f"lanes-{run}",
+    )
+    server = TestServer(create_app(settings), host="127.0.0.1", port=free_port())
+    await server.start_server()
+    try:
+        boto, topic = Boto(str(server.make_url("")).rstrip("/")), f"changes-{run}"
+        await create_topic(warm_kafka, topic)
+        pool_id = await streaming_pool(boto, topic)
+        by_shard: dict[int, str] = {}
+        while len(by_shard) < SHARDS:  # an identity in every shard
+            identity = f"us-east-1:{uuid.uuid4()}"
+            by_shard.setdefault(keys.shard_of(identity, SHARDS), identity)
+        names = {
+            shard: {"IdentityPoolId": pool_id, "IdentityId": identity, "DatasetName": "d"}
+            for shard, identity in by_shard.items()
+        }
+        tokens = {
+            shard: (await boto.call(boto.sync, "list_records", **names[shard]))["SyncSessionToken"]
+            for shard in by_shard
+        }
+        sync_counts = dict.fromkeys(by_shard, 0)
+
+        async def write(shard: int) -> None:
+            patch = {"Op": "replace", "Key": "k", "Value": "v", "SyncCount": sync_counts[shard]}
+            await boto.call(
+                boto.sync, "update_records", **names[shard], SyncSessionToken=tokens[shard], RecordPatches=[patch]
+            )
+            sync_counts[shard] += 1
+
+        await write(0)  # published at once (the lane was quiet), which starts the lane's linger
+        async with asyncio.timeout(30):
+            while not await redis_client.exists(keys.relay_position(0)):
+                await asyncio.sleep(0.01)
+        for _ in range(3):  # a burst to every shard, well within the linger
+            for shard in by_shard:
+                await write(shard)
+        changes = await read_topic(warm_kafka, topic, 1 + 3 * SHARDS)
+        assert len(changes) == 1 + 3 * SHARDS
+    finally:
+        await server.close()
+    # one transaction for the first change, one for the whole burst: it advanced each shard once
+    assert await checkpoints_per_shard(warm_kafka, checkpoints) == {0: 2, 1: 1, 2: 1, 3: 1}
+
+
+def test_more_relay_lanes_than_shards_are_refused() -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings(shards=SHARDS, relay_lanes=SHARDS + 1)
+    assert str(refused.value) == "invalid setting SYNCSVC_RELAY_LANES: Value error, must not exceed the shard count (4)"
+
+
+@pytest.mark.timeout(60)
+async def test_a_relay_started_with_another_lane_count_than_recorded_is_refused(
+    redis_url: str, kafka_bootstrap: str, redis_client: Redis
+) -> None:
+    async with open_services(make_settings(redis_url, shards=SHARDS, relay_lanes=LANES)):
+        pass  # the first start records the lane count (2)
+    relay = await relay_process(redis_url, kafka_bootstrap, stderr=asyncio.subprocess.PIPE, SYNCSVC_RELAY_LANES="4")
+    _, stderr = await relay.communicate()
+    assert (relay.returncode, stderr.decode()) == (
+        1,
+        "syncsvc: SYNCSVC_RELAY_LANES is 4 but this deployment's relays publish in 2 lanes; "
+        "the lane count cannot change\n",
+    )

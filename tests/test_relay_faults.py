@@ -23,6 +23,7 @@ from syncsvc.api.app import create_app
 from tests.conftest import Boto, Raw, free_port, make_settings
 from tests.kafka import KafkaBroker
 from tests.test_relay import (  # noqa: F401 - fixtures: settings (4 shards), warm_kafka
+    LANES,
     SHARDS,
     create_topic,
     read_topic,
@@ -152,6 +153,7 @@ async def test_kafka_missing_at_start_up_degrades_readiness_then_drains(
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("overrides", [{"relay_lanes": LANES}])
 async def test_two_relays_at_once_duplicate_and_reorder_nothing(
     raw: Raw,
     boto: Boto,
@@ -161,7 +163,7 @@ async def test_two_relays_at_once_duplicate_and_reorder_nothing(
     topic = f"changes-{uuid.uuid4().hex[:8]}"
     await create_topic(warm_kafka, topic)
     load = Load(raw, await streaming_pool(boto, topic), writers=4)
-    relays = [await relay_process(redis_url, warm_kafka) for _ in range(2)]
+    relays = [await relay_process(redis_url, warm_kafka, SYNCSVC_RELAY_LANES=str(LANES)) for _ in range(2)]
     try:
         await load.run(6)
         messages = await read_topic(warm_kafka, topic, load.acknowledged, timeout=90)

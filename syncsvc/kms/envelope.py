@@ -19,6 +19,7 @@ way to seal them.
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 import struct
 import time
@@ -133,7 +134,7 @@ class IdentityCipher:
     def open(self, dataset: str, key: str, value: str | None) -> str | None:
         if value is None or not value.startswith(SEALED):
             return value
-        raw = base64.b64decode(value[len(SEALED) :])
+        raw = binascii.a2b_base64(value[len(SEALED) :])
         (version,) = struct.unpack(">I", raw[:4])
         data_key = self.keys.get(version)
         if data_key is None:

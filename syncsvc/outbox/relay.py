@@ -1,26 +1,38 @@
 """The relay: publishes each shard's outbox to Kafka in order, exactly once for read_committed consumers.
 
-The shape is Kafka Connect's exactly-once source: per shard one transactional producer (``transactional.id`` =
-``<prefix>-<shard>``) and a compacted checkpoint topic. Each batch of outbox entries and the shard's new position go
-to Kafka in *one* transaction, so the records and the position commit together or not at all. On start the worker
-first initialises its producer — which fences any older producer with the same id (a zombie relay) and aborts its
-open transaction — and only then reads the last committed position back, so it resumes exactly after what was
-published: no loss, no duplicate, after a kill -9 at any moment.
+The shape is Kafka Connect's exactly-once source: transactional producers and a compacted checkpoint topic holding
+each shard's position (key ``shard-<n>``, partition n). Shards are grouped into a few fixed *lanes* (lane k holds the
+shards s with s % ``relay_lanes`` == k), and each lane has one transactional producer (``transactional.id`` =
+``<prefix>-lane-<k>``): one transaction carries the pending changes of all the lane's shards and the new position of
+each shard it advances, so the records and the positions commit together or not at all. A transaction costs several
+broker round trips whatever it carries, so a few lanes publish far more changes per transaction than one producer per
+shard would. On start a lane's worker first initialises its producer — which fences any older producer with the same
+id (a zombie relay) and aborts its open transaction — and only then reads its shards' last committed positions back,
+so it resumes exactly after what was published: no loss, no duplicate, after a kill -9 at any moment.
 
-Which relay publishes a shard is decided by a lease in Redis (renewed while it works); any number of relays (inside
-``syncsvc serve`` processes or ``syncsvc relay``) can run, and a shard is worked by one at a time. After Kafka
-commits, the position is recorded in Redis and the outbox is trimmed up to it, so outbox memory stays bounded.
+Fencing holds only while a shard always belongs to the same ``transactional.id``, so the lane count, like the shard
+count, is fixed for a deployment's life: the first start records it in Redis and later starts refuse another value.
+(Upgrading from the per-shard producers of earlier versions: stop every old relay before starting a new one, since
+lane producers do not fence them.)
+
+Which relay publishes a lane is decided by a lease in Redis (renewed while it works); any number of relays (inside
+``syncsvc serve`` processes or ``syncsvc relay``) can run, and a lane is worked by one at a time. The worker reads its
+shards with one pipelined round trip of non-blocking reads; while they are all empty it waits on one small watcher
+per shard (a blocking read of one entry: a wake-up, shards live in different Redis Cluster slots). After Kafka
+commits, the positions are recorded in Redis and the outboxes trimmed up to them, so outbox memory stays bounded.
 Kafka being slow or down never fails a write: entries wait in the outbox and the worker retries with backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import math
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -31,7 +43,7 @@ from syncsvc.errors import BackendUnavailableError
 from syncsvc.keys import IdentityKeys
 from syncsvc.kms.envelope import Envelope, UnreadableValueError
 from syncsvc.outbox.record import StreamRecord, stream_record
-from syncsvc.store.outbox import RedisOutbox
+from syncsvc.store.outbox import Entry, RedisOutbox
 
 log = logging.getLogger("syncsvc.relay")
 
@@ -43,10 +55,17 @@ MAX_BACKOFF_SECONDS = 5.0
 #: How long one Kafka step (start, one batch's transaction) may take before the relay gives up and starts over.
 KAFKA_TIMEOUT_SECONDS = 10.0
 REPORT_SECONDS = 60.0
+#: How long a shard's watcher blocks on one read (below the Redis client's socket timeout).
+WATCH_MS = 2_000
+#: How long an idle lane waits for a watcher before it reads its shards again anyway.
+IDLE_SECONDS = 1.0
+
+#: Changes per shard, in outbox order.
+Batch = dict[int, list[Entry]]
 
 
 class Relay:
-    """Runs one worker per shard until cancelled. ``lag()`` tells what each shard still has to publish."""
+    """Runs one worker per lane until cancelled. ``lag()`` tells what each shard still has to publish."""
 
     def __init__(
         self, outbox: RedisOutbox, settings: Settings, envelope: Envelope, *, owner: str | None = None
@@ -56,16 +75,22 @@ class Relay:
         self._envelope = envelope
         self.owner = owner or f"relay-{uuid.uuid4()}"
         self._topics = Topics(settings)
-        self.workers = [ShardWorker(shard, self) for shard in range(settings.shards)]
+        self.workers = [LaneWorker(lane, self) for lane in range(settings.relay_lanes)]
 
     async def run(self) -> None:
-        log.info("relay %s: publishing %d shards to %s", self.owner, len(self.workers), self._settings.kafka_bootstrap)
+        log.info(
+            "relay %s: publishing %d shards in %d lanes to %s",
+            self.owner,
+            self._settings.shards,
+            len(self.workers),
+            self._settings.kafka_bootstrap,
+        )
         try:
             await asyncio.gather(self._report(), *(worker.run() for worker in self.workers))
         finally:
             await self._topics.close()
 
-    async def records(self, shard: int, entries: list[tuple[str, dict[str, str]]]) -> list[StreamRecord]:
+    async def records(self, shard: int, entries: list[Entry]) -> list[StreamRecord]:
         """The Kafka records of outbox entries, values opened. An entry of an identity whose data keys were
         destroyed (deleted: crypto-shredded) cannot be opened and is left out, with a log line."""
         records = []
@@ -80,7 +105,7 @@ class Relay:
                 log.warning("relay shard %d: change %s left out of the stream: %s", shard, entry_id, exc)
         return records
 
-    def note(self, worker: ShardWorker, error: Exception | None) -> None:
+    def note(self, worker: LaneWorker, error: Exception | None) -> None:
         """A worker's state changed: logs one line when the relay as a whole starts or stops failing."""
         was_healthy = self.healthy
         worker.failing = error is not None
@@ -122,21 +147,31 @@ class Relay:
         return max(0.0, time.time() - min(waiting) / 1000) if waiting else 0.0
 
 
-class ShardWorker:
-    def __init__(self, shard: int, relay: Relay) -> None:
-        self.shard = shard
+class LaneWorker:
+    """Publishes the shards of one lane, all of them in each transaction."""
+
+    def __init__(self, lane: int, relay: Relay) -> None:
+        self.lane = lane
         self._relay = relay
         self._outbox = relay._outbox
         self._settings = relay._settings
-        self._checkpoint_key = f"shard-{shard}".encode()
+        self.shards = list(range(lane, self._settings.shards, self._settings.relay_lanes))
         self.failing = False
+        self._last_commit = -math.inf
+        #: Each shard's last position committed to Kafka (set while the worker holds the lane).
+        self._positions: dict[int, str] = {}
+        #: Set by a watcher that saw a change; ``_rests`` counts the times the lane found nothing to publish.
+        self._wake = asyncio.Event()
+        self._rests = 0
+        self._turn = 0
+        self._rested = asyncio.Condition()
 
     async def run(self) -> None:
-        """Holds the shard's lease and publishes; on failure waits (1 s, doubling to 5 s) and starts over."""
+        """Holds the lane's lease and publishes; on failure waits (1 s, doubling to 5 s) and starts over."""
         backoff = 1.0
         while True:
             try:
-                if await self._outbox.lease("take", self.shard, self._relay.owner, LEASE_MS):
+                if await self._outbox.lease("take", self.lane, self._relay.owner, LEASE_MS):
                     await self._publish()
                     backoff = 1.0
                 else:
@@ -145,80 +180,151 @@ class ShardWorker:
                 await self._give_back()
                 raise
             except (KafkaError, BackendUnavailableError, OSError, TimeoutError) as exc:
-                log.debug("relay shard %d: %s: %s; retrying in %.0f s", self.shard, type(exc).__name__, exc, backoff)
+                log.debug("relay lane %d: %s: %s; retrying in %.0f s", self.lane, type(exc).__name__, exc, backoff)
                 self._relay.note(self, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-            except Exception as exc:  # a bug or a key problem: one shard starts over, the other shards go on
-                log.exception("relay shard %d failed; starting over in %.0f s", self.shard, MAX_BACKOFF_SECONDS)
+            except Exception as exc:  # a bug or a key problem: one lane starts over, the other lanes go on
+                log.exception("relay lane %d failed; starting over in %.0f s", self.lane, MAX_BACKOFF_SECONDS)
                 self._relay.note(self, exc)
                 await asyncio.sleep(MAX_BACKOFF_SECONDS)
 
     async def _give_back(self) -> None:
         try:
-            await asyncio.shield(self._outbox.lease("give", self.shard, self._relay.owner, LEASE_MS))
+            await asyncio.shield(self._outbox.lease("give", self.lane, self._relay.owner, LEASE_MS))
         except BackendUnavailableError:
-            log.info("relay shard %d: could not give the lease back; it expires by itself", self.shard)
+            log.info("relay lane %d: could not give the lease back; it expires by itself", self.lane)
 
     async def _publish(self) -> None:
         """Publishes while the lease is held; returns when it is lost."""
         producer = AIOKafkaProducer(
             bootstrap_servers=self._settings.kafka_bootstrap,
-            transactional_id=f"{self._settings.relay_transactional_prefix}-{self.shard}",
+            transactional_id=f"{self._settings.relay_transactional_prefix}-lane-{self.lane}",
             enable_idempotence=True,
             acks="all",
             max_request_size=MAX_MESSAGE_BYTES,
             request_timeout_ms=15_000,
         )
+        watchers: list[asyncio.Task[None]] = []
         try:
             async with asyncio.timeout(3 * KAFKA_TIMEOUT_SECONDS):
-                await producer.start()  # InitProducerId: fences an older producer of this shard, aborts its transaction
+                await producer.start()  # InitProducerId: fences an older producer of this lane, aborts its transaction
                 await self._relay._topics.ensure([self._settings.relay_checkpoint_topic], compacted=True)
-                position = await self._checkpoint()
-            if not await self._outbox.lease("take", self.shard, self._relay.owner, LEASE_MS):
-                return  # starting took longer than the lease, and another relay has the shard now
-            if position != START_POSITION:  # what an earlier relay committed may not have been recorded in Redis
-                await self._outbox.published(self.shard, position)
-            log.debug("relay shard %d: resuming after %s", self.shard, position)
+                self._positions = await self._checkpoints()
+            if not await self._outbox.lease("take", self.lane, self._relay.owner, LEASE_MS):
+                return  # starting took longer than the lease, and another relay has the lane now
+            # what an earlier relay committed may not have been recorded in Redis
+            await self._outbox.published({s: p for s, p in self._positions.items() if p != START_POSITION})
+            log.debug("relay lane %d: resuming after %s", self.lane, self._positions)
             self._relay.note(self, None)
+            watchers = [asyncio.create_task(self._watch(shard)) for shard in self.shards]
             kept = time.monotonic()
             while True:
                 if time.monotonic() - kept > LEASE_MS / 3000:
-                    if not await self._outbox.lease("keep", self.shard, self._relay.owner, LEASE_MS):
-                        log.info("relay shard %d: lease lost; another relay publishes it now", self.shard)
+                    if not await self._outbox.lease("keep", self.lane, self._relay.owner, LEASE_MS):
+                        log.info("relay lane %d: lease lost; another relay publishes it now", self.lane)
                         return
                     kept = time.monotonic()
-                entries = await self._outbox.read(self.shard, position, count=self._settings.relay_batch, block_ms=500)
-                if entries:
-                    records = await self._relay.records(self.shard, entries)
-                    position = entries[-1][0]
-                    # A step that cannot finish (Kafka gone) fails the batch; the next producer fences this one and
-                    # resumes from the checkpoint, so a batch is never half published nor published twice.
-                    async with asyncio.timeout(KAFKA_TIMEOUT_SECONDS):
-                        await self._relay._topics.ensure({record.topic for record in records})
-                        await self._commit(producer, records, position)
-                    await self._outbox.published(self.shard, position)
-                    log.debug("relay shard %d: published %d changes up to %s", self.shard, len(records), position)
+                for watcher in watchers:
+                    if watcher.done():
+                        watcher.result()  # a watcher only ends by failing: the lane starts over
+                if batch := await self._gather():
+                    await self._send(producer, batch)
         finally:
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
             await self._stop(producer)
+
+    async def _gather(self) -> Batch:
+        """The next batch: what the lane's shards hold after their positions; if the lane's last transaction is less
+        than ``relay_linger_ms`` old, lets more gather until it is (up to ``relay_batch`` in all). A busy lane so
+        publishes many changes per transaction, and a change to a quiet lane goes out at once. Empty (after up to
+        IDLE_SECONDS) when there is nothing to publish."""
+        room = self._settings.relay_batch
+        self._wake.clear()  # before reading: a change a watcher sees from now on wakes the wait below
+        batch = await self._read(self._positions, room)
+        if not batch:
+            async with self._rested:
+                self._rests += 1
+                self._rested.notify_all()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(IDLE_SECONDS):
+                    await self._wake.wait()
+            return batch
+        wait = self._last_commit + self._settings.relay_linger_ms / 1000 - time.monotonic()
+        gathered = sum(map(len, batch.values()))
+        if wait > 0 and gathered < room:
+            await asyncio.sleep(wait)
+            after = {shard: batch[shard][-1][0] if shard in batch else self._positions[shard] for shard in self.shards}
+            for shard, entries in (await self._read(after, room - gathered)).items():
+                batch.setdefault(shard, []).extend(entries)
+        return batch
+
+    async def _read(self, after: Mapping[int, str], room: int) -> Batch:
+        """Up to ``room`` entries in all after ``after``, shared fairly: each shard is read up to an equal share, then
+        the shards that filled theirs share what is left (so a backlog is not read many times over). Each read starts
+        at the next shard, so with less room than shards none waits for ever."""
+        batch: Batch = {}
+        order = list(after)
+        self._turn = (self._turn + 1) % len(order)
+        wanting = {shard: after[shard] for shard in order[self._turn :] + order[: self._turn]}
+        while wanting and room > 0:
+            share = math.ceil(room / len(wanting))
+            found = await self._outbox.read_many(wanting, count=share)
+            wanting = {}
+            for shard, entries in found.items():
+                if kept := entries[:room]:
+                    batch.setdefault(shard, []).extend(kept)
+                    room -= len(kept)
+                if len(kept) == share:  # the shard may hold more
+                    wanting[shard] = kept[-1][0]
+        return batch
+
+    async def _watch(self, shard: int) -> None:
+        """Wakes the lane when ``shard`` has a change after its position, then rests until the lane next finds
+        nothing to publish: a busy lane reads all its shards anyway, so watchers cost nothing under load."""
+        while True:
+            rests = self._rests
+            if await self._outbox.read(shard, self._positions[shard], count=1, block_ms=WATCH_MS):
+                self._wake.set()
+                async with self._rested:
+                    while self._rests == rests:
+                        await self._rested.wait()
+
+    async def _send(self, producer: AIOKafkaProducer, batch: Batch) -> None:
+        """Publishes a batch and the positions it reaches in one transaction, then records them in Redis."""
+        records = [record for shard, entries in batch.items() for record in await self._relay.records(shard, entries)]
+        positions = {shard: entries[-1][0] for shard, entries in batch.items()}
+        # A step that cannot finish (Kafka gone) fails the batch; the next producer fences this one and resumes from
+        # the checkpoints, so a batch is never half published nor published twice.
+        async with asyncio.timeout(KAFKA_TIMEOUT_SECONDS):
+            await self._relay._topics.ensure({record.topic for record in records})
+            await self._commit(producer, records, positions)
+        self._last_commit = time.monotonic()
+        self._positions.update(positions)
+        await self._outbox.published(positions)
+        log.debug("relay lane %d: published %d changes up to %s", self.lane, len(records), positions)
 
     async def _stop(self, producer: AIOKafkaProducer) -> None:
         try:
             async with asyncio.timeout(KAFKA_TIMEOUT_SECONDS):
                 await producer.stop()
         except (KafkaError, OSError, TimeoutError) as exc:
-            log.debug("relay shard %d: producer did not stop cleanly: %s", self.shard, exc)
+            log.debug("relay lane %d: producer did not stop cleanly: %s", self.lane, exc)
 
-    async def _commit(self, producer: AIOKafkaProducer, records: list[StreamRecord], position: str) -> None:
+    async def _commit(self, producer: AIOKafkaProducer, records: list[StreamRecord], positions: dict[int, str]) -> None:
         async with producer.transaction():
             for record in records:
                 await producer.send(record.topic, record.value, key=record.key, headers=record.headers)
-            await producer.send(
-                self._settings.relay_checkpoint_topic, position.encode(), key=self._checkpoint_key, partition=self.shard
-            )
+            for shard, position in positions.items():
+                await producer.send(
+                    self._settings.relay_checkpoint_topic, position.encode(), key=checkpoint_key(shard), partition=shard
+                )
 
-    async def _checkpoint(self) -> str:
-        """The last position committed to the checkpoint topic for this shard (read_committed), or the start."""
+    async def _checkpoints(self) -> dict[int, str]:
+        """The last position committed to the checkpoint topic for each of the lane's shards (read_committed), or
+        the start."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.kafka_bootstrap,
             isolation_level="read_committed",
@@ -226,24 +332,29 @@ class ShardWorker:
         )
         await consumer.start()
         try:
-            # One partition per shard: a shard's read waits only for its own (already fenced) transactions, never
-            # for another shard's transaction left open by a relay that died.
-            partition = TopicPartition(self._settings.relay_checkpoint_topic, self.shard)
-            consumer.assign([partition])
-            await consumer.seek_to_beginning(partition)
-            end = (await consumer.end_offsets([partition]))[partition]
-            position = START_POSITION
+            # One partition per shard, written only by its lane: the read waits only for this lane's own (already
+            # fenced) transactions, never for another lane's transaction left open by a relay that died.
+            partitions = [TopicPartition(self._settings.relay_checkpoint_topic, shard) for shard in self.shards]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            positions = dict.fromkeys(self.shards, START_POSITION)
             deadline = time.monotonic() + 30
-            while await consumer.position(partition) < end:
+            while [partition for partition in partitions if await consumer.position(partition) < ends[partition]]:
                 if time.monotonic() > deadline:
-                    raise KafkaError(f"could not read the checkpoint topic to offset {end} within 30 s")
-                batches = await consumer.getmany(partition, timeout_ms=1000)
-                for message in batches.get(partition, []):
-                    if message.key == self._checkpoint_key and message.value is not None:
-                        position = message.value.decode()
-            return position
+                    raise KafkaError(f"could not read the checkpoint topic to offsets {ends} within 30 s")
+                for partition, messages in (await consumer.getmany(*partitions, timeout_ms=1000)).items():
+                    for message in messages:
+                        if message.key == checkpoint_key(partition.partition) and message.value is not None:
+                            positions[partition.partition] = message.value.decode()
+            return positions
         finally:
             await consumer.stop()
+
+
+def checkpoint_key(shard: int) -> bytes:
+    """The key of a shard's position in the checkpoint topic (on partition ``shard``)."""
+    return f"shard-{shard}".encode()
 
 
 class Topics:

@@ -1,7 +1,8 @@
-"""RedisOutbox: what the relay needs from Redis — outbox entries, shard leases, the published position, trimming."""
+"""RedisOutbox: what the relay needs from Redis — outbox entries, lane leases, the published positions, trimming."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -17,21 +18,32 @@ class RedisOutbox:
         self.client = client
         self._lease = register(client, "lease.lua")
 
-    async def read(self, shard: int, after: str, *, count: int, block_ms: int) -> list[Entry]:
-        """Up to ``count`` entries after ``after``, waiting up to ``block_ms`` for the first one."""
+    async def read(self, shard: int, after: str, *, count: int, block_ms: int | None) -> list[Entry]:
+        """Up to ``count`` entries after ``after``, waiting up to ``block_ms`` for the first one (None: no wait)."""
         async with backend():
             reply: Any = await self.client.xread({keys.outbox(shard): after}, count=count, block=block_ms)
-        if not reply:
-            return []
-        entries = reply[0][1]
-        return [(text(entry_id), {text(k): text(v) for k, v in fields.items()}) for entry_id, fields in entries]
+        return _entries(reply[0][1]) if reply else []
 
-    async def published(self, shard: int, position: str) -> None:
-        """Records what Kafka committed and trims the entries before it (never the position itself)."""
+    async def read_many(self, after: Mapping[int, str], *, count: int) -> dict[int, list[Entry]]:
+        """Up to ``count`` entries of each shard after its position in ``after``, without waiting, in one round trip
+        (one read per shard: shards live in different Redis Cluster slots). Shards with none are left out."""
         async with backend():
             pipe = self.client.pipeline(transaction=False)
-            pipe.set(keys.relay_position(shard), position)
-            pipe.xtrim(keys.outbox(shard), minid=position, approximate=False)
+            for shard, position in after.items():
+                pipe.xread({keys.outbox(shard): position}, count=count)
+            replies: list[Any] = await pipe.execute()
+        return {shard: _entries(reply[0][1]) for shard, reply in zip(after, replies, strict=True) if reply}
+
+    async def published(self, positions: Mapping[int, str]) -> None:
+        """Records what Kafka committed for each shard and trims the entries before it (never the position itself),
+        in one round trip."""
+        if not positions:
+            return
+        async with backend():
+            pipe = self.client.pipeline(transaction=False)
+            for shard, position in positions.items():
+                pipe.set(keys.relay_position(shard), position)
+                pipe.xtrim(keys.outbox(shard), minid=position, approximate=False)
             await pipe.execute()
 
     async def oldest_unpublished(self, shard: int) -> int | None:
@@ -47,8 +59,19 @@ class RedisOutbox:
         async with backend():
             return int(await self.client.xlen(keys.outbox(shard)))
 
-    async def lease(self, action: str, shard: int, owner: str, ttl_ms: int) -> bool:
-        """``take`` / ``keep`` / ``give`` the shard's relay lease (see lease.lua)."""
+    async def lease(self, action: str, lane: int, owner: str, ttl_ms: int) -> bool:
+        """``take`` / ``keep`` / ``give`` the lane's relay lease (see lease.lua)."""
         async with backend():
-            held = await self._lease(keys=[keys.relay_lease(shard)], args=[action, owner, ttl_ms])
+            held = await self._lease(keys=[keys.relay_lane_lease(lane)], args=[action, owner, ttl_ms])
         return bool(held)
+
+    async def check_lanes(self, lanes: int) -> int:
+        """Records the relay lane count on first start; returns the recorded one (which the caller compares)."""
+        async with backend():
+            await self.client.hsetnx(keys.META, "relay_lanes", lanes)
+            recorded = await self.client.hget(keys.META, "relay_lanes")
+        return int(text(recorded or b"0"))
+
+
+def _entries(raw: Any) -> list[Entry]:
+    return [(text(entry_id), {text(k): text(v) for k, v in fields.items()}) for entry_id, fields in raw]

@@ -36,14 +36,16 @@ def _pairs(flat: Sequence[Any]) -> dict[str, str]:
 def record_from_stored(key: str, raw: bytes | str) -> Record:
     """A record from its stored JSON (see update_records.lua for the fields)."""
     stored = orjson.loads(raw)
+    device = stored.get("d")
+    # Positional and without per-field conversions: the scripts store integers (cjson), and a page holds up to 1,024.
     return Record(
-        key=key,
-        value=stored.get("v"),
-        sync_count=int(stored["sc"]),
-        last_modified_ms=int(stored["lm"]),
-        last_modified_by=stored["lb"],
-        device_last_modified_ms=None if stored.get("d") is None else int(stored["d"]),
-        version_vector={writer: int(counter) for writer, counter in stored["vv"].items()},
+        key,
+        stored.get("v"),
+        stored["sc"],
+        stored["lm"],
+        stored["lb"],
+        None if device is None else int(device),
+        stored["vv"],
     )
 
 
