@@ -95,11 +95,14 @@ def targets(results: dict[str, Any]) -> list[Target]:
     if results["idle"]:
         idle = results["idle"]
         held, rss = idle["devices_held"], idle["rss_bytes"]
+        projected = ""
+        if held < 20000:  # the rest at the measured cost per device
+            projected = f"; 20,000 would be {(rss + (20000 - held) * idle['rss_per_device_bytes']) / GIB:.2f} GiB"
         found.append(
             Target(
                 "idle WebSocket devices",
                 "20,000 under 1 GiB RSS",
-                f"{held:,} at {rss / GIB:.2f} GiB",
+                f"{held:,} at {rss / GIB:.2f} GiB{projected}",
                 held >= 20000 and rss < GIB,
             )
         )
@@ -184,10 +187,11 @@ def _syncsvc_only(results: dict[str, Any]) -> list[str]:
         )
     if results["idle"]:
         idle = results["idle"]
+        capped = f"; capped by {idle['capped_by']}" if "capped_by" in idle else ""
         lines.append(
             f"* idle sockets: {idle['devices_held']:,} devices held by one process, RSS "
             f"{idle['rss_bytes'] / (1 << 20):,.0f} MiB ({idle['rss_per_device_bytes'] / 1024:.1f} KiB per device; "
-            f"stopped because: {idle['stopped_because']})"
+            f"stopped because: {idle['stopped_because']}{capped})"
         )
     if results["bulk"]:
         bulk = results["bulk"]

@@ -37,6 +37,8 @@ from bench.systems.syncsvc import Infrastructure, SyncSvc
 from bench.workloads import bulk_publish, idle_sockets, stream_latency
 
 WORKLOADS = ("write", "delta", "pull")
+#: Open files a syncsvc process needs besides device sockets (Redis pool, Kafka, logs, the listening socket).
+FILES_BESIDES_SOCKETS = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,11 +242,17 @@ class Run:
         )
         self.log("idle sockets")
         server_pid = system.pids()[0]
+        # Every socket is a file of the server's: a ramp into its open-files limit would only show EMFILE. Leave
+        # room for its Redis pool (256), Kafka connections and files, and say so when that caps the ramp.
+        room = idle_sockets.nofile_of(server_pid) - FILES_BESIDES_SOCKETS
+        devices = min(plan.idle_devices, room)
         self.results.idle = asyncio.run(
-            idle_sockets.measure(
-                system.url, infra.developer, server_pid, devices=plan.idle_devices, step=plan.idle_step
-            )
+            idle_sockets.measure(system.url, infra.developer, server_pid, devices=devices, step=plan.idle_step)
         )
+        if devices < plan.idle_devices:
+            self.results.idle["capped_by"] = (
+                f"the server's open-files limit ({room + FILES_BESIDES_SOCKETS:,}; hard limit of this machine)"
+            )
 
     def measure_redis_alone(self) -> None:
         if self.redis_pid is None:

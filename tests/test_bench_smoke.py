@@ -84,3 +84,11 @@ def test_targets_are_ratios_of_the_same_run() -> None:
     assert verdicts["stream p99"] == ("200.0 ms", False)
     assert verdicts["idle WebSocket devices"] == ("20,000 at 0.88 GiB", True)
     assert verdicts["bulk publish"] == ("49,000 records/s", False)
+
+
+def test_idle_devices_short_of_the_target_are_projected_at_the_measured_cost() -> None:
+    idle = {"devices_held": 19600, "rss_bytes": 700 << 20, "rss_per_device_bytes": 32 << 10}
+    results = {"points": [], "paced": [], "push": {}, "stream": {}, "idle": idle, "bulk": {}}
+    (target,) = [target for target in report.targets(results) if target.name == "idle WebSocket devices"]
+    assert target.measured == "19,600 at 0.68 GiB; 20,000 would be 0.70 GiB"
+    assert target.met is False
