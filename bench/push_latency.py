@@ -15,36 +15,15 @@ import argparse
 import asyncio
 import statistics
 import time
-from typing import Any
 
 import aiohttp
-import boto3
 import orjson
 
-PUSH_SYNC: Any = {"RoleArn": "arn:aws:iam::123456789012:role/push"}
-
-
-async def identity_call(session: aiohttp.ClientSession, endpoint: str, operation: str, body: dict[str, Any]) -> Any:
-    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"AWSCognitoIdentityService.{operation}"}
-    async with session.post(endpoint + "/", data=orjson.dumps(body), headers=headers) as response:
-        return orjson.loads(await response.read())
-
-
-def new_pool(endpoint: str, developer: str) -> str:
-    key, secret = developer.split(":", 1)
-    session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name="us-east-1")
-    identity = session.client("cognito-identity", endpoint_url=endpoint)
-    pool_id: str = identity.create_identity_pool(IdentityPoolName="bench", AllowUnauthenticatedIdentities=True)[
-        "IdentityPoolId"
-    ]
-    session.client("cognito-sync", endpoint_url=endpoint).set_identity_pool_configuration(
-        IdentityPoolId=pool_id, PushSync=PUSH_SYNC
-    )
-    return pool_id
+from bench.workloads.pools import create_pool, identity_call
 
 
 async def measure(listener_url: str, writer_url: str, developer: str, writes: int) -> list[tuple[float, float]]:
-    pool = await asyncio.to_thread(new_pool, listener_url, developer)
+    pool = await asyncio.to_thread(create_pool, listener_url, developer, push=True)
     async with aiohttp.ClientSession() as session:
         identity = (await identity_call(session, listener_url, "GetId", {"IdentityPoolId": pool}))["IdentityId"]
         token = (await identity_call(session, listener_url, "GetOpenIdToken", {"IdentityId": identity}))["Token"]

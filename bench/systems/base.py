@@ -15,15 +15,18 @@ the requests need before returning:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+import aiohttp
 
 from bench.load import RequestTemplate, process_tree
 
@@ -60,6 +63,26 @@ class HttpSystem(Protocol):
     async def delta_templates(self, users: int) -> list[RequestTemplate]: ...
 
     async def full_pull_templates(self, datasets: int) -> list[RequestTemplate]: ...
+
+
+T = TypeVar("T")
+#: Seeding requests in flight at once, per system.
+SEEDING_CONCURRENCY = 16
+
+
+async def for_each_user(
+    url: str, users: list[str], seed: Callable[[aiohttp.ClientSession, str], Awaitable[T]]
+) -> list[T]:
+    """``seed(session, user)`` for every user, at most ``SEEDING_CONCURRENCY`` at a time, on one session whose
+    relative URLs go to ``url``."""
+    limit = asyncio.Semaphore(SEEDING_CONCURRENCY)
+
+    async def one(session: aiohttp.ClientSession, user: str) -> T:
+        async with limit:
+            return await seed(session, user)
+
+    async with aiohttp.ClientSession(base_url=url) as session:
+        return list(await asyncio.gather(*(one(session, user) for user in users)))
 
 
 def free_port() -> int:

@@ -35,9 +35,9 @@ import shutil
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import aiohttp
 import orjson
@@ -50,6 +50,7 @@ from bench.systems.base import (
     PULL_RECORDS,
     PULL_VALUE_BYTES,
     WRITE_VALUE,
+    for_each_user,
     free_port,
     stop_process,
     wait_until,
@@ -66,11 +67,9 @@ PASSWORD = "secret"
 DATABASE = "kinto"
 #: Kinto's default ``batch_max_requests``.
 BATCH_SIZE = 25
-SEEDING_CONCURRENCY = 16
 RETRIES = 20
 #: Unix socket paths are limited to 107 bytes; with a longer folder the cluster listens on TCP only.
 SOCKET_PATH_LIMIT = 90
-T = TypeVar("T")
 
 
 def run(command: list[str], *, cwd: Path | None = None, stdin: str | None = None) -> str:
@@ -306,7 +305,7 @@ class Kinto:
 
     async def write_templates(self, users: int) -> list[RequestTemplate]:
         names = [f"u{i}" for i in range(users)]
-        await self._each(names, lambda session, user: create_collection(session, user, "bench"))
+        await for_each_user(self.url, names, lambda session, user: create_collection(session, user, "bench"))
         return [
             RequestTemplate(
                 "PUT",
@@ -320,7 +319,7 @@ class Kinto:
     async def delta_templates(self, users: int) -> list[RequestTemplate]:
         names = [f"d{i}" for i in range(users)]
         await self._bulk_records(names, "delta", DELTA_RECORDS, "0")
-        markers = await self._each(names, change_delta)
+        markers = await for_each_user(self.url, names, change_delta)
         return [
             RequestTemplate(
                 "GET",
@@ -333,7 +332,7 @@ class Kinto:
     async def full_pull_templates(self, datasets: int) -> list[RequestTemplate]:
         names = [f"p{i}" for i in range(datasets)]
         await self._bulk_records(names, "pull", PULL_RECORDS, pull_value())
-        await self._each(names, check_pull)
+        await for_each_user(self.url, names, check_pull)
         return [
             RequestTemplate(
                 "GET", "/v1/buckets/default/collections/pull/records", headers={"Authorization": basic_auth(user)}
@@ -345,20 +344,11 @@ class Kinto:
         """Creates each user's ``collection`` through the API, then ``records`` records in it with one SQL insert."""
         if self._cluster is None:
             raise RuntimeError("kinto is not started")
-        buckets = await self._each(users, lambda session, user: create_collection(session, user, collection))
+        buckets = await for_each_user(
+            self.url, users, lambda session, user: create_collection(session, user, collection)
+        )
         parents = [f"/buckets/{bucket}/collections/{collection}" for bucket in buckets]
         await asyncio.to_thread(self._cluster.sql, insert_records(parents, records, value))
-
-    async def _each(self, users: list[str], seed: Callable[[aiohttp.ClientSession, str], Awaitable[T]]) -> list[T]:
-        """``seed(session, user)`` for every user, at most ``SEEDING_CONCURRENCY`` at a time."""
-        limit = asyncio.Semaphore(SEEDING_CONCURRENCY)
-
-        async def one(session: aiohttp.ClientSession, user: str) -> T:
-            async with limit:
-                return await seed(session, user)
-
-        async with aiohttp.ClientSession(base_url=self.url) as session:
-            return list(await asyncio.gather(*(one(session, user) for user in users)))
 
 
 async def request(

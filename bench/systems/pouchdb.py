@@ -23,16 +23,14 @@ databases are only ever created as the admin.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import secrets
 import subprocess
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import aiohttp
 import orjson
@@ -45,6 +43,7 @@ from bench.systems.base import (
     PULL_RECORDS,
     PULL_VALUE_BYTES,
     WRITE_VALUE,
+    for_each_user,
     stop_process,
     wait_until,
 )
@@ -57,11 +56,8 @@ PASSWORD = "secret"
 ADMIN = "bench-admin"
 #: Databases (so users, so templates) per workload at most: see the module docstring.
 MAX_DATABASES = 1000
-SEEDING_CONCURRENCY = 16
 USERS_PER_BATCH = 500
 JSON = {"Content-Type": "application/json"}
-
-T = TypeVar("T")
 
 
 def run(command: list[str], *, cwd: Path | None = None) -> str:
@@ -164,7 +160,7 @@ class PouchDBServer:
     async def delta_templates(self, users: int) -> list[RequestTemplate]:
         names = capped(users, "d")
         await self._databases(names)
-        markers = await self._each(names, self._seed_delta)
+        markers = await for_each_user(self.url, names, self._seed_delta)
         return [
             RequestTemplate("GET", changes_path(user, marker), headers={"Authorization": basic_auth(user)})
             for user, marker in zip(names, markers, strict=True)
@@ -173,7 +169,7 @@ class PouchDBServer:
     async def full_pull_templates(self, datasets: int) -> list[RequestTemplate]:
         names = capped(datasets, "p")
         await self._databases(names)
-        await self._each(names, self._seed_pull)
+        await for_each_user(self.url, names, self._seed_pull)
         return [
             RequestTemplate("GET", f"/{user}/_all_docs?include_docs=true", headers={"Authorization": basic_auth(user)})
             for user in names
@@ -185,7 +181,7 @@ class PouchDBServer:
             for start in range(0, len(users), USERS_PER_BATCH):
                 docs = [user_doc(user) for user in users[start : start + USERS_PER_BATCH]]
                 await post_json(session, "/_users/_bulk_docs", {"docs": docs}, existing_ok=True)
-        await self._each(users, self._create_database)
+        await for_each_user(self.url, users, self._create_database)
 
     async def _create_database(self, session: aiohttp.ClientSession, user: str) -> None:
         async with session.put(f"/{user}", headers={"Authorization": self._admin}) as response:
@@ -222,17 +218,6 @@ class PouchDBServer:
             rows = (await expect(response, 200))["rows"]
         if len(rows) != PULL_RECORDS:
             raise RuntimeError(f"pouchdb: {user} holds {len(rows)} documents, not {PULL_RECORDS}")
-
-    async def _each(self, users: list[str], seed: Callable[[aiohttp.ClientSession, str], Awaitable[T]]) -> list[T]:
-        """``seed(session, user)`` for every user, at most ``SEEDING_CONCURRENCY`` at a time."""
-        limit = asyncio.Semaphore(SEEDING_CONCURRENCY)
-
-        async def one(session: aiohttp.ClientSession, user: str) -> T:
-            async with limit:
-                return await seed(session, user)
-
-        async with aiohttp.ClientSession(base_url=self.url) as session:
-            return list(await asyncio.gather(*(one(session, user) for user in users)))
 
 
 def user_doc(user: str) -> dict[str, Any]:

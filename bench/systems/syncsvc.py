@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import boto3
 import orjson
 
 from bench.load import RequestTemplate, process_tree
@@ -37,6 +36,7 @@ from bench.systems.base import (
     stop_process,
     wait_until,
 )
+from bench.workloads.pools import create_pool, identity_call
 
 SYNCSVC = REPO / ".venv" / "bin" / "syncsvc"
 SETUP_CONCURRENCY = 32
@@ -109,7 +109,7 @@ class SyncSvc:
         self.url = f"http://127.0.0.1:{port}"
         wait_until(self._healthy, what=self.name, process=self._process, seconds=60)
         if not self.pool_id:
-            self.pool_id = new_pool(self.url, self.infrastructure.developer, self.topic)
+            self.pool_id = create_pool(self.url, self.infrastructure.developer, push=True, stream_topic=self.topic)
 
     def _healthy(self) -> bool:
         import urllib.request
@@ -241,32 +241,3 @@ async def _gather_bounded(calls: Any) -> list[Any]:
             return await call
 
     return list(await asyncio.gather(*(bounded(call) for call in calls)))
-
-
-async def identity_call(session: aiohttp.ClientSession, url: str, operation: str, body: dict[str, Any]) -> Any:
-    """An unsigned Cognito Identity call (GetId, GetOpenIdToken of a guest identity)."""
-    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"AWSCognitoIdentityService.{operation}"}
-    async with session.post(url + "/", data=orjson.dumps(body), headers=headers) as response:
-        answer = orjson.loads(await response.read())
-        if response.status != 200:
-            raise RuntimeError(f"{operation}: {response.status} {answer}")
-        return answer
-
-
-def new_pool(url: str, developer: str, topic: str) -> str:
-    """A guest-enabled pool that streams to ``topic`` and has push sync configured."""
-    key, secret = developer.split(":", 1)
-    session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name="us-east-1")
-    pool_id: str = session.client("cognito-identity", endpoint_url=url).create_identity_pool(
-        IdentityPoolName="bench", AllowUnauthenticatedIdentities=True
-    )["IdentityPoolId"]
-    session.client("cognito-sync", endpoint_url=url).set_identity_pool_configuration(
-        IdentityPoolId=pool_id,
-        PushSync={"RoleArn": "arn:aws:iam::123456789012:role/push"},
-        CognitoStreams={
-            "StreamName": topic,
-            "RoleArn": "arn:aws:iam::123456789012:role/stream",
-            "StreamingStatus": "ENABLED",
-        },
-    )
-    return pool_id

@@ -24,10 +24,11 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from bench.push_latency import PUSH_SYNC
 from syncsvc.outbox.relay import MAX_MESSAGE_BYTES
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/cognito-streams"
+#: A pool's PushSync: a RoleArn is enough for push to count as configured (delivery is the device socket).
+PUSH_SYNC: Any = {"RoleArn": "arn:aws:iam::123456789012:role/push"}
 #: What syncsvc creates a stream topic with (``SYNCSVC_STREAM_PARTITIONS``' default).
 STREAM_PARTITIONS = 6
 _RETRY_SECONDS = 0.05
