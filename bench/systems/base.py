@@ -22,7 +22,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -70,19 +70,24 @@ T = TypeVar("T")
 SEEDING_CONCURRENCY = 16
 
 
+async def gather_bounded(calls: Iterable[Awaitable[T]], *, at_once: int = SEEDING_CONCURRENCY) -> list[T]:
+    """Awaits every call, at most ``at_once`` at a time; the results in order."""
+    limit = asyncio.Semaphore(at_once)
+
+    async def bounded(call: Awaitable[T]) -> T:
+        async with limit:
+            return await call
+
+    return list(await asyncio.gather(*(bounded(call) for call in calls)))
+
+
 async def for_each_user(
     url: str, users: list[str], seed: Callable[[aiohttp.ClientSession, str], Awaitable[T]]
 ) -> list[T]:
     """``seed(session, user)`` for every user, at most ``SEEDING_CONCURRENCY`` at a time, on one session whose
     relative URLs go to ``url``."""
-    limit = asyncio.Semaphore(SEEDING_CONCURRENCY)
-
-    async def one(session: aiohttp.ClientSession, user: str) -> T:
-        async with limit:
-            return await seed(session, user)
-
     async with aiohttp.ClientSession(base_url=url) as session:
-        return list(await asyncio.gather(*(one(session, user) for user in users)))
+        return await gather_bounded(seed(session, user) for user in users)
 
 
 def free_port() -> int:

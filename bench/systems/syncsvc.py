@@ -12,7 +12,6 @@ whole run. Neither is on the measured path.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import subprocess
@@ -20,7 +19,6 @@ import uuid
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import orjson
@@ -33,6 +31,7 @@ from bench.systems.base import (
     PULL_VALUE_BYTES,
     REPO,
     WRITE_VALUE,
+    gather_bounded,
     stop_process,
     wait_until,
 )
@@ -52,6 +51,9 @@ class Infrastructure:
     kafka_bootstrap: str
     root_key_file: Path
     developer: str = field(default_factory=lambda: f"AKIDBENCH{secrets.token_hex(6).upper()}:{secrets.token_hex(20)}")
+    #: The run is a deployment of its own (its own Redis): its relays' Kafka names must not meet another's on a
+    #: shared broker (the checkpoint topic has one partition per shard of the deployment that created it).
+    relay_names: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:8]}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,8 @@ class SyncSvc:
             "SYNCSVC_TOKEN_CALLS_PER_SECOND": "0",
             "SYNCSVC_SYNC_SESSION_TTL_SECONDS": "86400",
             "SYNCSVC_LOG_LEVEL": "WARNING",
+            "SYNCSVC_RELAY_CHECKPOINT_TOPIC": f"{infra.relay_names}-checkpoints",
+            "SYNCSVC_RELAY_TRANSACTIONAL_PREFIX": f"{infra.relay_names}-relay",
             **({"SYNCSVC_PUBLIC_URL": self.public_url} if self.public_url else {}),
         }
 
@@ -129,16 +133,14 @@ class SyncSvc:
 
     async def identities(self, count: int) -> list[Identity]:
         """``count`` new guest identities of the pool, each with a Bearer token (valid 10 minutes)."""
-        limit = asyncio.Semaphore(SETUP_CONCURRENCY)
         async with aiohttp.ClientSession() as session:
 
             async def one() -> Identity:
-                async with limit:
-                    got = await identity_call(session, self.url, "GetId", {"IdentityPoolId": self.pool_id})
-                    token = await identity_call(session, self.url, "GetOpenIdToken", {"IdentityId": got["IdentityId"]})
-                    return Identity(got["IdentityId"], token["Token"])
+                got = await identity_call(session, self.url, "GetId", {"IdentityPoolId": self.pool_id})
+                token = await identity_call(session, self.url, "GetOpenIdToken", {"IdentityId": got["IdentityId"]})
+                return Identity(got["IdentityId"], token["Token"])
 
-            return list(await asyncio.gather(*(one() for _ in range(count))))
+            return await gather_bounded((one() for _ in range(count)), at_once=SETUP_CONCURRENCY)
 
     def dataset_path(self, identity: Identity, dataset: str) -> str:
         return f"/identitypools/{self.pool_id}/identities/{identity.identity_id}/datasets/{dataset}"
@@ -146,7 +148,9 @@ class SyncSvc:
     async def write_templates(self, users: int) -> list[RequestTemplate]:
         people = await self.identities(users)
         async with aiohttp.ClientSession() as session:
-            tokens = await _gather_bounded(self._session_token(session, person, "bench") for person in people)
+            tokens = await gather_bounded(
+                (self._session_token(session, person, "bench") for person in people), at_once=SETUP_CONCURRENCY
+            )
         return [
             RequestTemplate(
                 "POST",
@@ -165,7 +169,9 @@ class SyncSvc:
     async def delta_templates(self, users: int) -> list[RequestTemplate]:
         people = await self.identities(users)
         async with aiohttp.ClientSession() as session:
-            marks = await _gather_bounded(self._seed_delta(session, person) for person in people)
+            marks = await gather_bounded(
+                (self._seed_delta(session, person) for person in people), at_once=SETUP_CONCURRENCY
+            )
         return [
             RequestTemplate(
                 "GET", f"{self.dataset_path(person, 'delta')}/records?lastSyncCount={mark}", "", person.headers
@@ -177,9 +183,12 @@ class SyncSvc:
         people = await self.identities(datasets)
         value = "p" * PULL_VALUE_BYTES
         async with aiohttp.ClientSession() as session:
-            await _gather_bounded(
-                self._write(session, person, "pull", [(f"k{n:04d}", value, 0) for n in range(PULL_RECORDS)])
-                for person in people
+            await gather_bounded(
+                (
+                    self._write(session, person, "pull", [(f"k{n:04d}", value, 0) for n in range(PULL_RECORDS)])
+                    for person in people
+                ),
+                at_once=SETUP_CONCURRENCY,
             )
         return [
             RequestTemplate(
@@ -231,13 +240,3 @@ class SyncSvc:
             async with session.post(path, data=body, headers=person.headers) as response:
                 if response.status != 200:
                     raise RuntimeError(f"seeding {dataset}: {response.status} {await response.text()}")
-
-
-async def _gather_bounded(calls: Any) -> list[Any]:
-    limit = asyncio.Semaphore(SETUP_CONCURRENCY)
-
-    async def bounded(call: Any) -> Any:
-        async with limit:
-            return await call
-
-    return list(await asyncio.gather(*(bounded(call) for call in calls)))
