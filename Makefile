@@ -4,9 +4,15 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
-VENV := .venv
-# pip install re-runs whenever pyproject.toml is newer than this stamp.
+# The project's venv: exactly the set uv.lock pins (runtime and dev, with hashes), installed by uv, which is itself
+# pinned by hash in deploy/uv-requirements.txt and bootstrapped into .data/uv. A sync re-runs whenever
+# pyproject.toml, uv.lock or the uv pin is newer than the stamp.
+VENV ?= .venv
 STAMP := $(VENV)/.installed
+UV_HOME := .data/uv
+UV := $(UV_HOME)/bin/uv
+# uv runs the machine's python3 and never downloads an interpreter.
+export UV_PYTHON_DOWNLOADS := never
 # Where `make dev` listens; the same names as the service's own settings.
 SYNCSVC_HOST ?= 127.0.0.1
 SYNCSVC_PORT ?= 8080
@@ -14,22 +20,53 @@ REDIS_PORT ?= 6379
 KAFKA_PORT ?= 9092
 KAFKA_CONTROLLER_PORT ?= 9093
 PYTEST_ARGS ?=
-export REDIS_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT
+# deploy/kafka.sh checks a broker's readiness with aiokafka from this venv.
+KAFKA_PYTHON := $(abspath $(VENV))/bin/python
+export REDIS_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_PYTHON
 
-.PHONY: help venv redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials root-key dev test \
+.PHONY: help venv lock test-latest redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials root-key dev test \
   wrk-bin bench lint fmt clean distclean
 
 help: ## list the targets
 	@echo "usage: make TARGET   (quickstart: make dev, make test)"
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-venv: $(STAMP) ## create .venv and install the project with its [dev] extras
+venv: $(STAMP) ## create .venv holding exactly the locked dependencies (uv.lock) and the project, with its [dev] extras
 
-# --clear recreates a venv whose interpreter is gone (e.g. a .venv copied from another machine).
-$(STAMP): pyproject.toml
-	$(VENV)/bin/python -c '' 2>/dev/null || $(PYTHON) -m venv --clear $(VENV)
-	PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV)/bin/pip install --quiet -e '.[dev]'
+$(UV): deploy/uv-requirements.txt
+	$(PYTHON) -m venv --clear $(UV_HOME)
+	$(UV_HOME)/bin/pip install --quiet --disable-pip-version-check --require-hashes --only-binary :all: \
+	  --requirement deploy/uv-requirements.txt
 	touch $@
+
+# --locked: uv refuses a lock that pyproject.toml has moved away from, instead of quietly re-resolving it.
+$(STAMP): pyproject.toml uv.lock $(UV)
+	@$(UV) lock --check --quiet --python $(PYTHON) || \
+	  { echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; exit 1; }
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --extra dev --python $(PYTHON) --quiet
+	touch $@
+
+# $(call compile,IN,TXT): every package of IN (and what it needs) pinned to its newest version, with hashes.
+compile = $(UV) pip compile $(1) --upgrade --generate-hashes --python-version 3.11 --python-platform linux --quiet \
+  --custom-compile-command 'make lock' --output-file $(2)
+
+lock: $(UV) ## refresh uv.lock (and the pinned uv, the benchmark's Kinto) to the newest versions the ranges allow
+	$(UV) lock --upgrade --python $(PYTHON)
+	$(call compile,deploy/uv.in,deploy/uv-requirements.txt)
+	$(call compile,bench/peers/kinto.in,bench/peers/kinto.txt)
+	@git diff --stat -- uv.lock deploy/uv-requirements.txt bench/peers/kinto.txt
+
+# A throwaway venv resolved fresh from pyproject.toml's ranges (not the lock): a breaking upstream release shows here
+# before `make lock` takes it in.
+LATEST_VENV := .data/latest-venv
+test-latest: $(UV) redis-bin kafka-bin wrk-bin ## make lint + make test in a venv of the newest versions the ranges allow
+	rm -rf $(LATEST_VENV)
+	$(UV) venv --quiet --python $(PYTHON) $(LATEST_VENV)
+	$(UV) pip install --quiet --python $(LATEST_VENV)/bin/python --upgrade --editable '.[dev]'
+	$(LATEST_VENV)/bin/python -m pip list --format=freeze >$(LATEST_VENV)/resolved.txt
+	@echo "test-latest: the versions resolved today are in $(LATEST_VENV)/resolved.txt"
+	touch $(LATEST_VENV)/.installed
+	$(MAKE) lint test VENV=$(LATEST_VENV)
 
 redis-bin: ## install redis-server (Debian package) unless it is on the PATH
 	@deploy/redis.sh install

@@ -33,7 +33,7 @@ from bench.services import kafka_broker, redis_server
 from bench.systems import redis_alone
 from bench.systems.base import REPO, HttpSystem, free_port
 from bench.systems.floor import Floor
-from bench.systems.syncsvc import Infrastructure, SyncSvc
+from bench.systems.syncsvc import SYNCSVC, Infrastructure, SyncSvc
 from bench.workloads import bulk_publish, idle_sockets, stream_latency
 
 WORKLOADS = ("write", "delta", "pull")
@@ -348,7 +348,7 @@ def infrastructure(
     """The run's Redis and Kafka (started here unless given) and a root key in ``folder``."""
     root_key = folder / "root.key"
     subprocess.run(
-        [str(REPO / ".venv" / "bin" / "syncsvc"), "keys", "root-key", str(root_key)],
+        [str(SYNCSVC), "keys", "root-key", str(root_key)],
         check=True,
         stdout=subprocess.DEVNULL,
     )

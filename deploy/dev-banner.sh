@@ -14,6 +14,14 @@ credentials=${SYNCSVC_DEVELOPER_CREDENTIALS:?SYNCSVC_DEVELOPER_CREDENTIALS is no
 first=${credentials%%,*}
 key_id=${first%%:*}
 secret=${first#*:}
+# The versions this run serves with: the venv's (uv.lock's) syncsvc and Python, the Redis that answers, the pinned
+# Kafka jars.
+runtime=$(.venv/bin/python -c 'import importlib.metadata as m, platform
+print("syncsvc", m.version("syncsvc"), "on Python", platform.python_version())')
+redis_version=$(redis-cli -u "${SYNCSVC_REDIS_URL:-redis://127.0.0.1:6379/0}" INFO server 2>/dev/null |
+  sed -n 's/^redis_version:\([^[:space:]]*\).*/\1/p')
+kafka_version=$(deploy/kafka.sh version)
+
 more=""
 if [[ $credentials == *,* ]]; then
   more="  (SYNCSVC_DEVELOPER_CREDENTIALS holds more pairs; the examples use the first)"
@@ -24,6 +32,7 @@ cat <<BANNER
   syncsvc (development)
   ---------------------
   serving      $url
+  versions     $runtime (dependencies as uv.lock pins them), Redis ${redis_version:-unknown}, Apache Kafka $kafka_version
   redis        ${SYNCSVC_REDIS_URL:-redis://127.0.0.1:6379/0}  (AOF on; data in .data/redis; 'make redis-stop' stops it)
   kafka        ${SYNCSVC_KAFKA_BOOTSTRAP:-127.0.0.1:9092}  (KRaft; data in .data/kafka; 'make kafka-stop' stops it)
   region       $region

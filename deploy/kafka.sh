@@ -2,7 +2,10 @@
 # The project's local Apache Kafka broker: one JVM in KRaft mode, broker and controller in one
 # (`make kafka-bin`, `make kafka`, `make kafka-stop`; the test suite's `kafka_bootstrap` fixture).
 #
-#   deploy/kafka.sh install     resolve the pinned broker jars from Maven Central into .data/kafka/libs (once per pom)
+#   deploy/kafka.sh install     resolve the pinned broker jars from Maven Central into .data/kafka/libs (once per pom),
+#                               each checked against deploy/kafka/jars.sha256
+#   deploy/kafka.sh pin         after a change to the pom: resolve afresh and rewrite deploy/kafka/jars.sha256
+#   deploy/kafka.sh version     print the pinned Kafka version
 #   deploy/kafka.sh start       make sure a broker answers on 127.0.0.1:$KAFKA_PORT (reused if one does)
 #   deploy/kafka.sh stop        stop the broker that `start` launched (found by its pidfile)
 #   deploy/kafka.sh status      say whether a broker answers and whether this project started it (exit 3: none does)
@@ -13,8 +16,11 @@
 #   KAFKA_CONTROLLER_PORT [9093]  the KRaft controller listener
 #   KAFKA_DATA_DIR [.data/kafka]  rendered server.properties, cluster id, topic data (log/), kafka.log, pidfile
 #   KAFKA_HEAP_OPTS [-Xmx512m -Xms256m]
+#   KAFKA_PYTHON [.venv/bin/python]  a Python with aiokafka, for the readiness check (the Makefile passes its venv's)
 #
-# The version is pinned in deploy/kafka/pom.xml (kafka.version); the jars and the Maven repository they came
+# The version is pinned in deploy/kafka/pom.xml (kafka.version), which fixes every transitive jar's version too;
+# deploy/kafka/jars.sha256 holds the SHA-256 of each jar, so an install gets exactly those files or fails (Maven
+# also checks each download against the repository's checksum: -C). The jars and the Maven repository they came
 # through (.data/m2) stay under the git-ignored .data/. Needs Java 17+ and Maven (installed from Debian's
 # packages when missing), and the project's venv: readiness is a real metadata request made with aiokafka.
 set -euo pipefail
@@ -22,6 +28,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 here="$repo/deploy/kafka"
 pom="$here/pom.xml"
+checksums="$here/jars.sha256"
 libs_dir="$repo/.data/kafka/libs"
 stamp="$libs_dir/.installed"
 m2_dir="$repo/.data/m2"
@@ -35,7 +42,7 @@ cluster_id_file="$data_dir/cluster-id"
 pidfile="$data_dir/kafka.pid"
 logfile="$data_dir/kafka.log"
 outfile="$data_dir/kafka.out"
-python="$repo/.venv/bin/python"
+python=${KAFKA_PYTHON:-$repo/.venv/bin/python}
 bootstrap_address="127.0.0.1:$port"
 start_wait=60
 stop_wait=30
@@ -44,9 +51,10 @@ kafka_version() {
   sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom"
 }
 
-# What the stamp holds: the pom's checksum, so that any change to the pinned artifacts re-resolves them.
+# What the stamp holds: the checksum of the pom and the jar checksums, so that any change to the pinned artifacts
+# re-resolves them.
 pom_digest() {
-  sha256sum "$pom" | cut -d' ' -f1
+  cat "$pom" "$checksums" | sha256sum | cut -d' ' -f1
 }
 
 # The data dir as a person reads it: relative to the repo when it is inside it.
@@ -82,18 +90,49 @@ install() {
   echo "kafka: resolving Apache Kafka $version (kafka_2.13) and its runtime jars from Maven Central into .data/kafka/libs"
   # Into a fresh folder, then swapped in whole: jars of two versions must never share the classpath.
   local staging="$libs_dir.partial"
-  rm -rf "$staging"
-  # Maven prints its errors on stdout, and stray colour codes even when quiet: shown only when it fails.
-  local output
-  output=$(mvn -B -q -f "$pom" -Dmaven.repo.local="$m2_dir" \
-    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$staging" 2>&1) || {
-    printf '%s\n' "$output" >&2
-    fail "could not resolve the broker jars from Maven Central (Maven's output above)"
-  }
+  resolve "$staging"
+  verify "$staging"
   pom_digest >"$staging/.installed"
   rm -rf "$libs_dir"
   mv "$staging" "$libs_dir"
-  echo "kafka: $(find "$libs_dir" -name '*.jar' | wc -l) jars installed"
+  echo "kafka: $(find "$libs_dir" -name '*.jar' | wc -l) jars installed, each matching deploy/kafka/jars.sha256"
+}
+
+# Copies the pom's runtime jars into the fresh folder $1.
+resolve() {
+  rm -rf "$1"
+  # Maven prints its errors on stdout, and stray colour codes even when quiet: shown only when it fails.
+  local output
+  output=$(mvn -B -q -C -f "$pom" -Dmaven.repo.local="$m2_dir" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$1" 2>&1) || {
+    printf '%s\n' "$output" >&2
+    fail "could not resolve the broker jars from Maven Central (Maven's output above)"
+  }
+}
+
+# The jars in $1 are exactly the ones jars.sha256 names, byte for byte.
+verify() {
+  local listed found
+  (cd "$1" && sha256sum --check --quiet --strict "$checksums") >&2 ||
+    fail "a broker jar does not match deploy/kafka/jars.sha256 (above); nothing was installed"
+  listed=$(awk '{ print $2 }' "$checksums" | sort)
+  found=$(cd "$1" && find . -name '*.jar' -printf '%f\n' | sort)
+  [[ $listed == "$found" ]] || fail "Maven resolved jars that deploy/kafka/jars.sha256 does not list:" \
+    "$(comm -13 <(echo "$listed") <(echo "$found") | tr '\n' ' ')(after changing the pom: deploy/kafka.sh pin)"
+}
+
+# After a deliberate change to the pom: resolve it afresh and record each jar's checksum.
+pin() {
+  ensure_tools
+  local staging="$libs_dir.pin"
+  resolve "$staging"
+  (cd "$staging" && find . -name '*.jar' -printf '%f\n' | LC_ALL=C sort | xargs sha256sum) >"$checksums"
+  rm -rf "$staging"
+  echo "kafka: pinned $(wc -l <"$checksums") jars of Kafka $(kafka_version) in deploy/kafka/jars.sha256"
+}
+
+version() {
+  kafka_version
 }
 
 # Waits until a metadata request to the broker names at least one live broker; gives up after $1 seconds,
@@ -306,9 +345,9 @@ fail_with_log() {
 }
 
 case ${1:-} in
-  install | start | stop | status | bootstrap) "$1" ;;
+  install | pin | version | start | stop | status | bootstrap) "$1" ;;
   *)
-    echo "usage: $0 install|start|stop|status|bootstrap" >&2
+    echo "usage: $0 install|pin|version|start|stop|status|bootstrap" >&2
     exit 2
     ;;
 esac

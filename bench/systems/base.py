@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -38,6 +40,21 @@ PULL_RECORDS = 1024
 PULL_VALUE_BYTES = 1000
 DELTA_RECORDS = 100
 DELTA_CHANGED = 10
+#: The pinned installs of the peers: Kinto's hashed requirements, PouchDB Server's package-lock.json.
+PEERS = REPO / "bench" / "peers"
+
+
+def file_digest(path: Path) -> str:
+    """The first 16 hex digits of the file's SHA-256: names an install stamp, so a new lock re-installs."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def pinned_version(requirements: Path, package: str) -> str:
+    """The ``package==version`` pin of a compiled requirements file (for the report)."""
+    found = re.search(rf"^{re.escape(package)}==(\S+)", requirements.read_text(), re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"{requirements} pins no {package}")
+    return found.group(1)
 
 
 class HttpSystem(Protocol):

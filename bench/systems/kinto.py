@@ -47,20 +47,22 @@ from bench.systems.base import (
     DELTA_CHANGED,
     DELTA_RECORDS,
     INSTALLS,
+    PEERS,
     PULL_RECORDS,
     PULL_VALUE_BYTES,
     WRITE_VALUE,
+    file_digest,
     for_each_user,
     free_port,
+    pinned_version,
     stop_process,
     wait_until,
 )
 
-KINTO_VERSION = "26.5.0"
-GUNICORN_VERSION = "27.0.1"
+#: Every package of the Kinto install pinned with its hashes (compiled from bench/peers/kinto.in by ``make lock``).
+REQUIREMENTS = PEERS / "kinto.txt"
 HOME = INSTALLS / "kinto"
 VENV = HOME / "venv"
-STAMP = HOME / f"installed-kinto-{KINTO_VERSION}-gunicorn-{GUNICORN_VERSION}"
 WORKERS = 2 * (os.cpu_count() or 1) + 1
 THREADS = 4
 PASSWORD = "secret"
@@ -98,14 +100,17 @@ def install_postgresql() -> None:
 
 
 def install_kinto() -> None:
-    if STAMP.exists() and (VENV / "bin" / "gunicorn").exists():
+    """Installs exactly the locked set into a venv of its own, once per version of the requirements file."""
+    stamp = HOME / f"installed-{file_digest(REQUIREMENTS)}"
+    if stamp.exists() and (VENV / "bin" / "gunicorn").exists():
         return
     HOME.mkdir(parents=True, exist_ok=True)
-    if not (VENV / "bin" / "python").exists():
-        run([sys.executable, "-m", "venv", str(VENV)])
-    pip = [str(VENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check"]
-    run([*pip, f"kinto[postgresql]=={KINTO_VERSION}", f"gunicorn=={GUNICORN_VERSION}"])
-    STAMP.touch()
+    run([sys.executable, "-m", "venv", "--clear", str(VENV)])
+    pip = [str(VENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", "--require-hashes"]
+    run([*pip, "--requirement", str(REQUIREMENTS)])
+    for old in HOME.glob("installed-*"):
+        old.unlink()
+    stamp.touch()
 
 
 class Cluster:
@@ -301,7 +306,11 @@ class Kinto:
         binaries = postgres_bin()
         # "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
         postgresql = run([str(binaries / "postgres"), "--version"]).split()[2] if binaries else "not installed"
-        return {"kinto": KINTO_VERSION, "gunicorn": GUNICORN_VERSION, "postgresql": postgresql}
+        return {
+            "kinto": pinned_version(REQUIREMENTS, "kinto"),
+            "gunicorn": pinned_version(REQUIREMENTS, "gunicorn"),
+            "postgresql": postgresql,
+        }
 
     async def write_templates(self, users: int) -> list[RequestTemplate]:
         names = [f"u{i}" for i in range(users)]

@@ -3,10 +3,10 @@
 Deployment, as its README starts it (``pouchdb-server --port … --dir …``):
 
 * Storage: PouchDB's default LevelDB adapter (leveldown 5.6, the native LevelDB binding), files in ``folder/db``.
-  ``npm install --ignore-scripts``: leveldown ships prebuilt binaries for linux-x64 that node-gyp-build loads at run
-  time (checked at install); the other skipped script belongs to the unused ``--sqlite`` backend (sqlite3 4.2, which
-  predates Node 20). LevelDB writes without fsync: an acknowledged write survives a crash of the server process,
-  not of the machine.
+  ``npm ci --ignore-scripts`` of bench/peers/pouchdb (every package locked with its integrity hash): leveldown ships
+  prebuilt binaries for linux-x64 that node-gyp-build loads at run time (checked at install); the other skipped
+  script belongs to the unused ``--sqlite`` backend (sqlite3 4.2, which predates Node 20). LevelDB writes without
+  fsync: an acknowledged write survives a crash of the server process, not of the machine.
 * One Node process (express-pouchdb), no clustering: that is how PouchDB Server runs.
 * Authentication: CouchDB-style. ``config.json`` names one server admin (who seeds); each benchmark user is a
   ``_users`` document (pbkdf2, CouchDB's default 10 iterations) and sends Basic auth on every request; each
@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import shutil
 import subprocess
 import urllib.parse
 import urllib.request
@@ -40,18 +41,20 @@ from bench.systems.base import (
     DELTA_CHANGED,
     DELTA_RECORDS,
     INSTALLS,
+    PEERS,
     PULL_RECORDS,
     PULL_VALUE_BYTES,
     WRITE_VALUE,
+    file_digest,
     for_each_user,
     stop_process,
     wait_until,
 )
 
-POUCHDB_SERVER_VERSION = "4.2.0"
+#: package.json (pouchdb-server 4.2.0) and the package-lock.json that pins every package with its integrity hash.
+PACKAGE = PEERS / "pouchdb"
 HOME = INSTALLS / "pouchdb"
 BINARY = HOME / "node_modules" / ".bin" / "pouchdb-server"
-STAMP = HOME / f"installed-pouchdb-server-{POUCHDB_SERVER_VERSION}"
 PASSWORD = "secret"
 ADMIN = "bench-admin"
 #: Databases (so users, so templates) per workload at most: see the module docstring.
@@ -73,15 +76,19 @@ def basic_auth(user: str, password: str = PASSWORD) -> str:
 
 
 def install_pouchdb_server() -> None:
-    if STAMP.exists() and BINARY.exists():
+    """``npm ci``: exactly the locked packages, each checked against its integrity hash; once per lock."""
+    stamp = HOME / f"installed-{file_digest(PACKAGE / 'package-lock.json')}"
+    if stamp.exists() and BINARY.exists():
         return
     HOME.mkdir(parents=True, exist_ok=True)
-    package = {"name": "bench-pouchdb", "private": True, "dependencies": {"pouchdb-server": POUCHDB_SERVER_VERSION}}
-    (HOME / "package.json").write_text(json.dumps(package, indent=2) + "\n")
-    run(["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"], cwd=HOME)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copyfile(PACKAGE / name, HOME / name)
+    run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"], cwd=HOME)
     # The prebuilt LevelDB binding must load on this Node, or the server would fail on its first database.
     run(["node", "-e", "require('leveldown')"], cwd=HOME)
-    STAMP.touch()
+    for old in HOME.glob("installed-*"):
+        old.unlink()
+    stamp.touch()
 
 
 def server_config(folder: Path, admin_password: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import sys
 import uuid
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -29,7 +30,6 @@ from bench.systems.base import (
     DELTA_RECORDS,
     PULL_RECORDS,
     PULL_VALUE_BYTES,
-    REPO,
     WRITE_VALUE,
     gather_bounded,
     stop_process,
@@ -37,7 +37,8 @@ from bench.systems.base import (
 )
 from bench.workloads.pools import create_pool, identity_call
 
-SYNCSVC = REPO / ".venv" / "bin" / "syncsvc"
+#: The syncsvc of the venv running the benchmark (the locked .venv, or `make test-latest`'s).
+SYNCSVC = Path(sys.executable).with_name("syncsvc")
 SETUP_CONCURRENCY = 32
 #: UpdateRecords patches per seeding request (a 1,024-record dataset in four).
 SEED_BATCH = 256

@@ -139,7 +139,7 @@ class PushHub:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._pubsub.aclose()
 
     def socket(self, ik: IdentityKeys, device_id: str, ws: web.WebSocketResponse) -> DeviceSocket:
         return DeviceSocket(ik, device_id, ws, asyncio.Queue(self._queue_size))
@@ -198,7 +198,7 @@ class PushHub:
     async def _reconnect(self) -> None:
         """A new Pub/Sub connection subscribed to every channel with sockets (the old one may be half dead)."""
         with contextlib.suppress(Exception):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self._pubsub.aclose()
         self._pubsub = self._client.pubsub()
         if not self._sockets:
             self._subscribed.clear()  # nothing to listen to until a socket attaches

@@ -51,7 +51,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                 loop.add_signal_handler(signum, task.cancel)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
             return 0
     except StartupError as exc:
         print(f"syncsvc: {exc}", file=sys.stderr)
