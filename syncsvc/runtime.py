@@ -7,7 +7,9 @@ app and the operator CLI both run inside it, so there is one place that knows ho
 
 from __future__ import annotations
 
+import hmac
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from syncsvc.identity.issuer import TokenIssuer
 from syncsvc.identity.oidc import OidcVerifier
 from syncsvc.identity.pools import PoolDirectory
 from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope
-from syncsvc.kms.material import RootKey
+from syncsvc.kms.material import MaterialError, RootKey
 from syncsvc.kms.service import KeyService
 from syncsvc.outbox.bulk import BulkPublisher
 from syncsvc.push.service import PushService
@@ -39,6 +41,8 @@ from syncsvc.triggers.registry import TriggerError, TriggerRegistry, load_regist
 from syncsvc.triggers.runner import TriggerRunner
 
 log = logging.getLogger("syncsvc")
+#: The name the token secret is sealed under (associated data of its seal).
+_SEALED_AS = "tokens"
 
 
 class StartupError(Exception):
@@ -79,7 +83,7 @@ async def open_services(settings: Settings, *, triggers: TriggerRegistry | None 
     oidc = OidcVerifier(settings.oidc_providers)
     try:
         try:
-            secret = await _check_deployment(store, settings)
+            secret = await _check_deployment(store, settings, root)
         except SyncsvcError as exc:
             raise StartupError(f"cannot reach Redis at {_safe_url(settings.redis_url)}: {exc.message}") from None
         services = _build(settings, store, secret, oidc, registry, root)
@@ -93,8 +97,15 @@ async def open_services(settings: Settings, *, triggers: TriggerRegistry | None 
         await store.close()
 
 
-async def _check_deployment(store: RedisStore, settings: Settings) -> bytes:
-    """Checks the shard and relay lane counts against the ones Redis recorded; returns the token-signing secret."""
+async def _check_deployment(store: RedisStore, settings: Settings, root: RootKey) -> bytes:
+    """Checks the root key, the shard and relay lane counts against the ones Redis recorded; returns the token
+    secret."""
+    recorded_check = await store.check_root_key(root.check_value())
+    if not hmac.compare_digest(recorded_check, root.check_value()):
+        raise StartupError(
+            f"the root key in {settings.root_key_file} is not the one this Redis's data is sealed under (its check "
+            f"value is {root.check_value()}, Redis recorded {recorded_check}); start with that deployment's key file"
+        )
     recorded = await store.check_shards(settings.shards)
     if recorded != settings.shards:
         raise StartupError(
@@ -109,7 +120,36 @@ async def _check_deployment(store: RedisStore, settings: Settings) -> bytes:
         )
     if settings.token_secret:
         return settings.token_secret.get_secret_value().encode()
-    return await store.token_secret()
+    return await _token_secret(store, root)
+
+
+async def _token_secret(store: RedisStore, root: RootKey) -> bytes:
+    """The token secret (it signs session tokens and derives temporary credentials' secrets): generated once, stored
+    sealed by the root key, so a copy of Redis alone cannot forge a token. A secret stored in plaintext by an earlier
+    release is replaced (whoever had a copy of Redis had it): tokens and credentials issued before stop working."""
+    fresh = root.seal_secret(_SEALED_AS, secrets.token_bytes(32))
+    stored = await store.token_secret(fresh)
+    if _in_plaintext(stored):
+        log.warning(
+            "the token secret was stored in plaintext in Redis (an earlier release); replaced it with a new one "
+            "sealed by the root key: temporary credentials and session tokens issued before are no longer accepted"
+        )
+        await store.replace_token_secret(stored, fresh)
+        stored = await store.token_secret(fresh)
+    try:
+        return open_token_secret(root, stored)
+    except MaterialError as exc:
+        raise StartupError(f"{exc}: the token secret in Redis was sealed under another root key") from None
+
+
+def open_token_secret(root: RootKey, stored: bytes) -> bytes:
+    """The token secret from what Redis stores; MaterialError under another root key."""
+    return root.open_secret(_SEALED_AS, stored)
+
+
+def _in_plaintext(stored: bytes) -> bool:
+    """What earlier releases stored: 64 hex characters (a sealed secret is 60 bytes)."""
+    return len(stored) == 64 and all(byte in b"0123456789abcdef" for byte in stored)
 
 
 async def start_triggers(services: Services) -> None:
@@ -136,9 +176,17 @@ def _root_key(settings: Settings) -> RootKey:
             "`syncsvc keys root-key PATH`)"
         )
     try:
-        return RootKey.from_file(settings.root_key_file)
+        root = RootKey.from_file(settings.root_key_file)
+        mode = settings.root_key_file.stat().st_mode
     except (OSError, ValueError) as exc:
         raise StartupError(f"cannot read the KMS root key: {exc}") from None
+    if mode & 0o077:
+        log.warning(
+            "the root key file %s can be read by others than its owner (mode %s): chmod 600 it",
+            settings.root_key_file,
+            oct(mode & 0o777),
+        )
+    return root
 
 
 def _build(

@@ -33,9 +33,11 @@ from jwt.utils import base64url_encode
 from syncsvc import keys
 from syncsvc.config import Settings
 from syncsvc.identity.issuer import TokenIssuer
+from syncsvc.kms.material import RootKey
+from syncsvc.runtime import open_token_secret
 from syncsvc.store.keyring import RedisKeyRing
 from syncsvc.tokens import TokenSigner
-from tests.conftest import DEVELOPER_KEY, REGION, Boto, Raw
+from tests.conftest import DEVELOPER_KEY, REGION, ROOT_KEY_FILE, Boto, Raw
 from tests.oidc_provider import TestIdentityProvider, new_rsa_key, public_pem
 from tests.test_identity_flows import (
     APP_CLIENT,
@@ -381,8 +383,9 @@ async def scene(boto: Boto, devices: Devices, endpoint: str, redis_client: aiore
     listed = await call(
         devices.sync_with(a_credentials), "list_records", IdentityPoolId=pool, IdentityId=a, DatasetName="settings"
     )
-    secret = await redis_client.get(keys.TOKEN_SECRET)
-    assert isinstance(secret, bytes)
+    sealed = await redis_client.get(keys.TOKEN_SECRET)
+    assert isinstance(sealed, bytes)
+    secret = open_token_secret(RootKey.from_file(ROOT_KEY_FILE), sealed)
     return Scene(endpoint, pool, a, a_credentials, b, b_credentials, listed["SyncSessionToken"], secret)
 
 

@@ -2,7 +2,9 @@
 
 * The **root key** (32 bytes from ``SYNCSVC_ROOT_KEY_FILE``) wraps every master key's material before it is stored:
   AES-256-GCM with the key id and backing-key version as associated data, so a wrapped blob cannot be swapped to
-  another key or version. Material is never stored or returned unwrapped.
+  another key or version. Material is never stored or returned unwrapped. The service's own secrets (the token
+  secret) are sealed by it the same way, bound to their name, and its check value (an HMAC of a fixed label) lets
+  Redis tell a server that it was started with another root key.
 * A **ciphertext blob** of a symmetric master key names its key and backing-key version, so Decrypt needs no KeyId
   and rotation keeps old blobs readable::
 
@@ -16,6 +18,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import struct
 from collections.abc import Mapping
@@ -31,6 +35,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 ROOT_KEY_BYTES = 32
+#: Fewer distinct bytes than this in a root key file means it was not drawn at random (all zeros, a repeated pattern):
+#: 32 random bytes have about 30 distinct values, and fewer than 16 about once in 10**15 draws.
+_MIN_DISTINCT_BYTES = 16
 MATERIAL_BYTES = 32
 _NONCE = 12
 _BLOB_MAGIC = b"sk1"
@@ -62,6 +69,11 @@ class RootKey:
             raise ValueError(f"{path} must hold {ROOT_KEY_BYTES * 2} hex characters") from None
         if len(key) != ROOT_KEY_BYTES:
             raise ValueError(f"{path} must hold {ROOT_KEY_BYTES * 2} hex characters, not {len(text)}")
+        if len(set(key)) < _MIN_DISTINCT_BYTES:
+            raise ValueError(
+                f"{path} does not hold a random key ({len(set(key))} distinct bytes of {ROOT_KEY_BYTES}); "
+                f"create one with `syncsvc keys root-key PATH`"
+            )
         return cls(key)
 
     @staticmethod
@@ -70,6 +82,22 @@ class RootKey:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="ascii") as file:
             file.write(os.urandom(ROOT_KEY_BYTES).hex() + "\n")
+
+    def check_value(self) -> str:
+        """Names this key without revealing it (HMAC-SHA256 of a fixed label, 128 bits in hex). Redis records it on
+        the first start, so a server given another root key refuses to start instead of half-working."""
+        return hmac.new(self.key, b"syncsvc root key check value", hashlib.sha256).hexdigest()[:32]
+
+    def seal_secret(self, name: str, secret: bytes) -> bytes:
+        """A service secret (e.g. the token secret) as Redis stores it: AES-256-GCM, bound to its name."""
+        nonce = os.urandom(_NONCE)
+        return nonce + AESGCM(self.key).encrypt(nonce, secret, _secret_context(name))
+
+    def open_secret(self, name: str, sealed: bytes) -> bytes:
+        try:
+            return AESGCM(self.key).decrypt(sealed[:_NONCE], sealed[_NONCE:], _secret_context(name))
+        except (InvalidTag, ValueError):
+            raise MaterialError(f"the {name} secret does not open with this root key") from None
 
     def wrap(self, material: bytes, key_id: str, version: int) -> bytes:
         nonce = os.urandom(_NONCE)
@@ -84,6 +112,10 @@ class RootKey:
 
 def _wrap_context(key_id: str, version: int) -> bytes:
     return f"syncsvc-kms-material\0{key_id}\0{version}".encode()
+
+
+def _secret_context(name: str) -> bytes:
+    return f"syncsvc-secret\0{name}".encode()
 
 
 def canonical_context(context: Mapping[str, str] | None) -> bytes:

@@ -9,7 +9,6 @@ UpdateRecords idempotent.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -136,12 +135,31 @@ class RedisStore:
             recorded = await self.client.hget(keys.META, "shards")
         return int(text(recorded or b"0"))
 
-    async def token_secret(self) -> bytes:
-        """The deployment's token-signing secret, generated once and shared by every instance."""
+    async def check_root_key(self, check_value: str) -> str:
+        """Records the root key's check value on first start; returns the recorded one (which the caller compares)."""
         async with backend():
-            await self.client.set(keys.TOKEN_SECRET, secrets.token_hex(32), nx=True)
-            secret = await self.client.get(keys.TOKEN_SECRET)
-        return text(secret or b"").encode()
+            await self.client.hsetnx(keys.META, "root_key_check", check_value)
+            recorded = await self.client.hget(keys.META, "root_key_check")
+        return text(recorded or b"")
+
+    async def token_secret(self, candidate: bytes) -> bytes:
+        """The deployment's token secret as stored (sealed by the root key): ``candidate`` when none was yet, so every
+        instance ends up with the first one stored."""
+        async with backend():
+            await self.client.set(keys.TOKEN_SECRET, candidate, nx=True)
+            stored = await self.client.get(keys.TOKEN_SECRET)
+        return stored if isinstance(stored, bytes) else b""
+
+    async def replace_token_secret(self, old: bytes, new: bytes) -> None:
+        """Stores ``new`` unless the token secret is no longer ``old`` (another instance replaced it first)."""
+
+        async def swap(pipe: Any) -> None:
+            if await pipe.get(keys.TOKEN_SECRET) == old:
+                pipe.multi()
+                pipe.set(keys.TOKEN_SECRET, new)
+
+        async with backend():
+            await self.client.transaction(swap, keys.TOKEN_SECRET)
 
     # --- datasets and records ---------------------------------------------------------------------------------------
 
