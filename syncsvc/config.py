@@ -188,6 +188,13 @@ class Settings(BaseSettings):
         le=3600,
         description="How often a device socket is pinged; one that does not answer within half of it is closed.",
     )
+    push_max_devices_per_identity: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="Devices one identity may register (RegisterDevice past it: LimitExceededException); as each "
+        "device holds at most one live socket, this also bounds an identity's push sockets.",
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     @field_validator("developer_credentials", mode="before")

@@ -26,7 +26,7 @@ from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope
 from syncsvc.kms.material import MaterialError, RootKey
 from syncsvc.kms.service import KeyService
 from syncsvc.outbox.bulk import BulkPublisher
-from syncsvc.push.service import PushService
+from syncsvc.push.service import PushLimits, PushService
 from syncsvc.service import SyncService
 from syncsvc.store import RedisStore
 from syncsvc.store.bulk import RedisBulkJobs
@@ -241,7 +241,10 @@ def _build(
     authenticator = Authenticator(settings, credentials=credentials, identities=identities, issuer=issuer)
     outbox = RedisOutbox(store.client)
     bulk = BulkPublisher(RedisBulkJobs(store.client), store, outbox, pools, settings)
-    push = PushService(sync, pools, RedisPushStore(store.client))
+    push_limits = PushLimits(
+        devices=settings.push_max_devices_per_identity, subscriptions=settings.max_datasets_per_identity
+    )
+    push = PushService(sync, pools, RedisPushStore(store.client), push_limits)
     return Services(
         settings,
         store,

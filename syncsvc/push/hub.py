@@ -17,7 +17,8 @@ What a socket is promised
   Redis connection resubscribes and catches every socket up the same way, so an announcement missed in an outage
   arrives late, never not at all.
 * **Bounded memory**: each socket has a queue of ``Settings.push_queue_size`` messages; a socket that falls that far
-  behind is closed with 4008 (slow reader) and the device reconnects and resumes.
+  behind is closed with 4008 (slow reader) and the device reconnects and resumes. What a socket remembers per
+  dataset covers only datasets it subscribed to, whatever names its frames carry.
 * **Newest wins**: a device that connects again, here or on another instance, announces itself on the identity's
   channel; every older socket of that device is closed with 4009.
 """
@@ -122,6 +123,11 @@ class PushHub:
         """Sockets open here (one being closed no longer counts, though its close handshake may take a while)."""
         return sum(not socket.closing for sockets in self._sockets.values() for socket in sockets)
 
+    @property
+    def remembered_datasets(self) -> int:
+        """Dataset counts remembered over every socket here: bounded by what the devices subscribed to."""
+        return sum(len(socket.known) for sockets in self._sockets.values() for socket in sockets)
+
     def start(self) -> None:
         self._listener = asyncio.get_running_loop().create_task(self._listen(), name="push hub")
 
@@ -164,9 +170,11 @@ class PushHub:
                 await self._pubsub.sunsubscribe(channel)
 
     async def resume(self, socket: DeviceSocket, holds: dict[str, int]) -> None:
-        """The device holds ``holds``: tells it of every subscribed dataset that moved past, then ``resumed``."""
-        socket.known.update(holds)
+        """The device holds ``holds``: tells it of every subscribed dataset that moved past, then ``resumed``. What
+        the socket remembers is kept to the datasets the device subscribed to: names a device sends beyond those are
+        not stored, so no sequence of resumes grows it past the identity's dataset limit."""
         current = await self._catch_up(socket.ik, socket.device_id)
+        socket.known = {dataset: holds.get(dataset, socket.known.get(dataset, 0)) for dataset in current}
         for dataset, sync_count in current.items():
             socket.notify(dataset, sync_count)
         socket.send({"action": "resumed", "syncCounts": current})

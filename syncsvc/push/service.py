@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Final
 
-from syncsvc.errors import InvalidConfigurationError, InvalidParameterError, NotAuthorizedError, ResourceNotFoundError
+from syncsvc.errors import (
+    InvalidConfigurationError,
+    InvalidParameterError,
+    LimitExceededError,
+    NotAuthorizedError,
+    ResourceNotFoundError,
+)
 from syncsvc.identity.pools import PoolDirectory
 from syncsvc.keys import IdentityKeys
 from syncsvc.model import Caller
@@ -26,11 +33,23 @@ _MAX_TOKEN = 4096
 _MAX_DEVICE_ID = 256
 
 
+@dataclass(frozen=True, slots=True)
+class PushLimits:
+    """What one identity may hold: registered devices (so push sockets: one live socket per device), and dataset
+    subscriptions per device (the identity's dataset limit: a device cannot follow more datasets than there can be)."""
+
+    devices: int = 100
+    subscriptions: int = 20
+
+
 class PushService:
-    def __init__(self, sync: SyncService, pools: PoolDirectory, store: RedisPushStore) -> None:
+    def __init__(
+        self, sync: SyncService, pools: PoolDirectory, store: RedisPushStore, limits: PushLimits = PushLimits()
+    ) -> None:
         self._sync = sync
         self._pools = pools
         self._store = store
+        self._limits = limits
 
     async def register_device(
         self, caller: Caller, pool_id: str, identity_id: str, *, platform: str, token: str
@@ -42,7 +61,11 @@ class PushService:
             raise InvalidParameterError(f"Token must be 1 to {_MAX_TOKEN} characters, not {len(token)}")
         ik = await self._device_owner(caller, pool_id, identity_id, "RegisterDevice")
         device_id = str(uuid.uuid5(_DEVICE_IDS, f"{pool_id}/{identity_id}/{token}"))
-        await self._store.register_device(ik, device_id, platform, token, int(time.time() * 1000))
+        now_ms = int(time.time() * 1000)
+        if not await self._store.register_device(ik, device_id, platform, token, now_ms, limit=self._limits.devices):
+            raise LimitExceededError(
+                f"Identity {identity_id} already has {self._limits.devices} registered devices, the most it may have"
+            )
         return device_id
 
     async def subscribe(
@@ -52,8 +75,15 @@ class PushService:
         check_dataset_name(dataset)
         operation = "SubscribeToDataset" if on else "UnsubscribeFromDataset"
         ik = await self._device_owner(caller, pool_id, identity_id, operation)
-        if not await self._store.subscribe(ik, _checked_device_id(device_id), dataset, on=on):
+        done = await self._store.subscribe(
+            ik, _checked_device_id(device_id), dataset, on=on, limit=self._limits.subscriptions
+        )
+        if done == 0:
             raise _unknown_device(device_id, identity_id)
+        if done < 0:
+            raise LimitExceededError(
+                f"Device {device_id[:64]} already follows {self._limits.subscriptions} datasets, the most it may"
+            )
 
     async def open_socket(self, caller: Caller, pool_id: str, identity_id: str, device_id: str) -> IdentityKeys:
         """Checks that ``caller`` may hold the push socket of ``device_id``; returns the identity's keys."""

@@ -18,23 +18,29 @@ class RedisPushStore:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
         self._subscribe = register(client, "subscribe.lua")
+        self._register_device = register(client, "register_device.lua")
 
-    async def register_device(self, ik: IdentityKeys, device_id: str, platform: str, token: str, now_ms: int) -> None:
-        """Registers the device (a device registered again keeps its first registration and subscriptions)."""
+    async def register_device(
+        self, ik: IdentityKeys, device_id: str, platform: str, token: str, now_ms: int, *, limit: int
+    ) -> bool:
+        """Registers the device (a device registered again keeps its first registration and subscriptions); False
+        when the identity already has ``limit`` other devices."""
         device = orjson.dumps({"platform": platform, "token": token, "created": now_ms})
         async with backend():
-            await self._client.hsetnx(ik.devices, device_id, device)
+            done = await self._register_device(keys=[ik.devices], args=[device_id, device, limit])
+        return bool(done)
 
     async def device_exists(self, ik: IdentityKeys, device_id: str) -> bool:
         async with backend():
             return bool(await self._client.hexists(ik.devices, device_id))
 
-    async def subscribe(self, ik: IdentityKeys, device_id: str, dataset: str, *, on: bool) -> bool:
-        """Subscribes (``on``) or unsubscribes the device; False when it is not registered to the identity."""
+    async def subscribe(self, ik: IdentityKeys, device_id: str, dataset: str, *, on: bool, limit: int) -> int:
+        """Subscribes (``on``) or unsubscribes the device: 1 done, 0 the device is not registered to the identity,
+        -1 it already has ``limit`` other subscriptions."""
         script_keys = [ik.devices, ik.subscriptions(device_id), ik.subscribers(dataset)]
         async with backend():
-            done = await self._subscribe(keys=script_keys, args=[device_id, dataset, "1" if on else "0"])
-        return bool(done)
+            done = await self._subscribe(keys=script_keys, args=[device_id, dataset, "1" if on else "0", limit])
+        return int(done)
 
     async def catch_up(self, ik: IdentityKeys, device_id: str) -> dict[str, int]:
         """The current sync count of every dataset the device subscribed to (0 for one never written)."""
