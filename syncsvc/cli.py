@@ -13,10 +13,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from aiohttp import web
-
 from syncsvc import admin
 from syncsvc.api.app import create_app
+from syncsvc.api.connections import serve
 from syncsvc.config import Settings, SettingsError, load_settings
 from syncsvc.kms import command as keys_command
 from syncsvc.outbox import bulk_command, tail
@@ -51,14 +50,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve_one(settings: Settings, reuse_port: bool) -> None:
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
     try:
-        web.run_app(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            reuse_port=reuse_port,
-            access_log=None,
-            print=lambda _: log.info("serving on http://%s:%s", settings.host, settings.port),
-        )
+        asyncio.run(serve(create_app(settings), settings, reuse_port=reuse_port))
     except StartupError as exc:
         print(f"syncsvc: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

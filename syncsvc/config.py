@@ -195,6 +195,30 @@ class Settings(BaseSettings):
         description="Devices one identity may register (RegisterDevice past it: LimitExceededException); as each "
         "device holds at most one live socket, this also bounds an identity's push sockets.",
     )
+    push_max_sockets: int | None = Field(
+        None,
+        ge=1,
+        description="Push sockets one process holds at most (past it a socket is refused with "
+        "TooManyRequestsException before the upgrade). Default: 90% of max_connections, so requests and health "
+        "checks always have room.",
+    )
+    max_connections: int | None = Field(
+        None,
+        ge=1,
+        description="Connections one process holds at most; at the cap a new one closes the longest idle one, or is "
+        "refused when all are busy. Default: the open-files limit less reserved_descriptors.",
+    )
+    reserved_descriptors: int = Field(
+        256,
+        ge=0,
+        description="Open files kept out of max_connections' default for Redis, Kafka, logs and workers.",
+    )
+    idle_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="A connection with no request for this long (its first one included) is closed.",
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     @field_validator("developer_credentials", mode="before")

@@ -3,6 +3,7 @@ dataset subscriptions per device, and what a socket remembers however many datas
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -78,3 +79,31 @@ async def test_resumes_naming_any_datasets_leave_a_socket_remembering_only_its_s
         assert server.app[HUB].remembered_datasets == 1
     finally:
         await ws.close()
+
+
+@pytest.mark.parametrize("overrides", [{"push_max_sockets": 1}])
+async def test_a_server_holding_its_most_push_sockets_refuses_another_before_the_upgrade(phone: Phone) -> None:
+    tablet = phone.sibling()
+    await phone.register("phone")
+    await tablet.register("tablet")
+    first = await phone.connect()
+    try:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await tablet.connect()
+        assert refused.value.status == 429
+    finally:
+        await first.close()
+    for _ in range(100):  # the first socket's detach follows its close handshake
+        if await _opens(tablet):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("a socket was still refused after the first one closed")
+
+
+async def _opens(phone: Phone) -> bool:
+    try:
+        ws = await phone.connect()
+    except aiohttp.WSServerHandshakeError:
+        return False
+    await ws.close()
+    return True

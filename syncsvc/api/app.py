@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from syncsvc.api import identity, push, sync
+from syncsvc.api.connections import CONNECTIONS, ConnectionGuard, busy_middleware, connection_limit
 from syncsvc.api.middleware import auth_middleware, errors_middleware
 from syncsvc.api.protocol import (
     AUTHENTICATOR,
@@ -55,7 +56,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[BULK] = services.bulk
         app[PUSH] = services.push
         app[KMS] = services.kms
-        hub = PushHub(services.store.client, services.push.catch_up, queue_size=settings.push_queue_size)
+        hub = PushHub(
+            services.store.client,
+            services.push.catch_up,
+            queue_size=settings.push_queue_size,
+            max_sockets=settings.push_max_sockets or max(1, app[CONNECTIONS].limit * 9 // 10),
+        )
         app[HUB] = hub
         hub.start()
         await start_triggers(services)
@@ -123,10 +129,11 @@ async def readyz(request: web.Request) -> web.Response:
 def create_app(settings: Settings, *, triggers: TriggerRegistry | None = None) -> web.Application:
     """The app; ``triggers`` adds triggers registered in code to those of entry points and SYNCSVC_TRIGGERS."""
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware],
+        middlewares=[busy_middleware, errors_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[CONNECTIONS] = ConnectionGuard(connection_limit(settings))
     app[CODE_TRIGGERS] = triggers if triggers is not None else TriggerRegistry()
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_sockets)

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from syncsvc.api.middleware import caller_of
 from syncsvc.api.protocol import HUB, PUSH, SETTINGS, parse, respond
+from syncsvc.errors import TooManyRequestsError
 from syncsvc.push.hub import DeviceSocket, PushHub
 
 POOL = "/identitypools/{IdentityPoolId}"
@@ -90,6 +91,9 @@ async def device_socket(request: web.Request) -> web.WebSocketResponse:
     info = request.match_info
     device_id = info["DeviceId"]
     ik = await request.app[PUSH].open_socket(caller_of(request), info["IdentityPoolId"], info["IdentityId"], device_id)
+    hub = request.app[HUB]
+    if hub.full:
+        raise TooManyRequestsError("This server holds as many push sockets as it may; connect again later")
     settings = request.app[SETTINGS]
     ws = web.WebSocketResponse(
         heartbeat=settings.push_heartbeat_seconds,
@@ -98,7 +102,6 @@ async def device_socket(request: web.Request) -> web.WebSocketResponse:
         compress=False,  # a deflate context per socket would cost more memory than the notifications save
     )
     _bound_send_buffers(request, settings.push_send_buffer_bytes)
-    hub = request.app[HUB]
     socket = hub.socket(ik, device_id, ws)
     # Attached before the handshake completes: the device's "I am here" is announced before it can open another
     # socket, so "newest wins" follows the order the device connected in.

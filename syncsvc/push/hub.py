@@ -109,10 +109,12 @@ class DeviceSocket:
 class PushHub:
     """Device sockets by identity channel, and the one Pub/Sub connection that feeds them."""
 
-    def __init__(self, client: aioredis.Redis, catch_up: CatchUp, *, queue_size: int) -> None:
+    def __init__(self, client: aioredis.Redis, catch_up: CatchUp, *, queue_size: int, max_sockets: int) -> None:
         self._client = client
         self._catch_up = catch_up
         self._queue_size = queue_size
+        self._max_sockets = max_sockets
+        self._attached = 0
         self._sockets: dict[str, set[DeviceSocket]] = {}
         self._pubsub = client.pubsub()
         self._subscribed = asyncio.Event()
@@ -122,6 +124,11 @@ class PushHub:
     def socket_count(self) -> int:
         """Sockets open here (one being closed no longer counts, though its close handshake may take a while)."""
         return sum(not socket.closing for sockets in self._sockets.values() for socket in sockets)
+
+    @property
+    def full(self) -> bool:
+        """This instance holds its most sockets (``Settings.push_max_sockets``): a new one is refused."""
+        return self._attached >= self._max_sockets
 
     @property
     def remembered_datasets(self) -> int:
@@ -155,6 +162,7 @@ class PushHub:
         channel = socket.ik.push_channel
         sockets = self._sockets.setdefault(channel, set())
         sockets.add(socket)
+        self._attached += 1
         if len(sockets) == 1:
             await self._pubsub.ssubscribe(channel)
             self._subscribed.set()
@@ -164,7 +172,9 @@ class PushHub:
     async def detach(self, socket: DeviceSocket) -> None:
         channel = socket.ik.push_channel
         sockets = self._sockets.get(channel, set())
-        sockets.discard(socket)
+        if socket in sockets:
+            sockets.discard(socket)
+            self._attached -= 1
         if not sockets and self._sockets.pop(channel, None) is not None:
             with contextlib.suppress(Exception):  # Redis may be down; a resubscription leaves the channel out
                 await self._pubsub.sunsubscribe(channel)

@@ -1,0 +1,207 @@
+"""How many connections one serving process holds, and how it listens.
+
+A flood of sockets — opened and left idle, or half a request and never the rest — must not use up the process's
+open files: Redis, Kafka and the next health check need descriptors too. So:
+
+* **A cap** (``Settings.max_connections``; by default the open-files limit less ``Settings.reserved_descriptors``).
+  A connection that arrives at the cap first evicts the longest-open *idle* connection (one with no request in the
+  app: waiting between requests, or still sending its first request line and headers), so idle sockets cannot lock
+  out a real client; only when every connection is busy is the new one closed at once.
+* **An idle timeout** (``Settings.idle_timeout_seconds``, aiohttp's keep-alive timeout): a connection that sends no
+  request for that long, its first one included, is closed. Request bodies have their own time limit (the auth
+  middleware), push sockets their heartbeat.
+* **Quiet logs**: the event loop's errors (``socket.accept() out of system resource`` and the like) are logged at
+  most once per message and interval, with the number of repeats left out.
+
+Only aiohttp's public surface is used: the runner's ``Server`` makes each connection's protocol (wrapped here to
+count it), a request's ``protocol`` says which connection is busy, and an idle one is closed with ``force_close``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from syncsvc.config import Settings
+
+log = logging.getLogger("syncsvc.api")
+
+Handler = Callable[[web.Request], Any]
+#: How often one event-loop error message is logged at most.
+_LOG_INTERVAL_SECONDS = 10.0
+
+
+def connection_limit(settings: Settings) -> int:
+    """The configured cap, or the open-files limit less the descriptors kept for everything else."""
+    if settings.max_connections is not None:
+        return settings.max_connections
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(1, soft - settings.reserved_descriptors)
+
+
+class ConnectionGuard:
+    """The listening socket's protocol factory: aiohttp's, capped at ``limit`` connections (see the module).
+
+    Each connection's protocol is wrapped to count it; idle connections are kept oldest first, so finding the one
+    to evict at the cap costs the same however many are open."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+        #: Connections with no request in the app, the longest idle first.
+        self._idle: dict[asyncio.BaseProtocol, None] = {}
+        self._busy: dict[asyncio.BaseProtocol, int] = {}
+        self._last_warning = 0.0
+
+    def factory(self, server: web.Server) -> Callable[[], asyncio.BaseProtocol]:
+        return lambda: _Counted(server(), self)
+
+    def admit(self, handler: asyncio.BaseProtocol) -> bool:
+        """Counts a connection that was just made; False (refuse it) when at the cap with every connection busy.
+        Decided here rather than when the protocol is made: a burst of accepts makes many protocols first."""
+        if self.open >= self.limit and not self._evict_idle():
+            self._warn("refusing a connection: all %d connections are busy", self.limit)
+            return False
+        self.open += 1
+        self._idle[handler] = None
+        return True
+
+    def closed(self, handler: asyncio.BaseProtocol) -> None:
+        self.open -= 1
+        self._idle.pop(handler, None)
+        self._busy.pop(handler, None)
+
+    def _evict_idle(self) -> bool:
+        if not self._idle:
+            return False
+        handler = next(iter(self._idle))
+        del self._idle[handler]  # counted open until its connection_lost
+        assert isinstance(handler, RequestHandler)
+        handler.force_close()
+        self._warn("at the limit of %d connections: closing the longest idle one", self.limit)
+        return True
+
+    @asynccontextmanager
+    async def busy(self, handler: asyncio.BaseProtocol | None) -> AsyncIterator[None]:
+        """Marks the connection busy while a request of it is in the app; then it is the newest idle one."""
+        if handler is None or (handler not in self._idle and handler not in self._busy):
+            yield  # not a connection this guard counts (a test server's), or one closing
+            return
+        self._idle.pop(handler, None)
+        self._busy[handler] = self._busy.get(handler, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._busy.pop(handler, 0) - 1
+            if left > 0:
+                self._busy[handler] = left
+            elif left == 0:
+                self._idle[handler] = None
+
+    def _warn(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= _LOG_INTERVAL_SECONDS:
+            self._last_warning = now
+            log.warning(message, *args)
+
+
+class _Counted(asyncio.Protocol):
+    """aiohttp's protocol for one connection, counted by the guard from connection_made to connection_lost; a
+    connection the guard refuses is reset at once (its descriptor is free again) and never reaches aiohttp."""
+
+    __slots__ = ("_admitted", "_guard", "_inner")
+
+    def __init__(self, inner: RequestHandler, guard: ConnectionGuard) -> None:
+        self._inner = inner
+        self._guard = guard
+        self._admitted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._admitted = self._guard.admit(self._inner)
+        if not self._admitted:
+            assert isinstance(transport, asyncio.Transport)
+            transport.abort()
+            return
+        self._inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._admitted:
+            self._guard.closed(self._inner)
+            self._inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._admitted:
+            self._inner.data_received(data)
+
+    def eof_received(self) -> None:
+        if self._admitted:
+            self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+def quiet_loop_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Logs the loop's errors at most once per message per interval (an accept() failing under a flood repeats
+    thousands of times a second)."""
+    last: dict[str, float] = {}
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        message = str(context.get("message", "event loop error"))
+        now = time.monotonic()
+        if now - last.get(message, -_LOG_INTERVAL_SECONDS) < _LOG_INTERVAL_SECONDS:
+            return
+        if len(last) > 1000:  # messages carry no request data, but bound the table anyway
+            last.clear()
+        last[message] = now
+        exception = context.get("exception")
+        log.error("%s: %s (repeats within %.0f s are not logged)", message, exception, _LOG_INTERVAL_SECONDS)
+
+    loop.set_exception_handler(handle)
+
+
+async def serve(app: web.Application, settings: Settings, *, reuse_port: bool) -> None:
+    """Serves ``app`` on ``settings.host:port`` until SIGINT or SIGTERM, then shuts down as ``web.run_app`` does
+    (the listener closes, requests in flight finish, the app's shutdown and cleanup run)."""
+    loop = asyncio.get_running_loop()
+    quiet_loop_errors(loop)
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=settings.idle_timeout_seconds)
+    try:
+        await runner.setup()
+        assert runner.server is not None
+        listener = await loop.create_server(
+            app[CONNECTIONS].factory(runner.server), settings.host, settings.port, reuse_port=reuse_port, backlog=1024
+        )
+        log.info(
+            "serving on http://%s:%s (at most %d connections)", settings.host, settings.port, app[CONNECTIONS].limit
+        )
+        await stop.wait()
+        listener.close()
+    finally:
+        await runner.cleanup()
+
+
+@web.middleware
+async def busy_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The outermost middleware: a connection with a request in the app is not idle (see :class:`ConnectionGuard`)."""
+    async with request.app[CONNECTIONS].busy(request.protocol):
+        response: web.StreamResponse = await handler(request)
+        return response
+
+
+CONNECTIONS = web.AppKey("connections", ConnectionGuard)

@@ -1,0 +1,141 @@
+"""A flood of connections without credentials cannot take a `syncsvc serve` process's descriptors: past its cap the
+longest idle connections give way, idle ones time out, /healthz and real requests keep being answered, and the log
+stays quiet. (A real process on loopback, its descriptors counted in /proc.)"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from syncsvc.api.connections import quiet_loop_errors
+from tests.conftest import free_port
+from tests.test_serve import SYNCSVC, environment, wait_until_serving
+
+LIMIT = 100
+IDLE_SECONDS = 2
+FLOOD = 600
+
+
+@dataclass
+class Served:
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def descriptors(self) -> int:
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+
+
+@pytest.fixture
+def served(redis_url: str, redis_client: Redis, tmp_path: Path) -> Iterator[Served]:
+    """One `syncsvc serve` process capped at LIMIT connections, its log in a file."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [SYNCSVC, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            env=environment(
+                redis_url,
+                SYNCSVC_MAX_CONNECTIONS=str(LIMIT),
+                SYNCSVC_IDLE_TIMEOUT_SECONDS=str(IDLE_SECONDS),
+            ),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(url, process)
+        yield Served(url, port, process, log)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def healthz_seconds(url: str) -> float:
+    started = time.monotonic()
+    with urllib.request.urlopen(url + "/healthz", timeout=10) as response:  # noqa: S310 (loopback test URL)
+        assert response.status == 200
+    return time.monotonic() - started
+
+
+def get_id(url: str, pool: str) -> int:
+    """An unauthenticated GetId, as a device's first call; its HTTP status."""
+    request = urllib.request.Request(  # noqa: S310 (loopback test URL)
+        url + "/",
+        data=orjson.dumps({"IdentityPoolId": pool}),
+        headers={
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": "AWSCognitoIdentityService.GetId",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback test URL)
+            return int(response.status)
+    except urllib.error.HTTPError as refused:
+        return int(refused.code)
+
+
+def open_idle(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that never send a byte (each connect is answered by the kernel, not the server)."""
+    held = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        held.append(sock)
+    return held
+
+
+def test_a_flood_of_idle_connections_stays_under_the_cap_and_the_server_keeps_answering(served: Served) -> None:
+    baseline = served.descriptors()
+    flood = open_idle(served.port, FLOOD)
+    try:
+        time.sleep(0.5)  # let the server accept what is in its backlog (the assertion below is a ceiling)
+        during = served.descriptors()
+        seconds = healthz_seconds(served.url)
+        status = get_id(served.url, "us-east-1:00000000-0000-0000-0000-000000000000")
+    finally:
+        for sock in flood:
+            sock.close()
+    assert during <= baseline + LIMIT + 8, (baseline, during)
+    assert seconds < 5
+    assert status == 400  # the pool does not exist: answered as Cognito does, not refused for want of sockets
+    log_lines = served.log.read_text().splitlines()
+    assert len([line for line in log_lines if "limit of" in line]) <= 2, log_lines[-5:]
+    assert not any("Traceback" in line for line in log_lines)
+
+
+def test_a_connection_that_never_sends_a_request_is_closed_after_the_idle_timeout(served: Served) -> None:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=IDLE_SECONDS + 10) as sock:
+        started = time.monotonic()
+        assert sock.recv(1) == b""  # closed by the server
+        waited = time.monotonic() - started
+    assert IDLE_SECONDS - 0.5 <= waited < IDLE_SECONDS + 10
+
+
+async def test_event_loop_errors_are_logged_once_per_message_and_interval(caplog: pytest.LogCaptureFixture) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        quiet_loop_errors(loop)
+        with caplog.at_level(logging.ERROR, logger="syncsvc.api"):
+            for _ in range(1000):
+                loop.call_exception_handler(
+                    {"message": "socket.accept() out of system resource", "exception": OSError(24, "Too many open")}
+                )
+            loop.call_exception_handler({"message": "another error"})
+    finally:
+        loop.close()
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 2
+    assert messages[0].startswith("socket.accept() out of system resource: [Errno 24] Too many open")
