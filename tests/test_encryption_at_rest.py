@@ -218,23 +218,45 @@ async def test_reencrypt_moves_data_keys_to_the_newest_backing_key(
     kms = KeyService(RedisKeyStore(redis_client), RootKey.from_file(ROOT_KEY_FILE), region="us-east-1", quota=1000)
     await kms.rotate(master)
     assert await data_key_backing_version(redis_client, ik) == 1
+    moved = await run_keys_command(settings, "reencrypt", "--pool", names["IdentityPoolId"])
+    assert moved[-1] == "1 data keys moved to the newest backing key of 1 pools"
+    assert await data_key_backing_version(redis_client, ik) == 2
+    assert await values(boto, names) == {"kept": "readable throughout"}
+
+
+async def test_keys_rotate_gives_each_pool_key_a_new_backing_key_and_reencrypt_follows(
+    boto: Boto, names: dict[str, Any], redis_client: Redis, settings: Settings
+) -> None:
+    """Pool master keys are not on the public KMS API: an operator rotates them with `syncsvc keys rotate`."""
+    await write(boto, names, {"kept": "readable throughout"})
+    ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
+    pool = names["IdentityPoolId"]
+    rotated = await run_keys_command(settings, "rotate", "--pool", pool)
+    moved = await run_keys_command(settings, "reencrypt", "--pool", pool)
+    assert (rotated[-2:], moved[-1]) == (
+        [
+            f"{pool}: master key rotated to backing key 2",
+            "1 master keys rotated; `syncsvc keys reencrypt` moves existing data keys",
+        ],
+        "1 data keys moved to the newest backing key of 1 pools",
+    )
+    assert await data_key_backing_version(redis_client, ik) == 2
+    assert await values(boto, names) == {"kept": "readable throughout"}
+
+
+async def run_keys_command(settings: Settings, *arguments: str) -> list[str]:
+    """`syncsvc keys ARGUMENTS…` on the test's Redis; the lines it printed on stderr (it must succeed)."""
     command = await asyncio.create_subprocess_exec(
         SYNCSVC,
         "keys",
-        "reencrypt",
-        "--pool",
-        names["IdentityPoolId"],
+        *arguments,
         env=process_environment(SYNCSVC_REDIS_URL=settings.redis_url, SYNCSVC_SHARDS=str(settings.shards)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     _, err = await asyncio.wait_for(command.communicate(), timeout=60)
-    assert (command.returncode, err.decode().splitlines()[-1]) == (
-        0,
-        "1 data keys moved to the newest backing key of 1 pools",
-    )
-    assert await data_key_backing_version(redis_client, ik) == 2
-    assert await values(boto, names) == {"kept": "readable throughout"}
+    assert command.returncode == 0, err.decode()
+    return err.decode().splitlines()
 
 
 async def data_key_backing_version(client: Redis, ik: IdentityKeys) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 import time
 from datetime import datetime
 from typing import Any
@@ -567,22 +566,6 @@ async def test_cancel_key_deletion_of_a_key_not_pending_is_an_invalid_state(kms:
     refused = await refusal(kms, "cancel_key_deletion", KeyId=key_id)
 
     assert refused == (400, "KMSInvalidStateException", f"{arn(key_id)} is not pending deletion.")
-
-
-async def test_scheduling_the_deletion_of_an_identity_pool_key_warns(
-    kms: Any, service: KeyService, caplog: pytest.LogCaptureFixture
-) -> None:
-    pool_id = "us-east-1:11111111-2222-3333-4444-555555555555"
-    key = await service.create_key(owner=f"pool:{pool_id}")
-
-    with caplog.at_level(logging.WARNING, logger="syncsvc.kms"):
-        await call(kms, "schedule_key_deletion", KeyId=key.key_id, PendingWindowInDays=7)
-
-    warnings = [r.getMessage() for r in caplog.records if r.name == "syncsvc.kms" and r.levelno == logging.WARNING]
-    assert warnings == [
-        f"KMS key {key.key_id} of identity pool {pool_id} is scheduled for deletion in 7 days: unless "
-        f"CancelKeyDeletion is called, every record of identity pool {pool_id} becomes unreadable for good"
-    ]
 
 
 # --- DryRun ----------------------------------------------------------------------------------------------------------

@@ -17,12 +17,16 @@ Who may call what (rules in ``syncsvc.kms.policy``, principals as its docstring 
 * Every operation on a key is checked against the key's policy and grants (:func:`_authorize`): a developer passes
   when the key policy allows it (the default policy allows every developer) or a grant does; an identity only through
   a grant naming it as GranteePrincipal (with matching encryption-context constraints). An explicit Deny in the key
-  policy refuses anyone. Refusals are AccessDeniedException.
+  policy refuses anyone. Refusals are AccessDeniedException; an identity gets the very same answer for a key or
+  alias that does not exist (no existence oracle: see :func:`_authorize`).
+* The surface works on ``KeyService.public``: keys syncsvc made for itself (pool master keys, token signing keys)
+  do not exist there (NotFoundException, left out of ListKeys and ListAliases; see ``syncsvc.kms.service``).
 * Identities may call only the operations a grant can allow (:data:`GRANTABLE`); key management (CreateKey, ListKeys,
   aliases, state, rotation, deletion, key policies, CreateGrant, ListGrants, RevokeGrant) stays developer-only.
   CreateGrant accepts every GrantOperation, but a grant's CreateGrant does not let an identity create grants.
 * RetireGrant: the grant's RetiringPrincipal, its GranteePrincipal if the grant lists RetireGrant, or a developer
-  whom the key policy allows kms:RetireGrant.
+  whom the key policy allows kms:RetireGrant. An identity gets AccessDeniedException for a grant that does not
+  exist too; DryRun checks all of this before it answers DryRunOperationException.
 * Grants count at once (no eventual consistency): GrantTokens are checked to be grant tokens syncsvc issued
   (InvalidGrantTokenException otherwise) and are not needed otherwise. A GrantToken is the key id and grant id sealed
   with the deployment's token signer.
@@ -34,7 +38,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
@@ -58,6 +62,7 @@ from syncsvc.errors import (
 )
 from syncsvc.kms.model import DEFAULT_PENDING_WINDOW_DAYS, DEFAULT_ROTATION_DAYS, MasterKey
 from syncsvc.kms.policy import GrantOperation, developer_principal, identity_principal
+from syncsvc.kms.service import KeyService, check_grant_id
 from syncsvc.model import Caller
 
 TARGET_PREFIX = "TrentService."
@@ -118,7 +123,8 @@ _DRY_RUN = "The request would have succeeded, but the DryRun option is set."
 _GRANT_PURPOSE = "kms:GrantToken"
 PrincipalArn = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 GrantIdText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:.+$")
+#: Matched in full (``fullmatch``): ``$`` would also match before a final newline.
+_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:(iam|sts)::\d{12}:.+")
 PolicyText = Annotated[str, StringConstraints(min_length=1, max_length=131072)]
 PolicyNameText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
@@ -336,6 +342,11 @@ def _page(request: web.Request, operation: str, name: str, items: list[Any], lim
     return output
 
 
+def _kms(request: web.Request) -> KeyService:
+    """The key service as the public API sees it: without syncsvc's internal keys (``KeyService.public``)."""
+    return request.app[KMS].public
+
+
 def principal_of(caller: Caller) -> str:
     """The caller as a principal ARN (see the module docstring)."""
     if caller.is_developer:
@@ -359,18 +370,39 @@ async def _authorize(
     context: ContextMap | None = None,
     grant_tokens: list[str] | None = None,
 ) -> None:
-    """AccessDeniedException unless the caller may perform ``operation`` on the key (``syncsvc.kms.policy``). A key
-    that does not resolve is left to the operation for a developer (which answers its own NotFound or validation
-    error), refused for an identity."""
+    """AccessDeniedException unless the caller may perform ``operation`` on the key (``syncsvc.kms.policy``).
+
+    A key that does not resolve is left to the operation for a developer (which answers its own NotFound or
+    validation error). An identity learns nothing of which keys exist: a key id, ARN or alias that does not exist
+    (or names an internal key) gets the same AccessDeniedException, word for word, as a key that exists but that no
+    grant lets it use. That is what AWS KMS answers a principal without permission on a key (a key ARN of another
+    account, whether or not the key exists); a malformed ARN stays InvalidArnException (it depends on the text
+    alone)."""
     _check_grant_tokens(request, grant_tokens or [])
     caller = caller_of(request)
+    kms = _kms(request)
+    principal = principal_of(caller)
     try:
-        await request.app[KMS].authorize(
-            key_ref, principal_of(caller), operation, developer=caller.is_developer, context=context
-        )
-    except (KmsNotFoundError, InvalidArnError):
+        await kms.authorize(key_ref, principal, operation, developer=caller.is_developer, context=context)
+    except KmsNotFoundError:
+        if not caller.is_developer:
+            raise kms.access_denied(principal, operation, key_ref) from None
+    except InvalidArnError:
         if not caller.is_developer:
             raise
+
+
+async def _authorize_each(
+    request: web.Request,
+    operation: str,
+    key_refs: Iterable[str | None],
+    *,
+    context: ContextMap | None = None,
+    grant_tokens: list[str] | None = None,
+) -> None:
+    """:func:`_authorize` for every key a request names (None: not named), each once."""
+    for key_ref in dict.fromkeys(ref for ref in key_refs if ref is not None):
+        await _authorize(request, operation, key_ref, context=context, grant_tokens=grant_tokens)
 
 
 def _rotation_status(key: MasterKey) -> dict[str, Any]:
@@ -393,7 +425,7 @@ async def create_key(request: web.Request) -> dict[str, Any]:
         raise KmsValidationError("You cannot specify both KeySpec and CustomerMasterKeySpec; use KeySpec")
     if given.Origin != "AWS_KMS" or given.MultiRegion:
         raise UnsupportedOperationError("syncsvc makes single-Region keys with its own key material (AWS_KMS) only")
-    kms = request.app[KMS]
+    kms = _kms(request)
     principal = principal_of(caller_of(request))
     if given.Policy is not None:
         kms.check_policy(given.Policy, principal, bypass_lockout=given.BypassPolicyLockoutSafetyCheck)
@@ -411,12 +443,12 @@ async def create_key(request: web.Request) -> dict[str, Any]:
 async def describe_key(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, DescribeKeyIn)
     await _authorize(request, "DescribeKey", given.KeyId, grant_tokens=given.GrantTokens)
-    return {"KeyMetadata": (await request.app[KMS].key(given.KeyId)).metadata()}
+    return {"KeyMetadata": (await _kms(request).key(given.KeyId)).metadata()}
 
 
 async def list_keys(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, ListKeysIn)
-    kms = request.app[KMS]
+    kms = _kms(request)
     key_ids = await kms.key_ids(after=_after(request, "ListKeys", given.Marker), limit=given.Limit + 1)
     entries = [({"KeyId": key_id, "KeyArn": kms.key_arn(key_id)}, key_id) for key_id in key_ids]
     return _page(request, "ListKeys", "Keys", entries, given.Limit)
@@ -425,21 +457,21 @@ async def list_keys(request: web.Request) -> dict[str, Any]:
 async def enable_key(request: web.Request) -> dict[str, Any]:
     key_ref = (await _parse(request, KeyIdIn)).KeyId
     await _authorize(request, "EnableKey", key_ref)
-    await request.app[KMS].enable(key_ref)
+    await _kms(request).enable(key_ref)
     return {}
 
 
 async def disable_key(request: web.Request) -> dict[str, Any]:
     key_ref = (await _parse(request, KeyIdIn)).KeyId
     await _authorize(request, "DisableKey", key_ref)
-    await request.app[KMS].disable(key_ref)
+    await _kms(request).disable(key_ref)
     return {}
 
 
 async def schedule_key_deletion(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, ScheduleKeyDeletionIn)
     await _authorize(request, "ScheduleKeyDeletion", given.KeyId)
-    key = await request.app[KMS].schedule_deletion(given.KeyId, given.PendingWindowInDays)
+    key = await _kms(request).schedule_deletion(given.KeyId, given.PendingWindowInDays)
     assert key.deletion_ms is not None
     return {
         "KeyId": key.arn,
@@ -452,7 +484,7 @@ async def schedule_key_deletion(request: web.Request) -> dict[str, Any]:
 async def cancel_key_deletion(request: web.Request) -> dict[str, Any]:
     key_ref = (await _parse(request, KeyIdIn)).KeyId
     await _authorize(request, "CancelKeyDeletion", key_ref)
-    key = await request.app[KMS].cancel_deletion(key_ref)
+    key = await _kms(request).cancel_deletion(key_ref)
     return {"KeyId": key.arn}
 
 
@@ -462,27 +494,27 @@ async def cancel_key_deletion(request: web.Request) -> dict[str, Any]:
 async def enable_key_rotation(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, EnableKeyRotationIn)
     await _authorize(request, "EnableKeyRotation", given.KeyId)
-    await request.app[KMS].enable_rotation(given.KeyId, given.RotationPeriodInDays)
+    await _kms(request).enable_rotation(given.KeyId, given.RotationPeriodInDays)
     return {}
 
 
 async def disable_key_rotation(request: web.Request) -> dict[str, Any]:
     key_ref = (await _parse(request, KeyIdIn)).KeyId
     await _authorize(request, "DisableKeyRotation", key_ref)
-    await request.app[KMS].disable_rotation(key_ref)
+    await _kms(request).disable_rotation(key_ref)
     return {}
 
 
 async def get_key_rotation_status(request: web.Request) -> dict[str, Any]:
     key_ref = (await _parse(request, KeyIdIn)).KeyId
     await _authorize(request, "GetKeyRotationStatus", key_ref)
-    return _rotation_status(await request.app[KMS].key(key_ref))
+    return _rotation_status(await _kms(request).key(key_ref))
 
 
 async def rotate_key_on_demand(request: web.Request) -> dict[str, Any]:
     key_ref = (await _parse(request, KeyIdIn)).KeyId
     await _authorize(request, "RotateKeyOnDemand", key_ref)
-    key = await request.app[KMS].rotate_on_demand(key_ref)
+    key = await _kms(request).rotate_on_demand(key_ref)
     return {"KeyId": key.key_id}
 
 
@@ -492,13 +524,13 @@ async def rotate_key_on_demand(request: web.Request) -> dict[str, Any]:
 async def create_alias(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, CreateAliasIn)
     await _authorize(request, "CreateAlias", given.TargetKeyId)
-    await request.app[KMS].create_alias(given.AliasName, given.TargetKeyId)
+    await _kms(request).create_alias(given.AliasName, given.TargetKeyId)
     return {}
 
 
 async def list_aliases(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, ListAliasesIn)
-    kms = request.app[KMS]
+    kms = _kms(request)
     after = _after(request, "ListAliases", given.Marker)
     aliases = [alias for alias in await kms.aliases(given.KeyId) if after is None or alias.name > after]
     entries = [
@@ -515,7 +547,7 @@ async def encrypt(request: web.Request) -> dict[str, Any]:
     """SYMMETRIC_DEFAULT (the default) with a symmetric key; RSAES_OAEP_* with an RSA ENCRYPT_DECRYPT key."""
     given = await _parse(request, EncryptIn)
     await _authorize(request, "Encrypt", given.KeyId, context=given.EncryptionContext, grant_tokens=given.GrantTokens)
-    kms = request.app[KMS]
+    kms = _kms(request)
     if given.EncryptionAlgorithm == "SYMMETRIC_DEFAULT":
         blob, key = await kms.seal(given.KeyId, given.Plaintext, given.EncryptionContext)
     else:
@@ -527,13 +559,17 @@ async def encrypt(request: web.Request) -> dict[str, Any]:
 
 
 async def decrypt(request: web.Request) -> dict[str, Any]:
-    """A symmetric ciphertext names its key; an RSAES_OAEP_* one needs the KeyId and the algorithm it was made with."""
+    """A symmetric ciphertext names its key; an RSAES_OAEP_* one needs the KeyId and the algorithm it was made with.
+    A KeyId is authorized too, not only compared: else an identity allowed the ciphertext's key could tell an alias
+    that exists (IncorrectKeyException) from one that does not (NotFoundException)."""
     given = await _parse(request, DecryptIn)
-    kms = request.app[KMS]
-    key_ref = kms.key_of_blob(given.CiphertextBlob) if given.EncryptionAlgorithm == "SYMMETRIC_DEFAULT" else given.KeyId
-    if key_ref is not None:
-        await _authorize(request, "Decrypt", key_ref, context=given.EncryptionContext, grant_tokens=given.GrantTokens)
-    if given.EncryptionAlgorithm == "SYMMETRIC_DEFAULT":
+    kms = _kms(request)
+    symmetric = given.EncryptionAlgorithm == "SYMMETRIC_DEFAULT"
+    blob_key = kms.key_of_blob(given.CiphertextBlob) if symmetric else None
+    await _authorize_each(
+        request, "Decrypt", (blob_key, given.KeyId), context=given.EncryptionContext, grant_tokens=given.GrantTokens
+    )
+    if symmetric:
         plaintext, key = await kms.decrypt(given.CiphertextBlob, given.EncryptionContext, key_ref=given.KeyId)
     else:
         plaintext, key = await kms.decrypt_asymmetric(
@@ -544,17 +580,17 @@ async def decrypt(request: web.Request) -> dict[str, Any]:
 
 
 async def re_encrypt(request: web.Request) -> dict[str, Any]:
+    """The source key (the ciphertext's, and a SourceKeyId, as Decrypt) needs ReEncryptFrom, the destination
+    ReEncryptTo."""
     given = await _parse(request, ReEncryptIn)
     _symmetric(given.SourceEncryptionAlgorithm, given.DestinationEncryptionAlgorithm)
-    source_ref = request.app[KMS].key_of_blob(given.CiphertextBlob)
-    if source_ref is not None:
-        await _authorize(
-            request,
-            "ReEncryptFrom",
-            source_ref,
-            context=given.SourceEncryptionContext,
-            grant_tokens=given.GrantTokens,
-        )
+    await _authorize_each(
+        request,
+        "ReEncryptFrom",
+        (_kms(request).key_of_blob(given.CiphertextBlob), given.SourceKeyId),
+        context=given.SourceEncryptionContext,
+        grant_tokens=given.GrantTokens,
+    )
     await _authorize(
         request,
         "ReEncryptTo",
@@ -562,7 +598,7 @@ async def re_encrypt(request: web.Request) -> dict[str, Any]:
         context=given.DestinationEncryptionContext,
         grant_tokens=given.GrantTokens,
     )
-    blob, source, destination = await request.app[KMS].re_encrypt(
+    blob, source, destination = await _kms(request).re_encrypt(
         given.CiphertextBlob,
         given.DestinationKeyId,
         source_context=given.SourceEncryptionContext,
@@ -587,7 +623,7 @@ async def _data_key(request: web.Request, operation: str) -> tuple[dict[str, Any
         raise KmsValidationError("Please specify either KeySpec or NumberOfBytes, but not both")
     size = given.NumberOfBytes if given.KeySpec is None else DATA_KEY_BYTES[given.KeySpec]
     assert size is not None
-    data_key = await request.app[KMS].generate_data_key(given.KeyId, given.EncryptionContext, number_of_bytes=size)
+    data_key = await _kms(request).generate_data_key(given.KeyId, given.EncryptionContext, number_of_bytes=size)
     _dry_run(given.DryRun)
     return {"CiphertextBlob": _blob(data_key.blob), "KeyId": data_key.key_arn}, data_key.plaintext
 
@@ -613,7 +649,7 @@ def _is_digest(message_type: str) -> bool:
 async def sign(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, SignIn)
     await _authorize(request, "Sign", given.KeyId, grant_tokens=given.GrantTokens)
-    signature, key = await request.app[KMS].sign(
+    signature, key = await _kms(request).sign(
         given.KeyId, given.Message, given.SigningAlgorithm, digest=_is_digest(given.MessageType)
     )
     _dry_run(given.DryRun)
@@ -624,7 +660,7 @@ async def verify(request: web.Request) -> dict[str, Any]:
     """A valid signature answers SignatureValid true; an invalid one KMSInvalidSignatureException."""
     given = await _parse(request, VerifyIn)
     await _authorize(request, "Verify", given.KeyId, grant_tokens=given.GrantTokens)
-    key = await request.app[KMS].verify(
+    key = await _kms(request).verify(
         given.KeyId, given.Message, given.Signature, given.SigningAlgorithm, digest=_is_digest(given.MessageType)
     )
     _dry_run(given.DryRun)
@@ -634,7 +670,7 @@ async def verify(request: web.Request) -> dict[str, Any]:
 async def get_public_key(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, GetPublicKeyIn)
     await _authorize(request, "GetPublicKey", given.KeyId, grant_tokens=given.GrantTokens)
-    public, key = await request.app[KMS].public_key(given.KeyId)
+    public, key = await _kms(request).public_key(given.KeyId)
     return {
         "KeyId": key.arn,
         "PublicKey": _blob(public),
@@ -649,7 +685,7 @@ async def get_public_key(request: web.Request) -> dict[str, Any]:
 
 
 def _check_principal(member: str, principal: str | None) -> None:
-    if principal is not None and not _PRINCIPAL.match(principal):
+    if principal is not None and not _PRINCIPAL.fullmatch(principal):
         raise InvalidArnError(f"{member} {principal[:256]} is not a valid IAM or STS principal ARN")
 
 
@@ -663,7 +699,7 @@ async def create_grant(request: web.Request) -> dict[str, Any]:
     _check_principal("RetiringPrincipal", given.RetiringPrincipal)
     await _authorize(request, "CreateGrant", given.KeyId, grant_tokens=given.GrantTokens)
     constraints = given.Constraints or GrantConstraints()
-    grant = await request.app[KMS].create_grant(
+    grant = await _kms(request).create_grant(
         given.KeyId,
         grantee=given.GranteePrincipal,
         operations=given.Operations,
@@ -683,8 +719,10 @@ async def list_grants(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, ListGrantsIn)
     if given.GranteeServicePrincipal is not None:
         raise UnsupportedOperationError("syncsvc has no AWS service principals")
+    if given.GrantId is not None:
+        check_grant_id(given.GrantId)
     await _authorize(request, "ListGrants", given.KeyId)
-    kms = request.app[KMS]
+    kms = _kms(request)
     after = _after(request, "ListGrants", given.Marker)
     grants = [
         grant
@@ -710,19 +748,18 @@ async def retire_grant(request: web.Request) -> dict[str, Any]:
         key_ref, grant_id = given.KeyId, given.GrantId
     else:
         raise KmsValidationError("RetireGrant takes a GrantToken, or a KeyId and a GrantId")
-    kms = request.app[KMS]
     caller = caller_of(request)
-    if given.DryRun:
-        await kms.grant(key_ref, grant_id)
-        _dry_run(True)
-    await kms.retire_grant(key_ref, grant_id, principal_of(caller), developer=caller.is_developer)
+    await _kms(request).retire_grant(
+        key_ref, grant_id, principal_of(caller), developer=caller.is_developer, dry_run=given.DryRun
+    )
+    _dry_run(given.DryRun)
     return {}
 
 
 async def revoke_grant(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, RevokeGrantIn)
     await _authorize(request, "RevokeGrant", given.KeyId)
-    kms = request.app[KMS]
+    kms = _kms(request)
     if given.DryRun:
         await kms.grant(given.KeyId, given.GrantId)
         _dry_run(True)
@@ -739,7 +776,7 @@ async def get_key_policy(request: web.Request) -> dict[str, Any]:
     given = await _parse(request, GetKeyPolicyIn)
     await _authorize(request, "GetKeyPolicy", given.KeyId)
     _policy_name(given.PolicyName)
-    return {"Policy": await request.app[KMS].key_policy(given.KeyId), "PolicyName": "default"}
+    return {"Policy": await _kms(request).key_policy(given.KeyId), "PolicyName": "default"}
 
 
 async def put_key_policy(request: web.Request) -> dict[str, Any]:
@@ -747,7 +784,7 @@ async def put_key_policy(request: web.Request) -> dict[str, Any]:
     await _authorize(request, "PutKeyPolicy", given.KeyId)
     _policy_name(given.PolicyName)
     principal = principal_of(caller_of(request))
-    await request.app[KMS].put_key_policy(
+    await _kms(request).put_key_policy(
         given.KeyId, given.Policy, principal, bypass_lockout=given.BypassPolicyLockoutSafetyCheck
     )
     return {}

@@ -236,7 +236,8 @@ class TokenIssuer:
         """The claims of a token this service issued, or :class:`ExpiredTokenError` / :class:`NotAuthorizedError`.
 
         Checked: RS256 only, signed by one of our live keys, ``iss`` ours, every claim present and well typed,
-        ``exp`` and ``nbf`` (if any) with ``LEEWAY_SECONDS``. Which pool the ``aud`` must be is the caller's check.
+        ``exp`` and ``nbf`` (if any) with ``LEEWAY_SECONDS``, and a lifetime within ``max_lifetime_seconds``
+        (:meth:`_check_lifetime`). Which pool the ``aud`` must be is the caller's check.
         """
         now = self._now()
         verified = self._verified.get(token)
@@ -252,14 +253,26 @@ class TokenIssuer:
             self._verified.move_to_end(token)
             if await self._verification_key(kid, now) is None:  # its key was retired since
                 raise _invalid("unknown signing key")
-        if not isinstance(claims["exp"], int) or isinstance(claims["exp"], bool):
-            raise _invalid("exp is not an integer")
+        self._check_lifetime(claims, now)
         nbf = claims.get("nbf")
         if nbf is not None and (not isinstance(nbf, int | float) or nbf > now + LEEWAY_SECONDS):
             raise _invalid("not yet valid")
         if claims["exp"] <= now - LEEWAY_SECONDS:
             raise ExpiredTokenError("The security token included in the request is expired")
         return self._issued_token(claims)
+
+    def _check_lifetime(self, claims: dict[str, Any], now: float) -> None:
+        """``iat`` and ``exp`` integers, and no longer apart than the longest lifetime this service issues; nor
+        ``exp`` further ahead than that (with leeway), whatever ``iat`` says. A valid signature does not make a
+        token acceptable: the rule holds whoever got one of our keys to sign (a KMS Sign call, a bug), so a
+        signature over a year-long token buys a day at most, as every token we issue."""
+        exp, iat = claims["exp"], claims["iat"]
+        if not isinstance(exp, int) or isinstance(exp, bool):
+            raise _invalid("exp is not an integer")
+        if not isinstance(iat, int) or isinstance(iat, bool):
+            raise _invalid("iat is not an integer")
+        if exp - iat > self.max_lifetime_seconds or exp - now > self.max_lifetime_seconds + LEEWAY_SECONDS:
+            raise _invalid(f"its lifetime exceeds the maximum of {self.max_lifetime_seconds} seconds")
 
     def _remember(self, token: str, kid: str, claims: dict[str, Any]) -> None:
         """Keeps a token whose signature, issuer and claims checked out, so the device's next requests skip the RSA
@@ -271,6 +284,10 @@ class TokenIssuer:
 
     @staticmethod
     def _kid_of(token: str) -> str:
+        # A JWT is base64url and dots: ASCII. Anything else is malformed, whatever bytes the Authorization header held
+        # (PyJWT would raise UnicodeEncodeError, not InvalidTokenError, on the surrogates aiohttp makes of non-UTF-8).
+        if not token.isascii():
+            raise _invalid("malformed")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:

@@ -28,18 +28,36 @@ def add_commands(commands: Any) -> None:
     actions = keys.add_subparsers(dest="action", required=True)
     root = actions.add_parser("root-key", help="create the KMS root key file unless it exists (owner-only, 0600)")
     root.add_argument("path", type=Path)
+    rotate = actions.add_parser("rotate", help="rotate each pool's master key (then `reencrypt` moves data keys)")
+    rotate.add_argument("--pool", help="only this identity pool (default: every pool)")
     reencrypt = actions.add_parser("reencrypt", help="move data keys to the newest backing key of each pool's key")
     reencrypt.add_argument("--pool", help="only this identity pool (default: every pool)")
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    if args.action == "reencrypt":
-        try:
-            return asyncio.run(_reencrypt(settings, args.pool))
-        except StartupError as exc:
-            print(f"syncsvc: {exc}", file=sys.stderr)
-            return 1
-    return _root_key(args.path)
+    if args.action == "root-key":
+        return _root_key(args.path)
+    command = _reencrypt if args.action == "reencrypt" else _rotate
+    try:
+        return asyncio.run(command(settings, args.pool))
+    except StartupError as exc:
+        print(f"syncsvc: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _rotate(settings: Settings, only: str | None) -> int:
+    async with open_services(settings) as services:
+        pools = [only] if only else await _every_pool(services)
+        rotated = 0
+        for pool_id in pools:
+            version = await services.envelope.rotate_pool_key(pool_id)
+            if version is None:
+                print(f"{pool_id}: no master key yet (made on the pool's first write)", file=sys.stderr)
+            else:
+                rotated += 1
+                print(f"{pool_id}: master key rotated to backing key {version}", file=sys.stderr)
+        print(f"{rotated} master keys rotated; `syncsvc keys reencrypt` moves existing data keys", file=sys.stderr)
+        return 0
 
 
 async def _reencrypt(settings: Settings, only: str | None) -> int:

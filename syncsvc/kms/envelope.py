@@ -233,6 +233,16 @@ class Envelope:
             await pipe.execute()
         return await self._wrapped_keys(ik)
 
+    async def rotate_pool_key(self, pool_id: str) -> int | None:
+        """Rotates the pool's master key: new data keys are made under a new backing key, older ones still unwrap
+        (``rewrap`` moves them). The new backing key's version, or None when the pool has no key yet. Pool keys are
+        not on the public KMS API: this (``syncsvc keys rotate``) is how an operator rotates them."""
+        async with backend():
+            stored = await self._client.hget(keys.pool(pool_id), "kms")
+        if stored is None:
+            return None
+        return (await self._kms.rotate(text(stored))).current_version
+
     async def pool_key(self, pool_id: str) -> str:
         """The pool's master key id, made on first need (a pool key made concurrently elsewhere wins)."""
         known = self._pool_keys.get(pool_id)

@@ -41,7 +41,8 @@ MAX_ON_DEMAND_ROTATIONS = 25
 ROTATION_CONFLICT_MS = 20 * 60_000
 PENDING_WINDOW_DAYS = (7, 30)
 DEFAULT_PENDING_WINDOW_DAYS = 30
-_ALIAS_PATTERN = re.compile(r"^[a-zA-Z0-9:/_-]{1,256}$")
+#: Matched in full (``fullmatch``): ``$`` would also match before a final newline.
+_ALIAS_PATTERN = re.compile(r"[a-zA-Z0-9:/_-]{1,256}")
 #: The KeySpecs syncsvc makes and the KeyUsages KMS allows each of them (among those syncsvc serves).
 KEY_USAGES: dict[str, tuple[str, ...]] = {
     "SYMMETRIC_DEFAULT": ("ENCRYPT_DECRYPT",),
@@ -80,7 +81,7 @@ def check_alias_name(alias: str) -> None:
             'Alias must start with the prefix "alias/". Please see '
             "https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html"
         )
-    if not _ALIAS_PATTERN.match(alias):
+    if not _ALIAS_PATTERN.fullmatch(alias):
         raise KmsValidationError(
             f"1 validation error detected: Value '{alias[:300]}' at 'aliasName' failed to satisfy constraint: "
             "Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$ and have length at most 256"

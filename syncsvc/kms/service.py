@@ -17,6 +17,16 @@ Key references (``key_ref``) are what KMS accepts: a key id, a key ARN, ``alias/
 Access (:meth:`KeyService.authorize`): the key's policy and grants live in the key's own hash, so the one HGETALL
 that reads a key reads them too, and a grant created, retired or revoked through any instance counts at the next
 request (no eventual consistency). The rules are ``syncsvc.kms.policy``'s.
+
+Internal keys (:attr:`KeyService.public`): keys syncsvc makes for itself (``MasterKey.owner`` set: an identity
+pool's master key ``pool:<id>``, an identity-token signing key ``oidc:<kid>``) serve syncsvc only. The public KMS API
+works on :attr:`KeyService.public`, a view of the same keys in which internal keys do not exist: every operation on
+one answers NotFoundException exactly as for a key id that was never made, ListKeys and ListAliases leave them out,
+and no alias or grant can be made on them. So a developer can neither use them (Sign a token with the service's
+signing key, Decrypt a wrapped data key) nor change them (DisableKey, ScheduleKeyDeletion: a denial of service of
+token issuing or crypto-shredding of a whole pool), and the API does not even tell which key ids are internal.
+Invisible rather than AccessDeniedException: as with KMS's AWS owned keys, which a customer can neither see, list
+nor use. Only syncsvc's own code (``envelope.py``, ``identity/issuer.py``, the sweep) works on them.
 """
 
 from __future__ import annotations
@@ -68,10 +78,11 @@ SWEEP_SECONDS = 60.0
 #: Reads and re-applications of a rule before a change gives up with ConflictException.
 _ATTEMPTS = 5
 _SWEEP_PAGE = 200
-_ARN = re.compile(r"^arn:aws[a-z-]*:kms:([a-z0-9-]*):(\d*):((?:key|alias)/.+)$")
+#: Every pattern is matched in full (``fullmatch``): ``$`` would also match before a final newline.
+_ARN = re.compile(r"arn:aws[a-z-]*:kms:([a-z0-9-]*):(\d*):((?:key|alias)/.+)")
 #: Grants per key (KMS's quota).
 GRANT_QUOTA = 50_000
-_GRANT_ID = re.compile(r"^[0-9a-f]{64}$")
+_GRANT_ID = re.compile(r"[0-9a-f]{64}")
 _LOCKOUT = (
     "The new key policy will not allow you to update the key policy in the future "
     "(set BypassPolicyLockoutSafetyCheck to store it anyway)."
@@ -114,11 +125,22 @@ Rule = Callable[[MasterKey], MasterKey]
 
 
 class KeyService:
-    def __init__(self, store: RedisKeyStore, root: RootKey, *, region: str, quota: int) -> None:
+    """The key service. ``internal`` says whether syncsvc's internal keys exist in it: True for syncsvc's own use
+    (envelope encryption, token signing, the sweep), False for :attr:`public`, the public KMS API's view."""
+
+    def __init__(self, store: RedisKeyStore, root: RootKey, *, region: str, quota: int, internal: bool = True) -> None:
         self._store = store
         self._root = root
         self._region = region
         self._quota = quota
+        self._internal = internal
+
+    @functools.cached_property
+    def public(self) -> KeyService:
+        """The same keys without the internal ones (see the module docstring): what the KMS API works on."""
+        if not self._internal:
+            return self
+        return KeyService(self._store, self._root, region=self._region, quota=self._quota, internal=False)
 
     # --- keys ---------------------------------------------------------------------------------------------------------
 
@@ -165,7 +187,7 @@ class KeyService:
         a malformed ARN; NotFoundException for an unknown alias or an ARN of another region or account."""
         name = key_ref
         if key_ref.startswith("arn:"):
-            match = _ARN.match(key_ref)
+            match = _ARN.fullmatch(key_ref)
             if match is None:
                 raise InvalidArnError(f"Invalid arn {key_ref[:2048]}")
             region, account, name = match.groups()
@@ -182,8 +204,19 @@ class KeyService:
         return key_arn(self._region, key_id)
 
     async def key_ids(self, *, after: str | None, limit: int) -> list[str]:
-        """Every key id in order (ListKeys), ``limit`` at a time after ``after``."""
-        return await self._store.key_ids(after=after, limit=limit)
+        """Every key id in order (ListKeys), ``limit`` at a time after ``after``; internal keys only where they
+        exist (not in :attr:`public`)."""
+        if self._internal:
+            return await self._store.key_ids(after=after, limit=limit)
+        shown: list[str] = []
+        while len(shown) < limit:
+            page = await self._store.key_ids(after=after, limit=limit)
+            owners = await self._store.owners(page)
+            shown += [key_id for key_id, owner in zip(page, owners, strict=True) if owner == ""]
+            if len(page) < limit:
+                break
+            after = page[-1]
+        return shown[:limit]
 
     async def enable(self, key_ref: str) -> MasterKey:
         return await self._change(key_ref, lambda key: key.enabled())
@@ -211,18 +244,7 @@ class KeyService:
     async def schedule_deletion(self, key_ref: str, window_days: int = DEFAULT_PENDING_WINDOW_DAYS) -> MasterKey:
         """The key becomes PendingDeletion; the sweep deletes it, its material and its aliases after the window."""
         now = _now_ms()
-        key = await self._change(key_ref, lambda key: key.scheduled_for_deletion(window_days, now))
-        if key.owner.startswith("pool:"):
-            pool_id = key.owner.removeprefix("pool:")
-            log.warning(
-                "KMS key %s of identity pool %s is scheduled for deletion in %d days: unless CancelKeyDeletion is "
-                "called, every record of identity pool %s becomes unreadable for good",
-                key.key_id,
-                pool_id,
-                window_days,
-                pool_id,
-            )
-        return key
+        return await self._change(key_ref, lambda key: key.scheduled_for_deletion(window_days, now))
 
     async def cancel_deletion(self, key_ref: str) -> MasterKey:
         return await self._change(key_ref, lambda key: key.deletion_cancelled())
@@ -246,11 +268,18 @@ class KeyService:
             raise self._not_found(key.key_id)
 
     async def aliases(self, key_ref: str | None = None) -> list[Alias]:
-        """Every alias by name, or those of one key (by key id or key ARN)."""
+        """Every alias by name, or those of one key (by key id or key ARN); those of keys that do not exist here
+        (internal keys in :attr:`public`) left out."""
         every = await self._store.aliases()
         if key_ref is not None:
             key_id = (await self._load(await self._key_id_only(key_ref, "KeyId"))).key.key_id
             every = {name: target for name, target in every.items() if target == key_id}
+        elif not self._internal and every:
+            targets = sorted(set(every.values()))
+            shown = {
+                key_id for key_id, owner in zip(targets, await self._store.owners(targets), strict=True) if owner == ""
+            }
+            every = {name: target for name, target in every.items() if target in shown}
         return [Alias(name, target) for name, target in sorted(every.items())]
 
     def alias_arn(self, alias: str) -> str:
@@ -387,14 +416,25 @@ class KeyService:
         context: Mapping[str, str] | None = None,
     ) -> str:
         """The key id of ``key_ref`` when ``principal`` may perform ``operation`` on it (``syncsvc.kms.policy``);
-        AccessDeniedException otherwise."""
+        AccessDeniedException otherwise, NotFoundException (or InvalidArnException) when there is no such key."""
         loaded = await self._load(await self.resolve(key_ref))
         if not allowed(loaded.policy, loaded.grants, principal, operation, developer=developer, context=context):
-            raise KmsAccessDeniedError(
-                f"User: {principal} is not authorized to perform: kms:{operation} on resource: {loaded.key.arn} "
-                f"because no key policy or grant allows the kms:{operation} action"
-            )
+            raise self.access_denied(principal, operation, key_ref)
         return loaded.key.key_id
+
+    def access_denied(self, principal: str, operation: str, key_ref: str) -> KmsAccessDeniedError:
+        """KMS's refusal of ``operation`` on ``key_ref``. It names the key as the caller did (its ARN), never what
+        an alias resolved to, so that it reads the same whether the key exists or not."""
+        return KmsAccessDeniedError(
+            f"User: {principal} is not authorized to perform: kms:{operation} on resource: "
+            f"{self.reference_arn(key_ref)} because no key policy or grant allows the kms:{operation} action"
+        )
+
+    def reference_arn(self, key_ref: str) -> str:
+        """The ARN a key reference stands for, as written (not resolved, not checked to exist)."""
+        if key_ref.startswith("arn:"):
+            return key_ref
+        return self.alias_arn(key_ref) if key_ref.startswith("alias/") else self.key_arn(key_ref)
 
     @staticmethod
     def key_of_blob(blob: bytes) -> str | None:
@@ -447,35 +487,51 @@ class KeyService:
 
     async def grant(self, key_ref: str, grant_id: str) -> Grant:
         """One grant of a key; InvalidGrantIdException for a malformed id, NotFoundException for no such grant."""
-        _check_grant_id(grant_id)
+        return (await self._grant(key_ref, grant_id))[0]
+
+    async def _grant(self, key_ref: str, grant_id: str) -> tuple[Grant, _Loaded]:
+        check_grant_id(grant_id)
         loaded = await self._load(await self._key_id_only(key_ref, "KeyId"))
         for grant in loaded.grants:
             if grant.grant_id == grant_id:
-                return grant
+                return grant, loaded
         raise KmsNotFoundError(f"Grant ID {grant_id} not found for key {loaded.key.arn}")
 
-    async def retire_grant(self, key_ref: str, grant_id: str, principal: str, *, developer: bool) -> None:
+    async def retire_grant(
+        self, key_ref: str, grant_id: str, principal: str, *, developer: bool, dry_run: bool = False
+    ) -> None:
         """RetireGrant: allowed to the grant's RetiringPrincipal, to its GranteePrincipal when the grant lists
         RetireGrant, and to a developer whom the key policy allows kms:RetireGrant (AccessDeniedException
-        otherwise)."""
-        grant = await self.grant(key_ref, grant_id)
-        loaded = await self._load(grant.key_id)
+        otherwise). With ``dry_run`` everything is checked and nothing retired.
+
+        An identity gets the same AccessDeniedException for a key or grant that does not exist as for a grant it
+        may not retire (as :func:`syncsvc.api.kms._authorize` does for keys): the answer tells nothing of what
+        exists. A developer gets NotFoundException."""
+        refused = KmsAccessDeniedError(
+            f"User: {principal} is not authorized to perform: kms:RetireGrant on grant {grant_id}: only its "
+            "retiring principal, its grantee (with RetireGrant) or the key's administrators may retire it"
+        )
+        try:
+            grant, loaded = await self._grant(key_ref, grant_id)
+        except KmsNotFoundError:
+            if developer:
+                raise
+            raise refused from None
         may = (
             principal == grant.retiring
             or (principal == grant.grantee and "RetireGrant" in grant.operations)
             or (developer and loaded.policy.decide(principal, "kms:RetireGrant") == "allow")
         )
         if not may:
-            raise KmsAccessDeniedError(
-                f"User: {principal} is not authorized to perform: kms:RetireGrant on grant {grant_id}: only its "
-                "retiring principal, its grantee (with RetireGrant) or the key's administrators may retire it"
-            )
-        await self.remove_grant(grant.key_id, grant_id)
+            raise refused
+        if not dry_run:
+            await self.remove_grant(grant.key_id, grant_id)
 
     async def remove_grant(self, key_ref: str, grant_id: str) -> None:
         """Deletes a grant at once (RevokeGrant, RetireGrant); NotFoundException when there is none."""
-        _check_grant_id(grant_id)
+        check_grant_id(grant_id)
         key_id = await self._key_id_only(key_ref, "KeyId")
+        await self._stored(key_id)  # NotFoundException for a key that is not here (e.g. internal, in public)
         outcome = await self._store.remove_grant(key_id, grant_id)
         if outcome == "gone":
             raise self._not_found(key_id)
@@ -484,10 +540,7 @@ class KeyService:
 
     async def key_policy(self, key_ref: str) -> str:
         """The key policy document of a key (by key id or key ARN): as stored, or KMS's default policy."""
-        key_id = await self._key_id_only(key_ref, "KeyId")
-        stored = await self._store.load(key_id) if _looks_like_key_id(key_id) else None
-        if stored is None:
-            raise self._not_found(key_id)
+        stored = await self._stored(await self._key_id_only(key_ref, "KeyId"))
         return stored.policy or DEFAULT_POLICY
 
     @staticmethod
@@ -576,10 +629,15 @@ class KeyService:
         return await self.resolve(key_ref)
 
     async def _load(self, key_id: str) -> _Loaded:
+        return self._loaded(await self._stored(key_id))
+
+    async def _stored(self, key_id: str) -> StoredKey:
+        """The key as stored; NotFoundException when there is no such key here (an internal key is not in
+        :attr:`public`: the same answer, word for word, as for a key id never made)."""
         stored = await self._store.load(key_id) if _looks_like_key_id(key_id) else None
-        if stored is None:
+        if stored is None or not (self._internal or stored.meta.get("owner", "") == ""):
             raise self._not_found(key_id)
-        return self._loaded(stored)
+        return stored
 
     @staticmethod
     def _loaded(stored: StoredKey) -> _Loaded:
@@ -602,8 +660,9 @@ def _policy_of(document: str) -> Policy:
     return parse_policy(document)
 
 
-def _check_grant_id(grant_id: str) -> None:
-    if not _GRANT_ID.match(grant_id):
+def check_grant_id(grant_id: str) -> None:
+    """InvalidGrantIdException unless ``grant_id`` is one syncsvc could have made (64 lowercase hex digits)."""
+    if not _GRANT_ID.fullmatch(grant_id):
         raise InvalidGrantIdError(f"Invalid grant ID {grant_id[:128]}")
 
 

@@ -14,6 +14,7 @@ Nothing here is ever key material in the clear: ``syncsvc.kms.service`` wraps an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -117,6 +118,16 @@ class RedisKeyStore:
         start = f"({after}" if after is not None else "-"
         async with backend():
             return [text(key_id) for key_id in await self._client.zrangebylex(keys.KMS_KEYS, start, "+", 0, limit)]
+
+    async def owners(self, key_ids: Sequence[str]) -> list[str | None]:
+        """Each key's ``owner`` (``""`` for a key made through the KMS API), None for a key that does not exist; one
+        round trip."""
+        async with backend():
+            pipe = self._client.pipeline(transaction=False)
+            for key_id in key_ids:
+                pipe.hget(keys.kms_key(key_id), "meta")
+            metas = await pipe.execute()
+        return [None if meta is None else str(orjson.loads(meta).get("owner", "")) for meta in metas]
 
     async def alias_target(self, alias: str) -> str | None:
         async with backend():
