@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     clock_skew_seconds: int = Field(300, ge=1, description="Allowed SigV4 clock skew (AWS: 5 minutes).")
     public_url: str | None = Field(
         None,
-        pattern=r"^https?://[^/]+(/.*)?$",
+        pattern=r"^https?://[^/\s]+(/\S*)?$",  # no whitespace: "[^/]" alone would take a trailing newline
         description="The URL clients reach this service at: the `iss` of the tokens it issues and the base of "
         "/.well-known/*. Default: http://<host>:<port>.",
     )

@@ -140,8 +140,28 @@ class Caller:
 ANONYMOUS = Caller(CallerKind.ANONYMOUS)
 
 
-IDENTITY_ID_PATTERN = r"^[\w-]+:[0-9a-f-]+$"
-DATASET_NAME_PATTERN = r"^[a-zA-Z0-9_.:-]{1,128}$"
+#: Cognito's IdentityId and DatasetName patterns, to be matched whole (``re.fullmatch``): with ``re.match``, a ``$``
+#: would also match before a final newline, and ``<id>\n`` would name a second, orphan identity.
+IDENTITY_ID_PATTERN = r"[\w-]+:[0-9a-f-]+"
+DATASET_NAME_PATTERN = r"[a-zA-Z0-9_.:-]{1,128}"
+
+# The ranges of the numbers a request carries, checked where requests are parsed (``syncsvc.api``), so that nothing
+# past them reaches the store's encoders (orjson stops at 64 bits) or its scripts.
+
+#: SyncCount, LastSyncCount: AWS's Long, a signed 64-bit integer, as the SDKs hold it. The service hands out sync
+#: counts from 1, one per write, so a count near the top never matches a stored record: it is a conflict, not an
+#: error.
+MAX_SYNC_COUNT = 2**63 - 1
+#: The largest integer the store keeps exactly. update_records.lua keeps device dates and version-vector counters in
+#: JSON written by Redis's cjson, which prints numbers with 14 significant digits: 99,999,999,999,999 is kept as it
+#: is, 100,000,000,000,001 comes back as 1e+14. A larger value would be stored as another one (a vector a client can
+#: never send back; a date off by milliseconds), so none is accepted.
+MAX_STORED_INTEGER = 10**14 - 1
+#: A version-vector counter: one per write of its writer, so the bound is no limit a real client meets.
+MAX_VECTOR_COUNTER = MAX_STORED_INTEGER
+#: DeviceLastModifiedDate, epoch ms, from 1970 (dates are not negative) to 5138-11-16T09:46:39.999Z: the latest date
+#: the store keeps to the millisecond. Dates must be finite (no Infinity or NaN).
+MAX_DATE_MS = MAX_STORED_INTEGER
 
 
 Login = tuple[str, str]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from syncsvc.errors import LimitExceededError, RecordConflictError
-from syncsvc.model import DatasetState, Record, WriteResult
+from syncsvc.model import DatasetState, Record, RecordPatch, WriteResult
 from syncsvc.store.redis import UpdateOutcome, record_from_stored
 
 
@@ -34,12 +34,13 @@ def opened(dataset: str, record: Record, cipher: ValueOpener) -> Record:
     )
 
 
-def result_of(dataset: str, outcome: UpdateOutcome, cipher: ValueOpener) -> WriteResult:
-    """The WriteResult of an "ok" or "duplicate" outcome; the error of a "conflict" or "limit" one."""
+def result_of(dataset: str, outcome: UpdateOutcome, cipher: ValueOpener, patches: Sequence[RecordPatch]) -> WriteResult:
+    """The WriteResult of an "ok" or "duplicate" outcome; the error of a "conflict" or "limit" one. ``patches`` are
+    the patches the script was given."""
     if outcome.status in ("ok", "duplicate"):
         return written(dataset, outcome.body, cipher, replayed=outcome.status == "duplicate")
     if outcome.status == "conflict":
-        raise _conflict(dataset, outcome.body, cipher)
+        raise _conflict(dataset, outcome.body, cipher, patches)
     if outcome.status == "limit":
         raise limit_error(dataset, outcome.body)
     raise AssertionError(f"update_records.lua answered {outcome.status!r} to a write not planned on a snapshot")
@@ -84,11 +85,16 @@ def record_conflict(
     )
 
 
-def _conflict(dataset: str, body: dict[str, Any], cipher: ValueOpener) -> RecordConflictError:
+def _conflict(
+    dataset: str, body: dict[str, Any], cipher: ValueOpener, patches: Sequence[RecordPatch]
+) -> RecordConflictError:
+    # The SyncCount each stale key was given, from the patches: the script's copy went through a Lua number (a
+    # double, printed with 14 digits), which is not exact for the largest counts a request may carry.
+    given = {patch.key: patch.sync_count for patch in patches}
     stale = [
         (
             item["k"],
-            int(item["given"]),
+            given[item["k"]],
             opened(dataset, record_from_stored(item["k"], item["stored"]), cipher) if item["stored"] else None,
         )
         for item in body["conflicts"]

@@ -70,12 +70,12 @@ class ListRecordsResult:
 
 
 def check_identity_id(identity_id: str) -> None:
-    if not 1 <= len(identity_id) <= 55 or not _IDENTITY_ID.match(identity_id):
+    if not 1 <= len(identity_id) <= 55 or not _IDENTITY_ID.fullmatch(identity_id):
         raise InvalidParameterError(f"IdentityId '{identity_id[:60]}' is not of the form <region>:<uuid>")
 
 
 def check_dataset_name(name: str) -> None:
-    if not _DATASET_NAME.match(name):
+    if not _DATASET_NAME.fullmatch(name):
         raise InvalidParameterError(
             f"DatasetName '{name[:140]}' must be 1-128 characters of a-z, A-Z, 0-9, '_', '.', ':' and '-'"
         )
@@ -234,7 +234,7 @@ class SyncService:
             limits=self._limits,
             topic=config.streaming_topic,
         )
-        return result_of(dataset, outcome, cipher)
+        return result_of(dataset, outcome, cipher, patches)
 
     def _check_patches(self, patches: Sequence[RecordPatch]) -> None:
         seen: set[str] = set()

@@ -109,7 +109,7 @@ class WriteHooks:
                 planned_on=snapshot.sync_count,
             )
             if outcome.status != "stale":
-                return result_of(dataset, outcome, write.cipher)
+                return result_of(dataset, outcome, write.cipher, planned)
         raise ResourceConflictError(
             f"Dataset '{dataset}' changed {ATTEMPTS} times while its hooks ran; sync again and retry"
         )

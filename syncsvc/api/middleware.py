@@ -3,7 +3,8 @@
 Errors are mapped once, by class (reference §0.1): status = the error's status; body
 ``{"__type": <Name>, "message": <text>}`` plus any extra members; header ``x-amzn-ErrorType: <Name>`` (rest-json
 clients read the header, json 1.1 clients the body's ``__type``); ``Content-Type`` per the surface;
-``x-amzn-RequestId`` always. Anything unexpected is logged with its traceback and answered as a generic 500.
+``x-amzn-RequestId`` always. Anything unexpected is logged with its traceback and answered as a generic 500. A
+message quoting request bytes that are not UTF-8 shows them as ``?``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def is_json_protocol(request: web.Request) -> bool:
 
 
 def error_response(request: web.Request, error: SyncsvcError) -> web.Response:
-    body: dict[str, Any] = {"__type": error.code, "message": error.message, **error.extra}
+    body: dict[str, Any] = {"__type": error.code, "message": _utf8(error.message), **error.extra}
     if isinstance(error, RecordConflictError):
         body.update(wire.conflict(error.records, error.dataset))
     json_protocol = is_json_protocol(request)
@@ -58,6 +59,12 @@ def error_response(request: web.Request, error: SyncsvcError) -> web.Response:
     if isinstance(error, BackendUnavailableError):
         response.headers["Retry-After"] = str(error.retry_after_seconds)
     return response
+
+
+def _utf8(message: str) -> str:
+    """``message`` as text JSON can carry. A message may quote a header, and aiohttp keeps the bytes of a header that
+    are not UTF-8 as lone surrogates (``\\udcff``), which no JSON encoder writes: each becomes ``?``."""
+    return message if message.isascii() else message.encode("utf-8", "replace").decode("utf-8")
 
 
 def _from_http(exc: web.HTTPException, request: web.Request) -> SyncsvcError:

@@ -3,11 +3,13 @@
 Bodies are validated with pydantic models (strict, unknown members forbidden). A body that is not JSON, or a
 member of the wrong JSON type, is a ``SerializationException`` (what real AWS answers); a missing member or a value
 out of range is an ``InvalidParameterException``. Either way the message names the member, e.g.
-``RecordPatches[0].SyncCount: Input should be greater than or equal to 0``.
+``RecordPatches[0].SyncCount: Input should be greater than or equal to 0``. Query parameters that are numbers are
+read into the range of their AWS type (:func:`query_int`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 import orjson
@@ -35,6 +37,11 @@ REST_JSON = "application/json"
 AMZ_JSON = "application/x-amz-json-1.1"
 #: request key under which the raw body is kept once read (the signature check needs it too)
 BODY = web.RequestKey("body", bytes)
+#: The ranges of the AWS model's Integer (32-bit) and Long (64-bit) types, for :func:`query_int`.
+INTEGER = (-(2**31), 2**31 - 1)
+LONG = (-(2**63), 2**63 - 1)
+#: A decimal integer short enough for ``int()`` to read at once (a Long has at most 19 digits).
+_DECIMAL = re.compile(r"[+-]?[0-9]{1,20}")
 
 _TYPE_ERRORS = frozenset(
     {
@@ -103,14 +110,17 @@ def respond(payload: dict[str, Any], *, content_type: str = REST_JSON, status: i
     return web.Response(body=orjson.dumps(payload), status=status, content_type=content_type)
 
 
-def query_int(request: web.Request, name: str) -> int | None:
+def query_int(request: web.Request, name: str, bounds: tuple[int, int]) -> int | None:
+    """The query parameter ``name`` as an integer of the AWS type whose ``bounds`` are given (:data:`INTEGER`,
+    :data:`LONG`); None when absent or empty. Decimal ASCII digits with an optional sign only: not what ``int()``
+    also reads (``1_000``, spaces, other scripts' digits). The operation checks its own rules on the value."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidParameterError(f"{name} must be an integer, not '{raw[:40]}'") from None
+    low, high = bounds
+    if _DECIMAL.fullmatch(raw) is None or not low <= (value := int(raw)) <= high:
+        raise InvalidParameterError(f"{name} must be an integer from {low} to {high}, not '{raw[:40]}'")
+    return value
 
 
 #: Typed application keys, set by the app factory (syncsvc.api.app) at start-up.

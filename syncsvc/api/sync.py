@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from syncsvc import vv
 from syncsvc.api import wire
 from syncsvc.api.middleware import caller_of
-from syncsvc.api.protocol import BULK, SYNC, parse, query_int, respond
+from syncsvc.api.protocol import BULK, INTEGER, LONG, SYNC, parse, query_int, respond
 from syncsvc.errors import InvalidParameterError
 from syncsvc.identity.pools import CognitoStreamsSettings, PushSyncSettings, SyncConfiguration
-from syncsvc.model import Op, RecordPatch
+from syncsvc.model import MAX_DATE_MS, MAX_SYNC_COUNT, MAX_VECTOR_COUNTER, Op, RecordPatch
 
 POOL = "/identitypools/{IdentityPoolId}"
 IDENTITY = POOL + "/identities/{IdentityId}"
@@ -25,15 +25,20 @@ DATASET = IDENTITY + "/datasets/{DatasetName}"
 
 
 class RecordPatchIn(BaseModel):
+    """One RecordPatch. Its numbers are checked against the ranges in ``syncsvc.model`` (why those ranges: there):
+    SyncCount a signed 64-bit Long, DeviceLastModifiedDate finite epoch seconds the store keeps to the millisecond,
+    VersionVector counters what the store keeps exactly. Past them: InvalidParameterException naming the member."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
     Op: Literal["replace", "remove"]
     Key: Annotated[str, StringConstraints(min_length=1)]
     Value: str | None = None
-    SyncCount: Annotated[int, Field(ge=0)]
-    DeviceLastModifiedDate: Annotated[float, Field(ge=0)] | None = None
+    SyncCount: Annotated[int, Field(ge=0, le=MAX_SYNC_COUNT)]
+    DeviceLastModifiedDate: Annotated[float, Field(ge=0, le=MAX_DATE_MS / 1000, allow_inf_nan=False)] | None = None
     #: syncsvc extension: the version vector the client last saw for this record; replaces the SyncCount check.
-    VersionVector: dict[str, int] | None = None
+    #: Negative counters are refused by ``vv.normalize``.
+    VersionVector: dict[str, Annotated[int, Field(le=MAX_VECTOR_COUNTER)]] | None = None
 
     def domain(self, index: int) -> RecordPatch:
         context = None
@@ -89,8 +94,8 @@ async def list_records(request: web.Request) -> web.Response:
         pool_id,
         identity_id,
         request.match_info["DatasetName"],
-        last_sync_count=query_int(request, "lastSyncCount"),
-        max_results=query_int(request, "maxResults"),
+        last_sync_count=query_int(request, "lastSyncCount", LONG),
+        max_results=query_int(request, "maxResults", INTEGER),
         next_token=request.query.get("nextToken") or None,
         session_token=request.query.get("syncSessionToken") or None,
     )
@@ -149,7 +154,7 @@ async def list_datasets(request: web.Request) -> web.Response:
         caller_of(request),
         pool_id,
         identity_id,
-        max_results=query_int(request, "maxResults"),
+        max_results=query_int(request, "maxResults", INTEGER),
         next_token=request.query.get("nextToken") or None,
     )
     payload: dict[str, object] = {
@@ -175,7 +180,7 @@ async def describe_identity_pool_usage(request: web.Request) -> web.Response:
 async def list_identity_pool_usage(request: web.Request) -> web.Response:
     usages, page_size, token = await request.app[SYNC].list_pool_usage(
         caller_of(request),
-        max_results=query_int(request, "maxResults"),
+        max_results=query_int(request, "maxResults", INTEGER),
         next_token=request.query.get("nextToken") or None,
     )
     payload: dict[str, object] = {

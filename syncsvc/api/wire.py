@@ -17,6 +17,7 @@ def seconds(ms: int) -> float | int:
 
 
 def ms_from_seconds(value: float) -> int:
+    """Epoch seconds as epoch ms. ``value`` must be finite (checked where requests are parsed)."""
     return round(value * 1000)
 
 

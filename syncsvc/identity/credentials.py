@@ -82,7 +82,8 @@ class CredentialAuthority:
             claims = self._signer.open(_PURPOSE, session_token, name="X-Amz-Security-Token")
         except InvalidParameterError:
             raise UnrecognizedClientError(_INVALID) from None
-        if not hmac.compare_digest(str(claims.get("a", "")), access_key_id):
+        # An access key id is ASCII; compare_digest refuses text that is not (the Credential header may hold any byte).
+        if not access_key_id.isascii() or not hmac.compare_digest(str(claims.get("a", "")), access_key_id):
             raise UnrecognizedClientError(_INVALID)
         if time.time() >= claims["x"]:
             raise ExpiredTokenError("The security token included in the request is expired")

@@ -6,7 +6,8 @@ Two steps, because the secret is only known once the access key has been looked 
   scope and its time. It raises ``MissingAuthenticationTokenError``, ``IncompleteSignatureError`` or
   ``InvalidSignatureError`` with the messages real AWS uses.
 * ``check`` rebuilds the canonical request exactly as AWS SDKs (botocore) do and compares signatures in
-  constant time.
+  constant time. Header values are signed as the bytes received: botocore sends a value as its UTF-8 bytes and
+  signs those, and a byte that is not UTF-8 (which aiohttp hands over as a lone surrogate) goes back to itself.
 
 Where the docs could be read two ways, the canonical request follows botocore: the path is the raw (still
 percent-encoded) path without dot segments and repeated slashes, encoded once more; query names and values
@@ -36,6 +37,8 @@ _AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
 #: A path with nothing for quote(path, safe="/~") to encode but "%".
 _ENCODED_PATH = re.compile(r"[A-Za-z0-9\-._~/%]*")
 _HEX_SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
+#: X-Amz-Expires: seconds, few enough digits for int() to read (it refuses more than 4,300).
+_EXPIRES = re.compile(r"[0-9]{1,7}")
 _TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 #: The query parameters a presigned URL must carry (X-Amz-Security-Token is optional).
 _PRESIGNED_PARAMS = (
@@ -62,7 +65,8 @@ class SignedRequest:
     raw_path: str
     #: The query string as received (no leading ``?``), ``""`` if none.
     raw_query: str
-    #: Every header as received, in order; names in any case; repeated names allowed.
+    #: Every header as received, in order; names in any case; repeated names allowed. Values as aiohttp decodes them:
+    #: UTF-8, with any byte that is not UTF-8 kept as a lone surrogate (``surrogateescape``).
     headers: Sequence[tuple[str, str]]
     body: bytes
 
@@ -154,7 +158,7 @@ def check(request: SignedRequest, signature: Signature, secret: str) -> None:
     string_to_sign = (
         f"{ALGORITHM}\n{signature.amz_date}\n"
         f"{signature.scope_date}/{signature.region}/{signature.service}/{TERMINATOR}\n"
-        f"{hashlib.sha256(canonical_request.encode()).hexdigest()}"
+        f"{hashlib.sha256(canonical_request.encode('utf-8', 'surrogateescape')).hexdigest()}"
     )
     key = _signing_key(secret, signature.scope_date, signature.region, signature.service)
     expected = hmac.digest(key, string_to_sign.encode(), "sha256").hex()
@@ -236,7 +240,7 @@ def _claim_from_query(query: dict[str, str], headers: dict[str, list[str]]) -> _
     if query["X-Amz-Algorithm"] != ALGORITHM:
         raise IncompleteSignatureError(f'X-Amz-Algorithm only supports "{ALGORITHM}".')
     expires = query["X-Amz-Expires"]
-    if not (expires.isascii() and expires.isdigit() and 1 <= int(expires) <= MAX_EXPIRES_SECONDS):
+    if _EXPIRES.fullmatch(expires) is None or not 1 <= int(expires) <= MAX_EXPIRES_SECONDS:
         raise IncompleteSignatureError(
             f"X-Amz-Expires must be a whole number of seconds from 1 to {MAX_EXPIRES_SECONDS} (a week)."
         )
@@ -282,11 +286,12 @@ def _parse_amz_date(value: str) -> datetime:
 
 
 def _parse_http_date(value: str) -> datetime:
+    """A Date header as UTC; one past the calendar (a year of 20 digits, 9999-12-31 west of UTC) is malformed."""
     try:
         time = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return time.replace(tzinfo=UTC) if time.tzinfo is None else time.astimezone(UTC)
+    except (TypeError, ValueError, OverflowError):
         raise IncompleteSignatureError(f"Date must be an RFC 1123 HTTP date. Got '{value}'.") from None
-    return time.replace(tzinfo=UTC) if time.tzinfo is None else time.astimezone(UTC)
 
 
 def _split_credential(credential: str) -> tuple[str, tuple[str, str, str, str]]:
