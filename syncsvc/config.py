@@ -219,6 +219,18 @@ class Settings(BaseSettings):
         le=3600,
         description="A connection with no request for this long (its first one included) is closed.",
     )
+    body_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="A request body must arrive whole within this time, or the request is answered 408.",
+    )
+    max_buffered_body_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Request body bytes one process holds at once, over every request in it; a request that would "
+        "pass it is refused with TooManyRequestsException (retried by the SDKs). At least max_body_bytes.",
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     @field_validator("developer_credentials", mode="before")

@@ -48,6 +48,22 @@ class RequestTooLargeError(SyncsvcError):
     status = 413
 
 
+class RequestTimeoutError(SyncsvcError):
+    """The request body did not arrive in full within ``Settings.body_timeout_seconds``."""
+
+    code = "RequestTimeoutException"
+    status = 408
+    json_status = 400
+
+
+class IncompleteRequestError(SyncsvcError):
+    """The client ended the connection, or broke the HTTP framing, before its body was complete (it hears nothing
+    back; the error exists so that such a request is one quiet line, not an "unexpected error")."""
+
+    code = "SerializationException"
+    status = 400
+
+
 class UnknownOperationError(SyncsvcError):
     code = "UnknownOperationException"
     status = 404

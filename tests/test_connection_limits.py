@@ -5,6 +5,7 @@ stays quiet. (A real process on loopback, its descriptors counted in /proc.)"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -38,20 +39,25 @@ class Served:
     def descriptors(self) -> int:
         return len(os.listdir(f"/proc/{self.process.pid}/fd"))
 
+    def rss_bytes(self) -> int:
+        """Resident memory of the process, from /proc."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS in /proc status")
 
-@pytest.fixture
-def served(redis_url: str, redis_client: Redis, tmp_path: Path) -> Iterator[Served]:
-    """One `syncsvc serve` process capped at LIMIT connections, its log in a file."""
+    def log_lines(self) -> list[str]:
+        return self.log.read_text(errors="replace").splitlines()
+
+
+@contextlib.contextmanager
+def syncsvc_process(redis_url: str, log: Path, **settings: str) -> Iterator[Served]:
+    """One `syncsvc serve` process (one worker) on a free port with these SYNCSVC_* settings, its log in a file."""
     port = free_port()
-    log = tmp_path / "serve.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [SYNCSVC, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=environment(
-                redis_url,
-                SYNCSVC_MAX_CONNECTIONS=str(LIMIT),
-                SYNCSVC_IDLE_TIMEOUT_SECONDS=str(IDLE_SECONDS),
-            ),
+            env=environment(redis_url, **settings),
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
@@ -62,6 +68,18 @@ def served(redis_url: str, redis_client: Redis, tmp_path: Path) -> Iterator[Serv
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+@pytest.fixture
+def served(redis_url: str, redis_client: Redis, tmp_path: Path) -> Iterator[Served]:
+    """A process capped at LIMIT connections."""
+    with syncsvc_process(
+        redis_url,
+        tmp_path / "serve.log",
+        SYNCSVC_MAX_CONNECTIONS=str(LIMIT),
+        SYNCSVC_IDLE_TIMEOUT_SECONDS=str(IDLE_SECONDS),
+    ) as process:
+        yield process
 
 
 def healthz_seconds(url: str) -> float:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from syncsvc.api import identity, push, sync
+from syncsvc.api.bodies import BODIES, BodyBudget
 from syncsvc.api.connections import CONNECTIONS, ConnectionGuard, busy_middleware, connection_limit
 from syncsvc.api.middleware import auth_middleware, errors_middleware
 from syncsvc.api.protocol import (
@@ -134,6 +135,11 @@ def create_app(settings: Settings, *, triggers: TriggerRegistry | None = None) -
     )
     app[SETTINGS] = settings
     app[CONNECTIONS] = ConnectionGuard(connection_limit(settings))
+    app[BODIES] = BodyBudget(
+        total_bytes=max(settings.max_buffered_body_bytes, settings.max_body_bytes),
+        max_body_bytes=settings.max_body_bytes,
+        timeout_seconds=settings.body_timeout_seconds,
+    )
     app[CODE_TRIGGERS] = triggers if triggers is not None else TriggerRegistry()
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_sockets)

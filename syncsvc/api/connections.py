@@ -13,8 +13,12 @@ open files: Redis, Kafka and the next health check need descriptors too. So:
 * **Quiet logs**: the event loop's errors (``socket.accept() out of system resource`` and the like) are logged at
   most once per message and interval, with the number of repeats left out.
 
-Only aiohttp's public surface is used: the runner's ``Server`` makes each connection's protocol (wrapped here to
-count it), a request's ``protocol`` says which connection is busy, and an idle one is closed with ``force_close``.
+* **Malformed HTTP** that aiohttp refuses before the app sees a request is answered in the AWS error shape and
+  logged at debug level (a client can send it as fast as it likes).
+
+aiohttp's surface used: the runner's ``Server`` manages each connection's ``RequestHandler`` (made here, a subclass
+answering parser errors, and wrapped to count it), a request's ``protocol`` says which connection is busy, and an
+idle one is closed with ``force_close``.
 """
 
 from __future__ import annotations
@@ -24,18 +28,23 @@ import logging
 import resource
 import signal
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from syncsvc.config import Settings
 
 log = logging.getLogger("syncsvc.api")
 
 Handler = Callable[[web.Request], Any]
+#: aiohttp's handler argument that turns its access log off (its annotation says Logger; None is what it checks).
+_NO_ACCESS_LOG: dict[str, Any] = {"access_log": None}
 #: How often one event-loop error message is logged at most.
 _LOG_INTERVAL_SECONDS = 10.0
 
@@ -62,8 +71,9 @@ class ConnectionGuard:
         self._busy: dict[asyncio.BaseProtocol, int] = {}
         self._last_warning = 0.0
 
-    def factory(self, server: web.Server) -> Callable[[], asyncio.BaseProtocol]:
-        return lambda: _Counted(server(), self)
+    def factory(self, server: web.Server, *, idle_timeout: float) -> Callable[[], asyncio.BaseProtocol]:
+        loop = asyncio.get_running_loop()
+        return lambda: _Counted(_Handler(server, loop=loop, keepalive_timeout=idle_timeout, **_NO_ACCESS_LOG), self)
 
     def admit(self, handler: asyncio.BaseProtocol) -> bool:
         """Counts a connection that was just made; False (refuse it) when at the cap with every connection busy.
@@ -112,6 +122,30 @@ class ConnectionGuard:
         if now - self._last_warning >= _LOG_INTERVAL_SECONDS:
             self._last_warning = now
             log.warning(message, *args)
+
+
+class _Handler(RequestHandler):
+    """aiohttp's connection handler, except for the requests aiohttp refuses itself (a malformed request line or
+    header, an over-long URL or header): answered in the AWS error shape, and logged as one debug line rather than
+    an error with a traceback (a client can send those as fast as it likes)."""
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status >= 500:
+            return super().handle_error(request, status, exc, message)
+        reason = type(exc).__name__ if exc is not None else "malformed"
+        log.debug("refused a request from %s that is not well-formed HTTP (%s)", request.remote, reason)
+        body = {"__type": "SerializationException", "message": f"The request is not well-formed HTTP ({reason})"}
+        response = web.Response(status=status, body=orjson.dumps(body), content_type="application/x-amz-json-1.1")
+        response.headers["x-amzn-ErrorType"] = "SerializationException"
+        response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+        response.force_close()
+        return response
 
 
 class _Counted(asyncio.Protocol):
@@ -180,16 +214,14 @@ async def serve(app: web.Application, settings: Settings, *, reuse_port: bool) -
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(app, access_log=None, keepalive_timeout=settings.idle_timeout_seconds)
+    runner = web.AppRunner(app, access_log=None)  # its connection handlers are made by the guard
+    guard = app[CONNECTIONS]
     try:
         await runner.setup()
         assert runner.server is not None
-        listener = await loop.create_server(
-            app[CONNECTIONS].factory(runner.server), settings.host, settings.port, reuse_port=reuse_port, backlog=1024
-        )
-        log.info(
-            "serving on http://%s:%s (at most %d connections)", settings.host, settings.port, app[CONNECTIONS].limit
-        )
+        factory = guard.factory(runner.server, idle_timeout=settings.idle_timeout_seconds)
+        listener = await loop.create_server(factory, settings.host, settings.port, reuse_port=reuse_port, backlog=1024)
+        log.info("serving on http://%s:%s (at most %d connections)", settings.host, settings.port, guard.limit)
         await stop.wait()
         listener.close()
     finally:

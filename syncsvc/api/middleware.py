@@ -17,7 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from syncsvc.api import wire
-from syncsvc.api.protocol import AMZ_JSON, AUTHENTICATOR, REST_JSON, SETTINGS, body_of, respond
+from syncsvc.api.bodies import BODIES
+from syncsvc.api.protocol import AMZ_JSON, AUTHENTICATOR, BODY, REST_JSON, SETTINGS, respond
 from syncsvc.errors import (
     BackendUnavailableError,
     MethodNotAllowedError,
@@ -106,23 +107,22 @@ def _service_of(request: web.Request) -> str:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Authenticates every request except :data:`PUBLIC_PATHS`; sets ``request[CALLER]``."""
+    """Authenticates every request except :data:`PUBLIC_PATHS` and sets ``request[CALLER]``: the caller is admitted
+    on its headers first, then its body is read (within the body budget, see ``syncsvc.api.bodies``) and the
+    signature checked over it."""
     if request.path in PUBLIC_PATHS:
         return await handler(request)
     raw_path, _, raw_query = request.raw_path.partition("?")
-    signed = sigv4.SignedRequest(
-        method=request.method,
-        raw_path=raw_path,
-        raw_query=raw_query,
-        headers=tuple(request.headers.items()),
-        body=await body_of(request),
-    )
-    request[CALLER] = await request.app[AUTHENTICATOR].caller(
-        signed,
+    headers = tuple(request.headers.items())
+    admission = await request.app[AUTHENTICATOR].admit(
+        sigv4.SignedRequest(request.method, raw_path, raw_query, headers, body=b""),
         service=_service_of(request),
         anonymous_allowed=request.headers.get("X-Amz-Target", "") in UNAUTHENTICATED_TARGETS,
     )
-    return await handler(request)
+    async with request.app[BODIES].read(request) as body:
+        request[BODY] = body
+        request[CALLER] = admission.verify(sigv4.SignedRequest(request.method, raw_path, raw_query, headers, body))
+        return await handler(request)
 
 
 def caller_of(request: web.Request) -> Caller:

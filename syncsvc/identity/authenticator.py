@@ -15,6 +15,7 @@ What a caller may then do is decided where the data lives (``SyncService.authori
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from syncsvc.config import Settings
@@ -27,6 +28,21 @@ from syncsvc.model import ANONYMOUS, Caller
 from syncsvc.store.identities import RedisIdentityStore
 
 _INVALID = "The security token included in the request is invalid."
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A caller admitted on its headers; for SigV4, the signature still to check against the whole request."""
+
+    caller: Caller
+    signature: sigv4.Signature | None = None
+    secret: str = ""
+
+    def verify(self, request: sigv4.SignedRequest) -> Caller:
+        """The caller, once the signature covers exactly this request (body included)."""
+        if self.signature is not None:
+            sigv4.check(request, self.signature, self.secret)
+        return self.caller
 
 
 class Authenticator:
@@ -43,12 +59,16 @@ class Authenticator:
         self._identities = identities
         self._issuer = issuer
 
-    async def caller(self, request: sigv4.SignedRequest, *, service: str, anonymous_allowed: bool) -> Caller:
+    async def admit(self, request: sigv4.SignedRequest, *, service: str, anonymous_allowed: bool) -> Admission:
+        """Who the request's headers and query say is calling, checked before its body is read (``request.body`` is
+        not looked at): a Bearer token in full; for SigV4 the header's shape, scope and time, a known developer key
+        or a valid session token of a live identity. Only the signature, which covers the body, is left to
+        :meth:`Admission.verify`. So a caller nobody knows never gets a body buffered."""
         authorization = _header(request, "authorization")
         if authorization is not None and authorization[:7].lower() == "bearer ":
-            return await self._bearer(authorization[7:].strip())
+            return Admission(await self._bearer(authorization[7:].strip()))
         if anonymous_allowed and authorization is None and "X-Amz-Algorithm=" not in request.raw_query:
-            return ANONYMOUS
+            return Admission(ANONYMOUS)
         claim = sigv4.parse(
             request,
             service=service,
@@ -57,16 +77,15 @@ class Authenticator:
             max_skew_seconds=self._settings.clock_skew_seconds,
         )
         if claim.security_token is not None:
-            return await self._temporary(request, claim, claim.security_token)
+            caller = await self._temporary(claim, claim.security_token)
+            return Admission(caller, claim, self._credentials.secret_for(claim.access_key_id))
         secret = self._settings.developer_secret(claim.access_key_id)
         if secret is None:
             raise UnrecognizedClientError(_INVALID)
-        sigv4.check(request, claim, secret)
-        return Caller.developer(claim.access_key_id)
+        return Admission(Caller.developer(claim.access_key_id), claim, secret)
 
-    async def _temporary(self, request: sigv4.SignedRequest, claim: sigv4.Signature, token: str) -> Caller:
+    async def _temporary(self, claim: sigv4.Signature, token: str) -> Caller:
         claims = self._credentials.open(token, claim.access_key_id)
-        sigv4.check(request, claim, self._credentials.secret_for(claim.access_key_id))
         current = await self._identities.generation(claims.identity_id)
         if current != (claims.identity_pool_id, claims.generation):
             raise UnrecognizedClientError(_INVALID)  # the identity was deleted, or a login unlinked: revoked
