@@ -1,7 +1,7 @@
 """Shared fixtures: a real redis-server per test session, a running syncsvc per test, signed clients.
 
 ``SYNCSVC_TEST_REDIS_URL`` points the suite at an existing Redis instead of starting one (its database is flushed
-before every test that uses it).
+before every test that uses it). ``HYPOTHESIS_PROFILE`` picks a Hypothesis profile other than "syncsvc" (below).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import boto3
+import hypothesis
 import orjson
 import pytest
 import redis
@@ -36,6 +37,21 @@ from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope
 from syncsvc.kms.material import RootKey
 from syncsvc.kms.service import KeyService
 from syncsvc.store.kms import RedisKeyStore
+
+#: Hypothesis in every run (`make test`, CI, one file): the same examples run to run (``derandomize``, so no example
+#: database either), and a failure prints the blob that reproduces it. No deadline: on a loaded machine a test is slow,
+#: not wrong. That also gives HealthCheck.too_slow 30 s instead of 1 s for the first 10 inputs, which carry Hypothesis'
+#: one-time costs (its Unicode tables, built on the first st.text() of a fresh checkout); the check stays on for
+#: strategies slow in themselves. Based on Hypothesis' "default" profile, not the loaded one: with CI set, that is its
+#: "ci" profile, which turns too_slow off.
+hypothesis.settings.register_profile(
+    "syncsvc",
+    hypothesis.settings.get_profile("default"),
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "syncsvc"))
 
 #: The session's Kafka broker fixture (``kafka_bootstrap``), shared by every module that asks for it.
 pytest_plugins = ["tests.kafka"]

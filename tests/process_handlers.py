@@ -6,13 +6,17 @@ import asyncio
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from syncsvc.triggers import LambdaContext, Rejected
 
 
 def scripted(event: dict[str, Any], context: LambdaContext) -> Any:
-    """Does what ``event["do"]`` says, so one worker can misbehave and then answer normally."""
+    """Does what ``event["do"]`` says, so one worker can misbehave and then answer normally. First creates the file
+    ``event["announce"]`` when given: a test waits for it to know the handler is running."""
+    if "announce" in event:
+        Path(event["announce"]).touch()
     action = event.get("do", "echo")
     if action == "loop":
         while True:
@@ -29,11 +33,24 @@ def scripted(event: dict[str, Any], context: LambdaContext) -> Any:
         os.write(1, b"\x00\x00\x00\x05junk written to fd 1\n")
     if action == "sleep":
         time.sleep(event["seconds"])
+    if action == "meet":
+        meet(Path(event["folder"]), event["parties"], event["seconds"])
     if action == "set":
         return {1, 2}
     if action == "huge":
         return "x" * (17 * 1024 * 1024)
     return {"pid": os.getpid(), "event": event}
+
+
+def meet(folder: Path, parties: int, seconds: float) -> None:
+    """Signs in ``folder``, then waits until ``parties`` calls in all have: calls get past it only if that many run at
+    the same time. TimeoutError after ``seconds``."""
+    (folder / str(os.getpid())).touch()
+    deadline = time.monotonic() + seconds
+    while len(list(folder.iterdir())) < parties:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{parties} calls did not run at the same time")
+        time.sleep(0.01)
 
 
 def uppercase(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -126,6 +126,15 @@ async def receive(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5) -> di
     return answer
 
 
+async def receive_answering_pings(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    """The next message on a socket opened with autoping=False, answering the pings that come before it."""
+    while (message := await ws.receive()).type == WSMsgType.PING:
+        await ws.pong(message.data)
+    assert message.type == WSMsgType.TEXT, message
+    answer: dict[str, Any] = orjson.loads(message.data)
+    return answer
+
+
 async def nothing_waiting(ws: aiohttp.ClientWebSocketResponse) -> bool:
     """True when the next message after a ping is its pong: nothing was queued for the device before it."""
     await ws.send_json({"action": "ping"})
@@ -359,9 +368,12 @@ async def test_a_device_that_stops_answering_pings_is_dropped(phones: tuple[Phon
 @pytest.mark.parametrize("overrides", [{"push_heartbeat_seconds": 0.4}])
 async def test_a_device_that_answers_pings_stays_connected(phones: tuple[Phone, Phone]) -> None:
     phone, tablet = phones
-    async with await phone.connect() as ws:
-        listening = asyncio.create_task(receive(ws, timeout=10))  # a reading client answers pings as they come
-        await asyncio.sleep(1.5)  # several heartbeats: the time passing is what is tested
+    async with await phone.connect(autoping=False) as ws, asyncio.timeout(10):
+        for _ in range(3):  # several heartbeats, each answered at once
+            ping = await ws.receive()
+            assert ping.type == WSMsgType.PING, ping
+            await ws.pong(ping.data)
+        listening = asyncio.create_task(receive_answering_pings(ws))  # answers any heartbeat during the write
         sync_count = await tablet.write("dark")
         assert await listening == notification(phone, sync_count)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import time
+import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,9 +41,17 @@ class Script:
     #: Awaited by ``racing`` before it answers, on each of its calls (e.g. a concurrent write).
     race: Callable[[], Awaitable[None]] | None = None
     gate: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set by ``blocking`` once it is running, in its thread.
+    blocked: threading.Event = field(default_factory=threading.Event)
+    #: ``blocking`` answers once this is set (by the test, or after the test).
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 SCRIPT = Script()
+
+#: How long ``blocking`` waits to be released before it gives up (and fails the write): a bound for a test whose
+#: handler blocks the event loop, which could then never release it.
+BLOCKING_SECONDS = 10
 
 
 async def uppercase(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -73,9 +81,12 @@ def boom(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     raise ValueError("the rules database is down")
 
 
-def sleepy(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Blocks its thread for a second, as a handler calling a slow service synchronously does."""
-    time.sleep(1.0)
+def blocking(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Blocks its thread until the test releases it, as a handler calling a slow service synchronously does."""
+    release = SCRIPT.release
+    SCRIPT.blocked.set()
+    if not release.wait(BLOCKING_SECONDS):
+        raise TimeoutError(f"not released within {BLOCKING_SECONDS} s")
     return event
 
 
@@ -123,8 +134,8 @@ def registry() -> TriggerRegistry:
     triggers.register("refuse", reject)
     triggers.register("change-identity", change_identity)
     triggers.register("boom", boom)
-    triggers.register("slow", sleepy, timeout_seconds=0.3)
-    triggers.register("sleepy", sleepy)
+    triggers.register("slow", blocking, timeout_seconds=0.3)
+    triggers.register("blocking", blocking, timeout_seconds=2 * BLOCKING_SECONDS)
     triggers.register("gated", gated, max_concurrency=1)
     triggers.register("racing", racing, isolation="inline")
     triggers.register("grow", grow)
@@ -138,11 +149,14 @@ def registry() -> TriggerRegistry:
 
 
 @pytest.fixture(autouse=True)
-def script() -> Script:
+def script() -> Iterator[Script]:
     SCRIPT.calls.clear()
     SCRIPT.race = None
     SCRIPT.gate = asyncio.Event()
-    return SCRIPT
+    SCRIPT.blocked = threading.Event()
+    SCRIPT.release = threading.Event()
+    yield SCRIPT
+    SCRIPT.release.set()  # a handler still blocked (one that timed out) returns: its thread ends
 
 
 @pytest.fixture
@@ -388,23 +402,22 @@ async def test_calls_beyond_the_concurrency_limit_are_throttled_at_once(pool: Po
     assert written(await second.write({"theme": "dark"})) == [("theme", "dark", 1)]
 
 
-async def test_a_blocking_sync_handler_does_not_stall_other_requests(pool: Pool, endpoint: str) -> None:
-    await pool.events(SyncTrigger="sleepy")
+async def test_a_blocking_sync_handler_does_not_stall_other_requests(pool: Pool, endpoint: str, script: Script) -> None:
+    await pool.events(SyncTrigger="blocking")
     device, other = await pool.device(), await pool.device()
     token = await other.token()
     blocked = asyncio.create_task(device.write({"theme": "light"}))
-    await asyncio.sleep(0.2)  # the handler is asleep in its thread now
-    durations = []
+    assert await asyncio.to_thread(script.blocked.wait, BLOCKING_SECONDS)
+    # The handler blocks its thread until the test releases it. Had it blocked the event loop, nothing below would be
+    # answered before it gave up, failing the write.
+    statuses = []
     async with aiohttp.ClientSession() as session:
         for _ in range(5):
-            started = time.monotonic()
             async with session.get(f"{endpoint}/healthz") as response:
-                assert response.status == 200
-            durations.append(time.monotonic() - started)
+                statuses.append(response.status)
     listed = await other.call("list_records", DatasetName="settings", SyncSessionToken=token)
-    assert not blocked.done()
-    assert max(durations) < 0.25, durations
-    assert listed["DatasetSyncCount"] == 0
+    assert (statuses, listed["DatasetSyncCount"], blocked.done()) == ([200] * 5, 0, False)
+    script.release.set()
     assert written(await blocked) == [("theme", "light", 1)]
 
 

@@ -7,6 +7,7 @@ event, the ``last-writer-wins`` policy and how resolutions become patches.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from dataclasses import replace
 from typing import Any
@@ -811,23 +812,25 @@ def test_resolved_patches_after_last_writer_wins_are_no_longer_stale() -> None:
 
 # --- properties -----------------------------------------------------------------------------------------------------
 
-KEYS = st.text(alphabet="abcdef", min_size=1, max_size=3)
-VALUES = st.text(max_size=12)  # at most 48 UTF-8 bytes: under LIMITS.max_value_bytes
+#: Every key a record or a patch may have: 1 to 3 letters of "ab". Drawn without replacement (distinct by
+#: construction, nothing to filter) from a set this small, patches often land on stored records and tombstones.
+KEYS = st.sampled_from(["".join(letters) for size in (1, 2, 3) for letters in itertools.product("ab", repeat=size)])
+#: A value (at most 48 UTF-8 bytes: under LIMITS.max_value_bytes), or None: a tombstone, a remove.
+VALUES = st.none() | st.text(max_size=12)
+DEVICE_TIMES = st.none() | st.integers(0, 10**13)
+VECTORS = st.dictionaries(st.sampled_from("xyz"), st.integers(1, 9))
+STORED_SYNC_COUNTS = st.integers(1, 50)
+PATCHED_SYNC_COUNTS = st.integers(0, 50)
+PATCHED_VECTORS = st.none() | VECTORS
 
 
 @st.composite
 def datasets(draw: st.DrawFn) -> dict[str, Record]:
     """Stored records, tombstones included."""
-    values = draw(st.dictionaries(KEYS, st.one_of(st.none(), VALUES), max_size=8))
+    keys = draw(st.lists(KEYS, unique=True, max_size=8))
     return {
-        key: record(
-            key,
-            value,
-            draw(st.integers(1, 50)),
-            device_ms=draw(st.one_of(st.none(), st.integers(0, 10**13))),
-            vector=draw(st.dictionaries(st.sampled_from("xyz"), st.integers(1, 9))),
-        )
-        for key, value in values.items()
+        key: record(key, draw(VALUES), draw(STORED_SYNC_COUNTS), device_ms=draw(DEVICE_TIMES), vector=draw(VECTORS))
+        for key in keys
     }
 
 
@@ -837,15 +840,15 @@ def patch_lists(draw: st.DrawFn) -> list[RecordPatch]:
     keys = draw(st.lists(KEYS, unique=True, max_size=6))
     patches = []
     for key in keys:
-        value = draw(st.one_of(st.none(), VALUES))
+        value = draw(VALUES)
         patches.append(
             RecordPatch(
                 Op.REMOVE if value is None else Op.REPLACE,
                 key,
                 value,
-                draw(st.integers(0, 50)),
-                draw(st.one_of(st.none(), st.integers(0, 10**13))),
-                draw(st.one_of(st.none(), st.dictionaries(st.sampled_from("xyz"), st.integers(1, 9)))),
+                draw(PATCHED_SYNC_COUNTS),
+                draw(DEVICE_TIMES),
+                draw(PATCHED_VECTORS),
             )
         )
     return patches
