@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         description="File holding the KMS root key (64 hex characters; `syncsvc keys root-key PATH` makes one, "
         "`make dev` keeps one in .data/root.key). It wraps every master key; without it nothing starts.",
     )
+    previous_root_key_file: Path | None = Field(
+        None,
+        description="While the root key is rotated: the key it replaces. What is stored opens under either; "
+        "`syncsvc keys rotate-root` moves everything to the new one, after which this is unset and the old key "
+        "can be destroyed.",
+    )
     data_key_cache_entries: int = Field(10_000, ge=1, description="Identities whose data key is kept unwrapped.")
     data_key_cache_seconds: float = Field(
         300.0, gt=0, description="How long an unwrapped data key stays cached before KMS unwraps it again."

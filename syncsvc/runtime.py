@@ -13,6 +13,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from syncsvc.config import Settings
 from syncsvc.errors import SyncsvcError
@@ -101,7 +102,7 @@ async def _check_deployment(store: RedisStore, settings: Settings, root: RootKey
     """Checks the root key, the shard and relay lane counts against the ones Redis recorded; returns the token
     secret."""
     recorded_check = await store.check_root_key(root.check_value())
-    if not hmac.compare_digest(recorded_check, root.check_value()):
+    if not any(hmac.compare_digest(recorded_check, key.check_value()) for key in (root, root.previous) if key):
         raise StartupError(
             f"the root key in {settings.root_key_file} is not the one this Redis's data is sealed under (its check "
             f"value is {root.check_value()}, Redis recorded {recorded_check}); start with that deployment's key file"
@@ -147,6 +148,11 @@ def open_token_secret(root: RootKey, stored: bytes) -> bytes:
     return root.open_secret(_SEALED_AS, stored)
 
 
+def reseal_token_secret(root: RootKey, stored: bytes) -> bytes | None:
+    """The stored token secret sealed by the root key instead of the previous one; None when it is already."""
+    return root.resealed_secret(_SEALED_AS, stored)
+
+
 def _in_plaintext(stored: bytes) -> bool:
     """What earlier releases stored: 64 hex characters (a sealed secret is 60 bytes)."""
     return len(stored) == 64 and all(byte in b"0123456789abcdef" for byte in stored)
@@ -169,22 +175,30 @@ def build_triggers(settings: Settings, code: TriggerRegistry | None = None) -> T
 
 
 def _root_key(settings: Settings) -> RootKey:
-    """The KMS root key; StartupError (one line) when it is not configured or not readable."""
+    """The KMS root key (with the previous one while a rotation runs); StartupError (one line) when it is not
+    configured or not readable."""
     if settings.root_key_file is None:
         raise StartupError(
             "SYNCSVC_ROOT_KEY_FILE is not set: the KMS root key is required (create one with "
             "`syncsvc keys root-key PATH`)"
         )
+    root = read_root_key(settings.root_key_file)
+    if settings.previous_root_key_file is not None:
+        root = root.replacing(read_root_key(settings.previous_root_key_file))
+    return root
+
+
+def read_root_key(path: Path) -> RootKey:
+    """A root key file (StartupError when unreadable or not random; a warning when others than its owner may read
+    it)."""
     try:
-        root = RootKey.from_file(settings.root_key_file)
-        mode = settings.root_key_file.stat().st_mode
+        root = RootKey.from_file(path)
+        mode = path.stat().st_mode
     except (OSError, ValueError) as exc:
         raise StartupError(f"cannot read the KMS root key: {exc}") from None
     if mode & 0o077:
         log.warning(
-            "the root key file %s can be read by others than its owner (mode %s): chmod 600 it",
-            settings.root_key_file,
-            oct(mode & 0o777),
+            "the root key file %s can be read by others than its owner (mode %s): chmod 600 it", path, oct(mode & 0o777)
         )
     return root
 

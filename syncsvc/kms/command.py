@@ -4,6 +4,8 @@
 * ``reencrypt [--pool ID]`` moves every identity's data keys to the newest backing key of its pool's master key
   (after a rotation), with a progress bar; values stay sealed under the same data keys, so it reads and writes one
   small hash per identity. It can run while the service serves, and again after an interruption.
+* ``rotate [--pool ID]`` rotates pool master keys (they are not on the public KMS API).
+* ``rotate-root [--new PATH]`` moves everything the root key wraps to a new root key (``syncsvc.kms.rotation``).
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 
 from syncsvc.config import Settings
 from syncsvc.keys import IdentityKeys
 from syncsvc.kms.material import RootKey
-from syncsvc.runtime import Services, StartupError, open_services
+from syncsvc.kms.rotation import RotationError, key_count, rotate_root
+from syncsvc.runtime import Services, StartupError, open_services, read_root_key
+from syncsvc.store.redis import RedisStore
 
 
 def add_commands(commands: Any) -> None:
@@ -32,17 +36,64 @@ def add_commands(commands: Any) -> None:
     rotate.add_argument("--pool", help="only this identity pool (default: every pool)")
     reencrypt = actions.add_parser("reencrypt", help="move data keys to the newest backing key of each pool's key")
     reencrypt.add_argument("--pool", help="only this identity pool (default: every pool)")
+    rotate_root = actions.add_parser(
+        "rotate-root", help="move everything the root key wraps to a new root key (resumable; see the README)"
+    )
+    rotate_root.add_argument(
+        "--new",
+        type=Path,
+        help="the new root key file, SYNCSVC_ROOT_KEY_FILE being the old one (default: SYNCSVC_ROOT_KEY_FILE is the "
+        "new key and SYNCSVC_PREVIOUS_ROOT_KEY_FILE the old one)",
+    )
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "root-key":
         return _root_key(args.path)
-    command = _reencrypt if args.action == "reencrypt" else _rotate
     try:
+        if args.action == "rotate-root":
+            return asyncio.run(_rotate_root(settings, args.new))
+        command = _reencrypt if args.action == "reencrypt" else _rotate
         return asyncio.run(command(settings, args.pool))
-    except StartupError as exc:
+    except (StartupError, RotationError) as exc:
         print(f"syncsvc: {exc}", file=sys.stderr)
         return 1
+
+
+async def _rotate_root(settings: Settings, new: Path | None) -> int:
+    if settings.root_key_file is None:
+        raise StartupError("SYNCSVC_ROOT_KEY_FILE is not set")
+    if new is not None:
+        root = read_root_key(new).replacing(read_root_key(settings.root_key_file))
+    elif settings.previous_root_key_file is not None:
+        root = read_root_key(settings.root_key_file).replacing(read_root_key(settings.previous_root_key_file))
+    else:
+        raise StartupError("nothing to rotate from: give --new PATH, or set SYNCSVC_PREVIOUS_ROOT_KEY_FILE")
+    store = RedisStore.connect(settings.redis_url)
+    try:
+        total = await key_count(store)
+        with Progress(*_columns("KMS keys"), console=Console(stderr=True)) as progress:
+            bar = progress.add_task("moving to the new root key", total=total)
+            report = await rotate_root(store, root, on_key=lambda: progress.advance(bar))
+    finally:
+        await store.close()
+    print(
+        f"{report.moved} wrapped keys and secrets moved to the new root key ({report.already} were already, "
+        f"{report.gone} deleted meanwhile); Redis now records the new key: restart every instance without "
+        f"SYNCSVC_PREVIOUS_ROOT_KEY_FILE, then destroy the old key file",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _columns(unit: str) -> tuple[ProgressColumn, ...]:
+    return (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(bar_width=None),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TimeElapsedColumn(),
+    )
 
 
 async def _rotate(settings: Settings, only: str | None) -> int:
@@ -64,15 +115,8 @@ async def _reencrypt(settings: Settings, only: str | None) -> int:
     async with open_services(settings) as services:
         pools = [only] if only else await _every_pool(services)
         total = sum([await _identity_count(services, pool_id) for pool_id in pools])
-        columns = (
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(bar_width=None),
-            MofNCompleteColumn(),
-            TextColumn("identities"),
-            TimeElapsedColumn(),
-        )
         moved = 0
-        with Progress(*columns, console=Console(stderr=True)) as progress:
+        with Progress(*_columns("identities"), console=Console(stderr=True)) as progress:
             bar = progress.add_task("re-encrypting data keys", total=total)
             for pool_id in pools:
                 async for batch in services.store.pool_members(pool_id, settings.shards):

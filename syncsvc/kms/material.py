@@ -18,12 +18,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -55,9 +56,12 @@ def new_material() -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class RootKey:
-    """The deployment's root key: it wraps master key material (see the module docstring)."""
+    """The deployment's root key: it wraps master key material and seals the service's secrets (see the module
+    docstring). While the root key is being rotated it also holds the ``previous`` one: what is stored opens under
+    either, and whatever is wrapped or sealed anew uses this key (``syncsvc keys rotate-root`` moves the rest)."""
 
-    key: bytes
+    key: bytes = field(repr=False)
+    previous: RootKey | None = field(default=None, repr=False)
 
     @classmethod
     def from_file(cls, path: Path) -> RootKey:
@@ -83,6 +87,10 @@ class RootKey:
         with os.fdopen(descriptor, "w", encoding="ascii") as file:
             file.write(os.urandom(ROOT_KEY_BYTES).hex() + "\n")
 
+    def replacing(self, previous: RootKey) -> RootKey:
+        """This key, accepting what ``previous`` wrapped too (a root key rotation in progress)."""
+        return RootKey(self.key, previous=RootKey(previous.key))
+
     def check_value(self) -> str:
         """Names this key without revealing it (HMAC-SHA256 of a fixed label, 128 bits in hex). Redis records it on
         the first start, so a server given another root key refuses to start instead of half-working."""
@@ -90,24 +98,51 @@ class RootKey:
 
     def seal_secret(self, name: str, secret: bytes) -> bytes:
         """A service secret (e.g. the token secret) as Redis stores it: AES-256-GCM, bound to its name."""
-        nonce = os.urandom(_NONCE)
-        return nonce + AESGCM(self.key).encrypt(nonce, secret, _secret_context(name))
+        return self._seal(secret, _secret_context(name))
 
     def open_secret(self, name: str, sealed: bytes) -> bytes:
-        try:
-            return AESGCM(self.key).decrypt(sealed[:_NONCE], sealed[_NONCE:], _secret_context(name))
-        except (InvalidTag, ValueError):
-            raise MaterialError(f"the {name} secret does not open with this root key") from None
+        opened = self._open(sealed, _secret_context(name))
+        if opened is None:
+            raise MaterialError(f"the {name} secret does not open with this root key")
+        return opened
+
+    def resealed_secret(self, name: str, sealed: bytes) -> bytes | None:
+        """``sealed`` sealed by this key instead of the previous one; None when this key sealed it already."""
+        return self._moved(sealed, _secret_context(name), f"the {name} secret")
 
     def wrap(self, material: bytes, key_id: str, version: int) -> bytes:
-        nonce = os.urandom(_NONCE)
-        return nonce + AESGCM(self.key).encrypt(nonce, material, _wrap_context(key_id, version))
+        return self._seal(material, _wrap_context(key_id, version))
 
     def unwrap(self, wrapped: bytes, key_id: str, version: int) -> bytes:
-        try:
-            return AESGCM(self.key).decrypt(wrapped[:_NONCE], wrapped[_NONCE:], _wrap_context(key_id, version))
-        except InvalidTag:
-            raise MaterialError(f"key {key_id} version {version} does not unwrap with this root key") from None
+        opened = self._open(wrapped, _wrap_context(key_id, version))
+        if opened is None:
+            raise MaterialError(f"key {key_id} version {version} does not unwrap with this root key")
+        return opened
+
+    def rewrapped(self, wrapped: bytes, key_id: str, version: int) -> bytes | None:
+        """``wrapped`` wrapped by this key instead of the previous one; None when this key wrapped it already."""
+        return self._moved(wrapped, _wrap_context(key_id, version), f"key {key_id} version {version}")
+
+    def _seal(self, plaintext: bytes, context: bytes) -> bytes:
+        nonce = os.urandom(_NONCE)
+        return nonce + AESGCM(self.key).encrypt(nonce, plaintext, context)
+
+    def _open(self, sealed: bytes, context: bytes) -> bytes | None:
+        """Opened under this key, else under the previous one; None under neither."""
+        for key in (self.key, self.previous.key if self.previous else None):
+            if key is not None:
+                with contextlib.suppress(InvalidTag, ValueError):
+                    return AESGCM(key).decrypt(sealed[:_NONCE], sealed[_NONCE:], context)
+        return None
+
+    def _moved(self, sealed: bytes, context: bytes, what: str) -> bytes | None:
+        with contextlib.suppress(InvalidTag, ValueError):
+            AESGCM(self.key).decrypt(sealed[:_NONCE], sealed[_NONCE:], context)
+            return None
+        opened = self._open(sealed, context)
+        if opened is None:
+            raise MaterialError(f"{what} opens under neither root key")
+        return self._seal(opened, context)
 
 
 def _wrap_context(key_id: str, version: int) -> bytes:

@@ -51,6 +51,7 @@ class RedisKeyStore:
         self._create_grant = register(client, "kms_create_grant.lua")
         self._delete_grant = register(client, "kms_delete_grant.lua")
         self._put_policy = register(client, "kms_put_policy.lua")
+        self._compare_and_set = register(client, "compare_and_set.lua")
 
     async def create(self, key_id: str, meta: dict[str, Any], wrapped: bytes, *, quota: int) -> bool:
         """Stores a new key with its first backing key; False when the quota of keys is reached."""
@@ -112,6 +113,16 @@ class RedisKeyStore:
                 keys=[keys.kms_key(key_id), keys.KMS_KEYS, keys.KMS_ALIASES], args=[key_id, expected]
             )
         return _OUTCOMES[int(done)]
+
+    async def replace_version(self, key_id: str, version: int, old: bytes, new: bytes) -> bool:
+        """Replaces a backing key's wrapped material (the same material, wrapped anew: a root key rotation) if it is
+        still ``old``; False when it is not (the key was deleted meanwhile)."""
+        async with backend():
+            return bool(await self._compare_and_set(keys=[keys.kms_key(key_id)], args=[f"v{version}", old, new]))
+
+    async def count(self) -> int:
+        async with backend():
+            return int(await self._client.zcard(keys.KMS_KEYS))
 
     async def key_ids(self, *, after: str | None, limit: int) -> list[str]:
         """Key ids in order, the first ``limit`` after ``after``."""

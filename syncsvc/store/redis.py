@@ -106,6 +106,7 @@ class RedisStore:
         self._list = register(client, "list_records.lua")
         self._delete = register(client, "delete_dataset.lua")
         self._replace_if_exists = register(client, "replace_if_exists.lua")
+        self._compare_and_set = register(client, "compare_and_set.lua")
 
     @classmethod
     def connect(cls, url: str) -> RedisStore:
@@ -135,6 +136,10 @@ class RedisStore:
             recorded = await self.client.hget(keys.META, "shards")
         return int(text(recorded or b"0"))
 
+    async def record_root_key(self, old_check: str, new_check: str) -> bool:
+        """Records ``new_check`` as the root key's check value if the recorded one is still ``old_check``."""
+        return await self.compare_and_set(keys.META, "root_key_check", old_check, new_check)
+
     async def check_root_key(self, check_value: str) -> str:
         """Records the root key's check value on first start; returns the recorded one (which the caller compares)."""
         async with backend():
@@ -150,16 +155,20 @@ class RedisStore:
             stored = await self.client.get(keys.TOKEN_SECRET)
         return stored if isinstance(stored, bytes) else b""
 
-    async def replace_token_secret(self, old: bytes, new: bytes) -> None:
-        """Stores ``new`` unless the token secret is no longer ``old`` (another instance replaced it first)."""
-
-        async def swap(pipe: Any) -> None:
-            if await pipe.get(keys.TOKEN_SECRET) == old:
-                pipe.multi()
-                pipe.set(keys.TOKEN_SECRET, new)
-
+    async def stored_token_secret(self) -> bytes | None:
+        """The token secret as stored (sealed), None when none was made yet."""
         async with backend():
-            await self.client.transaction(swap, keys.TOKEN_SECRET)
+            stored = await self.client.get(keys.TOKEN_SECRET)
+        return stored if isinstance(stored, bytes) else None
+
+    async def replace_token_secret(self, old: bytes, new: bytes) -> bool:
+        """Stores ``new`` unless the token secret is no longer ``old`` (another instance replaced it first)."""
+        return await self.compare_and_set(keys.TOKEN_SECRET, "", old, new)
+
+    async def compare_and_set(self, key: str, field: str, old: bytes | str, new: bytes | str) -> bool:
+        """Replaces the string ``key`` (or the hash field ``field`` of it) by ``new`` if it is still ``old``."""
+        async with backend():
+            return bool(await self._compare_and_set(keys=[key], args=[field, old, new]))
 
     # --- datasets and records ---------------------------------------------------------------------------------------
 
