@@ -8,11 +8,10 @@ open files: Redis, Kafka and the next health check need descriptors too. So:
   app: waiting between requests, or still sending its first request line and headers), so idle sockets cannot lock
   out a real client; only when every connection is busy is the new one closed at once.
 * **An idle timeout** (``Settings.idle_timeout_seconds``, aiohttp's keep-alive timeout): a connection that sends no
-  request for that long, its first one included, is closed. Request bodies have their own time limit (the auth
-  middleware), push sockets their heartbeat.
+  request for that long, its first one included, is closed. Request bodies have their own time limit
+  (``syncsvc.api.bodies``), push sockets their heartbeat.
 * **Quiet logs**: the event loop's errors (``socket.accept() out of system resource`` and the like) are logged at
   most once per message and interval, with the number of repeats left out.
-
 * **Malformed HTTP** that aiohttp refuses before the app sees a request is answered in the AWS error shape and
   logged at debug level (a client can send it as fast as it likes).
 
