@@ -50,11 +50,13 @@ $(STAMP): pyproject.toml uv.lock $(UV)
 compile = $(UV) pip compile $(1) --upgrade --generate-hashes --python-version 3.11 --python-platform linux --quiet \
   --custom-compile-command 'make lock' --output-file $(2)
 
-lock: $(UV) ## refresh uv.lock (and the pinned uv, the benchmark's Kinto) to the newest versions the ranges allow
+lock: $(UV) ## refresh uv.lock (and the pinned uv, the benchmark's peers) to the newest versions the ranges allow
 	$(UV) lock --upgrade --python $(PYTHON)
 	$(call compile,deploy/uv.in,deploy/uv-requirements.txt)
 	$(call compile,bench/peers/kinto.in,bench/peers/kinto.txt)
-	@git diff --stat -- uv.lock deploy/uv-requirements.txt bench/peers/kinto.txt
+	cd bench/peers/pouchdb && rm -f package-lock.json && \
+	  npm install --package-lock-only --ignore-scripts --no-audit --no-fund --loglevel=error
+	@git diff --stat -- uv.lock deploy/uv-requirements.txt bench/peers/
 
 # A throwaway venv resolved fresh from pyproject.toml's ranges (not the lock): a breaking upstream release shows here
 # before `make lock` takes it in.
