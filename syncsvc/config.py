@@ -219,6 +219,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Open files kept out of max_connections' default for Redis, Kafka, logs and workers.",
     )
+    max_connections_per_address: int = Field(
+        0,
+        ge=0,
+        description="Connections one client address may hold at once (0 = no such cap); past it a new connection of "
+        "that address is reset. Off by default: behind a load balancer or a carrier NAT one address is many clients.",
+    )
     idle_timeout_seconds: float = Field(
         60.0,
         gt=0,

@@ -157,3 +157,24 @@ async def test_event_loop_errors_are_logged_once_per_message_and_interval(caplog
     messages = [record.getMessage() for record in caplog.records]
     assert len(messages) == 2
     assert messages[0].startswith("socket.accept() out of system resource: [Errno 24] Too many open")
+
+
+def test_one_client_address_holds_no_more_than_its_cap_while_others_are_served(
+    redis_url: str, redis_client: Redis, tmp_path: Path
+) -> None:
+    with syncsvc_process(redis_url, tmp_path / "serve.log", SYNCSVC_MAX_CONNECTIONS_PER_ADDRESS="20") as served:
+        baseline = served.descriptors()
+        flood = open_idle(served.port, 100)  # from 127.0.0.1
+        try:
+            time.sleep(0.5)
+            during = served.descriptors()
+            with socket.create_connection(
+                ("127.0.0.1", served.port), timeout=5, source_address=("127.0.0.2", 0)
+            ) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                status_line = sock.recv(64).split(b"\r\n")[0]
+        finally:
+            for sock in flood:
+                sock.close()
+    assert during <= baseline + 20 + 8, (baseline, during)
+    assert status_line == b"HTTP/1.1 200 OK"

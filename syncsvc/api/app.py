@@ -134,7 +134,7 @@ def create_app(settings: Settings, *, triggers: TriggerRegistry | None = None) -
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
-    app[CONNECTIONS] = ConnectionGuard(connection_limit(settings))
+    app[CONNECTIONS] = ConnectionGuard(connection_limit(settings), per_address=settings.max_connections_per_address)
     app[BODIES] = BodyBudget(
         total_bytes=max(settings.max_buffered_body_bytes, settings.max_body_bytes),
         max_body_bytes=settings.max_body_bytes,

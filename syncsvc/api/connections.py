@@ -7,6 +7,8 @@ open files: Redis, Kafka and the next health check need descriptors too. So:
   A connection that arrives at the cap first evicts the longest-open *idle* connection (one with no request in the
   app: waiting between requests, or still sending its first request line and headers), so idle sockets cannot lock
   out a real client; only when every connection is busy is the new one closed at once.
+* **A cap per client address** (``Settings.max_connections_per_address``, off by default: behind a load balancer or a
+  carrier NAT one address is many clients): past it a new connection of that address is reset.
 * **An idle timeout** (``Settings.idle_timeout_seconds``, aiohttp's keep-alive timeout): a connection that sends no
   request for that long, its first one included, is closed. Request bodies have their own time limit
   (``syncsvc.api.bodies``), push sockets their heartbeat.
@@ -62,9 +64,12 @@ class ConnectionGuard:
     Each connection's protocol is wrapped to count it; idle connections are kept oldest first, so finding the one
     to evict at the cap costs the same however many are open."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, per_address: int = 0) -> None:
         self.limit = limit
+        self.per_address = per_address
         self.open = 0
+        #: Open connections per client address (only with a per-address cap).
+        self._by_address: dict[str, int] = {}
         #: Connections with no request in the app, the longest idle first.
         self._idle: dict[asyncio.BaseProtocol, None] = {}
         self._busy: dict[asyncio.BaseProtocol, int] = {}
@@ -74,20 +79,30 @@ class ConnectionGuard:
         loop = asyncio.get_running_loop()
         return lambda: _Counted(_Handler(server, loop=loop, keepalive_timeout=idle_timeout, **_NO_ACCESS_LOG), self)
 
-    def admit(self, handler: asyncio.BaseProtocol) -> bool:
-        """Counts a connection that was just made; False (refuse it) when at the cap with every connection busy.
-        Decided here rather than when the protocol is made: a burst of accepts makes many protocols first."""
+    def admit(self, handler: asyncio.BaseProtocol, address: str) -> bool:
+        """Counts a connection that was just made; False (refuse it) when its address is at its cap, or the process
+        at its cap with every connection busy. Decided here rather than when the protocol is made: a burst of
+        accepts makes many protocols first."""
+        if self.per_address and self._by_address.get(address, 0) >= self.per_address:
+            self._warn("refusing a connection: %s holds its %d connections", address, self.per_address)
+            return False
         if self.open >= self.limit and not self._evict_idle():
             self._warn("refusing a connection: all %d connections are busy", self.limit)
             return False
         self.open += 1
         self._idle[handler] = None
+        if self.per_address:
+            self._by_address[address] = self._by_address.get(address, 0) + 1
         return True
 
-    def closed(self, handler: asyncio.BaseProtocol) -> None:
+    def closed(self, handler: asyncio.BaseProtocol, address: str) -> None:
         self.open -= 1
         self._idle.pop(handler, None)
         self._busy.pop(handler, None)
+        if self.per_address:
+            left = self._by_address.pop(address, 0) - 1
+            if left > 0:
+                self._by_address[address] = left
 
     def _evict_idle(self) -> bool:
         if not self._idle:
@@ -151,15 +166,18 @@ class _Counted(asyncio.Protocol):
     """aiohttp's protocol for one connection, counted by the guard from connection_made to connection_lost; a
     connection the guard refuses is reset at once (its descriptor is free again) and never reaches aiohttp."""
 
-    __slots__ = ("_admitted", "_guard", "_inner")
+    __slots__ = ("_address", "_admitted", "_guard", "_inner")
 
     def __init__(self, inner: RequestHandler, guard: ConnectionGuard) -> None:
         self._inner = inner
         self._guard = guard
         self._admitted = False
+        self._address = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._admitted = self._guard.admit(self._inner)
+        peer = transport.get_extra_info("peername")
+        self._address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        self._admitted = self._guard.admit(self._inner, self._address)
         if not self._admitted:
             assert isinstance(transport, asyncio.Transport)
             transport.abort()
@@ -168,7 +186,7 @@ class _Counted(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._admitted:
-            self._guard.closed(self._inner)
+            self._guard.closed(self._inner, self._address)
             self._inner.connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
