@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis, the system of record.")
     host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
     port: int = Field(8080, ge=0, le=65535, description="Port the HTTP server listens on (0 = any free port).")
-    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$", description="AWS region this serves.")
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]+$", description="AWS region this serves.")
     developer_credentials: Annotated[tuple[DeveloperCredential, ...], NoDecode] = Field(
         (),
         description="Comma-separated ACCESS_KEY_ID:SECRET pairs allowed to call developer (admin) operations.",

@@ -140,9 +140,11 @@ class Caller:
 ANONYMOUS = Caller(CallerKind.ANONYMOUS)
 
 
-#: Cognito's IdentityId and DatasetName patterns, to be matched whole (``re.fullmatch``): with ``re.match``, a ``$``
-#: would also match before a final newline, and ``<id>\n`` would name a second, orphan identity.
-IDENTITY_ID_PATTERN = r"[\w-]+:[0-9a-f-]+"
+#: Cognito's IdentityId (and IdentityPoolId) and DatasetName patterns, to be matched whole (``re.fullmatch``): with
+#: ``re.match``, a ``$`` would also match before a final newline, and ``<id>\n`` would name a second, orphan identity.
+#: AWS's patterns are Java regexes, whose ``\w``, ``\d`` and ``\s`` are ASCII; Python's and Rust's (pydantic) are
+#: Unicode, so every pattern here spells the ASCII classes out.
+IDENTITY_ID_PATTERN = r"[A-Za-z0-9_-]+:[0-9a-f-]+"
 DATASET_NAME_PATTERN = r"[a-zA-Z0-9_.:-]{1,128}"
 
 # The ranges of the numbers a request carries, checked where requests are parsed (``syncsvc.api``), so that nothing

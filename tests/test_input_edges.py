@@ -513,6 +513,37 @@ async def test_identity_patterns_refuse_a_trailing_newline(
 
 
 @pytest.mark.parametrize(
+    ("operation", "payload", "member"),
+    [
+        ("DescribeIdentityPool", {"IdentityPoolId": "us-east-\u0661:1111"}, "IdentityPoolId"),  # an Arabic-Indic one
+        ("DescribeIdentity", {"IdentityId": "\u00fcs-east-1:1111"}, "IdentityId"),
+        (
+            "CreateIdentityPool",
+            {"IdentityPoolName": "p\u00f8ol", "AllowUnauthenticatedIdentities": True},
+            "IdentityPoolName",
+        ),
+        (
+            "CreateIdentityPool",
+            {"IdentityPoolName": "p", "AllowUnauthenticatedIdentities": True, "DeveloperProviderName": "d\u00e9v"},
+            "DeveloperProviderName",
+        ),
+    ],
+)
+async def test_identity_patterns_take_ascii_letters_and_digits_only_as_aws_does(
+    raw: Raw, operation: str, payload: dict[str, Any], member: str
+) -> None:
+    """AWS's patterns are Java regexes: ``\\w`` and ``\\d`` are ASCII there, Unicode in Python and in pydantic."""
+    status, body, _ = await raw.identity(operation, payload)
+    assert (status, body["__type"], body["message"].split(":")[0]) == (400, "InvalidParameterException", member)
+
+
+async def test_identity_id_with_a_non_ascii_letter_is_an_invalid_parameter(raw: Raw, boto: Boto) -> None:
+    identity = "\u00fc" + new_identity()
+    status, body, _ = await raw.send("GET", identity_path(await boto.new_pool(), identity) + "/datasets")
+    assert (status, body) == invalid_parameter(f"IdentityId '{identity}' is not of the form <region>:<uuid>")
+
+
+@pytest.mark.parametrize(
     ("configuration", "member"),
     [
         ({"CognitoStreams": {"StreamName": "stream\n"}}, "CognitoStreams.StreamName"),

@@ -19,10 +19,10 @@ from syncsvc.api.protocol import AMZ_JSON, BROKER, POOLS, SIGNER, parse, respond
 from syncsvc.api.wire import seconds
 from syncsvc.errors import InvalidParameterError, NotAuthorizedError, UnknownTargetError
 from syncsvc.identity.pools import IdentityPool, IdentityPoolSpec
-from syncsvc.model import IdentityProfile
+from syncsvc.model import IDENTITY_ID_PATTERN, IdentityProfile
 
 TARGET_PREFIX = "AWSCognitoIdentityService."
-Id = Annotated[str, StringConstraints(min_length=1, max_length=55, pattern=r"^[\w-]+:[0-9a-f-]+$")]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=55, pattern=rf"^{IDENTITY_ID_PATTERN}$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 LoginMap = Annotated[

@@ -124,7 +124,7 @@ _GRANT_PURPOSE = "kms:GrantToken"
 PrincipalArn = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 GrantIdText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 #: Matched in full (``fullmatch``): ``$`` would also match before a final newline.
-_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:(iam|sts)::\d{12}:.+")
+_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:.+")
 PolicyText = Annotated[str, StringConstraints(min_length=1, max_length=131072)]
 PolicyNameText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 

@@ -16,9 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from syncsvc.errors import InvalidParameterError, ResourceNotFoundError
 from syncsvc.keys import IdentityKeys
+from syncsvc.model import IDENTITY_ID_PATTERN
 from syncsvc.store import RedisStore
 
-PoolName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\w\s+=,.@-]+$")]
+#: AWS's ``[\w\s+=,.@-]+`` with Java's ASCII classes (see syncsvc.model).
+_POOL_NAME = r"^[A-Za-z0-9_ \t\n\x0b\f\r+=,.@-]+$"
+PoolName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_POOL_NAME)]
 ProviderName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Arn = Annotated[str, StringConstraints(min_length=20, max_length=2048)]
 
@@ -41,7 +44,7 @@ class IdentityPoolSpec(BaseModel):
     AllowClassicFlow: bool | None = None
     SupportedLoginProviders: Annotated[dict[ProviderName, str], Field(max_length=10)] | None = None
     DeveloperProviderName: (
-        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\w._-]+$")] | None
+        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")] | None
     ) = None
     OpenIdConnectProviderARNs: list[Arn] | None = None
     CognitoIdentityProviders: list[CognitoIdentityProvider] | None = None
@@ -52,7 +55,7 @@ class IdentityPoolSpec(BaseModel):
 class IdentityPool(IdentityPoolSpec):
     """A stored pool: the spec plus its id (``<region>:<uuid>``)."""
 
-    IdentityPoolId: Annotated[str, StringConstraints(min_length=1, max_length=55, pattern=r"^[\w-]+:[0-9a-f-]+$")]
+    IdentityPoolId: Annotated[str, StringConstraints(min_length=1, max_length=55, pattern=rf"^{IDENTITY_ID_PATTERN}$")]
 
     def wire(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
@@ -61,10 +64,11 @@ class IdentityPool(IdentityPoolSpec):
 SnsArnText = Annotated[
     str,
     StringConstraints(
-        min_length=1, max_length=2048, pattern=r"^arn:aws:sns:[-0-9a-z]+:\d+:app/[A-Z_]+/[a-zA-Z0-9_.-]+$"
+        min_length=1, max_length=2048, pattern=r"^arn:aws:sns:[-0-9a-z]+:[0-9]+:app/[A-Z_]+/[a-zA-Z0-9_.-]+$"
     ),
 ]
-RoleArnText = Annotated[str, StringConstraints(min_length=20, max_length=2048, pattern=r"^arn:aws:iam::\d+:role/.*$")]
+_ROLE_ARN = r"^arn:aws:iam::[0-9]+:role/.*$"
+RoleArnText = Annotated[str, StringConstraints(min_length=20, max_length=2048, pattern=_ROLE_ARN)]
 #: A stream name is a Kafka topic name: 1-128 of letters, digits, '.', '_' and '-' (and not "." or "..").
 StreamNameText = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[a-zA-Z0-9._-]+$")]
 

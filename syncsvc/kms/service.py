@@ -79,7 +79,7 @@ SWEEP_SECONDS = 60.0
 _ATTEMPTS = 5
 _SWEEP_PAGE = 200
 #: Every pattern is matched in full (``fullmatch``): ``$`` would also match before a final newline.
-_ARN = re.compile(r"arn:aws[a-z-]*:kms:([a-z0-9-]*):(\d*):((?:key|alias)/.+)")
+_ARN = re.compile(r"arn:aws[a-z-]*:kms:([a-z0-9-]*):([0-9]*):((?:key|alias)/.+)")
 #: Grants per key (KMS's quota).
 GRANT_QUOTA = 50_000
 _GRANT_ID = re.compile(r"[0-9a-f]{64}")

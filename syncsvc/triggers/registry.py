@@ -20,7 +20,9 @@ ENTRY_POINT_GROUP = "syncsvc.triggers"
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 #: ``module.path:attribute.path``
 TARGET = re.compile(r"([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*):([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)")
-LAMBDA_ARN = re.compile(r"arn:aws[\w-]*:lambda:[a-z0-9-]+:\d{12}:function:([A-Za-z0-9_-]{1,64})(?::[\w$-]+)?")
+LAMBDA_ARN = re.compile(
+    r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:([A-Za-z0-9_-]{1,64})(?::[A-Za-z0-9_$-]+)?"
+)
 #: Longest timeout a trigger may ask for (Lambda's own maximum).
 MAX_TIMEOUT_SECONDS = 900.0
 
