@@ -343,6 +343,7 @@ async def test_a_newer_socket_of_the_same_device_replaces_the_older(phones: tupl
         ("not json", 1007),
         ('{"action": "dance"}', 1007),
         ('{"action": "resume", "syncCounts": {"settings": -1}}', 1007),
+        ('{"action": "resume", "syncCounts": {"settings": 9223372036854775808}}', 1007),  # past a signed long
     ],
 )
 async def test_a_frame_that_is_not_a_message_closes_the_socket(

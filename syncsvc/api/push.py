@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from syncsvc.api.middleware import caller_of
 from syncsvc.api.protocol import HUB, PUSH, SETTINGS, parse, respond
 from syncsvc.errors import TooManyRequestsError
+from syncsvc.model import MAX_SYNC_COUNT
 from syncsvc.push.hub import DeviceSocket, PushHub
 
 POOL = "/identitypools/{IdentityPoolId}"
@@ -53,7 +54,7 @@ class DeviceMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     action: str
-    syncCounts: dict[DatasetName, Annotated[int, Field(ge=0)]] = {}  # noqa: N815 - the wire name
+    syncCounts: dict[DatasetName, Annotated[int, Field(ge=0, le=MAX_SYNC_COUNT)]] = {}  # noqa: N815 - the wire name
 
 
 async def register_device(request: web.Request) -> web.Response:
