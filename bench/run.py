@@ -33,12 +33,10 @@ from bench.services import kafka_broker, redis_server
 from bench.systems import redis_alone
 from bench.systems.base import REPO, HttpSystem, free_port
 from bench.systems.floor import Floor
-from bench.systems.syncsvc import SYNCSVC, Infrastructure, SyncSvc
+from bench.systems.syncsvc import FILES_BESIDES_SOCKETS, SYNCSVC, Infrastructure, SyncSvc
 from bench.workloads import bulk_publish, idle_sockets, stream_latency
 
 WORKLOADS = ("write", "delta", "pull")
-#: Open files a syncsvc process needs besides device sockets (Redis pool, Kafka, logs, the listening socket).
-FILES_BESIDES_SOCKETS = 400
 
 
 @dataclass(frozen=True, slots=True)

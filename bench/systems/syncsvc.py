@@ -7,7 +7,10 @@ run's own, shared with the Redis-alone ceiling (``Infrastructure``).
 
 Setup-only settings: GetId and token calls are not rate limited (``SYNCSVC_GET_ID_PER_SECOND=0``,
 ``SYNCSVC_TOKEN_CALLS_PER_SECOND=0``) so thousands of identities are made in seconds; session tokens last the
-whole run. Neither is on the measured path.
+whole run. Neither is on the measured path. The idle-socket workload measures how many sockets one process can
+hold, so the per-process push socket cap (by default 90% of the connection cap) is lifted to the connection cap
+(``SYNCSVC_PUSH_MAX_SOCKETS``), and the connection cap keeps fewer descriptors aside than the ramp leaves
+(``FILES_BESIDES_SOCKETS``), so the ramp's own HTTP connections fit beside its sockets.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from bench.workloads.pools import create_pool, identity_call
 
 #: The syncsvc of the venv running the benchmark (the locked .venv, or `make test-latest`'s).
 SYNCSVC = Path(sys.executable).with_name("syncsvc")
+#: Open files a syncsvc process needs besides device sockets (Redis pool, Kafka, logs, the listening socket).
+FILES_BESIDES_SOCKETS = 400
 SETUP_CONCURRENCY = 32
 #: UpdateRecords patches per seeding request (a 1,024-record dataset in four).
 SEED_BATCH = 256
@@ -97,6 +102,8 @@ class SyncSvc:
             "SYNCSVC_TOKEN_CALLS_PER_SECOND": "0",
             "SYNCSVC_SYNC_SESSION_TTL_SECONDS": "86400",
             "SYNCSVC_LOG_LEVEL": "WARNING",
+            "SYNCSVC_PUSH_MAX_SOCKETS": str(1_000_000),
+            "SYNCSVC_RESERVED_DESCRIPTORS": str(FILES_BESIDES_SOCKETS - 100),
             "SYNCSVC_RELAY_CHECKPOINT_TOPIC": f"{infra.relay_names}-checkpoints",
             "SYNCSVC_RELAY_TRANSACTIONAL_PREFIX": f"{infra.relay_names}-relay",
             **({"SYNCSVC_PUBLIC_URL": self.public_url} if self.public_url else {}),
