@@ -7,11 +7,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 
 class Op(StrEnum):
     REPLACE = "replace"
     REMOVE = "remove"
+
+
+class RecordOpener(Protocol):
+    """Opens what the store holds of an identity's records (``syncsvc.kms.envelope.IdentityCipher``)."""
+
+    def open(self, dataset: str, key: str, value: str | None) -> str | None: ...
+
+    def open_name(self, dataset: str, stored_key: str, sealed: str | None) -> str: ...
+
+    def token(self, dataset: str, key: str) -> str: ...
+
+
+class RecordSealer(RecordOpener, Protocol):
+    """Seals an identity's record values and names for the store (``syncsvc.kms.envelope.IdentityCipher``)."""
+
+    def seal(self, dataset: str, key: str, value: str) -> str: ...
+
+    def seal_name(self, dataset: str, key: str) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +47,10 @@ class RecordPatch:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """A stored record. ``value`` is None for a tombstone (a removed record kept so deltas carry the removal)."""
+    """A stored record. ``value`` is None for a tombstone (a removed record kept so deltas carry the removal).
+
+    As the store reads it, ``key`` is what Redis holds (a token in place of the name) with the name sealed in
+    ``sealed_name``, and ``value`` is sealed; ``syncsvc.outcomes.opened`` gives the record with both opened."""
 
     key: str
     value: str | None
@@ -37,6 +59,7 @@ class Record:
     last_modified_by: str
     device_last_modified_ms: int | None
     version_vector: dict[str, int]
+    sealed_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,25 +7,20 @@ limit and a re-send in exactly the same words.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from syncsvc.errors import LimitExceededError, RecordConflictError
-from syncsvc.model import DatasetState, Record, RecordPatch, WriteResult
+from syncsvc.model import DatasetState, Record, RecordOpener, RecordPatch, WriteResult
 from syncsvc.store.redis import UpdateOutcome, record_from_stored
 
 
-class ValueOpener(Protocol):
-    """Opens a stored (sealed) value of a record (``syncsvc.kms.envelope.IdentityCipher``)."""
-
-    def open(self, dataset: str, key: str, value: str | None) -> str | None: ...
-
-
-def opened(dataset: str, record: Record, cipher: ValueOpener) -> Record:
-    """``record`` with its value opened (built field by field: ``dataclasses.replace`` costs several times more, and a
-    full pull opens 1,024 records)."""
+def opened(dataset: str, record: Record, cipher: RecordOpener) -> Record:
+    """``record`` as the store read it, with its name and value opened (built field by field: ``dataclasses.replace``
+    costs several times more, and a full pull opens 1,024 records)."""
+    name = cipher.open_name(dataset, record.key, record.sealed_name)
     return Record(
-        record.key,
-        cipher.open(dataset, record.key, record.value),
+        name,
+        cipher.open(dataset, name, record.value),
         record.sync_count,
         record.last_modified_ms,
         record.last_modified_by,
@@ -34,7 +29,9 @@ def opened(dataset: str, record: Record, cipher: ValueOpener) -> Record:
     )
 
 
-def result_of(dataset: str, outcome: UpdateOutcome, cipher: ValueOpener, patches: Sequence[RecordPatch]) -> WriteResult:
+def result_of(
+    dataset: str, outcome: UpdateOutcome, cipher: RecordOpener, patches: Sequence[RecordPatch]
+) -> WriteResult:
     """The WriteResult of an "ok" or "duplicate" outcome; the error of a "conflict" or "limit" one. ``patches`` are
     the patches the script was given."""
     if outcome.status in ("ok", "duplicate"):
@@ -46,17 +43,22 @@ def result_of(dataset: str, outcome: UpdateOutcome, cipher: ValueOpener, patches
     raise AssertionError(f"update_records.lua answered {outcome.status!r} to a write not planned on a snapshot")
 
 
-def written(dataset: str, body: dict[str, Any], cipher: ValueOpener, *, replayed: bool) -> WriteResult:
-    """The records an ok result wrote (their keys and opened values included), in the order they were written."""
+def written(dataset: str, body: dict[str, Any], cipher: RecordOpener, *, replayed: bool) -> WriteResult:
+    """The records an ok result wrote (their names and values opened), in the order they were written."""
     records = [
-        Record(
-            key=stored["k"],
-            value=cipher.open(dataset, stored["k"], stored.get("v")),
-            sync_count=int(stored["sc"]),
-            last_modified_ms=int(stored["lm"]),
-            last_modified_by=stored["lb"],
-            device_last_modified_ms=None if stored.get("d") is None else int(stored["d"]),
-            version_vector={writer: int(counter) for writer, counter in stored["vv"].items()},
+        opened(
+            dataset,
+            Record(
+                key=stored["k"],
+                value=stored.get("v"),
+                sync_count=int(stored["sc"]),
+                last_modified_ms=int(stored["lm"]),
+                last_modified_by=stored["lb"],
+                device_last_modified_ms=None if stored.get("d") is None else int(stored["d"]),
+                version_vector={writer: int(counter) for writer, counter in stored["vv"].items()},
+                sealed_name=stored.get("nk"),
+            ),
+            cipher,
         )
         for stored in body["records"]
     ]
@@ -86,15 +88,16 @@ def record_conflict(
 
 
 def _conflict(
-    dataset: str, body: dict[str, Any], cipher: ValueOpener, patches: Sequence[RecordPatch]
+    dataset: str, body: dict[str, Any], cipher: RecordOpener, patches: Sequence[RecordPatch]
 ) -> RecordConflictError:
-    # The SyncCount each stale key was given, from the patches: the script's copy went through a Lua number (a
-    # double, printed with 14 digits), which is not exact for the largest counts a request may carry.
-    given = {patch.key: patch.sync_count for patch in patches}
+    # Each stale record's name and the SyncCount given for it, from the patches by the name as stored: the script's
+    # copy of a count went through a Lua number (a double, printed with 14 digits), which is not exact for the
+    # largest counts a request may carry.
+    by_stored_key = {cipher.token(dataset, patch.key): patch for patch in patches}
     stale = [
         (
-            item["k"],
-            given[item["k"]],
+            by_stored_key[item["k"]].key,
+            by_stored_key[item["k"]].sync_count,
             opened(dataset, record_from_stored(item["k"], item["stored"]), cipher) if item["stored"] else None,
         )
         for item in body["conflicts"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 import re
 import time
@@ -179,6 +178,9 @@ class SyncService:
         )
         cipher = await self._envelope.cipher(ik) if stored else None
         records = [opened(dataset, record, cipher) for record in stored] if cipher else []
+        # Pages follow the change log's order: SyncCount, then the names as stored (tokens, in no meaningful order);
+        # within a page, records that share a SyncCount are given by name.
+        records.sort(key=lambda record: (record.sync_count, record.key))
         next_out = None
         if cursor is not None:
             next_out = self._signer.seal("ListRecords", {**bound, "n": since, "c": cursor})
@@ -228,7 +230,7 @@ class SyncService:
             ik,
             dataset,
             writer=writer,
-            encoded_patches=encode_patches(patches, functools.partial(cipher.seal, dataset)),
+            encoded_patches=encode_patches(patches, cipher, dataset),
             fingerprint=fingerprint,
             now_ms=now_ms(),
             limits=self._limits,
@@ -419,7 +421,7 @@ class SyncService:
                 destination,
                 target,
                 writer=f"merge:{source_id}",
-                encoded_patches=encode_patches(patches, functools.partial(destination_cipher.seal, target)),
+                encoded_patches=encode_patches(patches, destination_cipher, target),
                 fingerprint=hashlib.sha256(encode_patches(patches)).hexdigest(),
                 now_ms=now_ms(),
                 limits=self._limits,

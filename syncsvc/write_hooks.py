@@ -19,7 +19,6 @@ The order, on each attempt:
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -101,7 +100,7 @@ class WriteHooks:
                 write.ik,
                 dataset,
                 writer=write.writer,
-                encoded_patches=encode_patches(planned, functools.partial(write.cipher.seal, dataset)),
+                encoded_patches=encode_patches(planned, write.cipher, dataset),
                 fingerprint=write.fingerprint,
                 now_ms=int(time.time() * 1000),
                 limits=self._limits,
@@ -154,10 +153,10 @@ class WriteHooks:
 
 
 def _opened(snapshot: WriteSnapshot, write: HookedWrite) -> WriteSnapshot:
-    """The snapshot with its record values opened (the hooks see values as the devices wrote them)."""
+    """The snapshot with its records' names and values opened, by name (the hooks see them as devices wrote them)."""
     dataset = write.source.dataset
-    records = {key: opened(dataset, record, write.cipher) for key, record in snapshot.records.items()}
-    return replace(snapshot, records=records)
+    records = [opened(dataset, record, write.cipher) for record in snapshot.records.values()]
+    return replace(snapshot, records={record.key: record for record in records})
 
 
 def _identity(source: EventSource) -> CognitoIdentity:

@@ -86,17 +86,61 @@ async def test_no_synced_value_is_anywhere_in_redis_in_plaintext(
     assert b"e1:" in dump  # the values are there, sealed
 
 
+async def test_no_record_name_is_anywhere_in_redis_in_plaintext(
+    boto: Boto, names: dict[str, Any], redis_client: Redis, settings: Settings
+) -> None:
+    canaries = {f"name-canary-{uuid.uuid4()}": "v" for _ in range(5)}
+    await write(boto, names, canaries)
+    await write(boto, names, {next(iter(canaries)): "second version"}, {next(iter(canaries)): 1})
+    assert set(await values(boto, names)) == set(canaries)
+    assert b"name-canary" not in await everything_in_redis(redis_client)
+
+
+async def test_an_identity_whose_names_were_stored_plain_keeps_them(
+    boto: Boto, names: dict[str, Any], redis_client: Redis, settings: Settings
+) -> None:
+    """A data key made before names were tokenised has no ``names`` field: its identity goes on with plain names."""
+    ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
+    await envelope_of(redis_client, settings).cipher(ik)  # the data key, as an earlier release made it
+    await redis_client.hdel(ik.data_keys, "names")
+    await write(boto, names, {"theme": "dark"})
+    await write(boto, names, {"theme": "light"}, {"theme": 1})
+    assert await values(boto, names) == {"theme": "light"}
+    assert await redis_client.hkeys(ik.records("secrets")) == [b"theme"]
+
+
 async def test_a_value_moved_to_another_record_does_not_decrypt(
     boto: Boto, names: dict[str, Any], redis_client: Redis, settings: Settings, raw: Raw
 ) -> None:
     await write(boto, names, {"public": "hello", "secret": "the password"})
     ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
-    await redis_client.hset(ik.records("secrets"), "public", await redis_client.hget(ik.records("secrets"), "secret"))
+    cipher = await envelope_of(redis_client, settings).cipher(ik, create=False)
+    public, secret = (cipher.token("secrets", name) for name in ("public", "secret"))
+    stored_public, stored_secret = (
+        orjson.loads(raw) for raw in await redis_client.hmget(ik.records("secrets"), [public, secret]) if raw
+    )
+    await redis_client.hset(ik.records("secrets"), public, orjson.dumps({**stored_public, "v": stored_secret["v"]}))
     path = f"/identitypools/{names['IdentityPoolId']}/identities/{names['IdentityId']}/datasets/secrets/records"
     status, body, _ = await raw.send("GET", path)
     assert (status, body) == (
         500,
         {"__type": "InternalErrorException", "message": "record 'public' of dataset 'secrets' does not decrypt here"},
+    )
+
+
+async def test_a_name_moved_to_another_record_does_not_decrypt(
+    boto: Boto, names: dict[str, Any], redis_client: Redis, settings: Settings, raw: Raw
+) -> None:
+    await write(boto, names, {"public": "hello", "secret": "the password"})
+    ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
+    cipher = await envelope_of(redis_client, settings).cipher(ik, create=False)
+    public, secret = (cipher.token("secrets", name) for name in ("public", "secret"))
+    await redis_client.hset(ik.records("secrets"), public, await redis_client.hget(ik.records("secrets"), secret))
+    path = f"/identitypools/{names['IdentityPoolId']}/identities/{names['IdentityId']}/datasets/secrets/records"
+    status, body, _ = await raw.send("GET", path)
+    assert (status, body) == (
+        500,
+        {"__type": "InternalErrorException", "message": "a record name of dataset 'secrets' does not decrypt here"},
     )
 
 
@@ -107,12 +151,11 @@ async def test_a_deleted_identitys_data_is_unreadable_everywhere_it_was_copied(
     names = {**names, "IdentityId": identity}
     await write(boto, names, {"diary": "dear diary"})
     ik = IdentityKeys.of(names["IdentityPoolId"], identity, settings.shards)
-    copied = await redis_client.hget(ik.records("secrets"), "diary")  # a backup, a consumer's copy: anything
+    cipher = await envelope_of(redis_client, settings).cipher(ik, create=False)
+    copied = await redis_client.hget(ik.records("secrets"), cipher.token("secrets", "diary"))  # a backup, a copy
     assert copied is not None
     sealed = orjson.loads(copied)["v"]
-    assert (await envelope_of(redis_client, settings).cipher(ik, create=False)).open("secrets", "diary", sealed) == (
-        "dear diary"
-    )
+    assert cipher.open("secrets", "diary", sealed) == "dear diary"
     await boto.call(boto.identity, "delete_identities", IdentityIdsToDelete=[names["IdentityId"]])
     assert await redis_client.exists(ik.data_keys) == 0
     with pytest.raises(UnreadableValueError):

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -993,6 +994,14 @@ async def test_unlink_identity_needs_a_login_of_the_identity(
 
 
 # --- rate limits ----------------------------------------------------------------------------------------------------
+
+
+def test_the_readme_gives_the_status_identity_rate_limits_answer_with() -> None:
+    """The README once said 429; Cognito Identity's json 1.1 protocol (and so syncsvc, as the test below shows)
+    answers TooManyRequestsException with 400."""
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    assert "→ `TooManyRequestsException`, answered 400 as Cognito Identity's json 1.1 protocol does" in readme
+    assert "0 = none) → `TooManyRequestsException` (429)" not in readme
 
 
 @pytest.mark.parametrize("overrides", [{"get_id_per_second": 3}])

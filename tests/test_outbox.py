@@ -14,7 +14,7 @@ from syncsvc import keys
 from syncsvc.config import Settings
 from syncsvc.keys import IdentityKeys
 from syncsvc.store.backend import text
-from tests.conftest import Boto, opened_value
+from tests.conftest import Boto, envelope_of, opened_value
 
 ROLE = "arn:aws:iam::123456789012:role/streams"
 
@@ -68,11 +68,14 @@ async def test_a_write_to_a_streaming_pool_is_in_the_outbox(
         "sc": "1",
     }
     ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
+    cipher = await envelope_of(redis_client, settings).cipher(ik, create=False)
     sealed = records[0].pop("v")
     assert (sealed.startswith("e1:"), await opened_value(redis_client, settings, ik, "d", "a", sealed)) == (True, "1")
+    opened_names = [cipher.open_name("d", record["k"], record.pop("nk")) for record in records]
+    assert opened_names == ["a", "b"]
     assert records == [
-        {"k": "a", "op": "replace", "sc": 1, "lm": modified, "d": 1_700_000_000_000},
-        {"k": "b", "op": "remove", "sc": 1, "lm": modified},
+        {"k": cipher.token("d", "a"), "op": "replace", "sc": 1, "lm": modified, "d": 1_700_000_000_000},
+        {"k": cipher.token("d", "b"), "op": "remove", "sc": 1, "lm": modified},
     ]
 
 

@@ -389,6 +389,17 @@ def test_the_documented_schema_refuses_what_syncsvc_never_sends() -> None:
         assert not payload.is_valid(broken), broken
 
 
-def as_stored(key: str, value: str | None) -> str | None:
-    """Opens nothing: these entries are built by hand, in plaintext."""
-    return value
+class Plaintext:
+    """Opens nothing: these entries are built by hand, with plain names and values."""
+
+    def open(self, dataset: str, key: str, value: str | None) -> str | None:
+        return value
+
+    def open_name(self, dataset: str, stored_key: str, sealed: str | None) -> str:
+        return stored_key
+
+    def token(self, dataset: str, key: str) -> str:
+        return key
+
+
+as_stored = Plaintext()

@@ -12,6 +12,14 @@
   limit the key is dropped and unwrapped again through KMS on the next use. Deleting an identity deletes its
   wrapped data keys (``RedisStore.purge_identity``); an instance that cached one forgets it within the maximum age.
 
+* A record's **name** (its key) is personal data as often as its value, so it is not stored either: Redis holds a
+  token in its place (HMAC-SHA256 under a names key derived from the identity's first data key, 144 bits in
+  base64url: the same name gives the same token, so the write scripts find records by it) and the name itself
+  sealed beside the record (``n1:``, as a value, bound to its token). Shredding the data key shreds the names too.
+  Identities whose data key was made before names were tokenised (no ``names`` field in their data key hash) keep
+  plain names: a name cannot move to its token without every device's next write of it missing the stored record.
+  Dataset names stay plain: they are part of Redis key names and of the merge-prefix queries.
+
 Values written before encryption existed (no ``e1:`` prefix) are read as they are; ``syncsvc keys reencrypt`` is the
 way to seal them.
 """
@@ -20,6 +28,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 import struct
 import time
@@ -29,7 +39,9 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from syncsvc import keys
 from syncsvc.errors import InvalidConfigurationError, KmsError, SyncsvcError
@@ -39,7 +51,12 @@ from syncsvc.kms.service import KeyService
 from syncsvc.store.backend import backend, text
 
 SEALED = "e1:"
+SEALED_NAME = "n1:"
 _NONCE = 12
+#: Bytes of a name's HMAC kept in its token (144 bits: 24 base64url characters).
+_TOKEN_BYTES = 18
+#: The data key hash field that says the identity's record names are tokenised (see the module docstring).
+_NAMES_FIELD = "names"
 #: Data key bytes: AES-256.
 _DATA_KEY_BYTES = 32
 
@@ -116,40 +133,82 @@ class DataKeyCache:
 
 @dataclass(slots=True)
 class IdentityCipher:
-    """One identity's record values: sealed under its current data key, opened under any of its versions."""
+    """One identity's record values and names: sealed under its current data key, opened under any of its versions;
+    names tokenised with ``names`` (None: an identity whose names are stored plain, see the module docstring)."""
 
     ik: IdentityKeys
     current: int
     keys: dict[int, AESGCM]
     charge: Callable[[str, int], None] = field(default=lambda name, size: None)
+    names: bytes | None = None
 
     def seal(self, dataset: str, key: str, value: str) -> str:
         plaintext = value.encode()
-        nonce = os.urandom(_NONCE)
-        header = struct.pack(">I", self.current)
-        sealed = self.keys[self.current].encrypt(nonce, plaintext, self._context(dataset, key, self.current))
         self.charge(self.ik.base, len(plaintext))
-        return SEALED + base64.b64encode(header + nonce + sealed).decode()
+        return SEALED + self._seal(plaintext, self._context(dataset, key, self.current))
 
     def open(self, dataset: str, key: str, value: str | None) -> str | None:
         if value is None or not value.startswith(SEALED):
             return value
-        raw = binascii.a2b_base64(value[len(SEALED) :])
+        plaintext = self._open(value[len(SEALED) :], lambda version: self._context(dataset, key, version))
+        if plaintext is None:
+            raise UnreadableValueError(f"record '{key[:100]}' of dataset '{dataset}' does not decrypt here")
+        self.charge(self.ik.base, len(plaintext))
+        return plaintext.decode()
+
+    def token(self, dataset: str, key: str) -> str:
+        """What Redis holds in place of the record name ``key`` (the name itself for plain-named identities)."""
+        if self.names is None:
+            return key
+        digest = hmac.digest(self.names, f"{dataset}\0{key}".encode(), hashlib.sha256)
+        return base64.urlsafe_b64encode(digest[:_TOKEN_BYTES]).decode()
+
+    def seal_name(self, dataset: str, key: str) -> str | None:
+        """The name sealed to be stored beside its token; None for plain-named identities."""
+        if self.names is None:
+            return None
+        context = self._name_context(dataset, self.token(dataset, key), self.current)
+        return SEALED_NAME + self._seal(key.encode(), context)
+
+    def open_name(self, dataset: str, stored_key: str, sealed: str | None) -> str:
+        """The record name of a record stored under ``stored_key`` (a token, or a plain name) with ``sealed``."""
+        if sealed is None or not sealed.startswith(SEALED_NAME):
+            return stored_key
+        plaintext = self._open(sealed[len(SEALED_NAME) :], lambda v: self._name_context(dataset, stored_key, v))
+        if plaintext is None:
+            raise UnreadableValueError(f"a record name of dataset '{dataset}' does not decrypt here")
+        return plaintext.decode()
+
+    def _seal(self, plaintext: bytes, context: bytes) -> str:
+        nonce = os.urandom(_NONCE)
+        sealed = self.keys[self.current].encrypt(nonce, plaintext, context)
+        return base64.b64encode(struct.pack(">I", self.current) + nonce + sealed).decode()
+
+    def _open(self, text: str, context: Callable[[int], bytes]) -> bytes | None:
+        raw = binascii.a2b_base64(text)
         (version,) = struct.unpack(">I", raw[:4])
         data_key = self.keys.get(version)
         if data_key is None:
             raise UnreadableValueError(f"no data key version {version} for identity {self.ik.identity_id}")
         try:
-            plaintext = data_key.decrypt(raw[4 : 4 + _NONCE], raw[4 + _NONCE :], self._context(dataset, key, version))
+            return data_key.decrypt(raw[4 : 4 + _NONCE], raw[4 + _NONCE :], context(version))
         except InvalidTag:
-            raise UnreadableValueError(f"record '{key[:100]}' of dataset '{dataset}' does not decrypt here") from None
-        self.charge(self.ik.base, len(plaintext))
-        return plaintext.decode()
+            return None
 
     def _context(self, dataset: str, key: str, version: int) -> bytes:
         return (
             f"syncsvc-record\0{self.ik.identity_pool_id}\0{self.ik.identity_id}\0{dataset}\0{key}\0{version}".encode()
         )
+
+    def _name_context(self, dataset: str, token: str, version: int) -> bytes:
+        return (
+            f"syncsvc-record-name\0{self.ik.identity_pool_id}\0{self.ik.identity_id}\0{dataset}\0{token}\0{version}"
+        ).encode()
+
+
+def _names_key(first_data_key: bytes) -> bytes:
+    """The key that tokenises an identity's record names, derived from its first data key (which never changes)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"syncsvc record names").derive(first_data_key)
 
 
 class Envelope:
@@ -167,11 +226,11 @@ class Envelope:
         cached = self.cache.get(ik.base)
         if cached is not None:
             return cached
-        versions, current = await self._wrapped_keys(ik)
+        versions, current, tokenised = await self._wrapped_keys(ik)
         if not versions:
             if not create:
                 raise UnreadableValueError(f"identity {ik.identity_id} has no data key (deleted: its data is shredded)")
-            versions, current = await self._new_data_key(ik)
+            versions, current, tokenised = await self._new_data_key(ik)
         context = _data_key_context(ik)
         try:
             unwrapped = {version: (await self._kms.decrypt(blob, context))[0] for version, blob in versions.items()}
@@ -179,7 +238,8 @@ class Envelope:
             raise InvalidConfigurationError(
                 f"The master key of identity pool {ik.identity_pool_id} cannot unwrap its data keys: {exc.message}"
             ) from None
-        cipher = IdentityCipher(ik, current, {v: AESGCM(key) for v, key in unwrapped.items()}, self.cache.charge)
+        names = _names_key(unwrapped[min(unwrapped)]) if tokenised else None
+        cipher = IdentityCipher(ik, current, {v: AESGCM(key) for v, key in unwrapped.items()}, self.cache.charge, names)
         self.cache.put(ik.base, cipher)
         return cipher
 
@@ -187,7 +247,7 @@ class Envelope:
         """Re-encrypts the identity's wrapped data keys under the newest backing key of its pool's master key (the
         values they seal stay as they are); returns how many moved. For ``syncsvc keys reencrypt`` after a
         rotation, so that nothing depends on older backing keys any more."""
-        versions, _ = await self._wrapped_keys(ik)
+        versions, _, _ = await self._wrapped_keys(ik)
         if not versions:
             return 0
         master = await self._kms.key(await self.pool_key(ik.identity_pool_id))
@@ -204,20 +264,24 @@ class Envelope:
             moved += 1
         return moved
 
-    async def _wrapped_keys(self, ik: IdentityKeys) -> tuple[dict[int, bytes], int]:
+    async def _wrapped_keys(self, ik: IdentityKeys) -> tuple[dict[int, bytes], int, bool]:
+        """The identity's wrapped data keys by version, the current version, and whether its names are tokenised."""
         async with backend():
             fields = await self._client.hgetall(ik.data_keys)
         versions: dict[int, bytes] = {}
         current = 0
+        tokenised = False
         for name, value in fields.items():
             field_name = text(name)
             if field_name == "current":
                 current = int(value)
+            elif field_name == _NAMES_FIELD:
+                tokenised = True
             elif field_name.startswith("v"):
                 versions[int(field_name[1:])] = value if isinstance(value, bytes) else value.encode()
-        return versions, current
+        return versions, current, tokenised
 
-    async def _new_data_key(self, ik: IdentityKeys) -> tuple[dict[int, bytes], int]:
+    async def _new_data_key(self, ik: IdentityKeys) -> tuple[dict[int, bytes], int, bool]:
         """Generates the identity's first data key; a concurrent first write elsewhere may win (its key is used)."""
         master = await self.pool_key(ik.identity_pool_id)
         try:
@@ -230,6 +294,7 @@ class Envelope:
             pipe = self._client.pipeline(transaction=True)
             pipe.hsetnx(ik.data_keys, "v1", data_key.blob)
             pipe.hsetnx(ik.data_keys, "current", 1)
+            pipe.hsetnx(ik.data_keys, _NAMES_FIELD, 1)
             await pipe.execute()
         return await self._wrapped_keys(ik)
 

@@ -10,11 +10,13 @@ Values are encrypted at rest, in the outbox too; the stream carries them in plai
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from syncsvc.model import RecordOpener
 
 CONTENT_TYPE = b"application/json"
 
@@ -27,16 +29,17 @@ class StreamRecord:
     headers: list[tuple[str, bytes]]
 
 
-def stream_record(
-    shard: int, entry_id: str, fields: Mapping[str, str], open_value: Callable[[str, str | None], str | None]
-) -> StreamRecord:
+def stream_record(shard: int, entry_id: str, fields: Mapping[str, str], cipher: RecordOpener) -> StreamRecord:
     """The Kafka record of one outbox entry (fields as update_records.lua or snapshot_dataset.lua write them).
-    Values are stored sealed; ``open_value(key, value)`` gives the plaintext the stream carries."""
+    Names and values are stored sealed; the identity's ``cipher`` gives the plaintext the stream carries."""
     changes = orjson.loads(fields["records"])
     modified = int(fields["lm"])
-    records = [_sync_record(change, open_value) for change in changes]
-    # a bulk publish entry is a dataset's whole state: a "replace", even of a dataset whose records are all removed
+    records = [_sync_record(fields["dataset"], change, cipher) for change in changes]
+    # a bulk publish entry is a dataset's whole state: a "replace", even of a dataset whose records are all removed;
+    # its records are given by key (the snapshot holds them in the order of the names as stored: tokens)
     bulk = fields.get("bulk") == "1"
+    if bulk:
+        records.sort(key=lambda record: str(record["key"]))
     operation = "replace" if bulk or any(change["op"] == "replace" for change in changes) else "remove"
     value: dict[str, Any] = {
         "identityPoolId": fields["pool"],
@@ -57,10 +60,11 @@ def stream_record(
     )
 
 
-def _sync_record(change: Mapping[str, Any], open_value: Callable[[str, str | None], str | None]) -> dict[str, Any]:
+def _sync_record(dataset: str, change: Mapping[str, Any], cipher: RecordOpener) -> dict[str, Any]:
+    name = cipher.open_name(dataset, change["k"], change.get("nk"))
     return {
-        "key": change["k"],
-        "value": open_value(change["k"], change.get("v")),
+        "key": name,
+        "value": cipher.open(dataset, name, change.get("v")),
         "syncCount": change["sc"],
         "lastModifiedDate": change["lm"],
         "deviceLastModifiedDate": change.get("d", change["lm"]),

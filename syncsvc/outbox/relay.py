@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import math
 import time
@@ -98,9 +97,7 @@ class Relay:
             ik = IdentityKeys.of(fields["pool"], fields["identity"], self._settings.shards)
             try:
                 cipher = await self._envelope.cipher(ik, create=False)
-                records.append(
-                    stream_record(shard, entry_id, fields, functools.partial(cipher.open, fields["dataset"]))
-                )
+                records.append(stream_record(shard, entry_id, fields, cipher))
             except UnreadableValueError as exc:
                 log.warning("relay shard %d: change %s left out of the stream: %s", shard, entry_id, exc)
         return records

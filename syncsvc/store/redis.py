@@ -9,7 +9,7 @@ UpdateRecords idempotent.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 
 from syncsvc import keys
 from syncsvc.keys import IdentityKeys
-from syncsvc.model import DatasetState, Limits, Op, Record, RecordPatch
+from syncsvc.model import DatasetState, Limits, Op, Record, RecordPatch, RecordSealer
 from syncsvc.store.backend import backend, register, text
 
 _MEMBER_PREFIX = 20  # digits of the sync count at the front of a change-log member
@@ -45,6 +45,7 @@ def record_from_stored(key: str, raw: bytes | str) -> Record:
         stored["lb"],
         None if device is None else int(device),
         stored["vv"],
+        stored.get("nk"),
     )
 
 
@@ -59,16 +60,23 @@ def dataset_state(meta: dict[str, str], *, merged: Sequence[str] = ()) -> Datase
     )
 
 
-def encode_patches(patches: Sequence[RecordPatch], seal: Callable[[str, str], str] | None = None) -> bytes:
-    """Patches as update_records.lua's ARGV[8] takes them; ``seal(key, value)`` encrypts each value (the plaintext
-    size goes along as ``n``, for the limits). Without ``seal``: the plaintext form, which fingerprints a request."""
-    return orjson.dumps([_patch_argument(patch, seal) for patch in patches])
+def encode_patches(patches: Sequence[RecordPatch], sealer: RecordSealer | None = None, dataset: str = "") -> bytes:
+    """Patches as update_records.lua's ARGV[8] takes them. With ``sealer`` (the identity's cipher), as stored: each
+    name as its token ``k`` with the name sealed in ``nk`` (its plaintext size in ``kn``, for the limits), each value
+    sealed in ``v`` (its plaintext size in ``n``). Without: the plaintext form, which fingerprints a request."""
+    return orjson.dumps([_patch_argument(patch, sealer, dataset) for patch in patches])
 
 
-def _patch_argument(patch: RecordPatch, seal: Callable[[str, str], str] | None) -> dict[str, Any]:
+def _patch_argument(patch: RecordPatch, sealer: RecordSealer | None, dataset: str) -> dict[str, Any]:
     encoded: dict[str, Any] = {"k": patch.key, "op": patch.op.value, "sc": patch.sync_count}
+    if sealer is not None:
+        sealed_name = sealer.seal_name(dataset, patch.key)
+        if sealed_name is not None:
+            encoded["k"] = sealer.token(dataset, patch.key)
+            encoded["nk"] = sealed_name
+            encoded["kn"] = len(patch.key.encode())
     if patch.op is Op.REPLACE and patch.value is not None:
-        encoded["v"] = seal(patch.key, patch.value) if seal else patch.value
+        encoded["v"] = sealer.seal(dataset, patch.key, patch.value) if sealer else patch.value
         encoded["n"] = len(patch.value.encode())
     if patch.device_last_modified_ms is not None:
         encoded["d"] = patch.device_last_modified_ms

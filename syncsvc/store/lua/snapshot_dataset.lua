@@ -5,7 +5,8 @@
 --
 -- Reads the dataset's live records (tombstones left out) and its sync count in one atomic step, and XADDs one entry
 -- with update_records.lua's fields (topic, pool, identity, dataset, sc = the dataset's sync count, lm = its last
--- modification, records = every live record as a "replace" with its own sc/lm/d, in key order) plus bulk = "1".
+-- modification, records = every live record as a "replace" with its own nk/sc/lm/d, in the order of the names as
+-- stored: the relay gives them by name) plus bulk = "1".
 -- The entry takes its place in the shard's order: after every change it contains, before every later one, so the
 -- relay publishes it in per-dataset order like any change.
 -- Returns the entry id, or false when the dataset is not live (deleted, or never written): nothing is appended then.
@@ -20,7 +21,9 @@ local changes = {}
 for i = 1, #stored, 2 do
   local record = cjson.decode(stored[i + 1])
   if record.v then
-    changes[#changes + 1] = {k = stored[i], op = 'replace', v = record.v, sc = record.sc, lm = record.lm, d = record.d}
+    changes[#changes + 1] = {
+      k = stored[i], nk = record.nk, op = 'replace', v = record.v, sc = record.sc, lm = record.lm, d = record.d
+    }
   end
 end
 table.sort(changes, function(a, b) return a.k < b.k end)

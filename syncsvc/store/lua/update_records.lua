@@ -8,8 +8,9 @@
 -- KEYS[10] the DeviceIds subscribed to the dataset (push sync)
 -- ARGV[1] dataset name   ARGV[2] now (epoch ms)   ARGV[3] writer id (device)   ARGV[4] request fingerprint
 -- ARGV[5] max live datasets per identity   ARGV[6] max live records per dataset   ARGV[7] max dataset bytes
--- ARGV[8] JSON array of patches: {k = key, op = "replace"|"remove", v = sealed value and n = its plaintext bytes
---         (replace only),
+-- ARGV[8] JSON array of patches: {k = the record's name as stored (a token, see syncsvc.kms.envelope), nk = the name
+--         sealed and kn = its plaintext bytes (both absent where names are stored plain), op = "replace"|"remove",
+--         v = sealed value and n = its plaintext bytes (replace only),
 --         sc = the record's last known SyncCount, vv = version-vector context (optional), d = device ms (optional)}
 -- ARGV[9] identity id   ARGV[10] the pool's stream topic, or "" while streaming is off   ARGV[11] identity pool id
 -- ARGV[12] the dataset sync count the patches were planned on, or "" for none: a write planned on a snapshot (by a
@@ -17,7 +18,7 @@
 -- ARGV[13] the identity's push channel (sharded Pub/Sub, in the identity's slot)
 --
 -- Returns a JSON object, one of:
---   {status = "ok", sc, counter, lm, records = [{k, v?, sc, lm, lb, vv, d?} per patch, in order]}; with a topic, the change
+--   {status = "ok", sc, counter, lm, records = [{k, nk?, v?, sc, lm, lb, vv, d?} per patch, in order]}; with a topic, the change
 --   is also appended to the outbox in the same script: a committed change is a streamed change, and only that.
 --   Every commit is announced on the push channel, in commit order: {d = dataset, sc, w = writer, to = [DeviceIds
 --   subscribed]} (see syncsvc.push.hub).
@@ -51,9 +52,13 @@ local function descends(a, b)
 end
 
 -- The plaintext size of a value: `n` (values are stored sealed, see syncsvc.kms.envelope), or the length of a value
--- stored before encryption.
+-- stored before encryption; of a name: `kn` (names are stored as tokens), or the length of a name stored plain.
 local function value_size(item)
   return item.n or #item.v
+end
+
+local function name_size(item, key)
+  return item.kn or #key
 end
 
 local function member(sc, key)
@@ -98,11 +103,11 @@ for i, patch in ipairs(patches) do
   local record = stored[i]
   if record and record.v then
     new_count = new_count - 1
-    new_storage = new_storage - #patch.k - value_size(record)
+    new_storage = new_storage - name_size(record, patch.k) - value_size(record)
   end
   if patch.op == 'replace' then
     new_count = new_count + 1
-    new_storage = new_storage + #patch.k + value_size(patch)
+    new_storage = new_storage + name_size(patch, patch.k) + value_size(patch)
   end
 end
 if new_count > max_records then
@@ -126,12 +131,12 @@ for i, patch in ipairs(patches) do
     end
   end
   vv[writer] = counter
-  local new = {sc = new_sync_count, lm = now, lb = writer, vv = vv, d = patch.d}
+  local new = {sc = new_sync_count, lm = now, lb = writer, vv = vv, d = patch.d, nk = patch.nk, kn = patch.kn}
   if patch.op == 'replace' then new.v, new.n = patch.v, patch.n end
   redis.call('HSET', rec_key, patch.k, cjson.encode(new))
   if record then redis.call('ZREM', log_key, member(record.sc, patch.k)) end
   redis.call('ZADD', log_key, 0, member(new_sync_count, patch.k))
-  written[i] = {k = patch.k, v = new.v, sc = new_sync_count, lm = now, lb = writer, vv = vv, d = patch.d}
+  written[i] = {k = patch.k, nk = patch.nk, v = new.v, sc = new_sync_count, lm = now, lb = writer, vv = vv, d = patch.d}
 end
 
 redis.call('HSET', meta_key, 'sc', new_sync_count, 'live', 1, 'count', new_count, 'storage', new_storage,
@@ -148,7 +153,7 @@ redis.call('HSET', usage_key, 'modified', now)
 if ARGV[10] ~= '' then
   local changes = {}
   for i, patch in ipairs(patches) do
-    changes[i] = {k = patch.k, op = patch.op, sc = new_sync_count, lm = now, d = patch.d}
+    changes[i] = {k = patch.k, nk = patch.nk, op = patch.op, sc = new_sync_count, lm = now, d = patch.d}
     if patch.op == 'replace' then changes[i].v = patch.v end
   end
   redis.call('XADD', KEYS[9], '*', 'topic', ARGV[10], 'pool', ARGV[11], 'identity', ARGV[9], 'dataset', name,
