@@ -109,8 +109,15 @@ async def test_an_identity_whose_names_were_stored_plain_keeps_them(
     assert await redis_client.hkeys(ik.records("secrets")) == [b"theme"]
 
 
-async def test_a_value_moved_to_another_record_does_not_decrypt(
-    boto: Boto, names: dict[str, Any], redis_client: Redis, settings: Settings, raw: Raw
+@pytest.mark.parametrize(
+    ("moved", "message"),
+    [
+        ("value", "record 'public' of dataset 'secrets' does not decrypt here"),
+        ("record", "a record name of dataset 'secrets' does not decrypt here"),  # name and value: the name is bound
+    ],
+)
+async def test_a_value_or_name_moved_to_another_record_does_not_decrypt(
+    boto: Boto, names: dict[str, Any], redis_client: Redis, settings: Settings, raw: Raw, moved: str, message: str
 ) -> None:
     await write(boto, names, {"public": "hello", "secret": "the password"})
     ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
@@ -119,29 +126,11 @@ async def test_a_value_moved_to_another_record_does_not_decrypt(
     stored_public, stored_secret = (
         orjson.loads(raw) for raw in await redis_client.hmget(ik.records("secrets"), [public, secret]) if raw
     )
-    await redis_client.hset(ik.records("secrets"), public, orjson.dumps({**stored_public, "v": stored_secret["v"]}))
+    copied = {**stored_public, "v": stored_secret["v"]} if moved == "value" else stored_secret
+    await redis_client.hset(ik.records("secrets"), public, orjson.dumps(copied))
     path = f"/identitypools/{names['IdentityPoolId']}/identities/{names['IdentityId']}/datasets/secrets/records"
     status, body, _ = await raw.send("GET", path)
-    assert (status, body) == (
-        500,
-        {"__type": "InternalErrorException", "message": "record 'public' of dataset 'secrets' does not decrypt here"},
-    )
-
-
-async def test_a_name_moved_to_another_record_does_not_decrypt(
-    boto: Boto, names: dict[str, Any], redis_client: Redis, settings: Settings, raw: Raw
-) -> None:
-    await write(boto, names, {"public": "hello", "secret": "the password"})
-    ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
-    cipher = await envelope_of(redis_client, settings).cipher(ik, create=False)
-    public, secret = (cipher.token("secrets", name) for name in ("public", "secret"))
-    await redis_client.hset(ik.records("secrets"), public, await redis_client.hget(ik.records("secrets"), secret))
-    path = f"/identitypools/{names['IdentityPoolId']}/identities/{names['IdentityId']}/datasets/secrets/records"
-    status, body, _ = await raw.send("GET", path)
-    assert (status, body) == (
-        500,
-        {"__type": "InternalErrorException", "message": "a record name of dataset 'secrets' does not decrypt here"},
-    )
+    assert (status, body) == (500, {"__type": "InternalErrorException", "message": message})
 
 
 async def test_a_deleted_identitys_data_is_unreadable_everywhere_it_was_copied(
