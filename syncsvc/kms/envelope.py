@@ -37,7 +37,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -49,6 +48,7 @@ from syncsvc.keys import IdentityKeys
 from syncsvc.kms import material
 from syncsvc.kms.service import KeyService
 from syncsvc.store.backend import backend, text
+from syncsvc.store.connection import RedisClient
 
 SEALED = "e1:"
 SEALED_NAME = "n1:"
@@ -214,7 +214,7 @@ def _names_key(first_data_key: bytes) -> bytes:
 class Envelope:
     """Gives each identity's cipher: from the cache, else by unwrapping (or first generating) its data key."""
 
-    def __init__(self, kms: KeyService, client: aioredis.Redis, cache: DataKeyCache) -> None:
+    def __init__(self, kms: KeyService, client: RedisClient, cache: DataKeyCache) -> None:
         self._kms = kms
         self._client = client
         self.cache = cache

@@ -40,6 +40,7 @@ from aiohttp import web
 
 from syncsvc.errors import BackendUnavailableError
 from syncsvc.keys import IdentityKeys
+from syncsvc.store.connection import RedisClient
 
 log = logging.getLogger("syncsvc.push")
 
@@ -109,7 +110,7 @@ class DeviceSocket:
 class PushHub:
     """Device sockets by identity channel, and the one Pub/Sub connection that feeds them."""
 
-    def __init__(self, client: aioredis.Redis, catch_up: CatchUp, *, queue_size: int, max_sockets: int) -> None:
+    def __init__(self, client: RedisClient, catch_up: CatchUp, *, queue_size: int, max_sockets: int) -> None:
         self._client = client
         self._catch_up = catch_up
         self._queue_size = queue_size

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 
-import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from syncsvc.errors import BackendUnavailableError, SyncsvcError
+from syncsvc.store.connection import RedisClient
 
 
 @asynccontextmanager
@@ -34,7 +34,8 @@ def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def register(client: aioredis.Redis, name: str) -> AsyncScript:
+def register(client: RedisClient, name: str) -> AsyncScript:
     """The script ``lua/<name>`` registered on ``client`` (EVALSHA, loaded again by redis-py after a restart)."""
     source = resources.files("syncsvc.store").joinpath("lua", name).read_text(encoding="utf-8")
-    return client.register_script(source)
+    script: AsyncScript = client.register_script(source)
+    return script

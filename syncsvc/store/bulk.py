@@ -3,14 +3,14 @@ dataset snapshots appended to the outbox (snapshot_dataset.lua)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
-
-import redis.asyncio as aioredis
 
 from syncsvc import keys
 from syncsvc.keys import IdentityKeys
 from syncsvc.store.backend import backend, register, text
+from syncsvc.store.connection import RedisClient
 
 
 def _fields(flat: Sequence[Any]) -> dict[str, str]:
@@ -19,7 +19,7 @@ def _fields(flat: Sequence[Any]) -> dict[str, str]:
 
 
 class RedisBulkJobs:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self.client = client
         self._job = register(client, "bulk_publish.lua")
         self._snapshot = register(client, "snapshot_dataset.lua")
@@ -85,12 +85,14 @@ class RedisBulkJobs:
             names = [text(name) for name in await self.client.zrangebylex(ik.datasets, "-", "+")]
             if not names:
                 return 0
-            pipe = self.client.pipeline(transaction=False)
-            for name in names:
-                await self._snapshot(
-                    keys=[ik.dataset(name), ik.records(name), keys.outbox(ik.shard)],
-                    args=[name, ik.identity_id, ik.identity_pool_id, topic],
-                    client=pipe,
+            # Concurrent calls, not a pipeline: a cluster pipeline cannot carry EVALSHA (and its NOSCRIPT reload).
+            appended = await asyncio.gather(
+                *(
+                    self._snapshot(
+                        keys=[ik.dataset(name), ik.records(name), keys.outbox(ik.shard)],
+                        args=[name, ik.identity_id, ik.identity_pool_id, topic],
+                    )
+                    for name in names
                 )
-            appended = await pipe.execute()
+            )
         return sum(1 for entry_id in appended if entry_id)

@@ -15,11 +15,11 @@ import time
 from collections.abc import Sequence
 
 import orjson
-import redis.asyncio as aioredis
 
 from syncsvc import keys
 from syncsvc.model import IdentityProfile, Login
 from syncsvc.store.backend import backend, register, text
+from syncsvc.store.connection import RedisClient
 
 
 def _profile(identity_id: str, flat: Sequence[bytes | str]) -> IdentityProfile | None:
@@ -42,7 +42,7 @@ def _encode(logins: Sequence[Login]) -> bytes:
 
 
 class RedisIdentityStore:
-    def __init__(self, client: aioredis.Redis, *, shards: int) -> None:
+    def __init__(self, client: RedisClient, *, shards: int) -> None:
         self.client = client
         self._shards = shards
         self._create = register(client, "create_identity.lua")

@@ -22,11 +22,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 import orjson
-import redis.asyncio as aioredis
 
 from syncsvc import keys
 from syncsvc.errors import BackendUnavailableError
 from syncsvc.store.backend import backend
+from syncsvc.store.connection import RedisClient
 
 log = logging.getLogger("syncsvc.keyring")
 
@@ -80,7 +80,7 @@ class RedisKeyRing:
     with, and the keys of pruned entries.
     """
 
-    def __init__(self, client: aioredis.Redis, discard: Callable[[str], Awaitable[None]]) -> None:
+    def __init__(self, client: RedisClient, discard: Callable[[str], Awaitable[None]]) -> None:
         self.client = client
         self._discard = discard
 

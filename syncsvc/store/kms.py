@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
-import redis.asyncio as aioredis
 
 from syncsvc import keys
 from syncsvc.store.backend import backend, register, text
+from syncsvc.store.connection import RedisClient
 
 #: What a compare-and-set did: written; stale (the key changed since it was read: nothing done); gone (no such key).
 Outcome = Literal["written", "stale", "gone"]
@@ -42,7 +42,7 @@ class StoredKey:
 
 
 class RedisKeyStore:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self._client = client
         self._create = register(client, "create_kms_key.lua")
         self._update = register(client, "kms_update_key.lua")

@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from syncsvc import keys
 from syncsvc.store.backend import backend, register, text
+from syncsvc.store.connection import RedisClient
 
 Entry = tuple[str, dict[str, str]]
 
 
 class RedisOutbox:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self.client = client
         self._lease = register(client, "lease.lua")
 

@@ -8,14 +8,14 @@ counts (:meth:`RedisPushStore.catch_up`), which Redis holds anyway.
 from __future__ import annotations
 
 import orjson
-import redis.asyncio as aioredis
 
 from syncsvc.keys import IdentityKeys
 from syncsvc.store.backend import backend, register, text
+from syncsvc.store.connection import RedisClient
 
 
 class RedisPushStore:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self._client = client
         self._subscribe = register(client, "subscribe.lua")
         self._register_device = register(client, "register_device.lua")

@@ -14,14 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from syncsvc import keys
 from syncsvc.keys import IdentityKeys
 from syncsvc.model import DatasetState, Limits, Op, Record, RecordPatch, RecordSealer
+from syncsvc.store import connection
 from syncsvc.store.backend import backend, register, text
+from syncsvc.store.connection import RedisClient
 
 _MEMBER_PREFIX = 20  # digits of the sync count at the front of a change-log member
 
@@ -108,7 +107,7 @@ class WriteSnapshot:
 class RedisStore:
     """Owns the connection pool and the registered scripts. Create with :meth:`connect`, end with :meth:`close`."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self.client = client
         self._update = register(client, "update_records.lua")
         self._list = register(client, "list_records.lua")
@@ -118,15 +117,8 @@ class RedisStore:
 
     @classmethod
     def connect(cls, url: str) -> RedisStore:
-        client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=5,
-            socket_connect_timeout=2,
-            health_check_interval=15,
-            retry=Retry(NoBackoff(), 0),
-            max_connections=256,
-        )
-        return cls(client)
+        """A store on ``url`` (one Redis, a cluster or a Sentinel-managed primary: see ``connection.py``)."""
+        return cls(connection.connect(url))
 
     async def close(self) -> None:
         await self.client.aclose()
