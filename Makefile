@@ -19,10 +19,13 @@ SYNCSVC_PORT ?= 8080
 REDIS_PORT ?= 6379
 KAFKA_PORT ?= 9092
 KAFKA_CONTROLLER_PORT ?= 9093
+# How many Kafka nodes `make kafka` runs: 1, or a cluster (3: ports 9092/9094/9096, a 3-voter controller quorum,
+# replication factor 3 and minimum ISR 2; see deploy/kafka.sh).
+KAFKA_BROKERS ?= 1
 PYTEST_ARGS ?=
 # deploy/kafka.sh checks a broker's readiness with aiokafka from this venv.
 KAFKA_PYTHON := $(abspath $(VENV))/bin/python
-export REDIS_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_PYTHON
+export REDIS_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_BROKERS KAFKA_PYTHON
 
 .PHONY: help venv lock test-latest redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials root-key dev test \
   wrk-bin bench lint fmt clean distclean
@@ -83,10 +86,10 @@ kafka-bin: ## fetch the pinned Apache Kafka broker jars from Maven Central into 
 	@deploy/kafka.sh install
 
 # The venv too: the broker counts as started once aiokafka gets an answer to a metadata request.
-kafka: venv kafka-bin ## make sure the project's Kafka broker (KRaft, data in .data/kafka) answers on 127.0.0.1:9092 (KAFKA_PORT)
+kafka: venv kafka-bin ## make sure the project's Kafka broker (KRaft, data in .data/kafka) answers on 127.0.0.1:9092 (KAFKA_PORT; KAFKA_BROKERS=3: a cluster)
 	@deploy/kafka.sh start
 
-kafka-stop: ## stop the project's Kafka broker
+kafka-stop: ## stop the project's Kafka broker, or every node of its cluster
 	@deploy/kafka.sh stop
 
 services: redis kafka ## start Redis and Kafka alone (for a syncsvc run by hand) and print their addresses
@@ -115,8 +118,16 @@ dev: venv redis kafka credentials root-key ## venv + redis + kafka + credentials
 
 # The suite starts its own redis-server and Kafka broker on free ports; it only needs the binaries and the jars
 # (wrk for the benchmark's smoke test).
-test: venv redis-bin kafka-bin wrk-bin ## run the test suite (extra pytest flags: PYTEST_ARGS="-k vv -x")
+# Then the end-to-end modules of every surface again, on a Redis Cluster the suite starts (3 masters, 1 replica each):
+# the same boto3 flows, against redis-py's cluster client, scripts pinned to one slot each.
+CLUSTER_SUITE := tests/test_sync_records.py tests/test_sync_datasets.py tests/test_identity_flows.py \
+  tests/test_identity_pools.py tests/test_kms_api.py tests/test_kms_grants.py tests/test_encryption_at_rest.py \
+  tests/test_push.py tests/test_push_instances.py tests/test_relay.py tests/test_bulk_publish.py \
+  tests/test_sync_triggers.py tests/test_cognito_events.py tests/test_admin_cli.py tests/test_stream_tail.py \
+  tests/test_push_watch.py tests/test_kms_cli.py tests/test_root_rotation.py tests/test_issuer.py tests/test_outbox.py
+test: venv redis-bin kafka-bin wrk-bin ## run the test suite, then its end-to-end modules on a Redis Cluster (extra pytest flags: PYTEST_ARGS="-k vv -x")
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	SYNCSVC_TEST_REDIS=cluster $(VENV)/bin/pytest -q -m "not cluster" $(PYTEST_ARGS) $(CLUSTER_SUITE)
 
 wrk-bin: ## install the load generator wrk (Debian package) unless it is on the PATH
 	@command -v wrk >/dev/null || { \

@@ -10,10 +10,9 @@ It FLUSHES the Redis database it is given: point it at a scratch database.
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import dataclass
 
-from bench.writes import main_of, write_latencies
+from bench.writes import main_of, print_latencies, write_latencies
 from syncsvc.config import load_settings
 from syncsvc.identity.pools import IdentityPoolSpec
 from syncsvc.keys import IdentityKeys
@@ -64,8 +63,7 @@ async def measure(writes: int) -> None:
             seconds = await write_latencies(
                 sync, services.signer, pool.IdentityPoolId, region=settings.region, writes=writes
             )
-            cuts = statistics.quantiles(seconds, n=100)
-            print(f"{label:42} median {cuts[49] * 1000:6.3f} ms  p99 {cuts[98] * 1000:6.3f} ms")
+            print_latencies(f"{label:42}", seconds)
 
 
 def main() -> None:

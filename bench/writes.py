@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -38,6 +39,12 @@ async def write_latencies(
         if n >= writes // 10:
             seconds.append(time.perf_counter() - started)
     return seconds
+
+
+def print_latencies(label: str, seconds: list[float]) -> None:
+    """One line for a person: ``label``, then the median and p99 of ``seconds``, in milliseconds."""
+    cuts = statistics.quantiles(seconds, n=100)
+    print(f"{label} median {cuts[49] * 1000:6.3f} ms  p99 {cuts[98] * 1000:6.3f} ms")
 
 
 def main_of(doc: str, measure: Callable[[int], Coroutine[Any, Any, None]]) -> None:

@@ -33,7 +33,26 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SYNCSVC_", frozen=True, extra="ignore")
 
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis, the system of record.")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis, the system of record: redis://host:port/db (one node), "
+        "redis+cluster://host:port,host:port/ (a Redis Cluster) or redis+sentinel://host:port,…/service[/db].",
+    )
+    redis_replica_acks: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="Replicas that must confirm a write (WAIT) before it is acknowledged; 0 = the primary's word.",
+    )
+    redis_replica_ack_timeout_ms: int = Field(
+        1000, ge=10, le=60_000, description="How long a write waits for SYNCSVC_REDIS_REPLICA_ACKS confirmations."
+    )
+    redis_allow_eviction: bool = Field(
+        False,
+        description="Run on a Redis whose maxmemory-policy may evict keys (anything but noeviction): syncsvc "
+        "refuses such a Redis at start-up and while serving, since a full Redis would then drop acknowledged data "
+        "without a word. Only for a Redis whose memory never reaches maxmemory, or one whose data does not matter.",
+    )
     host: str = Field("127.0.0.1", description="Address the HTTP server listens on.")
     port: int = Field(8080, ge=0, le=65535, description="Port the HTTP server listens on (0 = any free port).")
     region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]+$", description="AWS region this serves.")
@@ -147,7 +166,17 @@ class Settings(BaseSettings):
         description="Compacted topic holding each shard's published position, written in the same transaction.",
     )
     stream_partitions: int = Field(6, ge=1, le=10000, description="Partitions of a stream topic syncsvc creates.")
-    stream_replication: int = Field(1, ge=1, le=7, description="Replication factor of the topics syncsvc creates.")
+    stream_replication: int | None = Field(
+        None,
+        ge=1,
+        le=7,
+        description="Replication factor of the topics syncsvc creates (stream topics and the checkpoint topic), or "
+        "`auto` (the default): 3 on a cluster of 3 or more brokers, else one per broker. Each such topic also gets "
+        "min.insync.replicas = 2 from a factor of 3 on (1 below it), so a change the relay commits (acks=all) is on "
+        "at least two brokers and one broker may be down without stopping the stream. `auto` counts the brokers "
+        "the cluster reports when the topic is created; set the factor in production, so that a topic created "
+        "while a broker is down waits for it instead of getting fewer replicas.",
+    )
     bulk_publish_window_seconds: int = Field(
         86400,
         ge=0,
@@ -257,6 +286,12 @@ class Settings(BaseSettings):
                 raise ValueError("each credential must look like ACCESS_KEY_ID:SECRET")
             pairs.append(DeveloperCredential((key_id, SecretStr(secret))))
         return tuple(pairs)
+
+    @field_validator("stream_replication", mode="before")
+    @classmethod
+    def _auto_replication(cls, raw: Any) -> Any:
+        """``auto`` is None: the relay chooses the factor from the cluster's size (see the field)."""
+        return None if isinstance(raw, str) and raw.strip().lower() == "auto" else raw
 
     @field_validator("relay_lanes")
     @classmethod

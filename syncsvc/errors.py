@@ -285,3 +285,19 @@ class BackendUnavailableError(SyncsvcError):
     code = "InternalErrorException"
     status = 503
     retry_after_seconds: ClassVar[int] = 1
+
+
+class ReplicationUnconfirmedError(BackendUnavailableError):
+    """A write ran on the Redis primary but fewer replicas than ``SYNCSVC_REDIS_REPLICA_ACKS`` confirmed it in time,
+    so it is not acknowledged: 503 with ``Retry-After``. Unlike its parent, something *was* changed (on the primary
+    only); the client's retry is answered from what was stored (UpdateRecords recognises its writer's fingerprint)."""
+
+
+class StoreOutOfMemoryError(BackendUnavailableError):
+    """Redis is out of memory (``maxmemory`` reached under ``noeviction``) and refused a write, which changed nothing.
+
+    Answered like any backend outage, 503 ``InternalErrorException`` with ``Retry-After``, because that is what every
+    AWS SDK retries on its own (botocore retries any 503; ``LimitExceededException`` would read as the dataset's limit
+    and ``TooManyRequestsException`` as the caller's rate); the message names the cause. Reads keep working."""
+
+    retry_after_seconds: ClassVar[int] = 5

@@ -218,13 +218,25 @@ SIGNING_KEYS = f"{PREFIX}:oidc:keys"
 
 
 # --- KMS (deployment-wide) -------------------------------------------------------------------------------------------
+# Every KMS key shares the hash tag ``{kms}``: creating a key checks the quota against the index, deleting one drops
+# its aliases, each in one script, so the key hashes, the index and the aliases live in one Redis Cluster slot. Keys
+# are few (the quota) and the envelope caches what it unwraps, so that slot carries little load.
 
 #: Sorted set (scores 0): every master key id, for ListKeys and the key quota.
-KMS_KEYS = f"{PREFIX}:kms:keys"
+KMS_KEYS = f"{PREFIX}:{{kms}}:keys"
 #: Hash: alias name (``alias/…``) -> key id.
-KMS_ALIASES = f"{PREFIX}:kms:aliases"
+KMS_ALIASES = f"{PREFIX}:{{kms}}:aliases"
 
 
 def kms_key(key_id: str) -> str:
     """Hash: ``meta`` (the key's metadata, JSON) and ``v<n>`` (backing key version n, wrapped by the root key)."""
+    return f"{PREFIX}:{{kms}}:key:{key_id}"
+
+
+#: The KMS keys' names before they shared a hash tag (releases that ran on one Redis only), moved at start-up.
+LEGACY_KMS_KEYS = f"{PREFIX}:kms:keys"
+LEGACY_KMS_ALIASES = f"{PREFIX}:kms:aliases"
+
+
+def legacy_kms_key(key_id: str) -> str:
     return f"{PREFIX}:kms:key:{key_id}"

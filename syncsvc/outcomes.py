@@ -7,11 +7,10 @@ limit and a re-send in exactly the same words.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from syncsvc.errors import LimitExceededError, RecordConflictError
 from syncsvc.model import DatasetState, Record, RecordOpener, RecordPatch, WriteResult
-from syncsvc.store.redis import UpdateOutcome, record_from_stored
+from syncsvc.store.results import Committed, Conflict, OverLimit, UpdateOutcome
 
 
 def opened(dataset: str, record: Record, cipher: RecordOpener) -> Record:
@@ -32,37 +31,21 @@ def opened(dataset: str, record: Record, cipher: RecordOpener) -> Record:
 def result_of(
     dataset: str, outcome: UpdateOutcome, cipher: RecordOpener, patches: Sequence[RecordPatch]
 ) -> WriteResult:
-    """The WriteResult of an "ok" or "duplicate" outcome; the error of a "conflict" or "limit" one. ``patches`` are
-    the patches the script was given."""
-    if outcome.status in ("ok", "duplicate"):
-        return written(dataset, outcome.body, cipher, replayed=outcome.status == "duplicate")
-    if outcome.status == "conflict":
-        raise _conflict(dataset, outcome.body, cipher, patches)
-    if outcome.status == "limit":
-        raise limit_error(dataset, outcome.body)
-    raise AssertionError(f"update_records.lua answered {outcome.status!r} to a write not planned on a snapshot")
+    """The WriteResult of a committed outcome; the error of a conflict or a limit. ``patches`` are the patches the
+    script was given."""
+    if isinstance(outcome, Committed):
+        return written(dataset, outcome, cipher)
+    if isinstance(outcome, Conflict):
+        raise _conflict(dataset, outcome, cipher, patches)
+    if isinstance(outcome, OverLimit):
+        raise limit_error(dataset, outcome)
+    raise AssertionError(f"update_records.lua answered {outcome!r} to a write not planned on a snapshot")
 
 
-def written(dataset: str, body: dict[str, Any], cipher: RecordOpener, *, replayed: bool) -> WriteResult:
-    """The records an ok result wrote (their names and values opened), in the order they were written."""
-    records = [
-        opened(
-            dataset,
-            Record(
-                key=stored["k"],
-                value=stored.get("v"),
-                sync_count=int(stored["sc"]),
-                last_modified_ms=int(stored["lm"]),
-                last_modified_by=stored["lb"],
-                device_last_modified_ms=None if stored.get("d") is None else int(stored["d"]),
-                version_vector={writer: int(counter) for writer, counter in stored["vv"].items()},
-                sealed_name=stored.get("nk"),
-            ),
-            cipher,
-        )
-        for stored in body["records"]
-    ]
-    return WriteResult(records=records, sync_count=int(body["sc"]), replayed=replayed)
+def written(dataset: str, committed: Committed, cipher: RecordOpener) -> WriteResult:
+    """The records a committed write wrote (their names and values opened), in the order they were written."""
+    records = [opened(dataset, record, cipher) for record in committed.records]
+    return WriteResult(records=records, sync_count=committed.sync_count, replayed=committed.replayed)
 
 
 def record_conflict(
@@ -88,7 +71,7 @@ def record_conflict(
 
 
 def _conflict(
-    dataset: str, body: dict[str, Any], cipher: RecordOpener, patches: Sequence[RecordPatch]
+    dataset: str, conflict: Conflict, cipher: RecordOpener, patches: Sequence[RecordPatch]
 ) -> RecordConflictError:
     # Each stale record's name and the SyncCount given for it, from the patches by the name as stored: the script's
     # copy of a count went through a Lua number (a double, printed with 14 digits), which is not exact for the
@@ -96,21 +79,19 @@ def _conflict(
     by_stored_key = {cipher.token(dataset, patch.key): patch for patch in patches}
     stale = [
         (
-            by_stored_key[item["k"]].key,
-            by_stored_key[item["k"]].sync_count,
-            opened(dataset, record_from_stored(item["k"], item["stored"]), cipher) if item["stored"] else None,
+            by_stored_key[item.key].key,
+            by_stored_key[item.key].sync_count,
+            None if item.stored is None else opened(dataset, item.stored, cipher),
         )
-        for item in body["conflicts"]
+        for item in conflict.records
     ]
-    version_vector = body["vv"] if isinstance(body["vv"], dict) else {}  # cjson encodes an empty table as []
-    return record_conflict(stale, sync_count=int(body["sc"]), version_vector=version_vector)
+    return record_conflict(stale, sync_count=conflict.sync_count, version_vector=conflict.version_vector)
 
 
-def limit_error(dataset: str, body: dict[str, Any]) -> LimitExceededError:
-    """LimitExceededException for a "limit" outcome's body."""
-    which, limit, value = body["which"], int(body["limit"]), int(body["value"])
-    if which == "datasets":
-        return LimitExceededError(f"An identity may hold at most {limit} datasets; '{dataset}' would be one more")
-    if which == "records":
-        return LimitExceededError(f"Dataset '{dataset}' would hold {value} records; the limit is {limit}")
-    return LimitExceededError(f"Dataset '{dataset}' would hold {value} bytes; the limit is {limit}")
+def limit_error(dataset: str, over: OverLimit) -> LimitExceededError:
+    """LimitExceededException for a write that would go past ``over``."""
+    if over.which == "datasets":
+        return LimitExceededError(f"An identity may hold at most {over.limit} datasets; '{dataset}' would be one more")
+    if over.which == "records":
+        return LimitExceededError(f"Dataset '{dataset}' would hold {over.value} records; the limit is {over.limit}")
+    return LimitExceededError(f"Dataset '{dataset}' would hold {over.value} bytes; the limit is {over.limit}")

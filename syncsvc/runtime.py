@@ -29,13 +29,15 @@ from syncsvc.kms.service import KeyService
 from syncsvc.outbox.bulk import BulkPublisher
 from syncsvc.push.service import PushLimits, PushService
 from syncsvc.service import SyncService
-from syncsvc.store import RedisStore
+from syncsvc.store import RedisStore, health
 from syncsvc.store.bulk import RedisBulkJobs
+from syncsvc.store.connection import RedisUrlError
 from syncsvc.store.identities import RedisIdentityStore
 from syncsvc.store.keyring import RedisKeyRing
 from syncsvc.store.kms import RedisKeyStore
 from syncsvc.store.outbox import RedisOutbox
 from syncsvc.store.push import RedisPushStore
+from syncsvc.store.scripts import Durability
 from syncsvc.tokens import TokenSigner
 from syncsvc.triggers.failures import TriggerFailure
 from syncsvc.triggers.registry import TriggerError, TriggerRegistry, load_registry
@@ -80,7 +82,12 @@ async def open_services(settings: Settings, *, triggers: TriggerRegistry | None 
     """``triggers``: triggers registered in code (embedding, tests); entry points and SYNCSVC_TRIGGERS are added."""
     registry = build_triggers(settings, triggers)
     root = _root_key(settings)
-    store = RedisStore.connect(settings.redis_url)
+    try:
+        store = RedisStore.connect(
+            settings.redis_url, Durability(settings.redis_replica_acks, settings.redis_replica_ack_timeout_ms)
+        )
+    except RedisUrlError as exc:
+        raise StartupError(f"SYNCSVC_REDIS_URL: {exc}") from None
     oidc = OidcVerifier(settings.oidc_providers)
     try:
         try:
@@ -99,8 +106,12 @@ async def open_services(settings: Settings, *, triggers: TriggerRegistry | None 
 
 
 async def _check_deployment(store: RedisStore, settings: Settings, root: RootKey) -> bytes:
-    """Checks the root key, the shard and relay lane counts against the ones Redis recorded; returns the token
-    secret."""
+    """Checks that Redis cannot evict keys (see ``store/health.py``; before anything is written), the root key, the
+    shard and relay lane counts against the ones Redis recorded; returns the token secret."""
+    try:
+        await health.check(store.client, allow_eviction=settings.redis_allow_eviction)
+    except health.UnsafeRedisError as exc:
+        raise StartupError(str(exc)) from None
     recorded_check = await store.check_root_key(root.check_value())
     if not any(hmac.compare_digest(recorded_check, key.check_value()) for key in (root, root.previous) if key):
         raise StartupError(
@@ -113,6 +124,9 @@ async def _check_deployment(store: RedisStore, settings: Settings, root: RootKey
             f"SYNCSVC_SHARDS is {settings.shards} but this Redis holds data for {recorded} shards; "
             f"the shard count cannot change"
         )
+    moved = await RedisKeyStore(store.client).move_legacy_layout()
+    if moved:
+        log.warning("moved %d KMS keys to their cluster-ready names (hash tag {kms})", moved)
     lanes = await RedisOutbox(store.client).check_lanes(settings.relay_lanes)
     if lanes != settings.relay_lanes:
         raise StartupError(

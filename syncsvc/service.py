@@ -43,6 +43,7 @@ from syncsvc.model import (
 from syncsvc.outcomes import limit_error, opened, result_of
 from syncsvc.store import RedisStore
 from syncsvc.store.redis import encode_patches
+from syncsvc.store.results import DatasetMeta, OverLimit
 from syncsvc.tokens import TokenSigner
 from syncsvc.triggers.events import SYNC_CONFLICT, SYNC_TRIGGER, EventSource
 from syncsvc.triggers.registry import TriggerError, TriggerRegistry, resolve_arn
@@ -161,20 +162,19 @@ class SyncService:
         since = _non_negative("LastSyncCount", last_sync_count or 0)
         limit = _page_size(max_results, default=_MAX_LIST_RECORDS, most=_MAX_LIST_RECORDS)
         bound = {"p": pool_id, "i": identity_id, "d": dataset}
+        cursor = None
         if next_token:
             claims = self._signer.open("ListRecords", next_token, name="NextToken")
             if {k: claims.get(k) for k in bound} != bound:
                 raise InvalidParameterError("NextToken not valid for these inputs")
-            since, start = int(claims["n"]), f"({claims['c']}"
-        else:
-            start = f"[{since + 1:020d}"
+            since, cursor = int(claims["n"]), str(claims["c"])
         new_session = not session_token and not next_token  # a session starts on its first page
         if session_token:
             self.check_session(session_token, pool_id, identity_id, dataset)
         else:
             session_token = self._signer.seal(_SESSION, bound, self._settings.sync_session_ttl_seconds)
         state, stored, cursor = await self._store.list_records(
-            ik, dataset, start=start, limit=limit, new_session=new_session
+            ik, dataset, after_sync_count=since, cursor=cursor, limit=limit, new_session=new_session
         )
         cipher = await self._envelope.cipher(ik) if stored else None
         records = [opened(dataset, record, cipher) for record in stored] if cipher else []
@@ -216,7 +216,7 @@ class SyncService:
         self._check_patches(patches)
         if not patches:  # nothing to write: no new sync count, no change to stream
             meta = await self._store.dataset_meta(ik, dataset)
-            return WriteResult(records=[], sync_count=int(meta.get("sc", 0)))
+            return WriteResult(records=[], sync_count=meta.sync_count)
         writer = writer_of(identity_id, device_id, client_context)
         fingerprint = hashlib.sha256(writer.encode() + b"\0" + encode_patches(patches)).hexdigest()
         cipher = await self._envelope.cipher(ik)
@@ -264,9 +264,9 @@ class SyncService:
         check_dataset_name(dataset)
         ik = await self.authorize(caller, pool_id, identity_id)
         meta = await self._store.dataset_meta(ik, dataset)
-        if meta.get("live") != "1":
+        if not meta.live:
             raise ResourceNotFoundError(f"Dataset '{dataset}' does not exist.")
-        return _dataset(identity_id, dataset, meta)
+        return _dataset(identity_id, meta)
 
     async def delete_dataset(self, caller: Caller, pool_id: str, identity_id: str, dataset: str) -> Dataset:
         check_dataset_name(dataset)
@@ -274,7 +274,7 @@ class SyncService:
         meta = await self._store.delete_dataset(ik, dataset, now_ms=now_ms())
         if meta is None:
             raise ResourceNotFoundError(f"Dataset '{dataset}' does not exist.")
-        return _dataset(identity_id, dataset, meta)
+        return _dataset(identity_id, meta)
 
     async def list_datasets(
         self,
@@ -295,7 +295,7 @@ class SyncService:
             after = str(claims["a"])
         metas = await self._store.list_datasets(ik, after=after, limit=limit + 1)
         more = len(metas) > limit
-        page = [_dataset(identity_id, meta["name"], meta) for meta in metas[:limit]]
+        page = [_dataset(identity_id, meta) for meta in metas[:limit]]
         token = None
         if more:
             token = self._signer.seal("ListDatasets", {"p": pool_id, "i": identity_id, "a": page[-1].name})
@@ -310,8 +310,8 @@ class SyncService:
             identity_pool_id=pool_id,
             identity_id=identity_id,
             dataset_count=count,
-            storage_bytes=int(usage.get("storage", 0)),
-            modified_ms=_optional_int(usage.get("modified")),
+            storage_bytes=usage.storage_bytes,
+            modified_ms=usage.modified_ms,
         )
 
     async def describe_pool_usage(self, caller: Caller, pool_id: str) -> PoolUsage:
@@ -321,10 +321,10 @@ class SyncService:
         sessions = await self._store.pool_sessions(pool_id, self._settings.shards)
         storage, modified = 0, None
         async for batch in self._store.pool_members(pool_id, self._settings.shards):
-            usage_keys = [IdentityKeys.of(pool_id, identity, self._settings.shards).usage for identity in batch]
-            for usage in await self._store.usage_of(usage_keys):
-                storage += int(usage.get("storage", 0))
-                stamp = _optional_int(usage.get("modified"))
+            identities = [IdentityKeys.of(pool_id, identity, self._settings.shards) for identity in batch]
+            for usage in await self._store.usage_of(identities):
+                storage += usage.storage_bytes
+                stamp = usage.modified_ms
                 if stamp is not None and (modified is None or stamp > modified):
                     modified = stamp
         return PoolUsage(pool_id, sessions, storage, modified)
@@ -400,7 +400,7 @@ class SyncService:
             IdentityKeys.of(pool_id, source_id, shards),
             IdentityKeys.of(pool_id, destination_id, shards),
         )
-        names = [meta["name"] for meta in await self._store.list_datasets(source, after=None, limit=100_000)]
+        names = [meta.name for meta in await self._store.list_datasets(source, after=None, limit=100_000)]
         count, _ = await self._store.identity_usage(destination)
         if count + len(names) > self._limits.max_datasets:
             raise LimitExceededError(
@@ -427,20 +427,19 @@ class SyncService:
                 limits=self._limits,
                 topic=topic,
             )
-            if outcome.status == "limit":
-                raise limit_error(target, outcome.body)
+            if isinstance(outcome, OverLimit):
+                raise limit_error(target, outcome)
             merged.append(target)
         return merged
 
     async def _all_live_records(self, ik: IdentityKeys, dataset: str) -> list[Record]:
         records: list[Record] = []
-        start = "[" + f"{1:020d}"
+        cursor = None
         while True:
-            _, page, cursor = await self._store.list_records(ik, dataset, start=start, limit=_MAX_LIST_RECORDS)
+            _, page, cursor = await self._store.list_records(ik, dataset, cursor=cursor, limit=_MAX_LIST_RECORDS)
             records += [record for record in page if record.value is not None]
             if cursor is None:
                 return records
-            start = f"({cursor}"
 
 
 def merged_name(name: str, source_id: str) -> str:
@@ -471,19 +470,15 @@ def _non_negative(name: str, value: int) -> int:
     return value
 
 
-def _optional_int(text: str | None) -> int | None:
-    return None if text is None else int(text)
-
-
-def _dataset(identity_id: str, name: str, meta: dict[str, str]) -> Dataset:
+def _dataset(identity_id: str, meta: DatasetMeta) -> Dataset:
     return Dataset(
         identity_id=identity_id,
-        name=name,
-        created_ms=int(meta.get("created", 0)),
-        modified_ms=int(meta.get("modified", 0)),
-        modified_by=meta.get("modified_by", ""),
-        storage_bytes=int(meta.get("storage", 0)),
-        num_records=int(meta.get("count", 0)),
-        sync_count=int(meta.get("sc", 0)),
-        version_vector={k: int(v) for k, v in orjson.loads(meta.get("vv", "{}")).items()},
+        name=meta.name,
+        created_ms=meta.created_ms,
+        modified_ms=meta.modified_ms,
+        modified_by=meta.modified_by or "",
+        storage_bytes=meta.storage_bytes,
+        num_records=meta.record_count,
+        sync_count=meta.sync_count,
+        version_vector=meta.version_vector,
     )

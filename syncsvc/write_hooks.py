@@ -30,6 +30,7 @@ from syncsvc.model import Caller, Limits, RecordPatch, WriteResult
 from syncsvc.outcomes import opened, record_conflict, result_of, written
 from syncsvc.store import RedisStore
 from syncsvc.store.redis import WriteSnapshot, encode_patches
+from syncsvc.store.results import Stale
 from syncsvc.triggers import events
 from syncsvc.triggers.events import EventSource
 from syncsvc.triggers.runner import TriggerRunner
@@ -91,8 +92,8 @@ class WriteHooks:
             snapshot = _opened(await self._store.write_snapshot(write.ik, dataset, writer=write.writer), write)
             stale = [patch for patch in write.patches if events.is_stale(patch, snapshot.records.get(patch.key))]
             last = snapshot.last_write
-            if stale and last is not None and last["fp"] == write.fingerprint:
-                return written(dataset, last["result"], write.cipher, replayed=True)
+            if stale and last is not None and last.fingerprint == write.fingerprint:
+                return written(dataset, last.result, write.cipher)
             planned = await self._plan(write, hooks, snapshot, stale)
             if not planned:  # every change was dropped by the hooks: nothing to commit
                 return WriteResult(records=[], sync_count=snapshot.sync_count)
@@ -107,7 +108,7 @@ class WriteHooks:
                 topic=write.topic,
                 planned_on=snapshot.sync_count,
             )
-            if outcome.status != "stale":
+            if not isinstance(outcome, Stale):
                 return result_of(dataset, outcome, write.cipher, planned)
         raise ResourceConflictError(
             f"Dataset '{dataset}' changed {ATTEMPTS} times while its hooks ran; sync again and retry"

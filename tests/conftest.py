@@ -1,12 +1,15 @@
 """Shared fixtures: a real redis-server per test session, a running syncsvc per test, signed clients.
 
 ``SYNCSVC_TEST_REDIS_URL`` points the suite at an existing Redis instead of starting one (its database is flushed
-before every test that uses it). ``HYPOTHESIS_PROFILE`` picks a Hypothesis profile other than "syncsvc" (below).
+before every test that uses it). ``SYNCSVC_TEST_REDIS=cluster`` makes the suite start a Redis Cluster (3 masters, 1
+replica each: tests/redis_cluster.py) instead of one redis-server: `make test` runs the end-to-end modules that way too.
+``HYPOTHESIS_PROFILE`` picks a Hypothesis profile other than "syncsvc" (below).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -55,8 +58,9 @@ hypothesis.settings.register_profile(
 )
 hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "syncsvc"))
 
-#: The session's Kafka broker fixture (``kafka_bootstrap``), shared by every module that asks for it.
-pytest_plugins = ["tests.kafka"]
+#: The session's Kafka broker (``kafka_bootstrap``) and Redis Cluster (``redis_cluster_url``) fixtures, shared by every
+#: module that asks for them (and started only if one does).
+pytest_plugins = ["tests.kafka", "tests.redis_cluster"]
 
 #: The KMS root key of every server the suite starts (in process or as `syncsvc` processes, which inherit it).
 ROOT_KEY_FILE = Path(tempfile.mkdtemp(prefix="syncsvc-tests-")) / "root.key"
@@ -120,6 +124,12 @@ def redis_url() -> Iterator[str]:
         _wait_for_redis(given, None)
         yield given
         return
+    if os.environ.get("SYNCSVC_TEST_REDIS") == "cluster":
+        from tests.redis_cluster import started_cluster  # here: that module imports this one
+
+        with started_cluster() as url:
+            yield url
+        return
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.exit("redis-server is not installed: run `make test`, which installs it", returncode=2)
@@ -132,8 +142,10 @@ def redis_url() -> Iterator[str]:
                 str(port),
                 "--bind",
                 "127.0.0.1",
+                # A snapshot schedule (due after an hour: never within a run) and no AOF: persistence configured, so
+                # syncsvc's start-up check has nothing to warn of, at no cost to the suite.
                 "--save",
-                "",
+                "3600 1",
                 "--appendonly",
                 "no",
                 "--dir",
@@ -151,13 +163,22 @@ def redis_url() -> Iterator[str]:
             process.wait(timeout=10)
 
 
+@contextlib.asynccontextmanager
+async def flushed_client(redis_url: str) -> AsyncIterator[RedisClient]:
+    """A raw client on ``redis_url``'s database, flushed first (every master's, on a cluster), while the block runs."""
+    client = connection.connect(redis_url)
+    try:
+        await client.flushdb()
+        yield client
+    finally:
+        await client.aclose()
+
+
 @pytest.fixture
 async def redis_client(redis_url: str) -> AsyncIterator[RedisClient]:
     """A raw client on a flushed database (for asserting what is stored); every master's, on a cluster."""
-    client = connection.connect(redis_url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
+    async with flushed_client(redis_url) as client:
+        yield client
 
 
 def make_settings(redis_url: str, **overrides: Any) -> Settings:
@@ -198,6 +219,18 @@ async def server(settings: Settings, redis_client: aioredis.Redis) -> AsyncItera
 @pytest.fixture
 def endpoint(server: TestServer) -> str:
     return str(server.make_url("")).rstrip("/")
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[str]:
+    """syncsvc serving ``settings`` on a free loopback port while the block runs; yields its endpoint. For a test
+    that starts its server on a Redis of its own, or needs it started at a given moment (else: ``endpoint``)."""
+    server = TestServer(create_app(settings), host="127.0.0.1", port=free_port())
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()
 
 
 class Boto:

@@ -9,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 from redis.asyncio import Redis
 
+from syncsvc.store.connection import RedisClient
 from tests.conftest import Boto, Raw
 
 
@@ -119,10 +120,10 @@ async def test_deleting_a_pool_leaves_no_key_of_its_identities(boto: Boto, redis
         await write_one_record(boto, names)
         if dataset == "deleted":
             await boto.call(boto.sync, "delete_dataset", **names)
-    assert await redis_client.keys("syncsvc:{s*")
+    assert await stored_keys(redis_client, "syncsvc:{s*")
     await boto.call(boto.identity, "delete_identity_pool", IdentityPoolId=pool_id)
-    assert await redis_client.keys("syncsvc:{s*") == []
-    assert await redis_client.keys(f"syncsvc:pool:{{{pool_id}}}*") == []
+    assert await stored_keys(redis_client, "syncsvc:{s*") == []
+    assert await stored_keys(redis_client, f"syncsvc:pool:{{{pool_id}}}*") == []
 
 
 async def test_deleting_a_pool_removes_its_registered_identities_and_their_logins(
@@ -144,10 +145,10 @@ async def test_deleting_a_pool_removes_its_registered_identities_and_their_login
     )
     guest = (await boto.call(boto.identity, "get_id", IdentityPoolId=pool_id))["IdentityId"]
     await write_one_record(boto, {"IdentityPoolId": pool_id, "IdentityId": guest, "DatasetName": "d"})
-    assert await redis_client.keys("syncsvc:login:*")
+    assert await stored_keys(redis_client, "syncsvc:login:*")
     await boto.call(boto.identity, "delete_identity_pool", IdentityPoolId=pool_id)
-    assert await redis_client.keys("syncsvc:{s*") == []  # profiles, members, data
-    assert await redis_client.keys("syncsvc:login:*") == []
+    assert await stored_keys(redis_client, "syncsvc:{s*") == []  # profiles, members, data
+    assert await stored_keys(redis_client, "syncsvc:login:*") == []
     for identity_id in (developer["IdentityId"], guest):
         with pytest.raises(ClientError) as caught:
             await boto.call(boto.identity, "describe_identity", IdentityId=identity_id)
@@ -184,3 +185,8 @@ async def test_list_identity_pools_requires_max_results_in_range(raw: Raw) -> No
     status, body, _ = await raw.identity("ListIdentityPools", {"MaxResults": 61})
     assert (status, body["__type"]) == (400, "InvalidParameterException")
     assert "MaxResults" in body["message"]
+
+
+async def stored_keys(client: RedisClient, pattern: str) -> list[bytes]:
+    """The keys matching ``pattern`` on every master (KEYS asks one node of a cluster; SCAN walks them all)."""
+    return [key async for key in client.scan_iter(pattern)]

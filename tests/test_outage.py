@@ -2,72 +2,41 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestServer
 
-from syncsvc.api.app import create_app
-from tests.conftest import Boto, Raw, _wait_for_redis, free_port, make_settings
+from tests.conftest import Boto, Raw, _wait_for_redis, make_settings, serving
+from tests.redis_processes import RedisNode, launch
 
 
-class RedisProcess:
+class RedisProcess(RedisNode):
     """A redis-server with AOF on, that a test can kill -9 and start again on the same port and data."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
+    @property
+    def url(self) -> str:
+        return f"redis://{self.address}/0"
 
     def start(self) -> None:
-        binary = shutil.which("redis-server") or "redis-server"
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-                "--dir",
-                str(self.folder),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        launch(self, "--appendonly", "yes", "--appendfsync", "everysec")
         _wait_for_redis(self.url, self.process)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(timeout=10)
 
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    redis = RedisProcess(tmp_path)
+    redis = RedisProcess.new(tmp_path)
     redis.start()
     yield redis
-    if redis.process is not None and redis.process.poll() is None:
+    if redis.alive:
         redis.kill()
 
 
 @pytest.fixture
 async def own_endpoint(own_redis: RedisProcess) -> AsyncIterator[str]:
-    server = TestServer(create_app(make_settings(own_redis.url, pool_cache_seconds=60)), port=free_port())
-    await server.start_server()
-    yield str(server.make_url("")).rstrip("/")
-    await server.close()
+    async with serving(make_settings(own_redis.url, pool_cache_seconds=60)) as endpoint:
+        yield endpoint
 
 
 def path_of(pool_id: str, identity_id: str) -> str:

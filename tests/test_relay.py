@@ -6,28 +6,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from aiohttp.test_utils import TestServer
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 
 from syncsvc import keys
 from syncsvc.api.app import create_app
 from syncsvc.config import Settings, SettingsError, load_settings
+from syncsvc.outbox.relay import Topics
 from syncsvc.runtime import open_services
-from tests.conftest import Boto, Raw, free_port, make_settings, process_environment
+from tests.conftest import Boto, Raw, free_port, make_settings
 
-SYNCSVC = str(Path(sys.executable).with_name("syncsvc"))
-ROLE = "arn:aws:iam::123456789012:role/streams"
-SHARDS = 4
+# The "X as X" names moved to tests/write_load.py; re-exported for the test modules that still import them from here.
+from tests.write_load import ROLE as ROLE
+from tests.write_load import SHARDS as SHARDS
+from tests.write_load import SYNCSVC as SYNCSVC
+from tests.write_load import create_topic as create_topic
+from tests.write_load import read_topic as read_topic
+from tests.write_load import relay_process, warm_up
+from tests.write_load import streaming_pool as streaming_pool
+
 #: Two shards per lane, so one relay transaction may carry several shards (tests that want it say so: the default
 #: lane count of a server and a `syncsvc` process the suite starts is 4).
 LANES = 2
@@ -46,18 +52,6 @@ async def warm_kafka(kafka_bootstrap: str) -> str:
     return kafka_bootstrap
 
 
-async def warm_up(bootstrap: str) -> None:
-    """A fresh broker elects its transaction coordinator on the first transactional producer; do that before a relay
-    under test starts, so it starts as fast as against a running broker."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id="warm-up", enable_idempotence=True)
-    await producer.start()
-    try:
-        async with producer.transaction():
-            await producer.send("syncsvc-warm-up", b"warm")
-    finally:
-        await producer.stop()
-
-
 @pytest.fixture
 async def relayed(redis_url: str, warm_kafka: str, redis_client: Redis) -> AsyncIterator[str]:
     """A server that runs its own relay, like `syncsvc serve` does."""
@@ -66,58 +60,6 @@ async def relayed(redis_url: str, warm_kafka: str, redis_client: Redis) -> Async
     await server.start_server()
     yield str(server.make_url("")).rstrip("/")
     await server.close()
-
-
-async def streaming_pool(boto: Boto, topic: str) -> str:
-    pool_id = await boto.new_pool()
-    await boto.call(
-        boto.sync,
-        "set_identity_pool_configuration",
-        IdentityPoolId=pool_id,
-        CognitoStreams={"StreamName": topic, "RoleArn": ROLE, "StreamingStatus": "ENABLED"},
-    )
-    return pool_id
-
-
-async def create_topic(bootstrap: str, topic: str) -> None:
-    """Creates the stream topic before the test consumes it: a consumer that subscribes to a topic being created can
-    miss partitions that were not ready when it looked."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 3, 1)])
-        async with asyncio.timeout(20):  # every partition there, with a leader (a fresh broker takes a moment)
-            while not _led(await admin.describe_topics([topic]), 3):
-                await asyncio.sleep(0.05)
-    finally:
-        await admin.close()
-
-
-def _led(described: list[Any], partitions: int) -> bool:
-    found = described[0]["partitions"]
-    return len(found) >= partitions and all(partition["leader"] >= 0 for partition in found)
-
-
-async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:
-    """Every record a read_committed consumer sees on ``topic``, once ``expected`` arrived (or the timeout)."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, isolation_level="read_committed", auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    seen: list[Any] = []
-    try:
-        async with asyncio.timeout(timeout):
-            while len(seen) < expected:
-                for messages in (await consumer.getmany(timeout_ms=500)).values():
-                    seen += messages
-        # a little more, to see any duplicate that would follow
-        for messages in (await consumer.getmany(timeout_ms=1000)).values():
-            seen += messages
-    except TimeoutError:
-        pass
-    finally:
-        await consumer.stop()
-    return seen
 
 
 @pytest.mark.timeout(120)  # a fresh broker takes a while to elect its transaction coordinator
@@ -186,15 +128,6 @@ async def test_changes_reach_the_topic_in_the_cognito_streams_format(
 async def published_somewhere(redis_client: Redis) -> bool:
     """Whether the relay has committed at least one batch to Kafka (it records its position after each)."""
     return any([await redis_client.exists(keys.relay_position(shard)) for shard in range(SHARDS)])
-
-
-def relay_process(
-    redis_url: str, kafka_bootstrap: str, *, stderr: int = asyncio.subprocess.DEVNULL, **settings: str
-) -> Any:
-    """`syncsvc relay` with SHARDS shards, plus SYNCSVC_* ``settings``."""
-    env = process_environment(SYNCSVC_SHARDS=str(SHARDS), **settings)
-    env.update(SYNCSVC_REDIS_URL=redis_url, SYNCSVC_KAFKA_BOOTSTRAP=kafka_bootstrap)
-    return asyncio.create_subprocess_exec(SYNCSVC, "relay", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=stderr)
 
 
 @pytest.mark.timeout(180)
@@ -383,3 +316,22 @@ async def test_a_relay_started_with_another_lane_count_than_recorded_is_refused(
         "syncsvc: SYNCSVC_RELAY_LANES is 4 but this deployment's relays publish in 2 lanes; "
         "the lane count cannot change\n",
     )
+
+
+async def test_a_checkpoint_topic_made_for_another_shard_count_is_refused_with_the_reason(
+    redis_url: str, kafka_bootstrap: str
+) -> None:
+    topic = f"checkpoints-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 2, 1)])
+    finally:
+        await admin.close()
+    settings = make_settings(redis_url, shards=SHARDS, kafka_bootstrap=kafka_bootstrap, relay_checkpoint_topic=topic)
+    topics = Topics(settings)
+    try:
+        with pytest.raises(KafkaError, match=f"has 2 partitions but SYNCSVC_SHARDS is {SHARDS}: it belongs to another"):
+            await topics.ensure([topic], compacted=True)
+    finally:
+        await topics.close()

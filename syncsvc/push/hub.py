@@ -40,6 +40,7 @@ from aiohttp import web
 
 from syncsvc.errors import BackendUnavailableError
 from syncsvc.keys import IdentityKeys
+from syncsvc.store.channels import ShardedChannels
 from syncsvc.store.connection import RedisClient
 
 log = logging.getLogger("syncsvc.push")
@@ -117,7 +118,7 @@ class PushHub:
         self._max_sockets = max_sockets
         self._attached = 0
         self._sockets: dict[str, set[DeviceSocket]] = {}
-        self._pubsub = client.pubsub()
+        self._channels = ShardedChannels(client)
         self._subscribed = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
 
@@ -153,7 +154,7 @@ class PushHub:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
-        await self._pubsub.aclose()
+        await self._channels.close()
 
     def socket(self, ik: IdentityKeys, device_id: str, ws: web.WebSocketResponse) -> DeviceSocket:
         return DeviceSocket(ik, device_id, ws, asyncio.Queue(self._queue_size))
@@ -165,7 +166,7 @@ class PushHub:
         sockets.add(socket)
         self._attached += 1
         if len(sockets) == 1:
-            await self._pubsub.ssubscribe(channel)
+            await self._channels.subscribe(channel)
             self._subscribed.set()
         hello = {"hello": socket.device_id, "connection": socket.connection_id}
         await self._client.spublish(channel, orjson.dumps(hello))
@@ -178,7 +179,7 @@ class PushHub:
             self._attached -= 1
         if not sockets and self._sockets.pop(channel, None) is not None:
             with contextlib.suppress(Exception):  # Redis may be down; a resubscription leaves the channel out
-                await self._pubsub.sunsubscribe(channel)
+                await self._channels.unsubscribe(channel)
 
     async def resume(self, socket: DeviceSocket, holds: dict[str, int]) -> None:
         """The device holds ``holds``: tells it of every subscribed dataset that moved past, then ``resumed``. What
@@ -201,33 +202,42 @@ class PushHub:
                     await self._reconnect()
                     if not self._subscribed.is_set():
                         continue
-                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                message = await self._channels.message(1.0)
                 if failures:
                     await self._recovered(failures)
                     failures = 0
+                elif self._channels.masters_changed():
+                    log.warning(
+                        "push hub: the Redis Cluster's masters changed; catching %d sockets up", self.socket_count
+                    )
+                    await self._catch_everyone_up()
             except (aioredis.ConnectionError, aioredis.TimeoutError, OSError, BackendUnavailableError) as exc:
                 failures += 1
                 if failures == 1:
                     log.warning("push hub lost Redis (%s); notifications wait until it is back", exc)
                 await asyncio.sleep(min(_MAX_BACKOFF_SECONDS, 0.05 * 2**failures) * random.uniform(0.5, 1))  # noqa: S311 - jitter
                 continue
-            if message is not None and message["type"] == "smessage":
-                self._deliver(message["channel"].decode(), message["data"])
+            if message is not None:
+                self._deliver(*message)
 
     async def _reconnect(self) -> None:
         """A new Pub/Sub connection subscribed to every channel with sockets (the old one may be half dead)."""
         with contextlib.suppress(Exception):
-            await self._pubsub.aclose()
-        self._pubsub = self._client.pubsub()
+            await self._channels.close()
+        self._channels = ShardedChannels(self._client)
         if not self._sockets:
             self._subscribed.clear()  # nothing to listen to until a socket attaches
             return
-        await self._pubsub.ssubscribe(*self._sockets)
+        await self._channels.subscribe(*self._sockets)
 
     async def _recovered(self, failures: int) -> None:
         """Back after an outage: every socket is caught up from the stored sync counts."""
         count = self.socket_count
         log.warning("push hub reached Redis again after %d failed attempts; catching %d sockets up", failures, count)
+        await self._catch_everyone_up()
+
+    async def _catch_everyone_up(self) -> None:
+        """Every socket is told of each subscribed dataset's stored sync count (what it missed, if anything)."""
         for sockets in list(self._sockets.values()):
             for socket in list(sockets):
                 for dataset, sync_count in (await self._catch_up(socket.ik, socket.device_id)).items():

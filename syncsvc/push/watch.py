@@ -24,6 +24,7 @@ from syncsvc.errors import InvalidParameterError
 from syncsvc.keys import IdentityKeys
 from syncsvc.runtime import StartupError, open_services
 from syncsvc.service import check_identity_id
+from syncsvc.store.channels import ShardedChannels
 
 
 def add_commands(commands: Any) -> None:
@@ -42,28 +43,27 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         async with open_services(settings) as services:
             ik = IdentityKeys.of(args.pool, args.identity, settings.shards)
-            pubsub = services.store.client.pubsub()
-            await pubsub.ssubscribe(ik.push_channel)
+            channels = ShardedChannels(services.store.client)
+            await channels.subscribe(ik.push_channel)
             print(f"watching identity {args.identity} of pool {args.pool} (Ctrl-C to stop)", file=sys.stderr)
-            task = asyncio.create_task(_print(pubsub, ik, as_json=args.json))
+            task = asyncio.create_task(_print(channels, ik, as_json=args.json))
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, task.cancel)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await pubsub.aclose()
+            await channels.close()
             return 0
     except StartupError as exc:
         print(f"syncsvc: {exc}", file=sys.stderr)
         return 1
 
 
-async def _print(pubsub: Any, ik: IdentityKeys, *, as_json: bool) -> None:
+async def _print(channels: ShardedChannels, ik: IdentityKeys, *, as_json: bool) -> None:
     while True:
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-        if message is None or message["type"] != "smessage":
-            continue
-        print(line(orjson.loads(message["data"]), ik, as_json=as_json), flush=True)
+        message = await channels.message(1.0)
+        if message is not None:
+            print(line(orjson.loads(message[1]), ik, as_json=as_json), flush=True)
 
 
 def line(announced: dict[str, Any], ik: IdentityKeys, *, as_json: bool) -> str:

@@ -9,8 +9,9 @@ from typing import Any
 
 from syncsvc import keys
 from syncsvc.keys import IdentityKeys
-from syncsvc.store.backend import backend, register, text
+from syncsvc.store.backend import backend, text
 from syncsvc.store.connection import RedisClient
+from syncsvc.store.scripts import register
 
 
 def _fields(flat: Sequence[Any]) -> dict[str, str]:

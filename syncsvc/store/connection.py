@@ -7,7 +7,10 @@
   nodes are where discovery starts (any of them, masters or replicas), the client follows the cluster's slot map.
 * ``redis+sentinel://[user:password@]host:port[,host:port…]/service-name[/db]`` (``rediss+sentinel://``): one
   primary with replicas watched by Redis Sentinel; the listed hosts are the sentinels, the credentials the data
-  nodes'. After a failover the client asks the sentinels again and follows the new primary without a restart.
+  nodes'. After a failover the client asks the sentinels again and follows the new primary without a restart. It
+  asks when a connection breaks (the primary died) or the node answers READONLY (it was turned into a replica): a
+  primary replaced while still alive (``SENTINEL FAILOVER``, a network partition) keeps taking writes on the
+  connections it has until Sentinel turns it into a replica, about 10 s later, and those writes are lost with it.
 
 Whatever the topology, the client never sends a command twice behind the caller's back: retries after a connection
 error are off (a Lua write that reached the server before the connection broke must not run again). A cluster
@@ -126,14 +129,30 @@ def connect(url: str) -> RedisClient:
         **_SOCKET,
         ssl=topology.tls,
     )
-    client: aioredis.Redis = sentinel.master_for(
+    client: _SentinelPrimary = sentinel.master_for(
         topology.service,
+        redis_class=_SentinelPrimary,
         db=topology.db,
         health_check_interval=15,
         retry=no_retries,
         max_connections=MAX_CONNECTIONS,
     )
+    client.sentinels = sentinel
     return client
+
+
+class _SentinelPrimary(aioredis.Redis):
+    """The client of a Sentinel-managed primary: closing it closes its connections to the sentinels too (redis-py
+    leaves them to the garbage collector)."""
+
+    sentinels: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        try:
+            await super().aclose(close_connection_pool)
+        finally:
+            if self.sentinels is not None:
+                await self.sentinels.aclose()
 
 
 def is_cluster(client: RedisClient) -> bool:

@@ -17,9 +17,11 @@ from collections.abc import Sequence
 import orjson
 
 from syncsvc import keys
+from syncsvc.errors import StoreOutOfMemoryError
 from syncsvc.model import IdentityProfile, Login
-from syncsvc.store.backend import backend, register, text
+from syncsvc.store.backend import backend, text
 from syncsvc.store.connection import RedisClient
+from syncsvc.store.scripts import confirmed, register
 
 
 def _profile(identity_id: str, flat: Sequence[bytes | str]) -> IdentityProfile | None:
@@ -111,14 +113,19 @@ class RedisIdentityStore:
         if not logins:
             return []
         async with backend():
-            found = await self.client.mget([keys.login(identity_pool_id, *login) for login in logins])
+            # One GET each in one pipeline, not MGET: each login key has a slot of its own on a cluster.
+            pipe = self.client.pipeline(transaction=False)
+            for login in logins:
+                pipe.get(keys.login(identity_pool_id, *login))
+            found = await pipe.execute()
         return [None if owner is None else text(owner) for owner in found]
 
     async def claim(self, identity_pool_id: str, login: Login, identity_id: str) -> str:
         """Links a free login to ``identity_id``; returns the login's owner afterwards (another id if it was taken)."""
         key = keys.login(identity_pool_id, *login)
         async with backend():
-            if await self.client.set(key, identity_id, nx=True):
+            (claimed,) = await confirmed(self.client, key, lambda pipe: pipe.set(key, identity_id, nx=True))
+            if claimed:
                 return identity_id
             owner = await self.client.get(key)
         return identity_id if owner is None else text(owner)
@@ -144,11 +151,15 @@ class RedisIdentityStore:
     # --- rate limits ------------------------------------------------------------------------------------------------
 
     async def within_rate(self, identity_pool_id: str, operation: str, per_second: int) -> bool:
-        """Counts one call in the current wall-clock second; False when that makes more than ``per_second``."""
+        """Counts one call in the current wall-clock second; False when that makes more than ``per_second``. The count
+        is bookkeeping: a Redis too full to keep it lets the call through (it only reads)."""
         key = keys.rate(identity_pool_id, operation, int(time.time()))
-        async with backend():
-            pipe = self.client.pipeline(transaction=False)
-            pipe.incr(key)
-            pipe.expire(key, 2)
-            count, _ = await pipe.execute()
+        try:
+            async with backend():
+                pipe = self.client.pipeline(transaction=False)
+                pipe.incr(key)
+                pipe.expire(key, 2)
+                count, _ = await pipe.execute()
+        except StoreOutOfMemoryError:
+            return True
         return int(count) <= per_second

@@ -27,6 +27,7 @@ from syncsvc import keys
 from syncsvc.errors import BackendUnavailableError
 from syncsvc.store.backend import backend
 from syncsvc.store.connection import RedisClient
+from syncsvc.store.scripts import confirmed
 
 log = logging.getLogger("syncsvc.keyring")
 
@@ -106,7 +107,9 @@ class RedisKeyRing:
         # Should Redis fail here, the KMS key may or may not be stored: it is left alone (an unused key is harmless).
         async with backend():
             if legacy is None:
-                stored = await self.client.hsetnx(keys.SIGNING_KEYS, kid, made.encode())
+                (stored,) = await confirmed(
+                    self.client, keys.SIGNING_KEYS, lambda pipe: pipe.hsetnx(keys.SIGNING_KEYS, kid, made.encode())
+                )
             else:
                 stored = await self.client.eval(_REPLACE_LEGACY, 1, keys.SIGNING_KEYS, kid, legacy, made.encode())
             if stored:

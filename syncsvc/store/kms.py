@@ -21,8 +21,9 @@ from typing import Any, Literal
 import orjson
 
 from syncsvc import keys
-from syncsvc.store.backend import backend, register, text
+from syncsvc.store.backend import backend, text
 from syncsvc.store.connection import RedisClient
+from syncsvc.store.scripts import register
 
 #: What a compare-and-set did: written; stale (the key changed since it was read: nothing done); gone (no such key).
 Outcome = Literal["written", "stale", "gone"]
@@ -52,6 +53,24 @@ class RedisKeyStore:
         self._delete_grant = register(client, "kms_delete_grant.lua")
         self._put_policy = register(client, "kms_put_policy.lua")
         self._compare_and_set = register(client, "compare_and_set.lua")
+
+    async def move_legacy_layout(self) -> int:
+        """Moves KMS keys stored under their names of before the ``{kms}`` hash tag (one Redis only: a cluster never
+        held them) to the current names; returns how many keys moved. Each RENAME is atomic and the index moves
+        last, so a start-up interrupted half-way finishes the move on the next one."""
+        async with backend():
+            if not await self._client.exists(keys.LEGACY_KMS_KEYS):
+                return 0
+            key_ids = [text(key_id) for key_id in await self._client.zrangebylex(keys.LEGACY_KMS_KEYS, "-", "+")]
+            moved = 0
+            for key_id in key_ids:
+                if await self._client.exists(keys.legacy_kms_key(key_id)):
+                    await self._client.rename(keys.legacy_kms_key(key_id), keys.kms_key(key_id))
+                    moved += 1
+            if await self._client.exists(keys.LEGACY_KMS_ALIASES):
+                await self._client.rename(keys.LEGACY_KMS_ALIASES, keys.KMS_ALIASES)
+            await self._client.rename(keys.LEGACY_KMS_KEYS, keys.KMS_KEYS)
+        return moved
 
     async def create(self, key_id: str, meta: dict[str, Any], wrapped: bytes, *, quota: int) -> bool:
         """Stores a new key with its first backing key; False when the quota of keys is reached."""

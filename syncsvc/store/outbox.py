@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from syncsvc import keys
-from syncsvc.store.backend import backend, register, text
+from syncsvc.store.backend import backend, text
 from syncsvc.store.connection import RedisClient
+from syncsvc.store.scripts import register
 
 Entry = tuple[str, dict[str, str]]
 
@@ -15,7 +16,7 @@ Entry = tuple[str, dict[str, str]]
 class RedisOutbox:
     def __init__(self, client: RedisClient) -> None:
         self.client = client
-        self._lease = register(client, "lease.lua")
+        self._lease = register(client, "lease.lua", writes=False)  # a lost lease costs a takeover, fenced by Kafka
 
     async def read(self, shard: int, after: str, *, count: int, block_ms: int | None) -> list[Entry]:
         """Up to ``count`` entries after ``after``, waiting up to ``block_ms`` for the first one (None: no wait)."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 import orjson
 
 from syncsvc.keys import IdentityKeys
-from syncsvc.store.backend import backend, register, text
+from syncsvc.store.backend import backend, text
 from syncsvc.store.connection import RedisClient
+from syncsvc.store.scripts import register
 
 
 class RedisPushStore:

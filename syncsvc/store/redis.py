@@ -1,15 +1,16 @@
 """RedisStore: datasets, records, identity pools and usage on Redis, the system of record.
 
 Every write of user data is one Lua script (see ``lua/*.lua`` for each script's KEYS, ARGV and results), so it is
-atomic and all-or-nothing. Driver errors never leave this module raw: a Redis that cannot be reached becomes
-:class:`~syncsvc.errors.BackendUnavailableError` (503 + Retry-After, see ``backend.py``). Connection retries are off
-on purpose: a write is never sent twice behind the caller's back; clients retry, and the writers hash makes a re-sent
-UpdateRecords idempotent.
+atomic and all-or-nothing. Replies are decoded here, once, into the types of ``results.py``: callers give plain values
+and never see a script's field names or a Redis range bound. Driver errors never leave this module raw: a Redis that
+cannot be reached becomes :class:`~syncsvc.errors.BackendUnavailableError` (503 + Retry-After, see ``backend.py``).
+Connection retries are off on purpose: a write is never sent twice behind the caller's back; clients retry, and the
+writers hash makes a re-sent UpdateRecords idempotent.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +20,13 @@ from syncsvc import keys
 from syncsvc.keys import IdentityKeys
 from syncsvc.model import DatasetState, Limits, Op, Record, RecordPatch, RecordSealer
 from syncsvc.store import connection
-from syncsvc.store.backend import backend, register, text
+from syncsvc.store.backend import backend, text
 from syncsvc.store.connection import RedisClient
+from syncsvc.store.results import DatasetMeta, LastWrite, UpdateOutcome, Usage, decode_update, record_from_stored
+from syncsvc.store.scripts import Durability, confirmed, register, set_durability
 
 _MEMBER_PREFIX = 20  # digits of the sync count at the front of a change-log member
+_SNAPSHOT_FIELDS = ("sc", "live", "vv")  # of the dataset hash, as a write planned in Python reads them
 
 
 def _pairs(flat: Sequence[Any]) -> dict[str, str]:
@@ -31,32 +35,9 @@ def _pairs(flat: Sequence[Any]) -> dict[str, str]:
     return dict(zip(items[::2], items[1::2], strict=True))
 
 
-def record_from_stored(key: str, raw: bytes | str) -> Record:
-    """A record from its stored JSON (see update_records.lua for the fields)."""
-    stored = orjson.loads(raw)
-    device = stored.get("d")
-    # Positional and without per-field conversions: the scripts store integers (cjson), and a page holds up to 1,024.
-    return Record(
-        key,
-        stored.get("v"),
-        stored["sc"],
-        stored["lm"],
-        stored["lb"],
-        None if device is None else int(device),
-        stored["vv"],
-        stored.get("nk"),
-    )
-
-
-def dataset_state(meta: dict[str, str], *, merged: Sequence[str] = ()) -> DatasetState:
-    return DatasetState(
-        merged=tuple(merged),
-        exists=meta.get("live") == "1",
-        sync_count=int(meta.get("sc", 0)),
-        purged_at=int(meta.get("purged", 0)),
-        modified_by=meta.get("modified_by"),
-        version_vector={k: int(v) for k, v in orjson.loads(meta.get("vv", "{}")).items()},
-    )
+def _texts(reply: Mapping[Any, Any]) -> dict[str, str]:
+    """An HGETALL reply as a dict of str."""
+    return {text(name): text(value) for name, value in reply.items()}
 
 
 def encode_patches(patches: Sequence[RecordPatch], sealer: RecordSealer | None = None, dataset: str = "") -> bytes:
@@ -85,14 +66,6 @@ def _patch_argument(patch: RecordPatch, sealer: RecordSealer | None, dataset: st
 
 
 @dataclass(frozen=True, slots=True)
-class UpdateOutcome:
-    """The decoded result of update_records.lua: ``status`` is ok, duplicate, conflict or limit."""
-
-    status: str
-    body: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class WriteSnapshot:
     """A dataset at one instant, for a write planned outside the script (sync triggers, conflict handlers)."""
 
@@ -100,8 +73,8 @@ class WriteSnapshot:
     version_vector: dict[str, int]
     #: Every stored record by key, tombstones (value None) included; empty while the dataset is not live.
     records: dict[str, Record]
-    #: The writer's last committed write to this dataset: ``{"fp": request fingerprint, "result": ok result}``.
-    last_write: dict[str, Any] | None
+    #: The writer's last committed write to this dataset, None before its first.
+    last_write: LastWrite | None
 
 
 class RedisStore:
@@ -110,15 +83,19 @@ class RedisStore:
     def __init__(self, client: RedisClient) -> None:
         self.client = client
         self._update = register(client, "update_records.lua")
-        self._list = register(client, "list_records.lua")
+        self._list = register(client, "list_records.lua", writes=False)  # its write is a session count
         self._delete = register(client, "delete_dataset.lua")
         self._replace_if_exists = register(client, "replace_if_exists.lua")
         self._compare_and_set = register(client, "compare_and_set.lua")
 
     @classmethod
-    def connect(cls, url: str) -> RedisStore:
-        """A store on ``url`` (one Redis, a cluster or a Sentinel-managed primary: see ``connection.py``)."""
-        return cls(connection.connect(url))
+    def connect(cls, url: str, durability: Durability | None = None) -> RedisStore:
+        """A store on ``url`` (one Redis, a cluster or a Sentinel-managed primary: see ``connection.py``), whose
+        writes wait for ``durability`` (see ``scripts.py``)."""
+        client = connection.connect(url)
+        if durability is not None:
+            set_durability(client, durability)
+        return cls(client)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -210,15 +187,24 @@ class RedisStore:
                     ik.push_channel,
                 ],
             )
-        body = orjson.loads(raw)
-        return UpdateOutcome(body.pop("status"), body)
+        return decode_update(raw)
 
     async def list_records(
-        self, ik: IdentityKeys, dataset: str, *, start: str, limit: int, new_session: bool = False
+        self,
+        ik: IdentityKeys,
+        dataset: str,
+        *,
+        limit: int,
+        after_sync_count: int = 0,
+        cursor: str | None = None,
+        new_session: bool = False,
     ) -> tuple[DatasetState, list[Record], str | None]:
-        """One page of changes from lex ``start`` (see list_records.lua); returns the cursor of the next page.
-        ``new_session`` counts a sync session for the pool in the same script."""
+        """One page of the records changed after ``after_sync_count``, or with ``cursor`` (as a previous page
+        returned it) the page after that one (see list_records.lua); returns the cursor of the next page, None after
+        the last. ``new_session`` counts a sync session for the pool in the same script, best-effort: while Redis is
+        out of memory the page is answered and the session not counted."""
         script_keys = [ik.dataset(dataset), ik.records(dataset), ik.changes(dataset), ik.pool_sessions, ik.datasets]
+        start = f"[{after_sync_count + 1:0{_MEMBER_PREFIX}d}" if cursor is None else f"({cursor}"
         async with backend():
             meta, members, stored, more, merged = await self._list(
                 keys=script_keys, args=[start, limit, "1" if new_session else "0", f"{dataset}."]
@@ -226,41 +212,42 @@ class RedisStore:
         records = [
             record_from_stored(text(member[_MEMBER_PREFIX:]), raw) for member, raw in zip(members, stored, strict=True)
         ]
-        cursor = text(members[-1]) if more else None
-        state = dataset_state(_pairs(meta), merged=[text(name) for name in merged])
-        return state, records, cursor
+        state = DatasetMeta.of(dataset, _pairs(meta)).state(merged=[text(name) for name in merged])
+        return state, records, text(members[-1]) if more else None
 
     async def write_snapshot(self, ik: IdentityKeys, dataset: str, *, writer: str) -> WriteSnapshot:
         """The dataset as a write planned in Python sees it: one atomic read (MULTI) of its sync count, every stored
         record (tombstones included) and ``writer``'s last committed write (see update_records.lua)."""
         async with backend():
             pipe = self.client.pipeline(transaction=True)
-            pipe.hmget(ik.dataset(dataset), ["sc", "live", "vv"])
+            pipe.hmget(ik.dataset(dataset), _SNAPSHOT_FIELDS)
             pipe.hgetall(ik.records(dataset))
             pipe.hget(ik.writers(dataset), writer)
-            (sync_count, live, vv), stored, last = await pipe.execute()
+            values, stored, last = await pipe.execute()
+        meta = DatasetMeta.of(
+            dataset, {name: text(value) for name, value in zip(_SNAPSHOT_FIELDS, values, strict=True) if value}
+        )
         return WriteSnapshot(
-            sync_count=int(sync_count or 0),
-            version_vector=orjson.loads(vv) if vv else {},
-            records={text(key): record_from_stored(text(key), raw) for key, raw in stored.items()}
-            if live == b"1"
-            else {},
-            last_write=orjson.loads(last) if last else None,
+            sync_count=meta.sync_count,
+            version_vector=meta.version_vector,
+            records={text(key): record_from_stored(text(key), raw) for key, raw in stored.items()} if meta.live else {},
+            last_write=LastWrite.of(last) if last else None,
         )
 
-    async def dataset_meta(self, ik: IdentityKeys, dataset: str) -> dict[str, str]:
+    async def dataset_meta(self, ik: IdentityKeys, dataset: str) -> DatasetMeta:
+        """The dataset's metadata: live, a deletion marker, or every default for a name never written."""
         async with backend():
             meta = await self.client.hgetall(ik.dataset(dataset))
-        return _pairs([item for pair in meta.items() for item in pair])
+        return DatasetMeta.of(dataset, _texts(meta))
 
-    async def delete_dataset(self, ik: IdentityKeys, dataset: str, *, now_ms: int) -> dict[str, str] | None:
+    async def delete_dataset(self, ik: IdentityKeys, dataset: str, *, now_ms: int) -> DatasetMeta | None:
         """Deletes a live dataset; returns its metadata as it was, or None when there was no live dataset."""
         async with backend():
             meta = await self._delete(keys=ik.write_keys(dataset), args=[dataset, now_ms, ik.push_channel])
-        return _pairs(meta) if meta else None
+        return DatasetMeta.of(dataset, _pairs(meta)) if meta else None
 
-    async def list_datasets(self, ik: IdentityKeys, *, after: str | None, limit: int) -> list[dict[str, str]]:
-        """Metadata of up to ``limit`` live datasets named after ``after``, in name order (each has ``name``)."""
+    async def list_datasets(self, ik: IdentityKeys, *, after: str | None, limit: int) -> list[DatasetMeta]:
+        """Metadata of up to ``limit`` live datasets named after ``after`` (all when None), in name order."""
         start = f"({after}" if after is not None else "-"
         async with backend():
             names = await self.client.zrangebylex(ik.datasets, start, "+", start=0, num=limit)
@@ -268,19 +255,16 @@ class RedisStore:
             for name in names:
                 pipe.hgetall(ik.dataset(text(name)))
             metas = await pipe.execute()
-        return [
-            {**_pairs([item for pair in meta.items() for item in pair]), "name": text(name)}
-            for name, meta in zip(names, metas, strict=True)
-        ]
+        return [DatasetMeta.of(text(name), _texts(meta)) for name, meta in zip(names, metas, strict=True)]
 
-    async def identity_usage(self, ik: IdentityKeys) -> tuple[int, dict[str, str]]:
-        """(live dataset count, usage hash) of one identity."""
+    async def identity_usage(self, ik: IdentityKeys) -> tuple[int, Usage]:
+        """(live dataset count, usage) of one identity."""
         async with backend():
             pipe = self.client.pipeline(transaction=False)
             pipe.zcard(ik.datasets)
             pipe.hgetall(ik.usage)
             count, usage = await pipe.execute()
-        return int(count), _pairs([item for pair in usage.items() for item in pair])
+        return int(count), Usage.of(_texts(usage))
 
     async def pool_sessions(self, identity_pool_id: str, shards: int) -> int:
         """Sync sessions of the pool, summed over its per-shard counters."""
@@ -308,20 +292,22 @@ class RedisStore:
                 yield batch
                 start = f"({batch[-1]}"
 
-    async def usage_of(self, usage_keys: Sequence[str]) -> list[dict[str, str]]:
+    async def usage_of(self, identities: Sequence[IdentityKeys]) -> list[Usage]:
+        """The usage of each identity, in order (one pipeline)."""
         async with backend():
             pipe = self.client.pipeline(transaction=False)
-            for key in usage_keys:
-                pipe.hgetall(key)
+            for ik in identities:
+                pipe.hgetall(ik.usage)
             replies = await pipe.execute()
-        return [_pairs([item for pair in reply.items() for item in pair]) for reply in replies]
+        return [Usage.of(_texts(reply)) for reply in replies]
 
     async def purge_identity(self, ik: IdentityKeys) -> None:
         """Deletes every key of one identity (all in one slot, so one DEL)."""
         async with backend():
             names = [text(name) for name in await self.client.smembers(ik.every_dataset)]
             devices = [text(device) for device in await self.client.hkeys(ik.devices)]
-            await self.client.delete(*ik.all_keys(names, devices))
+            every_key = ik.all_keys(names, devices)
+            await confirmed(self.client, every_key[0], lambda pipe: pipe.delete(*every_key))
 
     # --- identity pools ---------------------------------------------------------------------------------------------
 
@@ -331,10 +317,10 @@ class RedisStore:
         encoded = orjson.dumps(description)
         async with backend():
             if create:
-                stored = bool(await self.client.hsetnx(key, "desc", encoded))
+                (stored,) = await confirmed(self.client, key, lambda pipe: pipe.hsetnx(key, "desc", encoded))
                 if stored:
-                    await self.client.zadd(keys.POOLS, {identity_pool_id: 0})
-                return stored
+                    await confirmed(self.client, keys.POOLS, lambda pipe: pipe.zadd(keys.POOLS, {identity_pool_id: 0}))
+                return bool(stored)
             return bool(await self._replace_if_exists(keys=[key], args=["desc", encoded]))
 
     async def get_pool(self, identity_pool_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:

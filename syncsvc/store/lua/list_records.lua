@@ -10,8 +10,15 @@
 --          names of the merged datasets}.
 -- Members are "<20-digit sync count><record key>", so the page is in (sync count, key) order and a later write
 -- always sorts after any cursor: paging never skips a record, even while the dataset changes.
+-- Errors: those of a read only. Counting the session is bookkeeping, the answer does not depend on it: while Redis is
+-- out of memory (maxmemory reached under noeviction) that INCR is refused and the page is answered all the same, so
+-- devices can still pull while writes are refused. Keep it the script's only write, and best-effort: Redis refuses a
+-- script's first write under OOM, and a redis.call write would fail the whole read.
 
-if ARGV[3] == '1' then redis.call('INCR', KEYS[4]) end
+if ARGV[3] == '1' then
+  local counted = redis.pcall('INCR', KEYS[4])
+  if type(counted) == 'table' and counted.err and string.sub(counted.err, 1, 3) ~= 'OOM' then return counted end
+end
 local meta = redis.call('HGETALL', KEYS[1])
 local limit = tonumber(ARGV[2])
 local members = redis.call('ZRANGEBYLEX', KEYS[3], ARGV[1], '+', 'LIMIT', 0, limit + 1)
