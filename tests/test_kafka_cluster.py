@@ -58,7 +58,15 @@ class Served:
 @pytest.fixture
 async def served(redis_url: str, redis_client: Redis, kafka_cluster: KafkaCluster) -> AsyncIterator[Served]:
     """syncsvc (API and relay, in this process) on the suite's Redis and the three-broker cluster."""
-    settings = make_settings(redis_url, shards=SHARDS, kafka_bootstrap=kafka_cluster.bootstrap, relay=True)
+    own = uuid.uuid4().hex[:8]  # the cluster outlives this test: its relay's checkpoints and producer ids are its own
+    settings = make_settings(
+        redis_url,
+        shards=SHARDS,
+        kafka_bootstrap=kafka_cluster.bootstrap,
+        relay=True,
+        relay_checkpoint_topic=f"checkpoints-{own}",
+        relay_transactional_prefix=f"relay-{own}",
+    )
     await warm_up(kafka_cluster.bootstrap)  # the transaction state topic exists before the relay's first producer
     async with serving(settings) as endpoint, aiohttp.ClientSession() as session:
         yield Served(endpoint, settings, Raw(endpoint, session), Boto(endpoint))
