@@ -45,7 +45,6 @@ async def served(redis_url: str, own_kafka: KafkaBroker, redis_client: Redis) ->
 
 async def readiness(raw: Raw) -> str:
     status, body, _ = await raw.send("GET", "/readyz", sign=False)
-    print("READY", status, body)
     assert status == 200
     return str(body["status"])
 

@@ -33,7 +33,7 @@ from urllib.parse import quote
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.conftest import REGION, Boto, Raw, make_settings, process_environment, serving
@@ -84,6 +84,19 @@ async def create_topic(bootstrap: str, topic: str) -> None:
         await admin.close()
 
 
+async def _partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
+    """Every partition of ``topic``, once each has a leader (within 30 s)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        async with asyncio.timeout(30):
+            while not _led(described := await admin.describe_topics([topic]), 1):
+                await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+    return [TopicPartition(topic, partition["partition"]) for partition in described[0]["partitions"]]
+
+
 def _led(described: list[Any], partitions: int) -> bool:
     found = described[0]["partitions"]
     return len(found) >= partitions and all(partition["leader"] >= 0 for partition in found)
@@ -120,13 +133,17 @@ async def serving_with_relay(redis_url: str, kafka_bootstrap: str, **overrides: 
 
 
 async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:
-    """Every record a read_committed consumer sees on ``topic``, once ``expected`` arrived (or the timeout)."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, isolation_level="read_committed", auto_offset_reset="earliest"
-    )
+    """Every record a read_committed consumer sees on ``topic``, once ``expected`` arrived (or the timeout). The
+    consumer is assigned every partition the topic has once each has a leader: one that subscribed instead would read
+    only the partitions its first metadata listed, and right after a broker restart that can leave one out (and with
+    it every change of the datasets it holds)."""
+    partitions = await _partitions(bootstrap, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False)
     await consumer.start()
     seen: list[Any] = []
     try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
         async with asyncio.timeout(timeout):
             while len(seen) < expected:
                 for messages in (await consumer.getmany(timeout_ms=500)).values():
