@@ -66,22 +66,20 @@ class Script:
         self._script = script
         self._writes = writes
 
-    async def __call__(self, *, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
-        """The script's reply. ``client``: a pipeline to queue it on (no durability wait: the caller's pipeline)."""
-        if client is not None:
-            return await self._script(keys=keys, args=args, client=client)
+    async def __call__(self, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """The script's reply, once the replicas the deployment requires confirmed what it wrote."""
         if not self._writes or durability_of(self._client).replicas <= 0:
             return await self._script(keys=keys, args=args)
+
+        def queue(pipe: Any) -> object:
+            return pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+
         try:
-            (reply,) = await confirmed(
-                self._client, keys[0], lambda pipe: pipe.evalsha(self._script.sha, len(keys), *keys, *args)
-            )
+            (reply,) = await confirmed(self._client, keys[0], queue)
         except NoScriptError:
             # Refused, not run (a node that never saw the script: a restart, a promoted replica): load it, run again.
             await self._client.script_load(self._script.script)
-            (reply,) = await confirmed(
-                self._client, keys[0], lambda pipe: pipe.evalsha(self._script.sha, len(keys), *keys, *args)
-            )
+            (reply,) = await confirmed(self._client, keys[0], queue)
         return reply
 
 
