@@ -5,9 +5,12 @@ Times are integer epoch milliseconds inside the service (the wire speaks epoch s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
+
+from syncsvc.errors import InvalidParameterError
 
 
 class Op(StrEnum):
@@ -169,6 +172,21 @@ ANONYMOUS = Caller(CallerKind.ANONYMOUS)
 #: Unicode, so every pattern here spells the ASCII classes out.
 IDENTITY_ID_PATTERN = r"[A-Za-z0-9_-]+:[0-9a-f-]+"
 DATASET_NAME_PATTERN = r"[a-zA-Z0-9_.:-]{1,128}"
+_IDENTITY_ID = re.compile(IDENTITY_ID_PATTERN)
+_DATASET_NAME = re.compile(DATASET_NAME_PATTERN)
+
+
+def check_identity_id(identity_id: str) -> None:
+    if not 1 <= len(identity_id) <= 55 or not _IDENTITY_ID.fullmatch(identity_id):
+        raise InvalidParameterError(f"IdentityId '{identity_id[:60]}' is not of the form <region>:<uuid>")
+
+
+def check_dataset_name(name: str) -> None:
+    if not _DATASET_NAME.fullmatch(name):
+        raise InvalidParameterError(
+            f"DatasetName '{name[:140]}' must be 1-128 characters of a-z, A-Z, 0-9, '_', '.', ':' and '-'"
+        )
+
 
 # The ranges of the numbers a request carries, checked where requests are parsed (``syncsvc.api``), so that nothing
 # past them reaches the store's encoders (orjson stops at 64 bits) or its scripts.

@@ -9,13 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
 
+from syncsvc.clock import SYSTEM, Clock
 from syncsvc.config import Settings
 from syncsvc.errors import (
     InvalidParameterError,
@@ -27,8 +26,6 @@ from syncsvc.identity.pools import PoolDirectory, SyncConfiguration
 from syncsvc.keys import IdentityKeys
 from syncsvc.kms.envelope import Envelope
 from syncsvc.model import (
-    DATASET_NAME_PATTERN,
-    IDENTITY_ID_PATTERN,
     Caller,
     Dataset,
     DatasetState,
@@ -39,6 +36,8 @@ from syncsvc.model import (
     Record,
     RecordPatch,
     WriteResult,
+    check_dataset_name,
+    check_identity_id,
 )
 from syncsvc.outcomes import limit_error, opened, result_of
 from syncsvc.store import RedisStore
@@ -51,8 +50,6 @@ from syncsvc.triggers.runner import TriggerRunner
 from syncsvc.triggers.spec import LAST_WRITER_WINS, REJECT
 from syncsvc.write_hooks import HookedWrite, Hooks, WriteHooks
 
-_IDENTITY_ID = re.compile(IDENTITY_ID_PATTERN)
-_DATASET_NAME = re.compile(DATASET_NAME_PATTERN)
 _SESSION = "SyncSessionToken"
 _MAX_LIST_RECORDS = 1024
 CONFLICT_POLICIES = (REJECT, LAST_WRITER_WINS)
@@ -67,22 +64,6 @@ class ListRecordsResult:
     deleted_after_requested: bool
     session_token: str
     next_token: str | None
-
-
-def check_identity_id(identity_id: str) -> None:
-    if not 1 <= len(identity_id) <= 55 or not _IDENTITY_ID.fullmatch(identity_id):
-        raise InvalidParameterError(f"IdentityId '{identity_id[:60]}' is not of the form <region>:<uuid>")
-
-
-def check_dataset_name(name: str) -> None:
-    if not _DATASET_NAME.fullmatch(name):
-        raise InvalidParameterError(
-            f"DatasetName '{name[:140]}' must be 1-128 characters of a-z, A-Z, 0-9, '_', '.', ':' and '-'"
-        )
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def writer_of(identity_id: str, device_id: str | None, client_context: str | None) -> str:
@@ -113,7 +94,9 @@ class SyncService:
         triggers: TriggerRegistry,
         runner: TriggerRunner,
         envelope: Envelope,
+        clock: Clock = SYSTEM,
     ) -> None:
+        self._clock = clock
         self._store = store
         self._triggers = triggers
         self._pools = pools
@@ -232,7 +215,7 @@ class SyncService:
             writer=writer,
             encoded_patches=encode_patches(patches, cipher, dataset),
             fingerprint=fingerprint,
-            now_ms=now_ms(),
+            now_ms=self._clock.now_ms(),
             limits=self._limits,
             topic=config.streaming_topic,
         )
@@ -271,7 +254,7 @@ class SyncService:
     async def delete_dataset(self, caller: Caller, pool_id: str, identity_id: str, dataset: str) -> Dataset:
         check_dataset_name(dataset)
         ik = await self.authorize(caller, pool_id, identity_id)
-        meta = await self._store.delete_dataset(ik, dataset, now_ms=now_ms())
+        meta = await self._store.delete_dataset(ik, dataset, now_ms=self._clock.now_ms())
         if meta is None:
             raise ResourceNotFoundError(f"Dataset '{dataset}' does not exist.")
         return _dataset(identity_id, meta)
@@ -423,7 +406,7 @@ class SyncService:
                 writer=f"merge:{source_id}",
                 encoded_patches=encode_patches(patches, destination_cipher, target),
                 fingerprint=hashlib.sha256(encode_patches(patches)).hexdigest(),
-                now_ms=now_ms(),
+                now_ms=self._clock.now_ms(),
                 limits=self._limits,
                 topic=topic,
             )

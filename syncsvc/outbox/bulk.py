@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from syncsvc.background import every
+from syncsvc.clock import SYSTEM, Clock
 from syncsvc.config import Settings
 from syncsvc.errors import (
     AlreadyStreamedError,
@@ -45,7 +46,6 @@ from syncsvc.errors import (
 from syncsvc.identity.pools import PoolDirectory
 from syncsvc.keys import IdentityKeys
 from syncsvc.model import Caller
-from syncsvc.service import now_ms
 from syncsvc.store import RedisStore
 from syncsvc.store.bulk import RedisBulkJobs
 from syncsvc.store.outbox import RedisOutbox
@@ -129,7 +129,9 @@ class BulkPublisher:
         settings: Settings,
         *,
         owner: str | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
+        self._clock = clock
         self._jobs = jobs
         self._store = store
         self._outbox = outbox
@@ -150,7 +152,7 @@ class BulkPublisher:
             )
         window_ms = self._settings.bulk_publish_window_seconds * 1000
         outcome, completed = await self._jobs.start(
-            pool_id, self.owner, lease_ms=LEASE_MS, now_ms=now_ms(), window_ms=window_ms
+            pool_id, self.owner, lease_ms=LEASE_MS, now_ms=self._clock.now_ms(), window_ms=window_ms
         )
         if outcome == "duplicate":
             await self._adopt(pool_id)
@@ -278,7 +280,9 @@ class BulkPublisher:
 
     async def _finish(self, pool_id: str, status: BulkStatus, failure: str = "") -> None:
         try:
-            ended = await self._jobs.finish(pool_id, self.owner, status=status, now_ms=now_ms(), failure=failure)
+            ended = await self._jobs.finish(
+                pool_id, self.owner, status=status, now_ms=self._clock.now_ms(), failure=failure
+            )
         except BackendUnavailableError as exc:
             log.warning("bulk publish of pool %s: cannot record %s (%s); it resumes later", pool_id, status, exc)
             return

@@ -22,8 +22,8 @@ from syncsvc.errors import (
 )
 from syncsvc.identity.pools import PoolDirectory
 from syncsvc.keys import IdentityKeys
-from syncsvc.model import Caller
-from syncsvc.service import SyncService, check_dataset_name
+from syncsvc.model import Caller, check_dataset_name
+from syncsvc.service import SyncService
 from syncsvc.store.push import RedisPushStore
 
 #: Cognito's platforms, and WEBSOCKET: a device that holds a socket to syncsvc (every platform may, see the README).

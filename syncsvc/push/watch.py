@@ -22,8 +22,8 @@ import orjson
 from syncsvc.config import Settings
 from syncsvc.errors import InvalidParameterError
 from syncsvc.keys import IdentityKeys
+from syncsvc.model import check_identity_id
 from syncsvc.runtime import StartupError, open_services
-from syncsvc.service import check_identity_id
 from syncsvc.store.channels import ShardedChannels
 
 
