@@ -13,12 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.writes import main_of, print_latencies, write_latencies
+from syncsvc.access import DataAccess
 from syncsvc.config import load_settings
 from syncsvc.identity.pools import IdentityPoolSpec
 from syncsvc.keys import IdentityKeys
 from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope, IdentityCipher
 from syncsvc.runtime import Services, open_services
 from syncsvc.service import SyncService
+from syncsvc.store.datakeys import RedisDataKeys
 
 
 @dataclass(slots=True)
@@ -38,8 +40,16 @@ class PlainEnvelope(Envelope):
 
 
 def sync_with(services: Services, envelope: Envelope) -> SyncService:
+    access = DataAccess(services.pools, shards=services.settings.shards)
     return SyncService(
-        services.store, services.pools, services.signer, services.settings, services.triggers, services.runner, envelope
+        services.store,
+        services.pools,
+        services.signer,
+        services.settings,
+        services.triggers,
+        services.runner,
+        envelope,
+        access,
     )
 
 
@@ -54,9 +64,9 @@ async def measure(writes: int) -> None:
         cases = {
             "sealed, data key cached": services.envelope,
             "sealed, no cache (KMS unwrap per write)": Envelope(
-                services.kms, client, DataKeyCache(CacheLimits(max_uses=1))
+                services.kms, RedisDataKeys(client), DataKeyCache(CacheLimits(max_uses=1))
             ),
-            "not sealed (floor)": PlainEnvelope(services.kms, client, DataKeyCache(CacheLimits())),
+            "not sealed (floor)": PlainEnvelope(services.kms, RedisDataKeys(client), DataKeyCache(CacheLimits())),
         }
         for label, envelope in cases.items():
             sync = sync_with(services, envelope)

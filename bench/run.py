@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import platform
 import subprocess
 import tempfile
@@ -98,22 +99,7 @@ class Results:
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "plan": _fields(self.plan),
-            "machine": self.machine,
-            "systems": self.systems,
-            "points": self.points,
-            "paced": self.paced,
-            "push": self.push,
-            "stream": self.stream,
-            "idle": self.idle,
-            "bulk": self.bulk,
-            "seconds": self.seconds,
-        }
-
-
-def _fields(plan: Plan) -> dict[str, Any]:
-    return {name: getattr(plan, name) for name in plan.__dataclass_fields__}
+        return dataclasses.asdict(self)
 
 
 class Run:
@@ -395,18 +381,12 @@ def main() -> None:
     parser.add_argument("--levels", help="concurrency levels, comma-separated")
     parser.add_argument("--skip-peers", action="store_true", help="leave out Kinto and PouchDB Server")
     args = parser.parse_args()
-    plan = Plan.smoke() if args.smoke else Plan()
-    changes: dict[str, Any] = {}
-    if args.seconds:
-        changes["seconds"] = args.seconds
-    if args.repeats:
-        changes["repeats"] = args.repeats
+    changes: dict[str, Any] = {name: value for name in ("seconds", "repeats") if (value := getattr(args, name))}
     if args.levels:
         changes["levels"] = tuple(int(level) for level in args.levels.split(","))
     if args.skip_peers:
         changes["peers"] = False
-    if changes:
-        plan = Plan(**{**_fields(plan), **changes})
+    plan = dataclasses.replace(Plan.smoke() if args.smoke else Plan(), **changes)
     results = run(plan, args.out)
     print(f"report: {args.out / 'results.md'} ({results.seconds / 60:.1f} min)")
 

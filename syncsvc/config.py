@@ -5,13 +5,14 @@ No other module reads the environment. Secrets are ``SecretStr`` so they never a
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from syncsvc.identity.oidc import OidcProvider
+from syncsvc.identity.providers import OidcProvider
 
 
 class DeveloperCredential(tuple[str, SecretStr]):
@@ -326,3 +327,11 @@ def load_settings(**overrides: Any) -> Settings:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "settings"
         raise SettingsError(f"invalid setting SYNCSVC_{field.upper()}: {first['msg']}") from None
+
+
+def connection_limit(settings: Settings) -> int:
+    """The configured cap, or the open-files limit less the descriptors kept for everything else."""
+    if settings.max_connections is not None:
+        return settings.max_connections
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(1, soft - settings.reserved_descriptors)

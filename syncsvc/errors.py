@@ -1,7 +1,7 @@
 """One exception tree for the whole service.
 
 Every class knows its AWS error name (``code``) and HTTP status, so the API layer maps any of them to the wire in one
-place (``syncsvc.api.errors``). Domain code raises the error where the rule lives and never builds responses.
+place (``syncsvc.api.middleware``). Domain code raises the error where the rule lives and never builds responses.
 """
 
 from __future__ import annotations
@@ -33,6 +33,14 @@ class SyncsvcError(Exception):
 
 class InvalidParameterError(SyncsvcError):
     code = "InvalidParameterException"
+    status = 400
+
+
+class InputValidationError(SyncsvcError):
+    """A member breaks its constraint in the service model (Cognito Identity's and KMS's answer; Cognito Sync answers
+    InvalidParameterException). The message is AWS's: ``1 validation error detected: Value …``."""
+
+    code = "ValidationException"
     status = 400
 
 

@@ -1,21 +1,27 @@
-"""The object graph of one syncsvc instance, opened and closed as one async context.
+"""The composition root: the object graph of one syncsvc instance, opened and closed as one async context.
 
 ``async with open_services(settings) as services:`` connects to Redis, checks the deployment (shard and relay lane
-counts), gets the shared token secret, builds every service once, and closes what it opened on the way out. The HTTP
-app and the operator CLI both run inside it, so there is one place that knows how the parts fit together.
+counts), gets the shared token secret, builds every service once, and closes what it opened on the way out.
+``async with serving(services):`` runs what a server runs besides answering requests (the push hub, trigger workers,
+the sweeps, the relay). The HTTP app (``syncsvc.api.app``) and the operator CLI (``syncsvc.cli``) both run inside it
+and read the one typed :class:`Services` object, so this is the one place that knows how the parts fit together: to
+wire a new service, add its field to :class:`Services` and build it in :func:`_build`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from syncsvc.config import Settings
+from syncsvc.access import DataAccess
+from syncsvc.background import every
+from syncsvc.config import Settings, connection_limit
 from syncsvc.errors import SyncsvcError
 from syncsvc.identity.authenticator import Authenticator
 from syncsvc.identity.broker import IdentityBroker, RateLimits
@@ -23,15 +29,22 @@ from syncsvc.identity.credentials import CredentialAuthority
 from syncsvc.identity.issuer import TokenIssuer
 from syncsvc.identity.oidc import OidcVerifier
 from syncsvc.identity.pools import PoolDirectory
+from syncsvc.kms import token_secret
+from syncsvc.kms.access import KeyAccess
 from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope
 from syncsvc.kms.material import MaterialError, RootKey
 from syncsvc.kms.service import KeyService
 from syncsvc.outbox.bulk import BulkPublisher
+from syncsvc.outbox.relay import Relay
+from syncsvc.push.hub import PushHub
 from syncsvc.push.service import PushLimits, PushService
 from syncsvc.service import SyncService
 from syncsvc.store import RedisStore, health
 from syncsvc.store.bulk import RedisBulkJobs
+from syncsvc.store.channels import ShardedChannels
 from syncsvc.store.connection import RedisUrlError
+from syncsvc.store.datakeys import RedisDataKeys
+from syncsvc.store.health import EPISODE_SECONDS, RedisWatch
 from syncsvc.store.identities import RedisIdentityStore
 from syncsvc.store.keyring import RedisKeyRing
 from syncsvc.store.kms import RedisKeyStore
@@ -44,8 +57,6 @@ from syncsvc.triggers.registry import TriggerError, TriggerRegistry, load_regist
 from syncsvc.triggers.runner import TriggerRunner
 
 log = logging.getLogger("syncsvc")
-#: The name the token secret is sealed under (associated data of its seal).
-_SEALED_AS = "tokens"
 
 
 class StartupError(Exception):
@@ -71,10 +82,18 @@ class Services:
     push: PushService
     #: KMS: master keys and the operations under them.
     kms: KeyService
+    #: Who may use which KMS key (key policies, grants, grant tokens), on the public view of ``kms``.
+    key_access: KeyAccess
     #: Record values at rest: per-identity data keys, cached unwrapped.
     envelope: Envelope
     #: Calls the triggers. A server starts it (warming process workers); it is closed with the services.
     runner: TriggerRunner
+    #: Device sockets of this instance and the Pub/Sub fan-out between instances (started by :func:`serving`).
+    hub: PushHub
+    #: Publishes the outbox to Kafka (run by :func:`serving` when ``settings.relay``; ``syncsvc relay`` runs it alone).
+    relay: Relay
+    #: Redis's eviction policy and memory, watched while serving (see ``syncsvc.store.health``).
+    redis_watch: RedisWatch
 
 
 @asynccontextmanager
@@ -142,9 +161,9 @@ async def _token_secret(store: RedisStore, root: RootKey) -> bytes:
     """The token secret (it signs session tokens and derives temporary credentials' secrets): generated once, stored
     sealed by the root key, so a copy of Redis alone cannot forge a token. A secret stored in plaintext by an earlier
     release is replaced (whoever had a copy of Redis had it): tokens and credentials issued before stop working."""
-    fresh = root.seal_secret(_SEALED_AS, secrets.token_bytes(32))
+    fresh = token_secret.sealed_new(root)
     stored = await store.token_secret(fresh)
-    if _in_plaintext(stored):
+    if token_secret.in_plaintext(stored):
         log.warning(
             "the token secret was stored in plaintext in Redis (an earlier release); replaced it with a new one "
             "sealed by the root key: temporary credentials and session tokens issued before are no longer accepted"
@@ -152,24 +171,33 @@ async def _token_secret(store: RedisStore, root: RootKey) -> bytes:
         await store.replace_token_secret(stored, fresh)
         stored = await store.token_secret(fresh)
     try:
-        return open_token_secret(root, stored)
+        return token_secret.open_token_secret(root, stored)
     except MaterialError as exc:
         raise StartupError(f"{exc}: the token secret in Redis was sealed under another root key") from None
 
 
-def open_token_secret(root: RootKey, stored: bytes) -> bytes:
-    """The token secret from what Redis stores; MaterialError under another root key."""
-    return root.open_secret(_SEALED_AS, stored)
-
-
-def reseal_token_secret(root: RootKey, stored: bytes) -> bytes | None:
-    """The stored token secret sealed by the root key instead of the previous one; None when it is already."""
-    return root.resealed_secret(_SEALED_AS, stored)
-
-
-def _in_plaintext(stored: bytes) -> bool:
-    """What earlier releases stored: 64 hex characters (a sealed secret is 60 bytes)."""
-    return len(stored) == 64 and all(byte in b"0123456789abcdef" for byte in stored)
+@asynccontextmanager
+async def serving(services: Services) -> AsyncIterator[None]:
+    """Runs, while the context is open, what a server runs besides answering requests: the push hub, the trigger
+    workers (StartupError when one cannot start), the bulk-publish sweep (resumes jobs whose worker is gone), the KMS
+    sweep (deletions and automatic rotations that are due), the Redis watch (eviction policy, out-of-memory episodes)
+    and, when ``settings.relay``, the relay. Device sockets are closed by the app at shutdown (``PushHub.close``)."""
+    services.hub.start()
+    await start_triggers(services)
+    tasks = [
+        asyncio.create_task(services.bulk.run(), name="bulk-publish sweep"),
+        asyncio.create_task(services.kms.run(), name="kms sweep"),
+        asyncio.create_task(every(EPISODE_SECONDS, "redis watch", services.redis_watch.tick), name="redis watch"),
+    ]
+    if services.settings.relay:
+        tasks.append(asyncio.create_task(services.relay.run(), name="relay"))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def start_triggers(services: Services) -> None:
@@ -252,8 +280,9 @@ def _build(
             max_bytes=settings.data_key_cache_bytes,
         )
     )
-    envelope = Envelope(kms, store.client, cache)
-    sync = SyncService(store, pools, signer, settings, triggers, runner, envelope)
+    envelope = Envelope(kms, RedisDataKeys(store.client), cache)
+    access = DataAccess(pools, shards=settings.shards)
+    sync = SyncService(store, pools, signer, settings, triggers, runner, envelope, access)
     broker = IdentityBroker(
         identities=identities,
         store=store,
@@ -272,23 +301,33 @@ def _build(
     push_limits = PushLimits(
         devices=settings.push_max_devices_per_identity, subscriptions=settings.max_datasets_per_identity
     )
-    push = PushService(sync, pools, RedisPushStore(store.client), push_limits)
+    push = PushService(access, pools, RedisPushStore(store.client), push_limits)
+    hub = PushHub(
+        ShardedChannels(store.client),
+        push.catch_up,
+        queue_size=settings.push_queue_size,
+        max_sockets=settings.push_max_sockets or max(1, connection_limit(settings) * 9 // 10),
+    )
     return Services(
-        settings,
-        store,
-        signer,
-        pools,
-        sync,
-        issuer,
-        authenticator,
-        broker,
-        outbox,
-        bulk,
-        triggers,
-        push,
-        kms,
-        envelope,
-        runner,
+        settings=settings,
+        store=store,
+        signer=signer,
+        pools=pools,
+        sync=sync,
+        issuer=issuer,
+        authenticator=authenticator,
+        broker=broker,
+        outbox=outbox,
+        bulk=bulk,
+        triggers=triggers,
+        push=push,
+        kms=kms,
+        key_access=KeyAccess(kms, signer),
+        envelope=envelope,
+        runner=runner,
+        hub=hub,
+        relay=Relay(outbox, settings, envelope),
+        redis_watch=RedisWatch(store.client, allow_eviction=settings.redis_allow_eviction),
     )
 
 

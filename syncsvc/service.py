@@ -1,7 +1,8 @@
 """The Cognito Sync use-cases: pull, push, describe, delete and usage.
 
-This is the only module that knows all the parts: it checks the caller, the pool and the inputs, asks the store,
-and turns the store's outcomes into domain results or domain errors. It knows nothing of HTTP.
+It holds a caller to its own identity's data (``syncsvc.access.DataAccess``; which operations a caller may call at
+all is the operation tables' rule), checks the pool and the inputs, asks the store, and turns the store's outcomes
+into domain results or domain errors. It knows nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from dataclasses import dataclass
 
 import orjson
 
+from syncsvc.access import DataAccess
 from syncsvc.clock import SYSTEM, Clock
 from syncsvc.config import Settings
 from syncsvc.errors import (
     InvalidParameterError,
     LimitExceededError,
-    NotAuthorizedError,
     ResourceNotFoundError,
 )
 from syncsvc.identity.pools import PoolDirectory, SyncConfiguration
@@ -37,7 +38,6 @@ from syncsvc.model import (
     RecordPatch,
     WriteResult,
     check_dataset_name,
-    check_identity_id,
 )
 from syncsvc.outcomes import limit_error, opened, result_of
 from syncsvc.store import RedisStore
@@ -94,8 +94,10 @@ class SyncService:
         triggers: TriggerRegistry,
         runner: TriggerRunner,
         envelope: Envelope,
+        access: DataAccess,
         clock: Clock = SYSTEM,
     ) -> None:
+        self._access = access
         self._clock = clock
         self._store = store
         self._triggers = triggers
@@ -110,20 +112,6 @@ class SyncService:
         )
         self._envelope = envelope
         self._hooks = WriteHooks(store, runner, self._limits)
-
-    # --- access ------------------------------------------------------------------------------------------------------
-
-    async def authorize(self, caller: Caller, pool_id: str, identity_id: str) -> IdentityKeys:
-        """Checks that the caller may act on the identity and that the pool exists; returns the identity's keys.
-
-        The one authorization rule for data: a developer may act on any identity of an existing pool; an identity
-        only on itself. The caller is checked *before* the pool, so an identity learns nothing about other pools or
-        identities: every foreign target answers the same NotAuthorizedException."""
-        check_identity_id(identity_id)
-        if not caller.is_developer and (caller.identity_id, caller.identity_pool_id) != (identity_id, pool_id):
-            raise NotAuthorizedError("Access to this identity's data is not allowed")
-        await self._pools.require(pool_id)
-        return IdentityKeys.of(pool_id, identity_id, self._settings.shards)
 
     # --- records -----------------------------------------------------------------------------------------------------
 
@@ -141,7 +129,7 @@ class SyncService:
     ) -> ListRecordsResult:
         """ListRecords: the records changed after ``last_sync_count`` (all when absent), one page at a time."""
         check_dataset_name(dataset)
-        ik = await self.authorize(caller, pool_id, identity_id)
+        ik = await self._access.authorize(caller, pool_id, identity_id)
         since = _non_negative("LastSyncCount", last_sync_count or 0)
         limit = _page_size(max_results, default=_MAX_LIST_RECORDS, most=_MAX_LIST_RECORDS)
         bound = {"p": pool_id, "i": identity_id, "d": dataset}
@@ -194,7 +182,7 @@ class SyncService:
     ) -> WriteResult:
         """UpdateRecords: applies every patch or none; raises RecordConflictError, LimitExceededError, …"""
         check_dataset_name(dataset)
-        ik = await self.authorize(caller, pool_id, identity_id)
+        ik = await self._access.authorize(caller, pool_id, identity_id)
         self.check_session(session_token, pool_id, identity_id, dataset)
         self._check_patches(patches)
         if not patches:  # nothing to write: no new sync count, no change to stream
@@ -245,7 +233,7 @@ class SyncService:
 
     async def describe_dataset(self, caller: Caller, pool_id: str, identity_id: str, dataset: str) -> Dataset:
         check_dataset_name(dataset)
-        ik = await self.authorize(caller, pool_id, identity_id)
+        ik = await self._access.authorize(caller, pool_id, identity_id)
         meta = await self._store.dataset_meta(ik, dataset)
         if not meta.live:
             raise ResourceNotFoundError(f"Dataset '{dataset}' does not exist.")
@@ -253,7 +241,7 @@ class SyncService:
 
     async def delete_dataset(self, caller: Caller, pool_id: str, identity_id: str, dataset: str) -> Dataset:
         check_dataset_name(dataset)
-        ik = await self.authorize(caller, pool_id, identity_id)
+        ik = await self._access.authorize(caller, pool_id, identity_id)
         meta = await self._store.delete_dataset(ik, dataset, now_ms=self._clock.now_ms())
         if meta is None:
             raise ResourceNotFoundError(f"Dataset '{dataset}' does not exist.")
@@ -268,7 +256,7 @@ class SyncService:
         max_results: int | None,
         next_token: str | None,
     ) -> tuple[list[Dataset], str | None]:
-        ik = await self.authorize(caller, pool_id, identity_id)
+        ik = await self._access.authorize(caller, pool_id, identity_id)
         limit = _page_size(max_results, default=64, most=_MAX_LIST_DATASETS)
         after = None
         if next_token:
@@ -287,7 +275,7 @@ class SyncService:
     # --- usage -------------------------------------------------------------------------------------------------------
 
     async def describe_identity_usage(self, caller: Caller, pool_id: str, identity_id: str) -> IdentityUsage:
-        ik = await self.authorize(caller, pool_id, identity_id)
+        ik = await self._access.authorize(caller, pool_id, identity_id)
         count, usage = await self._store.identity_usage(ik)
         return IdentityUsage(
             identity_pool_id=pool_id,
@@ -297,9 +285,8 @@ class SyncService:
             modified_ms=usage.modified_ms,
         )
 
-    async def describe_pool_usage(self, caller: Caller, pool_id: str) -> PoolUsage:
+    async def describe_pool_usage(self, pool_id: str) -> PoolUsage:
         """Pool usage, summed over the pool's identities (an admin call: O(identities), pipelined in batches)."""
-        _require_developer(caller)
         await self._pools.require(pool_id)
         sessions = await self._store.pool_sessions(pool_id, self._settings.shards)
         storage, modified = 0, None
@@ -313,16 +300,15 @@ class SyncService:
         return PoolUsage(pool_id, sessions, storage, modified)
 
     async def list_pool_usage(
-        self, caller: Caller, *, max_results: int | None, next_token: str | None
+        self, *, max_results: int | None, next_token: str | None
     ) -> tuple[list[PoolUsage], int, str | None]:
         """ListIdentityPoolUsage: a page of pool usages, the page size used, and the next page's token."""
-        _require_developer(caller)
         limit = _page_size(max_results, default=16, most=60)
         after = None
         if next_token:
             after = str(self._signer.open("ListIdentityPoolUsage", next_token, name="NextToken")["a"])
         pool_ids = await self._store.list_pools(after=after, limit=limit + 1)
-        page = [await self.describe_pool_usage(caller, pool_id) for pool_id in pool_ids[:limit]]
+        page = [await self.describe_pool_usage(pool_id) for pool_id in pool_ids[:limit]]
         token = None
         if len(pool_ids) > limit:
             token = self._signer.seal("ListIdentityPoolUsage", {"a": pool_ids[limit - 1]})
@@ -330,27 +316,23 @@ class SyncService:
 
     # --- pool configuration -------------------------------------------------------------------------------------------
 
-    async def configuration(self, caller: Caller, pool_id: str) -> SyncConfiguration:
-        """GetIdentityPoolConfiguration (developer credentials only)."""
-        _require_developer(caller)
+    async def configuration(self, pool_id: str) -> SyncConfiguration:
+        """GetIdentityPoolConfiguration."""
         return await self._pools.configuration(pool_id)
 
-    async def configure(self, caller: Caller, pool_id: str, change: SyncConfiguration) -> SyncConfiguration:
-        """SetIdentityPoolConfiguration (developer credentials only): the members given replace the stored ones."""
-        _require_developer(caller)
+    async def configure(self, pool_id: str, change: SyncConfiguration) -> SyncConfiguration:
+        """SetIdentityPoolConfiguration: the members given replace the stored ones."""
         return await self._pools.configure(pool_id, change)
 
-    async def cognito_events(self, caller: Caller, pool_id: str) -> dict[str, str]:
-        """GetCognitoEvents (developer credentials only): event type → trigger name, ``{}`` when none is set."""
-        _require_developer(caller)
+    async def cognito_events(self, pool_id: str) -> dict[str, str]:
+        """GetCognitoEvents: event type → trigger name, ``{}`` when none is set."""
         return dict((await self._pools.configuration(pool_id)).Events or {})
 
-    async def set_cognito_events(self, caller: Caller, pool_id: str, events: dict[str, str]) -> None:
-        """SetCognitoEvents (developer credentials only). ``SyncTrigger``: a registered trigger's name or a Lambda ARN
+    async def set_cognito_events(self, pool_id: str, events: dict[str, str]) -> None:
+        """SetCognitoEvents. ``SyncTrigger``: a registered trigger's name or a Lambda ARN
         ending in one (stored as the name). ``SyncConflict`` (a syncsvc extension): the conflict policy, ``reject``
         (Cognito's behaviour, the default), ``last-writer-wins`` or a registered handler's name. An empty value
         removes the event type; event types not given are left as they are."""
-        _require_developer(caller)
         kinds = (SYNC_TRIGGER, SYNC_CONFLICT)
         if len(events) > len(kinds):
             raise InvalidParameterError(f"Events: at most {len(kinds)} entries are allowed, not {len(events)}")
@@ -431,11 +413,6 @@ def merged_name(name: str, source_id: str) -> str:
 
 
 # --- helpers --------------------------------------------------------------------------------------------------------
-
-
-def _require_developer(caller: Caller) -> None:
-    if not caller.is_developer:
-        raise NotAuthorizedError("This operation needs developer credentials")
 
 
 def _page_size(max_results: int | None, *, default: int, most: int) -> int:

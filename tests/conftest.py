@@ -41,6 +41,7 @@ from syncsvc.kms.material import RootKey
 from syncsvc.kms.service import KeyService
 from syncsvc.store import connection
 from syncsvc.store.connection import RedisClient
+from syncsvc.store.datakeys import RedisDataKeys
 from syncsvc.store.kms import RedisKeyStore
 
 #: Hypothesis in every run (`make test`, CI, one file): the same examples run to run (``derandomize``, so no example
@@ -58,9 +59,24 @@ hypothesis.settings.register_profile(
 )
 hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "syncsvc"))
 
-#: The session's Kafka broker (``kafka_bootstrap``) and Redis Cluster (``redis_cluster_url``) fixtures, shared by every
-#: module that asks for them (and started only if one does).
-pytest_plugins = ["tests.kafka", "tests.redis_cluster"]
+#: Fixtures shared by every module that asks for them, each defined beside the helpers it goes with (and started only
+#: if a test asks): the session's Kafka broker (``kafka_bootstrap``), warmed (``warm_kafka``) and a server running its
+#: relay (``relayed``), a redis-server of a test's own (``own_redis``), the session's Redis Cluster
+#: (``redis_cluster_url``), a test OIDC provider (``idp``), the device clients of the test server (``devices``), its
+#: KMS clients and key service (``kms``, ``service``). Each is listed after those it imports: pytest rewrites the
+#: asserts of a plugin only if it imports it first.
+pytest_plugins = [
+    "tests.kafka",
+    "tests.streams",
+    "tests.redis_processes",
+    "tests.redis_cluster",
+    "tests.oidc_provider",
+    "tests.devices",
+    "tests.kms_calls",
+]
+#: The helper modules that check what they get: their asserts rewritten as a test module's are, so that a failing one
+#: shows its values.
+pytest.register_assert_rewrite("tests.aws_cli", "tests.phones", "tests.servers", "tests.write_load")
 
 #: The KMS root key of every server the suite starts (in process or as `syncsvc` processes, which inherit it).
 ROOT_KEY_FILE = Path(tempfile.mkdtemp(prefix="syncsvc-tests-")) / "root.key"
@@ -82,7 +98,7 @@ def process_environment(**settings: str) -> dict[str, str]:
 def envelope_of(client: aioredis.Redis, settings: Settings) -> Envelope:
     """An envelope like the server's (same Redis, same root key): opens what the server sealed, for assertions."""
     kms = KeyService(RedisKeyStore(client), RootKey.from_file(ROOT_KEY_FILE), region=settings.region, quota=1000)
-    return Envelope(kms, client, DataKeyCache(CacheLimits()))
+    return Envelope(kms, RedisDataKeys(client), DataKeyCache(CacheLimits()))
 
 
 async def opened_value(
@@ -231,6 +247,13 @@ async def serving(settings: Settings) -> AsyncIterator[str]:
         yield str(server.make_url("")).rstrip("/")
     finally:
         await server.close()
+
+
+async def call(client: Any, operation: str, **params: Any) -> dict[str, Any]:
+    """A boto3 call in a thread (the server runs on this loop), without its ResponseMetadata."""
+    result: dict[str, Any] = await asyncio.to_thread(getattr(client, operation), **params)
+    result.pop("ResponseMetadata", None)
+    return result
 
 
 class Boto:

@@ -8,25 +8,29 @@ PyJWT. Importable by any test module::
 It publishes an RSA-2048 key (``alg`` RS256) and an EC P-256 key (``alg`` ES256), counts the JWKS fetches it
 answers, and can rotate its RSA key. It also forges what an attacker would send: unsigned tokens (``alg="none"``) and
 HS* tokens keyed with any bytes, the RSA public key's PEM included (:meth:`mint` with ``key=`` bytes).
+
+The fixture ``idp`` (registered for the whole suite in tests/conftest.py's ``pytest_plugins``) gives a test one,
+running.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
 import jwt
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import HMACAlgorithm
 
-from syncsvc.identity.oidc import OidcProvider
+from syncsvc.identity.providers import OidcProvider
 from tests.conftest import free_port
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -207,3 +211,10 @@ class TestIdentityProvider:
                 "id_token_signing_alg_values_supported": sorted({key.alg for key in self.published}),
             }
         )
+
+
+@pytest.fixture
+async def idp() -> AsyncIterator[TestIdentityProvider]:
+    """A running test OIDC provider."""
+    async with TestIdentityProvider() as provider:
+        yield provider

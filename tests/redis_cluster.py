@@ -11,10 +11,7 @@ nothing is started or stopped then (fault tests, which kill nodes, start a clust
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,8 +23,9 @@ from tests.redis_processes import (
     DURABLE,
     WAIT_SECONDS,
     RedisNode,
+    deployment_url,
     launch,
-    started,
+    require,
     stop_all,
     wait_answering,
     wait_until,
@@ -51,8 +49,7 @@ class RedisClusterProcesses:
         return "redis+cluster://" + ",".join(node.address for node in self.nodes) + "/"
 
     def start(self) -> None:
-        if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-            pytest.exit("redis-server/redis-cli are not installed: run `make test`, which installs them", returncode=2)
+        require("redis-server", "redis-cli")
         for index in range(self.masters * (1 + self.replicas)):
             node = RedisNode.new(self.folder / f"node{index}", bus=True)
             self.nodes.append(node)
@@ -123,19 +120,12 @@ class RedisClusterProcesses:
 @contextmanager
 def started_cluster() -> Iterator[str]:
     """A Redis Cluster (3 masters, 1 replica each) in a temporary folder while the block runs; yields its URL."""
-    with (
-        tempfile.TemporaryDirectory(prefix="syncsvc-test-cluster-") as folder,
-        started(RedisClusterProcesses(Path(folder))) as cluster,
-    ):
-        yield cluster.url
+    with deployment_url(None, RedisClusterProcesses, "syncsvc-test-cluster-") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def redis_cluster_url() -> Iterator[str]:
     """``redis+cluster://…`` of a running Redis Cluster (3 masters, 1 replica each) for the whole session."""
-    given = os.environ.get("SYNCSVC_TEST_REDIS_CLUSTER_URL")
-    if given:
-        yield given
-        return
-    with started_cluster() as url:
+    with deployment_url("SYNCSVC_TEST_REDIS_CLUSTER_URL", RedisClusterProcesses, "syncsvc-test-cluster-") as url:
         yield url

@@ -3,13 +3,19 @@ tests/redis_sentinel.py) and the tests that kill or reconfigure a Redis build on
 
 A ``RedisNode`` is one process (a data node or a sentinel) with its data in a folder of its own; ``launch`` starts
 redis-server for it, ``RedisNode.kill`` ends it with kill -9, ``stop_all`` ends many; ``wait_until`` bounds every wait
-on them (``wait_answering`` on their first PING); ``started`` runs a harness (``start`` … ``stop``) for a block.
+on them (``wait_answering`` on their first PING); ``started`` runs a harness (``start`` … ``stop``) for a block, and
+``deployment_url`` one in a temporary folder unless the environment names a running deployment. A ``RedisProcess``
+is a single redis-server with AOF on that a test kills and starts again: the fixture ``own_redis``
+(registered for the whole suite in tests/conftest.py's ``pytest_plugins``) gives a test one of its own.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -17,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Self, TypeVar
 
+import pytest
 import redis
 
-from tests.conftest import free_port
+from tests.conftest import _wait_for_redis, free_port
 
 #: Every wait on a harness is bounded by this.
 WAIT_SECONDS = 30.0
@@ -62,9 +69,22 @@ class RedisNode:
         self.process.wait(timeout=10)
 
 
+def require(*binaries: str) -> None:
+    """Ends the test run, saying how to install them, unless every one of ``binaries`` is on the PATH."""
+    if any(shutil.which(binary) is None for binary in binaries):
+        several = len(binaries) > 1
+        names = "/".join(binaries)
+        pytest.exit(
+            f"{names} {'are' if several else 'is'} not installed: run `make test`, which installs "
+            f"{'them' if several else 'it'}",
+            returncode=2,
+        )
+
+
 def launch(node: RedisNode, *extra_args: str, save: str = "") -> None:
     """Starts redis-server for ``node``: on its port, bound to loopback, its data in its folder, RDB snapshots on the
     ``save`` schedule (none by default), then ``extra_args``. Does not wait for it to answer."""
+    require("redis-server")
     node.process = subprocess.Popen(
         [
             "redis-server",
@@ -124,6 +144,13 @@ class Harness(Protocol):
     def stop(self) -> None: ...
 
 
+class Deployment(Harness, Protocol):
+    """A harness of several processes that clients reach through one URL."""
+
+    @property
+    def url(self) -> str: ...
+
+
 HarnessT = TypeVar("HarnessT", bound=Harness)
 
 
@@ -135,3 +162,37 @@ def started(harness: HarnessT) -> Iterator[HarnessT]:
         yield harness
     finally:
         harness.stop()
+
+
+@contextmanager
+def deployment_url(variable: str | None, make: Callable[[Path], Deployment], prefix: str) -> Iterator[str]:
+    """The URL in the environment ``variable``, when set (nothing is started then); else the URL of ``make(folder)``,
+    started in a temporary folder named with ``prefix`` for the block and stopped after it."""
+    given = os.environ.get(variable) if variable else None
+    if given:
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder, started(make(Path(folder))) as deployment:
+        yield deployment.url
+
+
+class RedisProcess(RedisNode):
+    """A redis-server with AOF on, that a test can kill -9 and start again on the same port and data."""
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.address}/0"
+
+    def start(self) -> None:
+        launch(self, "--appendonly", "yes", "--appendfsync", "everysec")
+        _wait_for_redis(self.url, self.process)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server of the test's own, started (killed at the end if it still runs)."""
+    process = RedisProcess.new(tmp_path)
+    process.start()
+    yield process
+    if process.alive:
+        process.kill()

@@ -17,11 +17,8 @@ deployment instead; nothing is started or stopped then (fault tests, which kill 
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +27,7 @@ from typing import Any, cast
 import pytest
 import redis
 
-from tests.redis_processes import DURABLE, RedisNode, launch, started, stop_all, wait_answering, wait_until
+from tests.redis_processes import DURABLE, RedisNode, deployment_url, launch, stop_all, wait_answering, wait_until
 
 SERVICE = "syncsvc"
 QUORUM = 2
@@ -54,8 +51,6 @@ class RedisSentinelProcesses:
         return "redis+sentinel://" + ",".join(watcher.address for watcher in self.watchers) + f"/{SERVICE}"
 
     def start(self) -> None:
-        if shutil.which("redis-server") is None:
-            pytest.exit("redis-server is not installed: run `make test`, which installs it", returncode=2)
         for index in range(1 + self.replicas):
             node = RedisNode.new(self.folder / f"node{index}")
             self.nodes.append(node)
@@ -135,22 +130,12 @@ class RedisSentinelProcesses:
 @pytest.fixture(scope="session")
 def redis_sentinel_url() -> Iterator[str]:
     """``redis+sentinel://…/syncsvc`` of a running Sentinel deployment (1 primary, 2 replicas, 3 sentinels)."""
-    given = os.environ.get("SYNCSVC_TEST_REDIS_SENTINEL_URL")
-    if given:
-        yield given
-        return
-    with (
-        tempfile.TemporaryDirectory(prefix="syncsvc-test-sentinel-") as folder,
-        started(RedisSentinelProcesses(Path(folder))) as deployment,
-    ):
-        yield deployment.url
+    with deployment_url("SYNCSVC_TEST_REDIS_SENTINEL_URL", RedisSentinelProcesses, "syncsvc-test-sentinel-") as url:
+        yield url
 
 
 if __name__ == "__main__":
-    with (
-        tempfile.TemporaryDirectory(prefix="syncsvc-sentinel-") as folder,
-        started(RedisSentinelProcesses(Path(folder))) as deployment,
-    ):
-        print(deployment.url, flush=True)
+    with deployment_url(None, RedisSentinelProcesses, "syncsvc-sentinel-") as url:
+        print(url, flush=True)
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         signal.sigwait({signal.SIGINT, signal.SIGTERM})

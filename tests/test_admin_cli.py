@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 import botocore
 from botocore.config import Config
 
 from tests.conftest import Boto, process_environment
-
-SYNCSVC = str(Path(sys.executable).with_name("syncsvc"))
+from tests.servers import SYNCSVC
 
 
 async def syncsvc(redis_url: str, *args: str) -> tuple[int, str, str]:

@@ -59,7 +59,7 @@ async def test_wrong_member_type_is_a_serialization_error_naming_the_member(raw:
     patch = {"Op": "replace", "Key": "k", "Value": "v", "SyncCount": "0"}
     status, body, _ = await raw.send("POST", path, body={"SyncSessionToken": token, "RecordPatches": [patch]})
     assert (status, body["__type"]) == (400, "SerializationException")
-    assert body["message"].startswith("RecordPatches[0].SyncCount:")
+    assert body["message"] == "Value at 'recordPatches.1.member.syncCount' must be an integer"
     await assert_dataset_untouched(raw, path)
 
 
@@ -83,7 +83,8 @@ async def test_missing_session_token_is_an_invalid_parameter(raw: Raw, target: t
     assert (status, body["__type"], body["message"]) == (
         400,
         "InvalidParameterException",
-        "SyncSessionToken is required",
+        "1 validation error detected: Value null at 'syncSessionToken' failed to satisfy constraint: "
+        "Member must not be null",
     )
 
 

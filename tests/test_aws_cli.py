@@ -2,52 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, REGION, Boto
-
-AWS = str(Path(sys.executable).with_name("aws"))
-
-
-def cli_environment(folder: Path, **extra: str) -> dict[str, str]:
-    """The AWS CLI's environment: this one without AWS_* variables, plus the test's developer credentials, and a
-    config home in ``folder`` (so no file of this machine's user is read)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-    env.update(
-        AWS_ACCESS_KEY_ID=DEVELOPER_KEY,
-        AWS_SECRET_ACCESS_KEY=DEVELOPER_SECRET,
-        AWS_DEFAULT_REGION=REGION,
-        AWS_CONFIG_FILE=str(folder / "config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(folder / "credentials"),
-        HOME=str(folder),
-        **extra,
-    )
-    return env
+from tests.aws_cli import aws
+from tests.conftest import Boto
 
 
-async def aws(endpoint: str, tmp_path: Path, *args: str) -> tuple[int, Any, str]:
-    """Runs `aws --endpoint-url ENDPOINT ARGS…` with only the test's credentials; returns (code, JSON out, stderr)."""
-    env = cli_environment(tmp_path)
-    process = await asyncio.create_subprocess_exec(
-        AWS,
-        "--endpoint-url",
+async def update_records(
+    endpoint: str, tmp_path: Path, dataset: list[str], token: str, patches: str
+) -> tuple[int, Any, str]:
+    """`aws cognito-sync update-records` of ``dataset`` (its CLI arguments) with ``patches`` (JSON); (code, JSON out,
+    stderr)."""
+    return await aws(
         endpoint,
-        "--output",
-        "json",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        tmp_path,
+        "cognito-sync",
+        "update-records",
+        *dataset,
+        "--sync-session-token",
+        token,
+        "--record-patches",
+        patches,
     )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=30)
-    assert process.returncode is not None
-    return process.returncode, json.loads(out) if out.strip() else None, err.decode()
 
 
 async def test_aws_cli_lists_identity_pools(endpoint: str, boto: Boto, tmp_path: Path) -> None:
@@ -63,17 +42,7 @@ async def test_aws_cli_pulls_and_pushes_records(endpoint: str, boto: Boto, tmp_p
     code, listed, _ = await aws(endpoint, tmp_path, "cognito-sync", "list-records", *dataset)
     assert (code, listed["DatasetExists"], listed["Records"]) == (0, False, [])
     patches = json.dumps([{"Op": "replace", "Key": "lang", "Value": "fr", "SyncCount": 0}])
-    code, written, err = await aws(
-        endpoint,
-        tmp_path,
-        "cognito-sync",
-        "update-records",
-        *dataset,
-        "--sync-session-token",
-        listed["SyncSessionToken"],
-        "--record-patches",
-        patches,
-    )
+    code, written, err = await update_records(endpoint, tmp_path, dataset, listed["SyncSessionToken"], patches)
     assert (code, err) == (0, "")
     assert [(r["Key"], r["Value"], r["SyncCount"]) for r in written["Records"]] == [("lang", "fr", 1)]
     code, described, _ = await aws(endpoint, tmp_path, "cognito-sync", "describe-dataset", *dataset)
@@ -85,17 +54,7 @@ async def test_aws_cli_reports_a_conflict_by_its_aws_name(endpoint: str, boto: B
     dataset = [*ids, "--dataset-name", "prefs"]
     _, listed, _ = await aws(endpoint, tmp_path, "cognito-sync", "list-records", *dataset)
     stale = json.dumps([{"Op": "replace", "Key": "lang", "Value": "fr", "SyncCount": 4}])
-    code, _, err = await aws(
-        endpoint,
-        tmp_path,
-        "cognito-sync",
-        "update-records",
-        *dataset,
-        "--sync-session-token",
-        listed["SyncSessionToken"],
-        "--record-patches",
-        stale,
-    )
+    code, _, err = await update_records(endpoint, tmp_path, dataset, listed["SyncSessionToken"], stale)
     assert code != 0
     assert "ResourceConflictException" in err
     assert "Current SyncCount for: lang is: 0 not: 4" in err

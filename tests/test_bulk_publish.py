@@ -5,13 +5,11 @@ its refusals, and its resumption after a restart."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,11 +25,9 @@ from syncsvc.outbox import bulk
 from syncsvc.outbox.bulk import BulkJob, BulkStatus
 from syncsvc.store.bulk import RedisBulkJobs
 from tests.conftest import Boto, free_port, make_settings, process_environment
-from tests.test_identity_flows import Devices, guest, refusal
-from tests.test_relay import ROLE, create_topic, read_topic, warm_kafka  # noqa: F401 - the fixture
-
-SYNCSVC = str(Path(sys.executable).with_name("syncsvc"))
-SHARDS = 4
+from tests.devices import Devices, guest, refusal
+from tests.servers import SYNCSVC
+from tests.streams import ROLE, SHARDS, create_topic, read_topic
 
 
 @pytest.fixture

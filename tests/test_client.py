@@ -29,13 +29,10 @@ from syncsvc.client import (
     TokenProvider,
 )
 from tests.conftest import Boto, free_port
+from tests.devices import DEVELOPER_PROVIDER, merge_developer_users
+from tests.phones import PUSH_SYNC
 
 DATASET = "settings"
-DEVELOPER_PROVIDER = "login.mycompany"
-PUSH_SYNC = {
-    "ApplicationArns": ["arn:aws:sns:us-east-1:123456789012:app/GCM/syncsvc"],
-    "RoleArn": "arn:aws:iam::123456789012:role/push",
-}
 #: the longest a test waits for a push notification to arrive and be synced
 PUSH_WAIT_SECONDS = 10
 
@@ -451,14 +448,7 @@ async def test_merged_dataset_names_are_exposed(boto: Boto, endpoint: str, clien
     destination = await developer_client(boto, endpoint, pool, "user-2", clients)
     source.put(DATASET, "theme", "dark")
     await source.synchronize(DATASET)
-    await boto.call(
-        boto.identity,
-        "merge_developer_identities",
-        SourceUserIdentifier="user-1",
-        DestinationUserIdentifier="user-2",
-        DeveloperProviderName=DEVELOPER_PROVIDER,
-        IdentityPoolId=pool,
-    )
+    await merge_developer_users(boto, pool)
     told: list[tuple[str, list[str]]] = []
     destination.on_datasets_merged = lambda dataset, names: told.append((dataset, names))
 

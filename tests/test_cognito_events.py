@@ -21,7 +21,7 @@ from syncsvc.config import Settings
 from syncsvc.triggers import TriggerRegistry, spec
 from tests import trigger_examples
 from tests.conftest import Boto, Raw, free_port, make_settings
-from tests.test_serve import SYNCSVC, environment
+from tests.servers import SYNCSVC, environment
 
 ROOT = Path(__file__).resolve().parent.parent
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:validate"

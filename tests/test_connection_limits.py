@@ -5,15 +5,12 @@ stays quiet. (A real process on loopback, its descriptors counted in /proc.)"""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import socket
-import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -21,72 +18,19 @@ import pytest
 from redis.asyncio import Redis
 
 from syncsvc.api.connections import quiet_loop_errors
-from tests.conftest import free_port
-from tests.test_serve import SYNCSVC, environment, wait_until_serving
+from tests.servers import Served, healthz_seconds, syncsvc_process
 
 LIMIT = 100
 IDLE_SECONDS = 2
 FLOOD = 600
 
 
-@dataclass
-class Served:
-    url: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def descriptors(self) -> int:
-        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
-
-    def rss_bytes(self) -> int:
-        """Resident memory of the process, from /proc."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError("no VmRSS in /proc status")
-
-    def log_lines(self) -> list[str]:
-        return self.log.read_text(errors="replace").splitlines()
-
-
-@contextlib.contextmanager
-def syncsvc_process(redis_url: str, log: Path, **settings: str) -> Iterator[Served]:
-    """One `syncsvc serve` process (one worker) on a free port with these SYNCSVC_* settings, its log in a file."""
-    port = free_port()
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [SYNCSVC, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=environment(redis_url, **settings),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url, process)
-        yield Served(url, port, process, log)
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-
-
 @pytest.fixture
 def served(redis_url: str, redis_client: Redis, tmp_path: Path) -> Iterator[Served]:
     """A process capped at LIMIT connections."""
-    with syncsvc_process(
-        redis_url,
-        tmp_path / "serve.log",
-        SYNCSVC_MAX_CONNECTIONS=str(LIMIT),
-        SYNCSVC_IDLE_TIMEOUT_SECONDS=str(IDLE_SECONDS),
-    ) as process:
+    caps = {"SYNCSVC_MAX_CONNECTIONS": str(LIMIT), "SYNCSVC_IDLE_TIMEOUT_SECONDS": str(IDLE_SECONDS)}
+    with syncsvc_process(redis_url, tmp_path / "serve.log", caps) as process:
         yield process
-
-
-def healthz_seconds(url: str) -> float:
-    started = time.monotonic()
-    with urllib.request.urlopen(url + "/healthz", timeout=10) as response:  # noqa: S310 (loopback test URL)
-        assert response.status == 200
-    return time.monotonic() - started
 
 
 def get_id(url: str, pool: str) -> int:
@@ -162,7 +106,7 @@ async def test_event_loop_errors_are_logged_once_per_message_and_interval(caplog
 def test_one_client_address_holds_no_more_than_its_cap_while_others_are_served(
     redis_url: str, redis_client: Redis, tmp_path: Path
 ) -> None:
-    with syncsvc_process(redis_url, tmp_path / "serve.log", SYNCSVC_MAX_CONNECTIONS_PER_ADDRESS="20") as served:
+    with syncsvc_process(redis_url, tmp_path / "serve.log", {"SYNCSVC_MAX_CONNECTIONS_PER_ADDRESS": "20"}) as served:
         baseline = served.descriptors()
         flood = open_idle(served.port, 100)  # from 127.0.0.1
         try:

@@ -20,18 +20,11 @@ from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope, IdentityCi
 from syncsvc.kms.material import RootKey
 from syncsvc.kms.service import KeyService
 from syncsvc.store.backend import text
+from syncsvc.store.datakeys import RedisDataKeys
 from syncsvc.store.kms import RedisKeyStore
 from tests.conftest import ROOT_KEY_FILE, Boto, Raw, envelope_of, process_environment
-from tests.test_serve import SYNCSVC
-
-
-async def write(boto: Boto, names: dict[str, Any], values: dict[str, str], counts: dict[str, int] | None = None) -> Any:
-    token = (await boto.call(boto.sync, "list_records", **names))["SyncSessionToken"]
-    patches = [
-        {"Op": "replace", "Key": key, "Value": value, "SyncCount": (counts or {}).get(key, 0)}
-        for key, value in values.items()
-    ]
-    return await boto.call(boto.sync, "update_records", **names, SyncSessionToken=token, RecordPatches=patches)
+from tests.datasets import write
+from tests.servers import SYNCSVC
 
 
 async def values(boto: Boto, names: dict[str, Any]) -> dict[str, str | None]:
@@ -234,7 +227,7 @@ async def test_cached_keys_spare_kms_calls_until_a_limit_is_reached(
 ) -> None:
     await write(boto, names, {"seed": "value"})  # the identity's data key exists now
     kms = CountingKeyService(RedisKeyStore(redis_client), RootKey.from_file(ROOT_KEY_FILE), region="us-east-1", quota=9)
-    envelope = Envelope(kms, redis_client, DataKeyCache(CacheLimits(max_uses=max_uses)))
+    envelope = Envelope(kms, RedisDataKeys(redis_client), DataKeyCache(CacheLimits(max_uses=max_uses)))
     ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
     for n in range(10):  # ten values sealed: with at most 2 uses per unwrap, 5 unwraps
         (await envelope.cipher(ik)).seal("secrets", "k", f"value {n}")

@@ -27,8 +27,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, REGION, free_port
-from tests.test_identity_flows import Devices
-from tests.test_serve import SYNCSVC, environment, wait_until_serving
+from tests.devices import Devices
+from tests.servers import SYNCSVC, environment, syncsvc_process
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sync-triggers"
 NICKNAME_40 = "x" * 40
@@ -65,31 +65,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def served(redis_url: str, installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``syncsvc serve`` with the example installed, on the session's Redis (each test uses pools of its own). Its
-    log goes to a file (a pipe nobody reads could fill up and stall it), shown if the start fails."""
-    port = free_port()
+    """``syncsvc serve`` with the example installed, on the session's Redis (each test uses pools of its own); its
+    log, shown if the start fails, in a file."""
     log = tmp_path_factory.mktemp("example-triggers-serve") / "stderr.log"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [SYNCSVC, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=environment(redis_url, PYTHONPATH=str(installed), PYTHONDONTWRITEBYTECODE="1"),
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        try:
-            wait_until_serving(url, process)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{log.read_text()}") from None
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+    with syncsvc_process(redis_url, log, {"PYTHONPATH": str(installed), "PYTHONDONTWRITEBYTECODE": "1"}) as process:
+        yield process.url
 
 
 # --- clients --------------------------------------------------------------------------------------------------------

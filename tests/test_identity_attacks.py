@@ -34,39 +34,21 @@ from syncsvc import keys
 from syncsvc.config import Settings
 from syncsvc.identity.issuer import TokenIssuer
 from syncsvc.kms.material import RootKey
-from syncsvc.runtime import open_token_secret
+from syncsvc.kms.token_secret import open_token_secret
 from syncsvc.store.keyring import RedisKeyRing
 from syncsvc.tokens import TokenSigner
-from tests.conftest import DEVELOPER_KEY, REGION, ROOT_KEY_FILE, Boto, Raw
-from tests.oidc_provider import TestIdentityProvider, new_rsa_key, public_pem
-from tests.test_identity_flows import (
-    APP_CLIENT,
-    LOGIN,
-    Credentials,
-    Devices,
-    call,
-    guest,
-    identity_settings,
-    new_pool,
-)
+from tests.conftest import DEVELOPER_KEY, REGION, ROOT_KEY_FILE, Boto, Raw, call
+from tests.devices import APP_CLIENT, LOGIN, Credentials, Devices, guest, identity_settings, new_pool
+from tests.forged_tokens import Forge, forgeries
+from tests.issuers import key_service
+from tests.oidc_provider import TestIdentityProvider, new_rsa_key
 
 PREFIX = f"Invalid login token for {LOGIN}: "
 
 
 @pytest.fixture
-async def idp() -> AsyncIterator[TestIdentityProvider]:
-    async with TestIdentityProvider() as provider:
-        yield provider
-
-
-@pytest.fixture
 def settings(redis_url: str, idp: TestIdentityProvider) -> Settings:
     return identity_settings(redis_url, idp)
-
-
-@pytest.fixture
-def devices(endpoint: str) -> Devices:
-    return Devices(endpoint)
 
 
 @pytest.fixture(scope="module")
@@ -94,59 +76,22 @@ def assert_refused(answer: Answer, refusal: Refusal) -> None:
 
 # --- forged ID tokens given to GetId --------------------------------------------------------------------------------
 
-Forge = Callable[[TestIdentityProvider, rsa.RSAPrivateKey], str]
-
-
-def _tampered(idp: TestIdentityProvider, attacker: rsa.RSAPrivateKey) -> str:
-    """Alice's real token with the subject changed to mallory, the signature kept."""
-    header, payload, signature = idp.mint("alice", aud=APP_CLIENT).split(".")
-    return f"{header}.{base64url_encode(orjson.dumps(_json_of(payload) | {'sub': 'mallory'})).decode()}.{signature}"
-
-
-FORGED_LOGINS: list[Any] = [
-    pytest.param(
-        lambda idp, attacker: idp.mint("mallory", aud=APP_CLIENT, alg="none"),
-        "algorithm 'none' is not allowed (allowed: RS256)",
-        id="unsigned-alg-none",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("mallory", aud=APP_CLIENT, alg="HS256", key=public_pem(idp.rsa.private)),
-        "algorithm 'HS256' is not allowed (allowed: RS256)",
-        id="hs256-keyed-with-the-providers-public-key",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("mallory", aud=APP_CLIENT, iss="https://evil.example.com"),
-        "the token's issuer (iss) is not the provider's",
-        id="wrong-iss",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("mallory", aud="another-app"),
-        "the token's audience (aud) is not an accepted client id",
-        id="wrong-aud",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("alice", aud=APP_CLIENT, exp_in=-3600),
-        "the token has expired",
-        id="expired",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("alice", aud=APP_CLIENT, nbf_in=3600),
-        "the token is not yet valid",
-        id="nbf-in-the-future",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("mallory", aud=APP_CLIENT, key=attacker, kid=idp.rsa.kid),
-        "the token's signature is invalid",
-        id="signed-by-another-key-with-the-same-kid",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("mallory", aud=APP_CLIENT, key=attacker, kid="attacker-1"),
-        "unknown signing key 'attacker-1'",
-        id="unknown-kid",
-    ),
-    pytest.param(_tampered, "the token's signature is invalid", id="tampered-payload"),
-    pytest.param(lambda idp, attacker: "not-a-token", "the token is malformed (Not enough segments)", id="garbage"),
-]
+#: The forgeries of the verifier's own tests (test_oidc.py) that a login given to GetId is refused for, too.
+AT_GET_ID = frozenset(
+    {
+        "unsigned-alg-none",
+        "hs256-keyed-with-the-rsa-public-key",
+        "wrong-iss",
+        "wrong-aud",
+        "expired",
+        "not-yet-valid-nbf",
+        "signed-by-another-key-with-the-same-kid",
+        "unknown-kid",
+        "tampered-payload",
+        "garbage",
+    }
+)
+FORGED_LOGINS = [forgery for forgery in forgeries(APP_CLIENT) if forgery.id in AT_GET_ID]
 
 
 @pytest.mark.parametrize(("forge", "reason"), FORGED_LOGINS)
@@ -452,12 +397,7 @@ async def test_sigv4_attack_is_refused_and_writes_nothing(
 def issuer_at(redis_client: aioredis.Redis, settings: Settings, now: Callable[[], float] = time.time) -> TokenIssuer:
     """A token issuer on the service's own key ring (in Redis), with a clock of its own: it signs exactly as the
     service does, at the time it is told."""
-    from syncsvc.kms.material import RootKey  # local: only this helper needs the key service
-    from syncsvc.kms.service import KeyService
-    from syncsvc.store.kms import RedisKeyStore
-    from tests.conftest import ROOT_KEY_FILE
-
-    kms = KeyService(RedisKeyStore(redis_client), RootKey.from_file(ROOT_KEY_FILE), region=settings.region, quota=1000)
+    kms = key_service(redis_client)
     return TokenIssuer(
         RedisKeyRing(redis_client, kms.discard),
         kms,

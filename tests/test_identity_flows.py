@@ -8,65 +8,57 @@ mocked. The provider is configured twice, as ``login.test`` and ``login2.test``,
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import boto3
-import botocore
 import orjson
 import pytest
-from botocore.config import Config
-from botocore.exceptions import ClientError
 from jwcrypto import jwk as jose_jwk  # type: ignore[import-untyped]
 from jwcrypto import jwt as jose_jwt
 
 from syncsvc.config import Settings
-from tests.conftest import REGION, Boto, Raw, make_settings
+from tests.conftest import REGION, Boto, Raw, call
+from tests.devices import (
+    APP_CLIENT,
+    APP_CLIENT2,
+    DEVELOPER_PROVIDER,
+    LOGIN,
+    LOGIN2,
+    PUBLIC_URL,
+    Credentials,
+    Devices,
+    guest,
+    identity_settings,
+    merge_developer_users,
+    new_pool,
+    records_path,
+    refusal,
+    unlink_developer_user,
+)
 from tests.oidc_provider import TestIdentityProvider
 
-LOGIN = "login.test"
-LOGIN2 = "login2.test"
-APP_CLIENT = "app-client"
-APP_CLIENT2 = "app-client-2"
-DEVELOPER_PROVIDER = "login.mycompany"
 COGNITO = "cognito-identity.amazonaws.com"
-PUBLIC_URL = "https://sync.example.test"
 ID_PATTERN = r"us-east-1:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}"
 PATCH = {"Op": "replace", "Key": "theme", "Value": "dark", "SyncCount": 0}
 SYNC_DATES = ("LastModifiedDate", "DeviceLastModifiedDate")
-
-Credentials = dict[str, Any]
+#: ListRecords of a dataset that does not exist, without its SyncSessionToken.
+NO_RECORDS = {
+    "Records": [],
+    "Count": 0,
+    "DatasetSyncCount": 0,
+    "DatasetExists": False,
+    "DatasetDeletedAfterRequestedSyncCount": False,
+    "MergedDatasetNames": [],
+}
 
 
 # --- the server, with an OIDC provider ------------------------------------------------------------------------------
-
-
-def identity_settings(redis_url: str, idp: TestIdentityProvider, **overrides: Any) -> Settings:
-    """The test server's settings: the provider as ``login.test`` (client ``app-client`` configured) and as
-    ``login2.test`` (audiences only from the pool), no rate limits unless overridden."""
-    values: dict[str, Any] = {
-        "oidc_providers": (idp.provider(name=LOGIN, audiences=(APP_CLIENT,)), idp.provider(name=LOGIN2)),
-        "get_id_per_second": 0,
-        "token_calls_per_second": 0,
-        "public_url": PUBLIC_URL,
-        **overrides,
-    }
-    return make_settings(redis_url, **values)
-
-
-@pytest.fixture
-async def idp() -> AsyncIterator[TestIdentityProvider]:
-    async with TestIdentityProvider() as provider:
-        yield provider
 
 
 @pytest.fixture
@@ -74,58 +66,7 @@ def settings(redis_url: str, idp: TestIdentityProvider, overrides: dict[str, Any
     return identity_settings(redis_url, idp, **overrides)
 
 
-# --- clients --------------------------------------------------------------------------------------------------------
-
-
-class Devices:
-    """What an app on a device holds: an unsigned cognito-identity client (GetId and friends need no credentials),
-    and clients signed with the temporary credentials of an identity."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.identity = boto3.session.Session(region_name=REGION).client(
-            "cognito-identity",
-            endpoint_url=endpoint,
-            config=Config(signature_version=botocore.UNSIGNED, retries={"max_attempts": 1}),
-        )
-
-    def _session(self, credentials: Credentials) -> boto3.session.Session:
-        return boto3.session.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretKey"],
-            aws_session_token=credentials["SessionToken"],
-            region_name=REGION,
-        )
-
-    def sync_with(self, credentials: Credentials) -> Any:
-        """A cognito-sync client signed with an identity's credentials."""
-        config = Config(retries={"max_attempts": 1})
-        return self._session(credentials).client("cognito-sync", endpoint_url=self.endpoint, config=config)
-
-    def identity_with(self, credentials: Credentials) -> Any:
-        """A cognito-identity client signed with an identity's credentials."""
-        config = Config(retries={"max_attempts": 1})
-        return self._session(credentials).client("cognito-identity", endpoint_url=self.endpoint, config=config)
-
-
-@pytest.fixture
-def devices(endpoint: str) -> Devices:
-    return Devices(endpoint)
-
-
-async def call(client: Any, operation: str, **params: Any) -> dict[str, Any]:
-    """A boto3 call in a thread (the server runs on this loop), without its ResponseMetadata."""
-    result: dict[str, Any] = await asyncio.to_thread(getattr(client, operation), **params)
-    result.pop("ResponseMetadata", None)
-    return result
-
-
-async def refusal(client: Any, operation: str, **params: Any) -> tuple[str, int]:
-    """(error code, HTTP status) of a boto3 call that must fail."""
-    with pytest.raises(ClientError) as caught:
-        await asyncio.to_thread(getattr(client, operation), **params)
-    response = caught.value.response
-    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
+# --- reading answers ------------------------------------------------------------------------------------------------
 
 
 def without(response: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -136,6 +77,13 @@ def near_now(moment: datetime, *, plus: float = 0, within: float = 5) -> bool:
     return abs(moment.timestamp() - (time.time() + plus)) <= within
 
 
+async def identities_in(boto: Boto, pool: str) -> list[dict[str, Any]]:
+    """ListIdentities of ``pool`` (10 at most), as the developer sees them."""
+    listed = await call(boto.identity, "list_identities", IdentityPoolId=pool, MaxResults=10)
+    identities: list[dict[str, Any]] = listed["Identities"]
+    return identities
+
+
 def jwt_claims(token: str) -> dict[str, Any]:
     """The claims of a JWT, unverified (for reading what a token says; verification is jwcrypto's job below)."""
     payload = token.split(".")[1]
@@ -144,26 +92,6 @@ def jwt_claims(token: str) -> dict[str, Any]:
 
 
 # --- factories ------------------------------------------------------------------------------------------------------
-
-
-async def new_pool(boto: Boto, *, guests: bool = True, providers: dict[str, str] | None = None) -> str:
-    created = await call(
-        boto.identity,
-        "create_identity_pool",
-        IdentityPoolName="identities",
-        AllowUnauthenticatedIdentities=guests,
-        SupportedLoginProviders={LOGIN: APP_CLIENT, LOGIN2: APP_CLIENT2} if providers is None else providers,
-        DeveloperProviderName=DEVELOPER_PROVIDER,
-    )
-    pool_id: str = created["IdentityPoolId"]
-    return pool_id
-
-
-async def guest(devices: Devices, pool: str) -> tuple[str, Credentials]:
-    """A new guest identity and its credentials."""
-    identity = (await call(devices.identity, "get_id", IdentityPoolId=pool))["IdentityId"]
-    credentials = (await call(devices.identity, "get_credentials_for_identity", IdentityId=identity))["Credentials"]
-    return identity, credentials
 
 
 async def federated(devices: Devices, pool: str, logins: dict[str, str]) -> tuple[str, Credentials]:
@@ -190,10 +118,6 @@ async def write(sync: Any, pool: str, identity: str, dataset: str = "settings") 
     names = {"IdentityPoolId": pool, "IdentityId": identity, "DatasetName": dataset}
     token = (await call(sync, "list_records", **names))["SyncSessionToken"]
     return await call(sync, "update_records", **names, SyncSessionToken=token, RecordPatches=[PATCH])
-
-
-def records_path(pool: str, identity: str, dataset: str = "settings") -> str:
-    return f"/identitypools/{quote(pool, safe='')}/identities/{quote(identity, safe='')}/datasets/{dataset}/records"
 
 
 # --- guests ---------------------------------------------------------------------------------------------------------
@@ -243,14 +167,7 @@ async def test_guest_credentials_list_and_update_records_of_their_own_identity(b
         RecordPatches=[PATCH],
     )
 
-    assert without(listed, "SyncSessionToken") == {
-        "Records": [],
-        "Count": 0,
-        "DatasetSyncCount": 0,
-        "DatasetExists": False,
-        "DatasetDeletedAfterRequestedSyncCount": False,
-        "MergedDatasetNames": [],
-    }
+    assert without(listed, "SyncSessionToken") == NO_RECORDS
     assert [without(record, *SYNC_DATES) for record in updated["Records"]] == [
         {"Key": "theme", "Value": "dark", "SyncCount": 1, "LastModifiedBy": identity}
     ]
@@ -377,8 +294,7 @@ async def test_identity_credentials_are_refused_for_developer_only_operations(
     assert refused == ("NotAuthorizedException", 403 if service == "sync" else 400)
     pools = await call(boto.identity, "list_identity_pools", MaxResults=10)
     assert pools["IdentityPools"] == [{"IdentityPoolId": pool, "IdentityPoolName": "identities"}]
-    listed = await call(boto.identity, "list_identities", IdentityPoolId=pool, MaxResults=10)
-    assert [(found["IdentityId"], found["Logins"]) for found in listed["Identities"]] == [(identity, [])]
+    assert [(found["IdentityId"], found["Logins"]) for found in await identities_in(boto, pool)] == [(identity, [])]
 
 
 async def test_get_id_without_logins_is_refused_when_the_pool_disallows_guests(boto: Boto, devices: Devices) -> None:
@@ -387,7 +303,7 @@ async def test_get_id_without_logins_is_refused_when_the_pool_disallows_guests(b
     refused = await refusal(devices.identity, "get_id", IdentityPoolId=pool)
 
     assert refused == ("NotAuthorizedException", 400)
-    assert (await call(boto.identity, "list_identities", IdentityPoolId=pool, MaxResults=10))["Identities"] == []
+    assert await identities_in(boto, pool) == []
 
 
 # --- federated logins -----------------------------------------------------------------------------------------------
@@ -465,8 +381,7 @@ async def test_credentials_with_another_subjects_token_are_refused(
     )
 
     assert refused == ("NotAuthorizedException", 400)
-    listed = await call(boto.identity, "list_identities", IdentityPoolId=pool, MaxResults=10)
-    assert sorted((found["IdentityId"], found["Logins"]) for found in listed["Identities"]) == sorted(
+    assert sorted((found["IdentityId"], found["Logins"]) for found in await identities_in(boto, pool)) == sorted(
         [(alice, [LOGIN]), (bob, [LOGIN])]
     )
 
@@ -481,7 +396,7 @@ async def test_a_provider_the_pool_does_not_support_is_refused(
     )
 
     assert refused == ("NotAuthorizedException", 400)
-    assert (await call(boto.identity, "list_identities", IdentityPoolId=pool, MaxResults=10))["Identities"] == []
+    assert await identities_in(boto, pool) == []
 
 
 async def test_two_logins_in_one_get_id_link_to_one_identity(
@@ -601,14 +516,7 @@ async def test_bearer_token_reads_its_own_dataset(boto: Boto, devices: Devices, 
     )
 
     assert status == 200
-    assert without(body, "SyncSessionToken", "VersionVector") == {
-        "Records": [],
-        "Count": 0,
-        "DatasetSyncCount": 0,
-        "DatasetExists": False,
-        "DatasetDeletedAfterRequestedSyncCount": False,
-        "MergedDatasetNames": [],
-    }
+    assert without(body, "SyncSessionToken", "VersionVector") == NO_RECORDS
 
 
 async def test_bearer_token_is_refused_on_another_identity(boto: Boto, devices: Devices, raw: Raw) -> None:
@@ -722,14 +630,7 @@ async def test_merge_brings_the_source_datasets_under_merged_names(boto: Boto) -
     pool = await new_pool(boto, guests=False)
     source, destination = await merged_pair(boto, pool)
 
-    merged = await call(
-        boto.identity,
-        "merge_developer_identities",
-        SourceUserIdentifier="user-1",
-        DestinationUserIdentifier="user-2",
-        DeveloperProviderName=DEVELOPER_PROVIDER,
-        IdentityPoolId=pool,
-    )
+    merged = await merge_developer_users(boto, pool)
 
     assert merged == {"IdentityId": destination}
     names = {"IdentityPoolId": pool, "IdentityId": destination}
@@ -745,14 +646,7 @@ async def test_merge_deletes_the_source_identity(boto: Boto) -> None:
     pool = await new_pool(boto, guests=False)
     source, destination = await merged_pair(boto, pool)
 
-    await call(
-        boto.identity,
-        "merge_developer_identities",
-        SourceUserIdentifier="user-1",
-        DestinationUserIdentifier="user-2",
-        DeveloperProviderName=DEVELOPER_PROVIDER,
-        IdentityPoolId=pool,
-    )
+    await merge_developer_users(boto, pool)
 
     assert await refusal(boto.identity, "describe_identity", IdentityId=source) == ("ResourceNotFoundException", 400)
     user_1, _ = await developer_identity(boto, pool, "user-1")
@@ -763,14 +657,7 @@ async def test_unlink_developer_identity_removes_the_link(boto: Boto) -> None:
     pool = await new_pool(boto, guests=False)
     identity, _ = await developer_identity(boto, pool, "user-1")
 
-    await call(
-        boto.identity,
-        "unlink_developer_identity",
-        IdentityId=identity,
-        IdentityPoolId=pool,
-        DeveloperProviderName=DEVELOPER_PROVIDER,
-        DeveloperUserIdentifier="user-1",
-    )
+    await unlink_developer_user(boto, pool, identity)
 
     assert (await call(boto.identity, "describe_identity", IdentityId=identity))["Logins"] == []
     assert await refusal(
@@ -785,14 +672,7 @@ async def test_unlink_developer_identity_revokes_credentials_issued_before(boto:
         await call(devices.identity, "get_credentials_for_identity", IdentityId=identity, Logins={COGNITO: token})
     )["Credentials"]
 
-    await call(
-        boto.identity,
-        "unlink_developer_identity",
-        IdentityId=identity,
-        IdentityPoolId=pool,
-        DeveloperProviderName=DEVELOPER_PROVIDER,
-        DeveloperUserIdentifier="user-1",
-    )
+    await unlink_developer_user(boto, pool, identity)
 
     refused = await refusal(
         devices.sync_with(credentials), "list_records", IdentityPoolId=pool, IdentityId=identity, DatasetName="settings"
@@ -804,14 +684,7 @@ async def test_an_identity_that_lost_its_last_login_cannot_be_taken_as_a_guest(b
     pool = await new_pool(boto, guests=True)
     identity, _ = await developer_identity(boto, pool, "user-1")
     await write(boto.sync, pool, identity)
-    await call(
-        boto.identity,
-        "unlink_developer_identity",
-        IdentityId=identity,
-        IdentityPoolId=pool,
-        DeveloperProviderName=DEVELOPER_PROVIDER,
-        DeveloperUserIdentifier="user-1",
-    )
+    await unlink_developer_user(boto, pool, identity)
 
     refused = await refusal(devices.identity, "get_credentials_for_identity", IdentityId=identity)
 
@@ -826,14 +699,7 @@ async def developer_user_also_on_login_test(
     identity, token = await developer_identity(boto, pool, "user-1")
     logins = {COGNITO: token, LOGIN: idp.mint("alice", aud=APP_CLIENT)}
     await call(devices.identity, "get_credentials_for_identity", IdentityId=identity, Logins=logins)
-    await call(
-        boto.identity,
-        "unlink_developer_identity",
-        IdentityId=identity,
-        IdentityPoolId=pool,
-        DeveloperProviderName=DEVELOPER_PROVIDER,
-        DeveloperUserIdentifier="user-1",
-    )
+    await unlink_developer_user(boto, pool, identity)
     assert (await call(boto.identity, "describe_identity", IdentityId=identity))["Logins"] == [LOGIN]
     return identity, token
 

@@ -158,11 +158,11 @@ async def test_deleting_a_pool_removes_its_registered_identities_and_their_login
 @pytest.mark.parametrize(
     ("payload", "code"),
     [
-        ({"IdentityPoolName": "x"}, "InvalidParameterException"),
-        ({"IdentityPoolName": "bad/name", "AllowUnauthenticatedIdentities": True}, "InvalidParameterException"),
-        ({"IdentityPoolName": "x" * 129, "AllowUnauthenticatedIdentities": True}, "InvalidParameterException"),
+        ({"IdentityPoolName": "x"}, "ValidationException"),
+        ({"IdentityPoolName": "bad/name", "AllowUnauthenticatedIdentities": True}, "ValidationException"),
+        ({"IdentityPoolName": "x" * 129, "AllowUnauthenticatedIdentities": True}, "ValidationException"),
         ({"IdentityPoolName": "x", "AllowUnauthenticatedIdentities": "yes"}, "SerializationException"),
-        ({"IdentityPoolName": "x", "AllowUnauthenticatedIdentities": True, "Bogus": 1}, "InvalidParameterException"),
+        ({"IdentityPoolName": "x", "AllowUnauthenticatedIdentities": True, "Bogus": 1}, "ValidationException"),
     ],
 )
 async def test_create_identity_pool_rejects_bad_input_with_a_named_member(
@@ -183,8 +183,14 @@ async def test_unknown_identity_target_is_unknown_operation(raw: Raw) -> None:
 
 async def test_list_identity_pools_requires_max_results_in_range(raw: Raw) -> None:
     status, body, _ = await raw.identity("ListIdentityPools", {"MaxResults": 61})
-    assert (status, body["__type"]) == (400, "InvalidParameterException")
-    assert "MaxResults" in body["message"]
+    assert (status, body) == (
+        400,
+        {
+            "__type": "ValidationException",
+            "message": "1 validation error detected: Value '61' at 'maxResults' failed to satisfy constraint: "
+            "Member must have value less than or equal to 60",
+        },
+    )
 
 
 async def stored_keys(client: RedisClient, pattern: str) -> list[bytes]:

@@ -31,10 +31,10 @@ from redis.asyncio import Redis
 
 from syncsvc import keys
 from tests.conftest import Boto, free_port
-from tests.test_push import PUSH_SYNC, Phone, notification, receive, resume
-from tests.test_relay import published_somewhere, warm_kafka  # noqa: F401 - warm_kafka: fixture
-from tests.test_serve import environment
-from tests.write_load import SHARDS, SYNCSVC, WriteLoad, assert_exact, create_topic, relay_process, streaming_pool
+from tests.phones import Phone, notification, push_pool, receive, resume, subscribed_pair
+from tests.servers import SYNCSVC, environment
+from tests.streams import SHARDS, create_topic, published_somewhere, relay_process, streaming_pool
+from tests.write_load import WriteLoad, assert_exact
 
 pytestmark = pytest.mark.cluster
 
@@ -90,7 +90,7 @@ def run() -> str:
 @pytest.fixture
 async def deployment(
     redis_url: str,
-    warm_kafka: str,  # noqa: F811
+    warm_kafka: str,
     redis_client: Redis,
     run: str,
     tmp_path: Path,
@@ -161,18 +161,6 @@ def taken_over(owners: dict[int, bytes | str], before: dict[int, bytes | str]) -
     return len(owners) == LANES and not set(owners.values()) & set(before.values())
 
 
-async def push_devices(session: aiohttp.ClientSession, boto: Boto, one: str, other: str) -> tuple[Phone, Phone]:
-    """Two subscribed devices of one guest identity, in a pool of their own with push: on ``one`` and ``other``."""
-    pool = await boto.new_pool()
-    await boto.call(boto.sync, "set_identity_pool_configuration", IdentityPoolId=pool, PushSync=PUSH_SYNC)
-    phone = await Phone.guest(session, one, pool)
-    tablet = Phone(session, other, pool, phone.identity, phone.token)
-    for device, token in ((phone, "phone-token"), (tablet, "tablet-token")):
-        await device.register(token)
-        await device.subscribe()
-    return phone, tablet
-
-
 async def reconnect(phone: Phone, urls: list[str], lost: str) -> aiohttp.ClientWebSocketResponse:
     """The device's socket again, on the first instance after ``lost`` (round robin) that takes it."""
     start = urls.index(lost) + 1
@@ -189,7 +177,7 @@ async def reconnect(phone: Phone, urls: list[str], lost: str) -> aiohttp.ClientW
 @pytest.mark.timeout(120)
 async def test_an_instance_killed_mid_load_loses_no_write_and_its_device_catches_up_on_another(
     deployment: Deployment,
-    warm_kafka: str,  # noqa: F811
+    warm_kafka: str,
     run: str,
 ) -> None:
     urls, victim = deployment.urls, deployment.instances[0]
@@ -197,7 +185,7 @@ async def test_an_instance_killed_mid_load_loses_no_write_and_its_device_catches
     await create_topic(warm_kafka, topic)
     load = WriteLoad(urls, await streaming_pool(boto, topic), WRITERS)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        phone, tablet = await push_devices(session, boto, victim.url, urls[2])
+        phone, tablet = await subscribed_pair(session, await push_pool(boto), victim.url, urls[2])
         ws = await phone.connect()  # on the victim (closed with the session, if not by the kill)
         held = await tablet.write("before")
         assert await receive(ws) == notification(phone, held)
@@ -226,7 +214,7 @@ async def test_an_instance_killed_mid_load_loses_no_write_and_its_device_catches
 @pytest.mark.timeout(120)
 async def test_a_relay_killed_mid_load_hands_its_lanes_to_the_other_and_the_topic_stays_exact(
     deployment: Deployment,
-    warm_kafka: str,  # noqa: F811
+    warm_kafka: str,
     redis_client: Redis,
     run: str,
 ) -> None:

@@ -10,8 +10,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import math
-import time
 from collections.abc import Awaitable, Callable
 
 import jwt
@@ -29,34 +27,13 @@ from syncsvc import keys
 from syncsvc.errors import BackendUnavailableError, ExpiredTokenError, NotAuthorizedError
 from syncsvc.identity.issuer import LEEWAY_SECONDS, RELOAD_SECONDS, IssuedToken, TokenIssuer
 from syncsvc.kms.material import RootKey
-from syncsvc.kms.service import KeyService
 from syncsvc.store.keyring import RedisKeyRing, StoredKey
-from syncsvc.store.kms import RedisKeyStore
 from tests.conftest import ROOT_KEY_FILE, free_port
+from tests.issuers import ISSUER_URL, MAX_LIFETIME, ROTATION, Clock, key_service
 
-ISSUER_URL = "https://sync.example.test"
-ROTATION = 3600
-MAX_LIFETIME = 86400
 POOL = "us-east-1:11111111-2222-3333-4444-555555555555"
 IDENTITY = "us-east-1:aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 GUEST = ("unauthenticated",)
-
-
-class Clock:
-    """A frozen clock, started near real time (jwcrypto checks ``exp`` on the real one) at an epoch's start."""
-
-    def __init__(self) -> None:
-        self.now = math.floor(time.time() / ROTATION) * ROTATION + 10.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    @property
-    def epoch(self) -> int:
-        return math.floor(self.now / ROTATION)
 
 
 class CountingKeyRing(RedisKeyRing):
@@ -72,11 +49,6 @@ class CountingKeyRing(RedisKeyRing):
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-def key_service(redis_client: aioredis.Redis) -> KeyService:
-    """A key service like the server's (same Redis, same root key)."""
-    return KeyService(RedisKeyStore(redis_client), RootKey.from_file(ROOT_KEY_FILE), region="us-east-1", quota=1000)
 
 
 @pytest.fixture

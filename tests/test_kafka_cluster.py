@@ -30,7 +30,8 @@ from syncsvc.config import Settings
 from syncsvc.outbox.relay import replication
 from tests.conftest import Boto, Raw, make_settings, serving
 from tests.kafka import KafkaCluster
-from tests.write_load import SHARDS, WriteLoad, assert_exact, streaming_pool, warm_up
+from tests.streams import SHARDS, streaming_pool, warm_up
+from tests.write_load import WriteLoad, assert_exact
 
 #: Bounds every wait on Kafka below (a step on three JVMs sharing two cores can take a while).
 STEP_SECONDS = 60.0

@@ -11,26 +11,21 @@ from datetime import datetime
 from typing import Any
 from unittest.mock import ANY
 
-import boto3
 import orjson
 import pytest
-from aiohttp.test_utils import TestServer
-from botocore.config import Config
-from botocore.exceptions import ClientError
 from redis.asyncio import Redis
 
 from syncsvc import keys
-from syncsvc.api.protocol import KMS
 from syncsvc.config import Settings
 from syncsvc.kms import material
 from syncsvc.kms.model import DAY_MS
-from syncsvc.kms.service import KeyService, Sweep
+from syncsvc.kms.service import KeyService
+from syncsvc.kms.sweeper import Sweep
 from syncsvc.store.kms import RedisKeyStore
-from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, REGION, Boto, Raw, make_settings
-from tests.test_identity_flows import Devices, guest
+from tests.conftest import Boto, Raw, call, make_settings
+from tests.devices import Devices, guest
+from tests.kms_calls import ACCOUNT, ARN_PREFIX, arn, code_of, kms_client, new_key, refusal
 
-ACCOUNT = "000000000000"
-ARN_PREFIX = f"arn:aws:kms:{REGION}:{ACCOUNT}"
 DRY_RUN = "The request would have succeeded, but the DryRun option is set."
 
 
@@ -41,58 +36,6 @@ DRY_RUN = "The request would have succeeded, but the DryRun option is set."
 def settings(redis_url: str, request: pytest.FixtureRequest) -> Settings:
     """The suite's settings; parametrize ``settings`` indirectly with a dict to override some."""
     return make_settings(redis_url, **getattr(request, "param", {}))
-
-
-def kms_client(endpoint: str, **credentials: str) -> Any:
-    """An unmodified boto3 KMS client (developer credentials unless others are given), without retries."""
-    session = boto3.session.Session(
-        aws_access_key_id=credentials.get("AccessKeyId", DEVELOPER_KEY),
-        aws_secret_access_key=credentials.get("SecretKey", DEVELOPER_SECRET),
-        aws_session_token=credentials.get("SessionToken"),
-        region_name=REGION,
-    )
-    config = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=20)
-    return session.client("kms", endpoint_url=endpoint, config=config)
-
-
-@pytest.fixture
-def kms(endpoint: str) -> Any:
-    return kms_client(endpoint)
-
-
-@pytest.fixture
-def service(server: TestServer) -> KeyService:
-    """The server's own KeyService (for the sweep, and for setting up a time that has not come yet)."""
-    return server.app[KMS]
-
-
-async def call(client: Any, operation: str, **params: Any) -> dict[str, Any]:
-    """A boto3 call in a thread (the server runs on this loop), without its ResponseMetadata."""
-    result: dict[str, Any] = await asyncio.to_thread(getattr(client, operation), **params)
-    result.pop("ResponseMetadata", None)
-    return result
-
-
-async def refusal(client: Any, operation: str, **params: Any) -> tuple[int, str, str]:
-    """(HTTP status, error code, message) of a call that must fail."""
-    with pytest.raises(ClientError) as caught:
-        await asyncio.to_thread(getattr(client, operation), **params)
-    response = caught.value.response
-    return response["ResponseMetadata"]["HTTPStatusCode"], response["Error"]["Code"], response["Error"]["Message"]
-
-
-async def code_of(client: Any, operation: str, **params: Any) -> tuple[int, str]:
-    status, code, _ = await refusal(client, operation, **params)
-    return status, code
-
-
-async def new_key(kms: Any, **params: Any) -> str:
-    key_id: str = (await call(kms, "create_key", **params))["KeyMetadata"]["KeyId"]
-    return key_id
-
-
-def arn(key_id: str) -> str:
-    return f"{ARN_PREFIX}:key/{key_id}"
 
 
 async def send(raw: Raw, operation: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -353,7 +296,23 @@ async def test_encrypt_by_alias_names_the_key_by_arn(kms: Any) -> None:
 async def test_encrypt_refuses_plaintext_over_4096_bytes(kms: Any) -> None:
     key_id = await new_key(kms)
 
-    assert await code_of(kms, "encrypt", KeyId=key_id, Plaintext=b"x" * 4097) == (400, "ValidationException")
+    assert await refusal(kms, "encrypt", KeyId=key_id, Plaintext=b"x" * 4097) == (
+        400,
+        "ValidationException",
+        "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length less "
+        "than or equal to 4096",
+    )  # AWS's words, and the plaintext is not quoted back
+
+
+async def test_validation_errors_name_every_broken_member_in_aws_words(kms: Any) -> None:
+    marker = "m" * 1025
+    assert await refusal(kms, "list_aliases", Limit=101, Marker=marker) == (
+        400,
+        "ValidationException",
+        "2 validation errors detected: Value '101' at 'limit' failed to satisfy constraint: Member must have value "
+        f"less than or equal to 100; Value '{marker[:256]}...' at 'marker' failed to satisfy constraint: Member must "
+        "have length less than or equal to 1024",
+    )  # a long value is quoted cut short
 
 
 async def test_encrypt_with_an_asymmetric_algorithm_is_invalid_key_usage(kms: Any) -> None:

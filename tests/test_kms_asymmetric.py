@@ -17,19 +17,13 @@ from redis.asyncio import Redis
 
 from syncsvc import keys
 from syncsvc.kms.material import RootKey
-from tests.conftest import ROOT_KEY_FILE
-from tests.test_kms_api import ACCOUNT, arn, call, code_of, kms_client, new_key, refusal
+from syncsvc.kms.model import ENCRYPTION_ALGORITHMS, SIGNING_ALGORITHMS
+from tests.conftest import ROOT_KEY_FILE, call
+from tests.kms_calls import ACCOUNT, arn, code_of, new_key, refusal
 
-RSA_SIGNING = [
-    "RSASSA_PSS_SHA_256",
-    "RSASSA_PSS_SHA_384",
-    "RSASSA_PSS_SHA_512",
-    "RSASSA_PKCS1_V1_5_SHA_256",
-    "RSASSA_PKCS1_V1_5_SHA_384",
-    "RSASSA_PKCS1_V1_5_SHA_512",
-]
-OAEP = ["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]
-SIGNING_KEYS = [("RSA_2048", algorithm) for algorithm in RSA_SIGNING] + [("ECC_NIST_P256", "ECDSA_SHA_256")]
+RSA_SIGNING = list(SIGNING_ALGORITHMS["RSA_2048"])
+OAEP = list(ENCRYPTION_ALGORITHMS["RSA_2048"])
+SIGNING_KEYS = [(spec, algorithm) for spec, algorithms in SIGNING_ALGORITHMS.items() for algorithm in algorithms]
 HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "SHA_1": hashes.SHA1,
     "SHA_256": hashes.SHA256,
@@ -37,11 +31,6 @@ HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "SHA_512": hashes.SHA512,
 }
 MESSAGE = b"the record set of identity us-east-1:42"
-
-
-@pytest.fixture
-def kms(endpoint: str) -> Any:
-    return kms_client(endpoint)
 
 
 def hash_of(algorithm: str) -> hashes.HashAlgorithm:

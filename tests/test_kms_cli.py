@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.test_aws_cli import cli_environment
-from tests.test_kms_api import arn, call, kms_client, new_key
+from tests.aws_cli import cli_environment
+from tests.conftest import call
+from tests.kms_calls import arn, new_key
 
 BIN = Path(sys.executable).parent
 SECRET = b"the launch code is 0000\n"
@@ -26,11 +25,6 @@ ENCRYPT = (
 DECRYPT = "aws kms decrypt --ciphertext-blob fileb://enc --output text --query Plaintext | base64 --decode"
 RE_ENCRYPT = "aws kms re-encrypt --destination-key-id {K2} --ciphertext-blob fileb://enc"
 ENABLE_ROTATION = "aws kms enable-key-rotation --key-id {K}"
-
-
-@pytest.fixture
-def kms(endpoint: str) -> Any:
-    return kms_client(endpoint)
 
 
 async def shell(command: str, endpoint: str, folder: Path) -> tuple[int, bytes, str]:

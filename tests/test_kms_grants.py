@@ -8,9 +8,7 @@ from unittest.mock import ANY
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestServer
 
-from syncsvc.api.protocol import KMS
 from syncsvc.errors import MalformedPolicyDocumentError
 from syncsvc.kms.policy import (
     DEFAULT_POLICY,
@@ -22,34 +20,10 @@ from syncsvc.kms.policy import (
     parse_policy,
 )
 from syncsvc.kms.service import KeyService
-from tests.conftest import DEVELOPER_KEY, Boto
-from tests.test_identity_flows import Devices, guest
-from tests.test_kms_api import arn, call, code_of, kms_client, new_key, refusal
+from tests.conftest import Boto, call
+from tests.kms_calls import DEVELOPER, an_identity, arn, code_of, grant, new_key, refusal
 
-DEVELOPER = f"arn:aws:iam::000000000000:user/{DEVELOPER_KEY}"
 OTHER_DEVELOPER = "arn:aws:iam::000000000000:user/AKIDSOMEONEELSE"
-
-
-@pytest.fixture
-def kms(endpoint: str) -> Any:
-    return kms_client(endpoint)
-
-
-@pytest.fixture
-def service(server: TestServer) -> KeyService:
-    return server.app[KMS]
-
-
-async def an_identity(boto: Boto, endpoint: str) -> tuple[str, Any]:
-    """(principal, boto3 kms client) of a new guest identity, signed with its temporary credentials."""
-    identity, credentials = await guest(Devices(endpoint), await boto.new_pool())
-    return identity_principal(identity), kms_client(endpoint, **credentials)
-
-
-async def grant(kms: Any, key_id: str, grantee: str, *operations: str, **params: Any) -> dict[str, Any]:
-    return await call(
-        kms, "create_grant", KeyId=key_id, GranteePrincipal=grantee, Operations=list(operations), **params
-    )
 
 
 def policy(*statements: dict[str, Any]) -> str:

@@ -21,37 +21,23 @@ import pytest
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from syncsvc.api.protocol import ISSUER, KMS
+from syncsvc.api.messages import SERVICES
 from syncsvc.config import Settings
 from syncsvc.errors import NotAuthorizedError
 from syncsvc.identity.issuer import KMS_SIGNING_ALGORITHM, LEEWAY_SECONDS, TokenIssuer
 from syncsvc.keys import IdentityKeys
 from syncsvc.kms.service import KeyService
 from syncsvc.store.keyring import RedisKeyRing
-from tests.conftest import DEVELOPER_KEY, REGION, Boto, Raw, envelope_of
-from tests.test_encryption_at_rest import write
-from tests.test_identity_flows import Devices, records_path
-from tests.test_issuer import ISSUER_URL, MAX_LIFETIME, ROTATION, Clock, key_service
-from tests.test_kms_api import arn, call, kms_client, new_key, refusal
-from tests.test_kms_grants import an_identity, grant
+from tests.conftest import Boto, Raw, call, envelope_of
+from tests.datasets import write
+from tests.devices import Devices, records_path
+from tests.issuers import ISSUER_URL, MAX_LIFETIME, ROTATION, Clock, key_service
+from tests.kms_calls import ARN_PREFIX, DEVELOPER, an_identity, arn, grant, new_key, refusal
 
-ACCOUNT = "000000000000"
-ARN_PREFIX = f"arn:aws:kms:{REGION}:{ACCOUNT}"
-DEVELOPER = f"arn:aws:iam::{ACCOUNT}:user/{DEVELOPER_KEY}"
 COGNITO = "cognito-identity.amazonaws.com"
 YEAR = 365 * 86400
 MISSING_KEY = "11111111-2222-3333-4444-555555555555"
 Refusal = tuple[int, str, str]
-
-
-@pytest.fixture
-def kms(endpoint: str) -> Any:
-    return kms_client(endpoint)
-
-
-@pytest.fixture
-def devices(endpoint: str) -> Devices:
-    return Devices(endpoint)
 
 
 def denied(principal: str, operation: str, resource: str) -> Refusal:
@@ -209,7 +195,7 @@ async def signing_key_of(server: TestServer, devices: Devices, boto: Boto) -> st
     """The KMS key id of the key that signs the service's OpenID tokens (made by a first GetOpenIdToken)."""
     identity = (await call(devices.identity, "get_id", IdentityPoolId=await boto.new_pool()))["IdentityId"]
     await call(devices.identity, "get_open_id_token", IdentityId=identity)
-    (stored,) = await server.app[ISSUER].keyring.load_all()
+    (stored,) = await server.app[SERVICES].issuer.keyring.load_all()
     return stored.key_id
 
 
@@ -293,7 +279,9 @@ async def test_list_keys_and_list_aliases_leave_internal_keys_out(
 ) -> None:
     signing_key = await signing_key_of(server, devices, boto)
     internal = {signing_key, await pool_key_of(boto, redis_client, settings)}
-    await server.app[KMS].create_alias("alias/signing", signing_key)  # as one made before internal keys were hidden
+    await server.app[SERVICES].kms.create_alias(
+        "alias/signing", signing_key
+    )  # as one made before internal keys were hidden
     own = await new_key(kms)
     await call(kms, "create_alias", AliasName="alias/own", TargetKeyId=own)
 
@@ -372,7 +360,7 @@ async def test_a_year_long_bearer_token_signed_with_the_services_key_is_refused(
     identity = (await call(devices.identity, "get_id", IdentityPoolId=pool))["IdentityId"]
     genuine = (await call(devices.identity, "get_open_id_token", IdentityId=identity))["Token"]
     iat = jwt.decode(genuine, options={"verify_signature": False})["iat"]
-    forged = await resigned(server.app[KMS], server.app[ISSUER].keyring, genuine, exp=iat + YEAR)
+    forged = await resigned(server.app[SERVICES].kms, server.app[SERVICES].issuer.keyring, genuine, exp=iat + YEAR)
 
     def bearer(token: str) -> Awaitable[tuple[int, dict[str, Any], dict[str, str]]]:
         return raw.send("GET", records_path(pool, identity), sign=False, headers={"Authorization": f"Bearer {token}"})
@@ -390,7 +378,7 @@ async def test_a_year_long_login_token_signed_with_the_services_key_is_refused(
     identity = (await call(devices.identity, "get_id", IdentityPoolId=await boto.new_pool()))["IdentityId"]
     genuine = (await call(devices.identity, "get_open_id_token", IdentityId=identity))["Token"]
     iat = jwt.decode(genuine, options={"verify_signature": False})["iat"]
-    forged = await resigned(server.app[KMS], server.app[ISSUER].keyring, genuine, exp=iat + YEAR)
+    forged = await resigned(server.app[SERVICES].kms, server.app[SERVICES].issuer.keyring, genuine, exp=iat + YEAR)
 
     refused = await refusal(
         devices.identity, "get_credentials_for_identity", IdentityId=identity, Logins={COGNITO: forged}

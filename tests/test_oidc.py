@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +14,16 @@ import jwt
 import pydantic
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt.utils import base64url_encode
 from jwt.warnings import InsecureKeyLengthWarning
 
 from syncsvc.errors import NotAuthorizedError
-from syncsvc.identity.oidc import FederatedLogin, OidcProvider, OidcVerifier
-from tests.oidc_provider import SigningKey, TestIdentityProvider, new_rsa_key, public_pem
+from syncsvc.identity.oidc import FederatedLogin, OidcVerifier
+from syncsvc.identity.providers import OidcProvider
+from tests.forged_tokens import Forge, forgeries
+from tests.oidc_provider import SigningKey, TestIdentityProvider, new_rsa_key
 
 CLIENT = "pool-client-id"
 PREFIX = "Invalid login token for login.test: "
-
-
-@pytest.fixture
-async def idp() -> AsyncIterator[TestIdentityProvider]:
-    async with TestIdentityProvider() as provider:
-        yield provider
 
 
 class Verifiers:
@@ -138,102 +133,7 @@ async def test_token_without_kid_verifies_when_the_key_set_holds_one_key(
 
 # --- the attack table -----------------------------------------------------------------------------------------------
 
-Forge = Callable[[TestIdentityProvider, rsa.RSAPrivateKey], str]
-
-
-def _tampered(idp: TestIdentityProvider, attacker: rsa.RSAPrivateKey) -> str:
-    header, _, signature = idp.mint("alice", aud=CLIENT).split(".")
-    claims = unverified_claims(idp.mint("alice", aud=CLIENT)) | {"sub": "mallory"}
-    payload = base64url_encode(json.dumps(claims).encode()).decode()
-    return f"{header}.{payload}.{signature}"
-
-
-def _embedded_jwk(idp: TestIdentityProvider, attacker: rsa.RSAPrivateKey) -> str:
-    """The attacker's own public key in the header, hoping the verifier trusts it (CVE-2018-0114 style)."""
-    own = json.loads(jwt.get_algorithm_by_name("RS256").to_jwk(attacker.public_key()))
-    return idp.mint("mallory", aud=CLIENT, key=attacker, headers={"jwk": own})
-
-
-ATTACKS: list[Any] = [
-    pytest.param(
-        lambda idp, attacker: idp.mint("mallory", aud=CLIENT, alg="none"),
-        "algorithm 'none' is not allowed (allowed: RS256)",
-        id="unsigned-alg-none",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("mallory", aud=CLIENT, alg="HS256", key=public_pem(idp.rsa.private)),
-        "algorithm 'HS256' is not allowed (allowed: RS256)",
-        id="hs256-keyed-with-the-rsa-public-key",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("mallory", aud=CLIENT, alg="RS384"),
-        "algorithm 'RS384' is not allowed (allowed: RS256)",
-        id="alg-outside-the-allow-list",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("mallory", aud=CLIENT, iss="https://evil.example.com"),
-        "the token's issuer (iss) is not the provider's",
-        id="wrong-iss",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("mallory", aud="another-app"),
-        "the token's audience (aud) is not an accepted client id",
-        id="wrong-aud",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("alice", aud=CLIENT, exp_in=-3600),
-        "the token has expired",
-        id="expired",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("alice", aud=CLIENT, nbf_in=3600),
-        "the token is not yet valid",
-        id="not-yet-valid-nbf",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("alice", aud=CLIENT, extra={"iat": int(1e10)}),
-        "the token is not yet valid",
-        id="issued-in-the-future",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("alice", aud=CLIENT, extra={"iat": None}),
-        "the token has no 'iat' claim",
-        id="iat-missing",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("alice", aud=CLIENT, extra={"exp": None}),
-        "the token has no 'exp' claim",
-        id="exp-missing",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("", aud=CLIENT, extra={"sub": None}),
-        "the token has no 'sub' claim",
-        id="sub-missing",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("", aud=CLIENT),
-        "the token has an empty subject (sub)",
-        id="sub-empty",
-    ),
-    pytest.param(
-        lambda idp, attacker: idp.mint("mallory", aud=CLIENT, key=attacker, kid="rsa-1"),
-        "the token's signature is invalid",
-        id="signed-by-another-key-with-the-same-kid",
-    ),
-    pytest.param(_embedded_jwk, "the token's signature is invalid", id="attacker-key-embedded-in-the-header"),
-    pytest.param(
-        lambda idp, attacker: idp.mint("mallory", aud=CLIENT, key=attacker, kid="attacker-1"),
-        "unknown signing key 'attacker-1'",
-        id="unknown-kid",
-    ),
-    pytest.param(_tampered, "the token's signature is invalid", id="tampered-payload"),
-    pytest.param(
-        lambda idp, attacker: "not-a-token",
-        "the token is malformed (Not enough segments)",
-        id="garbage",
-    ),
-    pytest.param(lambda idp, attacker: "", "the token is malformed (Not enough segments)", id="empty"),
-]
+ATTACKS = forgeries(CLIENT)
 
 
 @pytest.mark.parametrize(("forge", "reason"), ATTACKS)

@@ -3,34 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.conftest import Boto, Raw, _wait_for_redis, make_settings, serving
-from tests.redis_processes import RedisNode, launch
-
-
-class RedisProcess(RedisNode):
-    """A redis-server with AOF on, that a test can kill -9 and start again on the same port and data."""
-
-    @property
-    def url(self) -> str:
-        return f"redis://{self.address}/0"
-
-    def start(self) -> None:
-        launch(self, "--appendonly", "yes", "--appendfsync", "everysec")
-        _wait_for_redis(self.url, self.process)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    redis = RedisProcess.new(tmp_path)
-    redis.start()
-    yield redis
-    if redis.alive:
-        redis.kill()
+from tests.conftest import Boto, Raw, make_settings, serving
+from tests.redis_processes import RedisProcess
 
 
 @pytest.fixture

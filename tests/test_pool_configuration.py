@@ -52,11 +52,11 @@ async def test_members_left_out_are_unchanged(boto: Boto) -> None:
 @pytest.mark.parametrize(
     ("streams", "fragment"),
     [
-        ({"StreamName": "bad name!", "StreamingStatus": "ENABLED"}, "CognitoStreams.StreamName"),
-        ({"StreamName": "..", "StreamingStatus": "ENABLED"}, "CognitoStreams.StreamName"),
-        ({"StreamName": "x" * 129}, "CognitoStreams.StreamName"),
+        ({"StreamName": "bad name!", "StreamingStatus": "ENABLED"}, "at 'cognitoStreams.streamName'"),
+        ({"StreamName": "..", "StreamingStatus": "ENABLED"}, "at 'cognitoStreams.streamName'"),
+        ({"StreamName": "x" * 129}, "at 'cognitoStreams.streamName'"),
         ({"StreamingStatus": "ENABLED"}, "StreamName is required"),
-        ({"StreamName": "ok", "RoleArn": "arn:aws:iam::1:user/not-a-role"}, "CognitoStreams.RoleArn"),
+        ({"StreamName": "ok", "RoleArn": "arn:aws:iam::1:user/not-a-role"}, "at 'cognitoStreams.roleArn'"),
     ],
 )
 async def test_bad_streams_settings_are_invalid_and_change_nothing(

@@ -22,108 +22,25 @@ from botocore.credentials import Credentials
 from redis.asyncio import Redis
 
 from syncsvc.api.app import create_app
-from syncsvc.api.protocol import HUB
+from syncsvc.api.messages import SERVICES
 from syncsvc.config import Settings
 from tests.conftest import Boto, free_port
-
-PUSH_SYNC = {
-    "ApplicationArns": ["arn:aws:sns:us-east-1:123456789012:app/GCM/syncsvc"],
-    "RoleArn": "arn:aws:iam::123456789012:role/push",
-}
-IDENTITY_TARGET = "AWSCognitoIdentityService."
+from tests.phones import (
+    Phone,
+    identity_call,
+    nothing_waiting,
+    notification,
+    push_pool,
+    receive,
+    resume,
+    subscribed_pair,
+)
 
 
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as client_session:
         yield client_session
-
-
-class Phone:
-    """One device of an identity: Bearer token auth (GetOpenIdToken), a DeviceId once registered, a socket."""
-
-    def __init__(self, session: aiohttp.ClientSession, endpoint: str, pool: str, identity: str, token: str) -> None:
-        self.session, self.endpoint, self.pool, self.identity, self.token = session, endpoint, pool, identity, token
-        self.device_id = ""
-
-    @classmethod
-    async def guest(cls, session: aiohttp.ClientSession, endpoint: str, pool: str) -> Phone:
-        identity = (await identity_call(session, endpoint, "GetId", {"IdentityPoolId": pool}))["IdentityId"]
-        token = (await identity_call(session, endpoint, "GetOpenIdToken", {"IdentityId": identity}))["Token"]
-        return cls(session, endpoint, pool, identity, token)
-
-    def sibling(self) -> Phone:
-        """Another device of the same identity."""
-        return Phone(self.session, self.endpoint, self.pool, self.identity, self.token)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        data = None if body is None else orjson.dumps(body)
-        headers = {**self.headers, "Content-Type": "application/json"}
-        async with self.session.request(method, self.endpoint + path, data=data, headers=headers) as response:
-            return response.status, orjson.loads(await response.read() or b"{}")
-
-    async def register(self, device_token: str) -> str:
-        status, body = await self.call(
-            "POST",
-            f"/identitypools/{self.pool}/identity/{self.identity}/device",
-            {"Platform": "WEBSOCKET", "Token": device_token},
-        )
-        assert status == 200, body
-        self.device_id = body["DeviceId"]
-        return self.device_id
-
-    def subscription(self, dataset: str) -> str:
-        return (
-            f"/identitypools/{self.pool}/identities/{self.identity}/datasets/{dataset}/subscriptions/{self.device_id}"
-        )
-
-    async def subscribe(self, dataset: str = "settings") -> None:
-        assert await self.call("POST", self.subscription(dataset)) == (200, {})
-
-    async def write(self, value: str, dataset: str = "settings", key: str = "theme") -> int:
-        """One sync of one record, sent with this device's DeviceId; the new dataset sync count."""
-        path = f"/identitypools/{self.pool}/identities/{self.identity}/datasets/{dataset}"
-        status, listed = await self.call("GET", path + "/records")
-        assert status == 200, listed
-        counts = {record["Key"]: record["SyncCount"] for record in listed["Records"]}
-        patch = {"Op": "replace", "Key": key, "Value": value, "SyncCount": counts.get(key, 0)}
-        body: dict[str, Any] = {"SyncSessionToken": listed["SyncSessionToken"], "RecordPatches": [patch]}
-        if self.device_id:
-            body["DeviceId"] = self.device_id
-        status, written = await self.call("POST", path, body)
-        assert status == 200, written
-        return int(written["Records"][0]["SyncCount"])
-
-    @property
-    def socket_url(self) -> str:
-        return f"{self.endpoint}/identitypools/{self.pool}/identity/{self.identity}/device/{self.device_id}/push"
-
-    async def connect(self, **options: Any) -> aiohttp.ClientWebSocketResponse:
-        ws: aiohttp.ClientWebSocketResponse = await self.session.ws_connect(
-            self.socket_url, headers=self.headers, **options
-        )
-        return ws
-
-
-async def identity_call(
-    session: aiohttp.ClientSession, endpoint: str, operation: str, payload: dict[str, Any]
-) -> dict[str, Any]:
-    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": IDENTITY_TARGET + operation}
-    async with session.post(endpoint + "/", data=orjson.dumps(payload), headers=headers) as response:
-        body: dict[str, Any] = orjson.loads(await response.read())
-        assert response.status == 200, body
-        return body
-
-
-async def receive(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5) -> dict[str, Any]:
-    message = await ws.receive(timeout=timeout)
-    assert message.type == WSMsgType.TEXT, message
-    answer: dict[str, Any] = orjson.loads(message.data)
-    return answer
 
 
 async def receive_answering_pings(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
@@ -135,43 +52,15 @@ async def receive_answering_pings(ws: aiohttp.ClientWebSocketResponse) -> dict[s
     return answer
 
 
-async def nothing_waiting(ws: aiohttp.ClientWebSocketResponse) -> bool:
-    """True when the next message after a ping is its pong: nothing was queued for the device before it."""
-    await ws.send_json({"action": "ping"})
-    return await receive(ws) == {"action": "pong"}
-
-
-async def resume(ws: aiohttp.ClientWebSocketResponse, **holds: int) -> None:
-    await ws.send_json({"action": "resume", "syncCounts": holds})
-
-
-def notification(phone: Phone, sync_count: int, dataset: str = "settings") -> dict[str, Any]:
-    return {
-        "source": "cognito-sync",
-        "identityPoolId": phone.pool,
-        "identityId": phone.identity,
-        "datasetName": dataset,
-        "syncCount": sync_count,
-    }
-
-
 @pytest.fixture
 async def pool(boto: Boto) -> str:
-    pool_id = await boto.new_pool()
-    await boto.call(boto.sync, "set_identity_pool_configuration", IdentityPoolId=pool_id, PushSync=PUSH_SYNC)
-    return pool_id
+    return await push_pool(boto)
 
 
 @pytest.fixture
 async def phones(session: aiohttp.ClientSession, endpoint: str, pool: str) -> tuple[Phone, Phone]:
     """Two registered devices of one guest identity, both subscribed to "settings"."""
-    first = await Phone.guest(session, endpoint, pool)
-    second = first.sibling()
-    await first.register("phone-token")
-    await second.register("tablet-token")
-    await first.subscribe()
-    await second.subscribe()
-    return first, second
+    return await subscribed_pair(session, pool, endpoint)
 
 
 # --- RegisterDevice, Subscribe, Unsubscribe ---------------------------------------------------------------------------
@@ -385,9 +274,7 @@ async def test_shutting_down_closes_sockets_with_going_away(
     own = TestServer(create_app(settings), host="127.0.0.1", port=free_port())
     await own.start_server()
     endpoint = str(own.make_url("")).rstrip("/")
-    pool = await Boto(endpoint).new_pool()
-    await Boto(endpoint).call(boto.sync, "set_identity_pool_configuration", IdentityPoolId=pool, PushSync=PUSH_SYNC)
-    phone = await Phone.guest(session, endpoint, pool)
+    phone = await Phone.guest(session, endpoint, await push_pool(Boto(endpoint)))
     await phone.register("phone-token")
     ws = await phone.connect()
     await own.close()
@@ -452,7 +339,7 @@ async def test_a_slow_reader_is_dropped_while_the_others_keep_receiving(
     laptop = phone.sibling()
     await laptop.register("laptop-token")
     await laptop.subscribe()
-    hub = server.app[HUB]
+    hub = server.app[SERVICES].hub
     reader, writer = await stalled_socket(laptop)
     try:
         async with await phone.connect() as ws:

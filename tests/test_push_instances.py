@@ -3,59 +3,41 @@ device whose socket is on the other, and a device's newer socket on one closes i
 
 from __future__ import annotations
 
-import subprocess
+import contextlib
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import WSMsgType
 from redis.asyncio import Redis
 
-from tests.conftest import Boto, free_port
-from tests.test_push import PUSH_SYNC, Phone, nothing_waiting, notification, receive
-from tests.test_serve import SYNCSVC, environment, wait_until_serving
+from tests.conftest import Boto
+from tests.phones import Phone, nothing_waiting, notification, push_pool, receive, subscribed_pair
+from tests.servers import syncsvc_process
 
 
 @pytest.fixture
-def instances(redis_url: str, redis_client: Redis) -> Iterator[tuple[str, str]]:
+def instances(redis_url: str, redis_client: Redis, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """Two `syncsvc serve` processes on free ports, sharing the (flushed) session Redis and one public URL (as
     behind a load balancer: the tokens one issues name the issuer the other expects)."""
-    processes, urls = [], []
-    try:
-        for _ in range(2):
-            port = free_port()
-            process = subprocess.Popen(
-                [SYNCSVC, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                env=environment(redis_url, SYNCSVC_PUBLIC_URL="http://syncsvc.test"),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+    with contextlib.ExitStack() as stack:
+        one, two = (
+            stack.enter_context(
+                syncsvc_process(redis_url, tmp_path / name, {"SYNCSVC_PUBLIC_URL": "http://syncsvc.test"})
             )
-            processes.append(process)
-            urls.append(f"http://127.0.0.1:{port}")
-            wait_until_serving(urls[-1], process)
-        yield urls[0], urls[1]
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=15)
+            for name in ("one.log", "two.log")
+        )
+        yield one.url, two.url
 
 
 @pytest.fixture
 async def devices(instances: tuple[str, str]) -> AsyncIterator[tuple[Phone, Phone]]:
     """Two subscribed devices of one identity: the first talks to instance one, the second to instance two."""
     one, two = instances
-    boto = Boto(one)
-    pool = await boto.new_pool()
-    await boto.call(boto.sync, "set_identity_pool_configuration", IdentityPoolId=pool, PushSync=PUSH_SYNC)
+    pool = await push_pool(Boto(one))
     async with aiohttp.ClientSession() as session:
-        phone = await Phone.guest(session, one, pool)
-        tablet = Phone(session, two, pool, phone.identity, phone.token)
-        await phone.register("phone-token")
-        await tablet.register("tablet-token")
-        await phone.subscribe()
-        await tablet.subscribe()
-        yield phone, tablet
+        yield await subscribed_pair(session, pool, one, two)
 
 
 async def test_a_change_through_one_instance_wakes_a_device_on_the_other(devices: tuple[Phone, Phone]) -> None:

@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from syncsvc.api.protocol import HUB
+from syncsvc.api.messages import SERVICES
 from tests.conftest import Boto
-from tests.test_push import PUSH_SYNC, Phone, receive
+from tests.phones import Phone, push_pool, receive
 
 
 @pytest.fixture
@@ -24,9 +24,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 async def phone(boto: Boto, session: aiohttp.ClientSession, endpoint: str) -> Phone:
     """A guest identity's device in a pool with push sync, not registered yet."""
-    pool = await boto.new_pool()
-    await boto.call(boto.sync, "set_identity_pool_configuration", IdentityPoolId=pool, PushSync=PUSH_SYNC)
-    return await Phone.guest(session, endpoint, pool)
+    return await Phone.guest(session, endpoint, await push_pool(boto))
 
 
 @pytest.mark.parametrize("overrides", [{"push_max_devices_per_identity": 3}])
@@ -76,7 +74,7 @@ async def test_resumes_naming_any_datasets_leave_a_socket_remembering_only_its_s
             holds = {f"dataset-{frame}-{n}": 1 for n in range(100)}
             await ws.send_json({"action": "resume", "syncCounts": {**holds, "settings": 0}})
             assert await receive(ws) == {"action": "resumed", "syncCounts": {"settings": 0}}
-        assert server.app[HUB].remembered_datasets == 1
+        assert server.app[SERVICES].hub.remembered_datasets == 1
     finally:
         await ws.close()
 

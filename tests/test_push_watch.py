@@ -10,7 +10,7 @@ import orjson
 from redis.asyncio import Redis
 
 from tests.conftest import Boto
-from tests.test_serve import SYNCSVC, environment
+from tests.servers import SYNCSVC, environment
 
 
 async def line_of(stream: asyncio.StreamReader) -> bytes:

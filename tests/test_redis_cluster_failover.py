@@ -21,7 +21,8 @@ import pytest
 from syncsvc import keys
 from tests.redis_cluster import NODE_TIMEOUT_MS, RedisClusterProcesses
 from tests.redis_processes import RedisNode, started
-from tests.write_load import WriteLoad, serving_with_relay, streamed_pool
+from tests.streams import serving_with_relay, streamed_pool
+from tests.write_load import WriteLoad
 
 pytestmark = pytest.mark.cluster
 

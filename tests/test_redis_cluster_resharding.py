@@ -18,7 +18,8 @@ from redis.asyncio.cluster import RedisCluster
 from syncsvc import keys
 from tests.redis_cluster import RedisClusterProcesses
 from tests.redis_processes import started
-from tests.write_load import WriteLoad, serving_with_relay, streamed_pool
+from tests.streams import serving_with_relay, streamed_pool
+from tests.write_load import WriteLoad
 
 pytestmark = pytest.mark.cluster
 

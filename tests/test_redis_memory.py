@@ -7,7 +7,6 @@ import logging
 import re
 import secrets
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -21,8 +20,8 @@ import redis.asyncio as aioredis
 from syncsvc.runtime import StartupError, open_services
 from tests.conftest import REGION, Raw, _wait_for_redis, free_port, make_settings, process_environment, serving
 from tests.redis_processes import RedisNode, launch
+from tests.servers import SYNCSVC
 
-SYNCSVC = str(Path(sys.executable).with_name("syncsvc"))
 MAXMEMORY = 8 * 1024 * 1024
 MIB = 1024 * 1024
 OOM_MESSAGE = "The data store is out of memory: writes are refused until memory is freed; retry later"

@@ -12,54 +12,33 @@ from typing import Any
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 
 from syncsvc import keys
-from syncsvc.api.app import create_app
 from syncsvc.config import Settings, SettingsError, load_settings
 from syncsvc.outbox.relay import Topics
 from syncsvc.runtime import open_services
-from tests.conftest import Boto, Raw, free_port, make_settings
-
-# The "X as X" names moved to tests/write_load.py; re-exported for the test modules that still import them from here.
-from tests.write_load import ROLE as ROLE
-from tests.write_load import SHARDS as SHARDS
-from tests.write_load import SYNCSVC as SYNCSVC
-from tests.write_load import create_topic as create_topic
-from tests.write_load import read_topic as read_topic
-from tests.write_load import relay_process, warm_up
-from tests.write_load import streaming_pool as streaming_pool
-
-#: Two shards per lane, so one relay transaction may carry several shards (tests that want it say so: the default
-#: lane count of a server and a `syncsvc` process the suite starts is 4).
-LANES = 2
+from tests.conftest import Boto, Raw, make_settings
+from tests.streams import (
+    LANES,
+    SHARDS,
+    create_topic,
+    published_somewhere,
+    read_topic,
+    relay_process,
+    serving_with_relay,
+    stream_settings,
+    streaming_pool,
+)
 
 
 @pytest.fixture
 def settings(redis_url: str, kafka_bootstrap: str, overrides: dict[str, Any]) -> Settings:
     """A server whose outbox the test relays itself (shards kept few so relays start fast)."""
-    return make_settings(redis_url, shards=SHARDS, kafka_bootstrap=kafka_bootstrap, relay=False, **overrides)
-
-
-@pytest.fixture(scope="session")
-async def warm_kafka(kafka_bootstrap: str) -> str:
-    """The session broker, warmed up (see :func:`warm_up`)."""
-    await warm_up(kafka_bootstrap)
-    return kafka_bootstrap
-
-
-@pytest.fixture
-async def relayed(redis_url: str, warm_kafka: str, redis_client: Redis) -> AsyncIterator[str]:
-    """A server that runs its own relay, like `syncsvc serve` does."""
-    settings = make_settings(redis_url, shards=SHARDS, kafka_bootstrap=warm_kafka, relay=True)
-    server = TestServer(create_app(settings), host="127.0.0.1", port=free_port())
-    await server.start_server()
-    yield str(server.make_url("")).rstrip("/")
-    await server.close()
+    return stream_settings(redis_url, kafka_bootstrap, relay=False, **overrides)
 
 
 @pytest.mark.timeout(120)  # a fresh broker takes a while to elect its transaction coordinator
@@ -125,11 +104,6 @@ async def test_changes_reach_the_topic_in_the_cognito_streams_format(
             await asyncio.sleep(0.05)
 
 
-async def published_somewhere(redis_client: Redis) -> bool:
-    """Whether the relay has committed at least one batch to Kafka (it records its position after each)."""
-    return any([await redis_client.exists(keys.relay_position(shard)) for shard in range(SHARDS)])
-
-
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("overrides", [{"relay_lanes": LANES}])
 async def test_a_relay_killed_mid_load_loses_and_duplicates_nothing(
@@ -179,23 +153,10 @@ async def test_a_relay_killed_mid_load_loses_and_duplicates_nothing(
 async def relaying(redis_url: str, bootstrap: str, run: str, **relay: Any) -> AsyncIterator[tuple[Boto, str]]:
     """A server running its own relay with the ``relay`` settings and producers and a checkpoint topic of the test's
     own (``checkpoints-<run>``); yields a Boto on it and a created stream topic."""
-    settings = make_settings(
-        redis_url,
-        shards=SHARDS,
-        kafka_bootstrap=bootstrap,
-        relay=True,
-        relay_checkpoint_topic=f"checkpoints-{run}",
-        relay_transactional_prefix=f"relay-{run}",
-        **relay,
-    )
-    server = TestServer(create_app(settings), host="127.0.0.1", port=free_port())
-    await server.start_server()
-    try:
-        boto, topic = Boto(str(server.make_url("")).rstrip("/")), f"changes-{run}"
+    async with serving_with_relay(redis_url, bootstrap, run=run, shards=SHARDS, **relay) as endpoint:
+        boto, topic = Boto(endpoint), f"changes-{run}"
         await create_topic(bootstrap, topic)
         yield boto, topic
-    finally:
-        await server.close()
 
 
 @pytest.mark.timeout(120)

@@ -11,18 +11,24 @@ import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from syncsvc.api.app import create_app
-from tests.conftest import Boto, Raw, free_port, make_settings
+from syncsvc.config import Settings
+from tests.conftest import Boto, Raw, serving
 from tests.kafka import KafkaBroker
-from tests.test_relay import LANES, settings, warm_kafka  # noqa: F401 - fixtures: settings (4 shards), warm_kafka
-from tests.write_load import SHARDS, WriteLoad, assert_exact, create_topic, relay_process, streaming_pool, warm_up
+from tests.streams import LANES, create_topic, relay_process, stream_settings, streaming_pool, warm_up
+from tests.write_load import WriteLoad, assert_exact
 
 OUTAGE_SECONDS = 30.0
+
+
+@pytest.fixture
+def settings(redis_url: str, kafka_bootstrap: str, overrides: dict[str, Any]) -> Settings:
+    """A server whose outbox the test relays itself (4 shards)."""
+    return stream_settings(redis_url, kafka_bootstrap, relay=False, **overrides)
 
 
 @pytest.fixture
@@ -36,11 +42,8 @@ def own_kafka(tmp_path: Path) -> Iterator[KafkaBroker]:
 @pytest.fixture
 async def served(redis_url: str, own_kafka: KafkaBroker, redis_client: Redis) -> AsyncIterator[str]:
     """syncsvc with its relay, pointed at ``own_kafka`` (which the test starts when it wants)."""
-    configured = make_settings(redis_url, shards=SHARDS, kafka_bootstrap=own_kafka.bootstrap, relay=True)
-    server = TestServer(create_app(configured), host="127.0.0.1", port=free_port())
-    await server.start_server()
-    yield str(server.make_url("")).rstrip("/")
-    await server.close()
+    async with serving(stream_settings(redis_url, own_kafka.bootstrap, relay=True)) as endpoint:
+        yield endpoint
 
 
 async def readiness(raw: Raw) -> str:
@@ -94,7 +97,7 @@ async def test_two_relays_at_once_duplicate_and_reorder_nothing(
     endpoint: str,
     boto: Boto,
     redis_url: str,
-    warm_kafka: str,  # noqa: F811
+    warm_kafka: str,
 ) -> None:
     topic = f"changes-{uuid.uuid4().hex[:8]}"
     await create_topic(warm_kafka, topic)

@@ -15,7 +15,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from tests.test_connection_limits import Served, healthz_seconds, syncsvc_process
+from tests.servers import Served, healthz_seconds, syncsvc_process
 
 MiB = 1024 * 1024
 BUDGET = 4 * MiB
@@ -26,12 +26,9 @@ LIST_POOLS = "AWSCognitoIdentityService.ListIdentityPools"  # developer only
 
 @pytest.fixture
 def served(redis_url: str, redis_client: Redis, tmp_path: Path) -> Iterator[Served]:
-    with syncsvc_process(
-        redis_url,
-        tmp_path / "serve.log",
-        SYNCSVC_MAX_BUFFERED_BODY_BYTES=str(BUDGET),
-        SYNCSVC_BODY_TIMEOUT_SECONDS=str(BODY_SECONDS),
-    ) as process:
+    """A process buffering BUDGET bytes of bodies at once, each given BODY_SECONDS to arrive."""
+    limits = {"SYNCSVC_MAX_BUFFERED_BODY_BYTES": str(BUDGET), "SYNCSVC_BODY_TIMEOUT_SECONDS": str(BODY_SECONDS)}
+    with syncsvc_process(redis_url, tmp_path / "serve.log", limits) as process:
         yield process
 
 

@@ -13,10 +13,11 @@ from syncsvc import keys
 from syncsvc.config import Settings
 from syncsvc.identity.credentials import CredentialAuthority
 from syncsvc.kms.material import MaterialError, RootKey
-from syncsvc.runtime import StartupError, open_services, open_token_secret
+from syncsvc.kms.token_secret import open_token_secret
+from syncsvc.runtime import StartupError, open_services
 from syncsvc.tokens import TokenSigner
 from tests.conftest import ROOT_KEY_FILE, Boto, make_settings
-from tests.test_identity_flows import Devices, guest, new_pool
+from tests.devices import Devices, guest, new_pool
 
 
 def another_root_key(tmp_path: Path) -> Path:

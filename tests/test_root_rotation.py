@@ -15,9 +15,10 @@ import redis.asyncio as aioredis
 
 from syncsvc import keys
 from syncsvc.kms.material import MaterialError, RootKey
-from syncsvc.runtime import StartupError, open_services, open_token_secret
+from syncsvc.kms.token_secret import open_token_secret
+from syncsvc.runtime import StartupError, open_services
 from tests.conftest import make_settings, process_environment
-from tests.test_serve import SYNCSVC
+from tests.servers import SYNCSVC
 
 IDENTITY = "us-east-1:00000000-0000-4000-8000-000000000001"
 POOL = "us-east-1:00000000-0000-4000-8000-0000000000aa"

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.phones import assert_a_change_across_reaches_the_device
 from tests.redis_processes import RedisNode, started
 from tests.redis_sentinel import RedisSentinelProcesses
-from tests.test_push_outage import assert_a_change_across_reaches_the_device
-from tests.write_load import SHARDS, WriteLoad, serving_with_relay, streamed_pool
+from tests.streams import SHARDS, serving_with_relay, streamed_pool
+from tests.write_load import WriteLoad
 
 pytestmark = pytest.mark.cluster
 

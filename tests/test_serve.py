@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 import resource
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,51 +12,15 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, Boto, free_port, process_environment
-
-SYNCSVC = str(Path(sys.executable).with_name("syncsvc"))
-
-
-def environment(redis_url: str, **extra: str) -> dict[str, str]:
-    return process_environment(
-        SYNCSVC_REDIS_URL=redis_url,
-        SYNCSVC_DEVELOPER_CREDENTIALS=f"{DEVELOPER_KEY}:{DEVELOPER_SECRET}",
-        SYNCSVC_RELAY="false",
-        **extra,
-    )
-
-
-def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
-    for _ in range(200):
-        if process.poll() is not None:
-            raise AssertionError(
-                f"syncsvc exited with {process.returncode}: {process.stderr and process.stderr.read()!r}"
-            )
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=1):  # noqa: S310 (loopback test URL)
-                return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.05)
-    raise AssertionError("syncsvc did not become ready within 10 s")
+from tests.conftest import Boto, free_port
+from tests.servers import SYNCSVC, environment, stop, syncsvc_process, wait_until_serving
 
 
 @pytest.fixture(params=[1, 2], ids=["one-worker", "two-workers"])
-def served(request: pytest.FixtureRequest, redis_url: str, redis_client: Redis) -> Iterator[str]:
+def served(request: pytest.FixtureRequest, redis_url: str, redis_client: Redis, tmp_path: Path) -> Iterator[str]:
     """`syncsvc serve` on a free port, on a flushed Redis."""
-    port = free_port()
-    process = subprocess.Popen(
-        [SYNCSVC, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(request.param)],
-        env=environment(redis_url),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url, process)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    with syncsvc_process(redis_url, tmp_path / "serve.log", workers=request.param) as process:
+        yield process.url
 
 
 async def test_every_sync_operation_works_from_an_unmodified_boto3_script(served: str) -> None:
@@ -142,5 +102,4 @@ def test_serve_lifts_its_open_files_limit_to_the_hard_limit(redis_url: str) -> N
         soft_now, hard_now = (int(value) for value in line.split()[3:5])
         assert (soft_now, hard_now) == (hard, hard)
     finally:
-        process.terminate()
-        process.wait(timeout=15)
+        stop(process)

@@ -18,25 +18,18 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
+from syncsvc.cli.stream import change_text, iso_time, shorten
 from syncsvc.outbox.record import stream_record
-from syncsvc.outbox.tail import change_text, iso_time, shorten
 from tests.conftest import Boto, free_port, process_environment
-from tests.test_relay import (  # noqa: F401 - fixtures: relayed (a server with its relay, 4 shards), warm_kafka
-    SHARDS,
-    SYNCSVC,
-    create_topic,
-    read_topic,
-    relayed,
-    streaming_pool,
-    warm_kafka,
-)
+from tests.servers import SYNCSVC
+from tests.streams import SHARDS, create_topic, read_topic, streaming_pool
 
 ASYNCAPI = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.yaml"
 DATASET = "settings"
 
 
 @pytest.fixture
-def boto(relayed: str) -> Boto:  # noqa: F811 - the fixture imported above
+def boto(relayed: str) -> Boto:
     """Clients of a server that runs its own relay (4 shards), like `syncsvc serve`."""
     return Boto(relayed)
 

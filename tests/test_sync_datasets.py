@@ -1,7 +1,7 @@
 """Cognito Sync dataset semantics: limits, DescribeDataset / ListDatasets / DeleteDataset, input checks, usage.
 
-Record-level behaviour (sync counts, conflicts, version vectors, paging of records) is in ``test_sync_records.py``,
-whose helpers this module reuses.
+Record-level behaviour (sync counts, conflicts, version vectors, paging of records) is in ``test_sync_records.py``;
+the helpers both use are in ``tests/datasets.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from botocore.config import Config
 
 from syncsvc.api.app import create_app
 from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, REGION, Boto, free_port, make_settings
-from tests.test_sync_records import (
+from tests.datasets import (
     RECENT,
     DatasetRef,
     Device,

@@ -28,7 +28,7 @@ from syncsvc.config import Settings
 from syncsvc.triggers import LambdaContext, Rejected, TriggerRegistry
 from tests import trigger_examples
 from tests.conftest import REGION, Boto, free_port, make_settings
-from tests.test_relay import create_topic, read_topic, streaming_pool, warm_kafka  # noqa: F401 - warm_kafka: fixture
+from tests.streams import create_topic, read_topic, streaming_pool
 
 # --- what the handlers under test do ----------------------------------------------------------------------------------
 
@@ -656,7 +656,7 @@ async def test_identity_credentials_cannot_read_or_set_cognito_events(pool: Pool
 @pytest.mark.timeout(120)
 async def test_the_stream_carries_what_the_trigger_returned(
     redis_url: str,
-    warm_kafka: str,  # noqa: F811 - the fixture imported from test_relay
+    warm_kafka: str,
     redis_client: Redis,
 ) -> None:
     settings = make_settings(redis_url, shards=4, kafka_bootstrap=warm_kafka, relay=True)

@@ -169,15 +169,7 @@ def test_is_stale_empty_vector_against_a_tombstone_with_history_is_stale() -> No
 
 def test_sync_trigger_event_header_fields() -> None:
     event = events.sync_trigger_event(SOURCE, [], {})
-    assert event == {
-        "version": 2,
-        "eventType": "SyncTrigger",
-        "region": "us-east-1",
-        "identityPoolId": "us-east-1:pool-0001",
-        "identityId": "us-east-1:identity-0001",
-        "datasetName": "settings",
-        "datasetRecords": {},
-    }
+    assert event == {**HEADER, "datasetRecords": {}}
 
 
 def test_sync_trigger_event_shows_every_live_record_unchanged() -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import Boto
-from tests.test_push import PUSH_SYNC
+from tests.phones import PUSH_SYNC
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "two_devices.py"
 

@@ -1,7 +1,6 @@
-"""The load of the fault tests, and their stream kit: writers that record what syncsvc acknowledged while something
-is being killed, the checks that all of it was stored and reached the topic exactly once in order, and the pieces
-every stream test needs (a streaming pool, a created topic, a read_committed reader, a `syncsvc relay` process, a
-server with its relay in process).
+"""The load of the fault tests: writers that record what syncsvc acknowledged while something is being killed, and
+the checks that all of it was stored and reached the topic exactly once in order (the topic read with
+tests/streams.py, the stream kit).
 
 A writer behaves as a device does when an instance fails under it. It owns one dataset of an identity of its own and
 writes to it in sequence, one record per UpdateRecords (value ``<n>`` under key ``k<n mod key_space>``, the patch
@@ -21,151 +20,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.conftest import REGION, Boto, Raw, make_settings, process_environment, serving
+from tests.conftest import REGION, Raw
+from tests.streams import read_topic
 
-SYNCSVC = str(Path(sys.executable).with_name("syncsvc"))
-#: The shard count of the stream tests' servers and relays (kept few, so relays start fast).
-SHARDS = 4
-ROLE = "arn:aws:iam::123456789012:role/streams"
 DATASET = "load"
 #: What a writer's call may end in, besides an answer: the instance is gone, or slow past the request timeout.
 CONNECTION_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 #: Answers after which the same write may go again (if the dataset shows it was not applied), besides any 5xx.
 RETRYABLE = frozenset({408, 409, 429})
-
-# --- the stream kit ---------------------------------------------------------------------------------------------------
-
-
-async def streaming_pool(boto: Boto, topic: str) -> str:
-    """A new identity pool whose changes stream to ``topic``."""
-    pool_id = await boto.new_pool()
-    await boto.call(
-        boto.sync,
-        "set_identity_pool_configuration",
-        IdentityPoolId=pool_id,
-        CognitoStreams={"StreamName": topic, "RoleArn": ROLE, "StreamingStatus": "ENABLED"},
-    )
-    return pool_id
-
-
-async def streamed_pool(endpoint: str, bootstrap: str) -> tuple[str, str]:
-    """(topic, pool id): a new topic, created, and a new pool at ``endpoint`` streaming to it."""
-    topic = f"changes-{uuid.uuid4().hex[:8]}"
-    await create_topic(bootstrap, topic)
-    return topic, await streaming_pool(Boto(endpoint), topic)
-
-
-async def create_topic(bootstrap: str, topic: str) -> None:
-    """Creates the stream topic before the test consumes it: a consumer that subscribes to a topic being created can
-    miss partitions that were not ready when it looked."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 3, 1)])
-        async with asyncio.timeout(20):  # every partition there, with a leader (a fresh broker takes a moment)
-            while not _led(await admin.describe_topics([topic]), 3):
-                await asyncio.sleep(0.05)
-    finally:
-        await admin.close()
-
-
-async def _partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
-    """Every partition of ``topic``, once each has a leader (within 30 s)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        async with asyncio.timeout(30):
-            while not _led(described := await admin.describe_topics([topic]), 1):
-                await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
-    return [TopicPartition(topic, partition["partition"]) for partition in described[0]["partitions"]]
-
-
-def _led(described: list[Any], partitions: int) -> bool:
-    found = described[0]["partitions"]
-    return len(found) >= partitions and all(partition["leader"] >= 0 for partition in found)
-
-
-async def warm_up(bootstrap: str) -> None:
-    """A fresh broker elects its transaction coordinator on the first transactional producer; do that before a relay
-    under test starts, so it starts as fast as against a running broker."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id="warm-up", enable_idempotence=True)
-    await producer.start()
-    try:
-        async with producer.transaction():
-            await producer.send("syncsvc-warm-up", b"warm")
-    finally:
-        await producer.stop()
-
-
-@contextlib.asynccontextmanager
-async def serving_with_relay(redis_url: str, kafka_bootstrap: str, **overrides: Any) -> AsyncIterator[str]:
-    """syncsvc with its relay on (API and relay in this process) on ``redis_url`` and ``kafka_bootstrap``
-    (``make_settings`` with ``overrides``) while the block runs, the broker warmed up first; yields its endpoint."""
-    await warm_up(kafka_bootstrap)
-    own = uuid.uuid4().hex[:8]  # the session broker outlives this deployment: its relay's topic and ids are its own
-    settings = make_settings(
-        redis_url,
-        relay=True,
-        kafka_bootstrap=kafka_bootstrap,
-        relay_checkpoint_topic=f"checkpoints-{own}",
-        relay_transactional_prefix=f"relay-{own}",
-        **overrides,
-    )
-    async with serving(settings) as endpoint:
-        yield endpoint
-
-
-async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60) -> list[Any]:
-    """Every record a read_committed consumer sees on ``topic``, once ``expected`` arrived (or the timeout). The
-    consumer is assigned every partition the topic has once each has a leader: one that subscribed instead would read
-    only the partitions its first metadata listed, and right after a broker restart that can leave one out (and with
-    it every change of the datasets it holds)."""
-    partitions = await _partitions(bootstrap, topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False)
-    await consumer.start()
-    seen: list[Any] = []
-    try:
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        async with asyncio.timeout(timeout):
-            while len(seen) < expected:
-                for messages in (await consumer.getmany(timeout_ms=500)).values():
-                    seen += messages
-        # a little more, to see any duplicate that would follow
-        for messages in (await consumer.getmany(timeout_ms=1000)).values():
-            seen += messages
-    except TimeoutError:
-        pass
-    finally:
-        await consumer.stop()
-    return seen
-
-
-def relay_process(
-    redis_url: str, kafka_bootstrap: str, *, stderr: int = asyncio.subprocess.DEVNULL, **settings: str
-) -> Any:
-    """`syncsvc relay` with SHARDS shards, plus SYNCSVC_* ``settings`` (a coroutine: await it for the process)."""
-    env = process_environment(SYNCSVC_SHARDS=str(SHARDS), **settings)
-    env.update(SYNCSVC_REDIS_URL=redis_url, SYNCSVC_KAFKA_BOOTSTRAP=kafka_bootstrap)
-    return asyncio.create_subprocess_exec(SYNCSVC, "relay", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=stderr)
-
 
 # --- what the load committed, and what the topic shows of it ----------------------------------------------------------
 

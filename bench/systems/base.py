@@ -11,11 +11,15 @@ the requests need before returning:
   changed after a marker; the request asks for the changes since the marker (answer: those 10 records).
 * ``full_pull_templates(datasets)``: one template per dataset of 1,024 records with 1,000-byte values (about
   1 MB); the request asks for all of it at once, as a device holding nothing would.
+
+A system that runs one server process (and its children) is a ``ServerProcess``: it starts it with ``serve``, and
+``stop`` and ``pids`` come with it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import os
@@ -24,7 +28,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterable
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -42,6 +47,20 @@ DELTA_RECORDS = 100
 DELTA_CHANGED = 10
 #: The pinned installs of the peers: Kinto's hashed requirements, PouchDB Server's package-lock.json.
 PEERS = REPO / "bench" / "peers"
+#: The password of every user the peers' workloads make.
+PASSWORD = "secret"
+
+
+def run(command: list[str], *, cwd: Path | None = None, stdin: str | None = None) -> str:
+    """Runs ``command``; its stdout, or a RuntimeError holding its output."""
+    done = subprocess.run(command, cwd=cwd, input=stdin, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
+    return done.stdout
+
+
+def basic_auth(user: str, password: str = PASSWORD) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def file_digest(path: Path) -> str:
@@ -129,6 +148,12 @@ def wait_until(
     raise RuntimeError(f"{what} was not ready within {seconds:g} s")
 
 
+def answers_ok(url: str) -> bool:
+    """Whether a GET of ``url`` is answered 200 within a second."""
+    with urllib.request.urlopen(url, timeout=1) as response:
+        return bool(response.status == 200)
+
+
 def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.2)
@@ -150,3 +175,41 @@ def stop_process(process: subprocess.Popen[bytes] | None, *, seconds: float = 15
             os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=5)
+
+
+class ServerProcess:
+    """The server process of an ``HttpSystem`` that runs one (with its children): ``serve`` starts it and returns once
+    it answers, ``stop`` ends it and everything it started, ``pids`` lists them."""
+
+    url = ""
+    _process: subprocess.Popen[bytes] | None = None
+
+    def serve(
+        self,
+        command: list[str],
+        port: int,
+        *,
+        what: str,
+        ready_path: str = "/",
+        log: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        seconds: float = 60,
+    ) -> None:
+        """Starts ``command``, its output appended to ``log`` (stdout dropped without one), and waits up to
+        ``seconds`` until ``http://127.0.0.1:PORT`` + ``ready_path`` answers 200."""
+        if log is None:
+            self._process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL)
+        else:
+            with log.open("ab") as sink:  # the child keeps its own descriptor
+                self._process = subprocess.Popen(command, cwd=cwd, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: answers_ok(self.url + ready_path), what=what, process=self._process, seconds=seconds)
+
+    def stop(self) -> None:
+        stop_process(self._process)
+        self._process = None
+
+    def pids(self) -> list[int]:
+        """Every server process (for CPU accounting), children included."""
+        return process_tree(self._process.pid) if self._process is not None else []

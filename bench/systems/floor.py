@@ -14,17 +14,15 @@ request body, if any, is parsed (orjson) and the answer is the captured bytes.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import urllib.request
 from importlib.metadata import version
 from pathlib import Path
 
 import orjson
 from aiohttp import web
 
-from bench.load import RequestTemplate, process_tree
-from bench.systems.base import stop_process, wait_until
+from bench.load import RequestTemplate
+from bench.systems.base import ServerProcess
 
 
 def app(bodies: Path) -> web.Application:
@@ -44,14 +42,12 @@ def app(bodies: Path) -> web.Application:
     return application
 
 
-class Floor:
+class Floor(ServerProcess):
     """The floor as a system of the run; its templates are the ones syncsvc got (``use``)."""
 
     name = "floor"
 
     def __init__(self) -> None:
-        self.url = ""
-        self._process: subprocess.Popen[bytes] | None = None
         self._templates: dict[str, list[RequestTemplate]] = {}
 
     def use(self, workload: str, templates: list[RequestTemplate], answer: bytes, bodies: Path) -> None:
@@ -64,19 +60,8 @@ class Floor:
         """Nothing to install: the project's own venv."""
 
     def start(self, folder: Path, port: int) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.systems.floor", "--port", str(port), "--bodies", str(folder)],
-            stdout=subprocess.DEVNULL,
-        )
-        self.url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _answers(self.url + "/"), what="floor", process=self._process, seconds=30)
-
-    def stop(self) -> None:
-        stop_process(self._process)
-        self._process = None
-
-    def pids(self) -> list[int]:
-        return process_tree(self._process.pid) if self._process else []
+        command = [sys.executable, "-m", "bench.systems.floor", "--port", str(port), "--bodies", str(folder)]
+        self.serve(command, port, what="floor", seconds=30)
 
     def versions(self) -> dict[str, str]:
         return {"aiohttp": version("aiohttp")}
@@ -89,11 +74,6 @@ class Floor:
 
     async def full_pull_templates(self, datasets: int) -> list[RequestTemplate]:
         return self._templates["pull"]
-
-
-def _answers(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=1) as response:
-        return bool(response.status == 200)
 
 
 def main() -> None:

@@ -25,19 +25,16 @@ set by Kinto's own ``bump_timestamp`` trigger), and every user's collection is t
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import glob
 import os
 import random
 import secrets
 import shutil
-import subprocess
 import sys
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import aiohttp
 import orjson
@@ -51,12 +48,13 @@ from bench.systems.base import (
     PULL_RECORDS,
     PULL_VALUE_BYTES,
     WRITE_VALUE,
+    ServerProcess,
+    basic_auth,
     file_digest,
     for_each_user,
     free_port,
     pinned_version,
-    stop_process,
-    wait_until,
+    run,
 )
 
 #: Every package of the Kinto install pinned with its hashes (compiled from bench/peers/kinto.in by ``make lock``).
@@ -65,21 +63,12 @@ HOME = INSTALLS / "kinto"
 VENV = HOME / "venv"
 WORKERS = 2 * (os.cpu_count() or 1) + 1
 THREADS = 4
-PASSWORD = "secret"
 DATABASE = "kinto"
 #: Kinto's default ``batch_max_requests``.
 BATCH_SIZE = 25
 RETRIES = 20
 #: Unix socket paths are limited to 107 bytes; with a longer folder the cluster listens on TCP only.
 SOCKET_PATH_LIMIT = 90
-
-
-def run(command: list[str], *, cwd: Path | None = None, stdin: str | None = None) -> str:
-    """Runs ``command``; its stdout, or a RuntimeError holding its output."""
-    done = subprocess.run(command, cwd=cwd, input=stdin, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
-    return done.stdout
 
 
 def postgres_bin() -> Path | None:
@@ -225,15 +214,6 @@ def gunicorn_command(ini: Path, port: int) -> list[str]:
     ]
 
 
-def answers_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=1) as response:
-        return bool(response.status == 200)
-
-
-def basic_auth(user: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()
-
-
 def pull_value() -> str:
     return ("0123456789abcdef" * (PULL_VALUE_BYTES // 16 + 1))[:PULL_VALUE_BYTES]
 
@@ -254,16 +234,13 @@ def insert_records(parents: list[str], records: int, value: str) -> str:
     )
 
 
-class Kinto:
+class Kinto(ServerProcess):
     """Kinto on PostgreSQL, served by gunicorn: an ``HttpSystem``."""
 
     name = "kinto"
 
     def __init__(self) -> None:
-        self.url = ""
         self._cluster: Cluster | None = None
-        self._server: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     def install(self) -> None:
         install_postgresql()
@@ -283,24 +260,18 @@ class Kinto:
         ini = folder / "kinto.ini"
         ini.write_text(kinto_ini(self._cluster.url))
         run([str(VENV / "bin" / "kinto"), "migrate", "--ini", str(ini)], cwd=folder)
-        self._log = (folder / "kinto.log").open("ab")
-        self._server = subprocess.Popen(gunicorn_command(ini, port), cwd=folder, stdout=self._log, stderr=self._log)
-        self.url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: answers_ok(f"{self.url}/v1/"), what="kinto", process=self._server, seconds=60)
+        self.serve(
+            gunicorn_command(ini, port), port, what="kinto", ready_path="/v1/", log=folder / "kinto.log", cwd=folder
+        )
 
     def stop(self) -> None:
-        stop_process(self._server)
-        self._server = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        super().stop()
         if self._cluster is not None:
             self._cluster.stop()
 
     def pids(self) -> list[int]:
-        found = process_tree(self._server.pid) if self._server is not None else []
         postmaster = self._cluster.postmaster() if self._cluster is not None else None
-        return found + (process_tree(postmaster) if postmaster is not None else [])
+        return super().pids() + (process_tree(postmaster) if postmaster is not None else [])
 
     def versions(self) -> dict[str, str]:
         binaries = postgres_bin()

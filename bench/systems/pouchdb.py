@@ -23,56 +23,43 @@ databases are only ever created as the admin.
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import shutil
-import subprocess
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import aiohttp
 import orjson
 
-from bench.load import RequestTemplate, process_tree
+from bench.load import RequestTemplate
 from bench.systems.base import (
     DELTA_CHANGED,
     DELTA_RECORDS,
     INSTALLS,
+    PASSWORD,
     PEERS,
     PULL_RECORDS,
     PULL_VALUE_BYTES,
     WRITE_VALUE,
+    ServerProcess,
+    basic_auth,
     file_digest,
     for_each_user,
-    stop_process,
-    wait_until,
+    run,
 )
 
 #: package.json (pouchdb-server 4.2.0) and the package-lock.json that pins every package with its integrity hash.
 PACKAGE = PEERS / "pouchdb"
 HOME = INSTALLS / "pouchdb"
 BINARY = HOME / "node_modules" / ".bin" / "pouchdb-server"
-PASSWORD = "secret"
 ADMIN = "bench-admin"
 #: Databases (so users, so templates) per workload at most: see the module docstring.
 MAX_DATABASES = 1000
 USERS_PER_BATCH = 500
 JSON = {"Content-Type": "application/json"}
-
-
-def run(command: list[str], *, cwd: Path | None = None) -> str:
-    """Runs ``command``; its stdout, or a RuntimeError holding its output."""
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
-    return done.stdout
-
-
-def basic_auth(user: str, password: str = PASSWORD) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def install_pouchdb_server() -> None:
@@ -100,24 +87,16 @@ def server_config(folder: Path, admin_password: str) -> dict[str, Any]:
     }
 
 
-def answers_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=1) as response:
-        return bool(response.status == 200)
-
-
 def capped(count: int, prefix: str) -> list[str]:
     return [f"{prefix}{i}" for i in range(min(count, MAX_DATABASES))]
 
 
-class PouchDBServer:
+class PouchDBServer(ServerProcess):
     """PouchDB Server on LevelDB, one database per user: an ``HttpSystem``."""
 
     name = "pouchdb"
 
     def __init__(self) -> None:
-        self.url = ""
-        self._server: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
         self._admin = ""
 
     def install(self) -> None:
@@ -129,26 +108,9 @@ class PouchDBServer:
         self._admin = basic_auth(ADMIN, admin_password)
         config = folder / "config.json"
         config.write_text(json.dumps(server_config(folder, admin_password), indent=2) + "\n")
-        self._log = (folder / "pouchdb-server.out").open("ab")
         command = [str(BINARY), "--host", "127.0.0.1", "--port", str(port)]
-        self._server = subprocess.Popen(
-            [*command, "--dir", str(folder / "db"), "--config", str(config), "--no-color"],
-            cwd=folder,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self.url = f"http://127.0.0.1:{port}"
-        wait_until(lambda: answers_ok(f"{self.url}/"), what="pouchdb-server", process=self._server, seconds=60)
-
-    def stop(self) -> None:
-        stop_process(self._server)
-        self._server = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def pids(self) -> list[int]:
-        return process_tree(self._server.pid) if self._server is not None else []
+        command += ["--dir", str(folder / "db"), "--config", str(config), "--no-color"]
+        self.serve(command, port, what="pouchdb-server", log=folder / "pouchdb-server.out", cwd=folder)
 
     def versions(self) -> dict[str, str]:
         package = HOME / "node_modules" / "pouchdb-server" / "package.json"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -27,16 +26,15 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from bench.load import RequestTemplate, process_tree
+from bench.load import RequestTemplate
 from bench.systems.base import (
     DELTA_CHANGED,
     DELTA_RECORDS,
     PULL_RECORDS,
     PULL_VALUE_BYTES,
     WRITE_VALUE,
+    ServerProcess,
     gather_bounded,
-    stop_process,
-    wait_until,
 )
 from bench.workloads.pools import create_pool, identity_call
 
@@ -72,19 +70,17 @@ class Identity:
         return {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
 
 
-class SyncSvc:
+class SyncSvc(ServerProcess):
     """``syncsvc serve --workers N``; one pool (streaming, push) made at start and used by every workload."""
 
     def __init__(self, infrastructure: Infrastructure, *, workers: int = 1, name: str | None = None) -> None:
         self.infrastructure = infrastructure
         self.workers = workers
         self.name = name or f"syncsvc-{workers}w"
-        self.url = ""
         self.pool_id = ""
         self.topic = f"bench-{uuid.uuid4().hex[:8]}"
         #: The issuer of identity tokens; instances of one deployment share it (as behind a load balancer).
         self.public_url: str | None = None
-        self._process: subprocess.Popen[bytes] | None = None
 
     def install(self) -> None:
         """Nothing to install: the project's own venv."""
@@ -111,30 +107,11 @@ class SyncSvc:
 
     def start(self, folder: Path, port: int) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        with (folder / f"{self.name}.log").open("ab") as log:
-            self._process = subprocess.Popen(
-                [str(SYNCSVC), "serve", "--port", str(port), "--workers", str(self.workers)],
-                env=self.environment(port),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.url = f"http://127.0.0.1:{port}"
-        wait_until(self._healthy, what=self.name, process=self._process, seconds=60)
+        command = [str(SYNCSVC), "serve", "--port", str(port), "--workers", str(self.workers)]
+        log = folder / f"{self.name}.log"
+        self.serve(command, port, what=self.name, ready_path="/healthz", log=log, env=self.environment(port))
         if not self.pool_id:
             self.pool_id = create_pool(self.url, self.infrastructure.developer, push=True, stream_topic=self.topic)
-
-    def _healthy(self) -> bool:
-        import urllib.request
-
-        with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
-            return bool(response.status == 200)
-
-    def stop(self) -> None:
-        stop_process(self._process)
-        self._process = None
-
-    def pids(self) -> list[int]:
-        return process_tree(self._process.pid) if self._process else []
 
     def versions(self) -> dict[str, str]:
         return {"syncsvc": version("syncsvc"), "workers": str(self.workers)}

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import resource
 import signal
 import time
 import uuid
@@ -48,14 +47,6 @@ Handler = Callable[[web.Request], Any]
 _NO_ACCESS_LOG: dict[str, Any] = {"access_log": None}
 #: How often one event-loop error message is logged at most.
 _LOG_INTERVAL_SECONDS = 10.0
-
-
-def connection_limit(settings: Settings) -> int:
-    """The configured cap, or the open-files limit less the descriptors kept for everything else."""
-    if settings.max_connections is not None:
-        return settings.max_connections
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return max(1, soft - settings.reserved_descriptors)
 
 
 class ConnectionGuard:

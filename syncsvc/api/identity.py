@@ -1,25 +1,24 @@
-"""Cognito Identity (json 1.1): ``POST /`` routed by ``X-Amz-Target: AWSCognitoIdentityService.<Op>``.
+"""Cognito Identity (json 1.1): ``POST /`` with ``X-Amz-Target: AWSCognitoIdentityService.<Op>``.
 
-Each operation parses its input model, calls :class:`~syncsvc.identity.pools.PoolDirectory` or
-:class:`~syncsvc.identity.broker.IdentityBroker`, and returns its output dict. :data:`OPERATIONS` is the surface's
-table of contents and its authorization table: developer-only operations refuse identity and anonymous callers.
+:data:`SURFACE` is the surface's table of contents: each operation's input model, output shape, access rule and the
+use-case it runs (:class:`~syncsvc.identity.pools.PoolDirectory`, :class:`~syncsvc.identity.broker.IdentityBroker`).
+Dispatch, authorization and validation are ``syncsvc.api.operations``'s; a broken constraint is a
+ValidationException in AWS's words.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired, TypedDict
 
-from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from syncsvc.api import kms
-from syncsvc.api.middleware import caller_of
-from syncsvc.api.protocol import AMZ_JSON, BROKER, POOLS, SIGNER, parse, respond
+from syncsvc.access import Access
+from syncsvc.api.operations import Call, Operation, surface
 from syncsvc.api.wire import seconds
-from syncsvc.errors import InvalidParameterError, NotAuthorizedError, UnknownTargetError
+from syncsvc.errors import InputValidationError, InvalidParameterError, NotAuthorizedError
 from syncsvc.identity.pools import IdentityPool, IdentityPoolSpec
-from syncsvc.model import IDENTITY_ID_PATTERN, IdentityProfile
+from syncsvc.model import IDENTITY_ID_PATTERN, Caller, IdentityProfile
+from syncsvc.runtime import Services
 
 TARGET_PREFIX = "AWSCognitoIdentityService."
 Id = Annotated[str, StringConstraints(min_length=1, max_length=55, pattern=rf"^{IDENTITY_ID_PATTERN}$")]
@@ -111,10 +110,81 @@ class UnlinkIdentityIn(Input):
     LoginsToRemove: list[Name]
 
 
-Operation = Callable[[web.Request], Awaitable[dict[str, Any]]]
+# --- outputs ---------------------------------------------------------------------------------------------------------
 
 
-def _description(profile: IdentityProfile) -> dict[str, Any]:
+class Empty(TypedDict):
+    pass
+
+
+class IdentityPoolOut(TypedDict):
+    """An identity pool (``IdentityPool.wire``): its id, name and every setting."""
+
+    IdentityPoolId: str
+    IdentityPoolName: str
+    AllowUnauthenticatedIdentities: bool
+
+
+class PoolSummary(TypedDict):
+    IdentityPoolId: str
+    IdentityPoolName: str
+
+
+class ListIdentityPoolsOut(TypedDict):
+    IdentityPools: list[PoolSummary]
+    NextToken: NotRequired[str]
+
+
+class IdentityIdOut(TypedDict):
+    IdentityId: str
+
+
+class CredentialsOut(TypedDict):
+    AccessKeyId: str
+    SecretKey: str
+    SessionToken: str
+    Expiration: float
+
+
+class GetCredentialsOut(TypedDict):
+    IdentityId: str
+    Credentials: CredentialsOut
+
+
+class TokenOut(TypedDict):
+    IdentityId: str
+    Token: str
+
+
+class LookupDeveloperIdentityOut(TypedDict):
+    IdentityId: str
+    DeveloperUserIdentifierList: list[str]
+    NextToken: NotRequired[str]
+
+
+class IdentityDescription(TypedDict):
+    IdentityId: str
+    Logins: list[str]
+    CreationDate: float
+    LastModifiedDate: float
+
+
+class ListIdentitiesOut(TypedDict):
+    IdentityPoolId: str
+    Identities: list[IdentityDescription]
+    NextToken: NotRequired[str]
+
+
+class UnprocessedIdentityId(TypedDict):
+    IdentityId: str
+    ErrorCode: str
+
+
+class DeleteIdentitiesOut(TypedDict):
+    UnprocessedIdentityIds: list[UnprocessedIdentityId]
+
+
+def _description(profile: IdentityProfile) -> IdentityDescription:
     return {
         "IdentityId": profile.identity_id,
         "Logins": sorted({provider for provider, _ in profile.logins}),
@@ -126,32 +196,31 @@ def _description(profile: IdentityProfile) -> dict[str, Any]:
 # --- identity pools ---------------------------------------------------------------------------------------------------
 
 
-async def create_identity_pool(request: web.Request) -> dict[str, Any]:
-    return (await request.app[POOLS].create(await parse(request, IdentityPoolSpec))).wire()
+async def create_identity_pool(services: Services, call: Call[IdentityPoolSpec]) -> dict[str, Any]:
+    return (await services.pools.create(call.given)).wire()
 
 
-async def describe_identity_pool(request: web.Request) -> dict[str, Any]:
-    return (await request.app[POOLS].describe((await parse(request, PoolIdIn)).IdentityPoolId)).wire()
+async def describe_identity_pool(services: Services, call: Call[PoolIdIn]) -> dict[str, Any]:
+    return (await services.pools.describe(call.given.IdentityPoolId)).wire()
 
 
-async def update_identity_pool(request: web.Request) -> dict[str, Any]:
-    return (await request.app[POOLS].update(await parse(request, IdentityPool))).wire()
+async def update_identity_pool(services: Services, call: Call[IdentityPool]) -> dict[str, Any]:
+    return (await services.pools.update(call.given)).wire()
 
 
-async def delete_identity_pool(request: web.Request) -> dict[str, Any]:
-    await request.app[BROKER].delete_pool((await parse(request, PoolIdIn)).IdentityPoolId)
+async def delete_identity_pool(services: Services, call: Call[PoolIdIn]) -> Empty:
+    await services.broker.delete_pool(call.given.IdentityPoolId)
     return {}
 
 
-async def list_identity_pools(request: web.Request) -> dict[str, Any]:
-    given = await parse(request, ListIdentityPoolsIn)
-    signer = request.app[SIGNER]
+async def list_identity_pools(services: Services, call: Call[ListIdentityPoolsIn]) -> ListIdentityPoolsOut:
+    given, signer = call.given, services.signer
     after = None
     if given.NextToken:
         after = str(signer.open("ListIdentityPools", given.NextToken, name="NextToken")["a"])
-    page = await request.app[POOLS].page(after=after, limit=given.MaxResults + 1)
+    page = await services.pools.page(after=after, limit=given.MaxResults + 1)
     shown = page[: given.MaxResults]
-    output: dict[str, Any] = {
+    output: ListIdentityPoolsOut = {
         "IdentityPools": [{"IdentityPoolId": p.IdentityPoolId, "IdentityPoolName": p.IdentityPoolName} for p in shown]
     }
     if len(page) > given.MaxResults:
@@ -162,14 +231,12 @@ async def list_identity_pools(request: web.Request) -> dict[str, Any]:
 # --- identities, credentials, tokens ------------------------------------------------------------------------------
 
 
-async def get_id(request: web.Request) -> dict[str, Any]:
-    given = await parse(request, GetIdIn)
-    return {"IdentityId": await request.app[BROKER].get_id(given.IdentityPoolId, given.Logins)}
+async def get_id(services: Services, call: Call[GetIdIn]) -> IdentityIdOut:
+    return {"IdentityId": await services.broker.get_id(call.given.IdentityPoolId, call.given.Logins)}
 
 
-async def get_credentials_for_identity(request: web.Request) -> dict[str, Any]:
-    given = await parse(request, GetCredentialsIn)
-    profile, credentials = await request.app[BROKER].credentials_for(given.IdentityId, given.Logins)
+async def get_credentials_for_identity(services: Services, call: Call[GetCredentialsIn]) -> GetCredentialsOut:
+    profile, credentials = await services.broker.credentials_for(call.given.IdentityId, call.given.Logins)
     return {
         "IdentityId": profile.identity_id,
         "Credentials": {
@@ -181,75 +248,76 @@ async def get_credentials_for_identity(request: web.Request) -> dict[str, Any]:
     }
 
 
-async def get_open_id_token(request: web.Request) -> dict[str, Any]:
-    given = await parse(request, IdentityLoginsIn)
-    token = await request.app[BROKER].open_id_token(given.IdentityId, given.Logins)
-    return {"IdentityId": given.IdentityId, "Token": token}
+async def get_open_id_token(services: Services, call: Call[IdentityLoginsIn]) -> TokenOut:
+    token = await services.broker.open_id_token(call.given.IdentityId, call.given.Logins)
+    return {"IdentityId": call.given.IdentityId, "Token": token}
 
 
-async def get_open_id_token_for_developer_identity(request: web.Request) -> dict[str, Any]:
-    given = await parse(request, DeveloperTokenIn)
-    identity_id, token = await request.app[BROKER].developer_token(
+async def get_open_id_token_for_developer_identity(services: Services, call: Call[DeveloperTokenIn]) -> TokenOut:
+    given = call.given
+    identity_id, token = await services.broker.developer_token(
         given.IdentityPoolId, given.IdentityId, given.Logins, given.TokenDuration
     )
     return {"IdentityId": identity_id, "Token": token}
 
 
-async def lookup_developer_identity(request: web.Request) -> dict[str, Any]:
-    given = await parse(request, LookupDeveloperIdentityIn)
-    identity_id, users = await request.app[BROKER].lookup_developer_identity(
+async def lookup_developer_identity(
+    services: Services, call: Call[LookupDeveloperIdentityIn]
+) -> LookupDeveloperIdentityOut:
+    given, signer = call.given, services.signer
+    identity_id, users = await services.broker.lookup_developer_identity(
         given.IdentityPoolId, given.IdentityId, given.DeveloperUserIdentifier
     )
-    signer, size = request.app[SIGNER], given.MaxResults or 60
+    size = given.MaxResults or 60
     start = (
         int(signer.open("LookupDeveloperIdentity", given.NextToken, name="NextToken")["o"]) if given.NextToken else 0
     )
-    output: dict[str, Any] = {"IdentityId": identity_id, "DeveloperUserIdentifierList": users[start : start + size]}
+    output: LookupDeveloperIdentityOut = {
+        "IdentityId": identity_id,
+        "DeveloperUserIdentifierList": users[start : start + size],
+    }
     if start + size < len(users):
         output["NextToken"] = signer.seal("LookupDeveloperIdentity", {"o": start + size})
     return output
 
 
-async def merge_developer_identities(request: web.Request) -> dict[str, Any]:
-    given = await parse(request, MergeDeveloperIdentitiesIn)
-    identity_id = await request.app[BROKER].merge_developer_identities(
+async def merge_developer_identities(services: Services, call: Call[MergeDeveloperIdentitiesIn]) -> IdentityIdOut:
+    given = call.given
+    identity_id = await services.broker.merge_developer_identities(
         given.IdentityPoolId, given.DeveloperProviderName, given.SourceUserIdentifier, given.DestinationUserIdentifier
     )
     return {"IdentityId": identity_id}
 
 
-async def unlink_developer_identity(request: web.Request) -> dict[str, Any]:
-    given = await parse(request, UnlinkDeveloperIdentityIn)
-    await request.app[BROKER].unlink_developer_identity(
+async def unlink_developer_identity(services: Services, call: Call[UnlinkDeveloperIdentityIn]) -> Empty:
+    given = call.given
+    await services.broker.unlink_developer_identity(
         given.IdentityPoolId, given.IdentityId, given.DeveloperProviderName, given.DeveloperUserIdentifier
     )
     return {}
 
 
-async def unlink_identity(request: web.Request) -> dict[str, Any]:
-    given = await parse(request, UnlinkIdentityIn)
-    await request.app[BROKER].unlink_identity(given.IdentityId, given.Logins, given.LoginsToRemove)
+async def unlink_identity(services: Services, call: Call[UnlinkIdentityIn]) -> Empty:
+    await services.broker.unlink_identity(call.given.IdentityId, call.given.Logins, call.given.LoginsToRemove)
     return {}
 
 
-async def describe_identity(request: web.Request) -> dict[str, Any]:
-    given = await parse(request, IdentityIdIn)
-    return _description(await request.app[BROKER].describe(given.IdentityId))
+async def describe_identity(services: Services, call: Call[IdentityIdIn]) -> IdentityDescription:
+    return _description(await services.broker.describe(call.given.IdentityId))
 
 
-async def list_identities(request: web.Request) -> dict[str, Any]:
-    given = await parse(request, ListIdentitiesIn)
-    signer = request.app[SIGNER]
+async def list_identities(services: Services, call: Call[ListIdentitiesIn]) -> ListIdentitiesOut:
+    given, signer = call.given, services.signer
     shard, after = 0, None
     if given.NextToken:
         claims = signer.open("ListIdentities", given.NextToken, name="NextToken")
         if claims.get("p") != given.IdentityPoolId:
             raise InvalidParameterError("NextToken not valid for these inputs")
         shard, after = int(claims["s"]), str(claims["a"])
-    profiles, resume = await request.app[BROKER].page(
+    profiles, resume = await services.broker.page(
         given.IdentityPoolId, shard=shard, after=after, limit=given.MaxResults
     )
-    output: dict[str, Any] = {
+    output: ListIdentitiesOut = {
         "IdentityPoolId": given.IdentityPoolId,
         "Identities": [_description(profile) for profile in profiles],
     }
@@ -258,42 +326,54 @@ async def list_identities(request: web.Request) -> dict[str, Any]:
     return output
 
 
-async def delete_identities(request: web.Request) -> dict[str, Any]:
-    given = await parse(request, DeleteIdentitiesIn)
-    failed = await request.app[BROKER].delete_identities(given.IdentityIdsToDelete)
+async def delete_identities(services: Services, call: Call[DeleteIdentitiesIn]) -> DeleteIdentitiesOut:
+    failed = await services.broker.delete_identities(call.given.IdentityIdsToDelete)
     return {"UnprocessedIdentityIds": [{"IdentityId": i, "ErrorCode": "InternalServerError"} for i in failed]}
 
 
-#: Operation name -> (handler, needs developer credentials)
-OPERATIONS: dict[str, tuple[Operation, bool]] = {
-    "CreateIdentityPool": (create_identity_pool, True),
-    "DescribeIdentityPool": (describe_identity_pool, True),
-    "UpdateIdentityPool": (update_identity_pool, True),
-    "ListIdentityPools": (list_identity_pools, True),
-    "DeleteIdentityPool": (delete_identity_pool, True),
-    "GetId": (get_id, False),
-    "GetCredentialsForIdentity": (get_credentials_for_identity, False),
-    "GetOpenIdToken": (get_open_id_token, False),
-    "UnlinkIdentity": (unlink_identity, False),
-    "GetOpenIdTokenForDeveloperIdentity": (get_open_id_token_for_developer_identity, True),
-    "LookupDeveloperIdentity": (lookup_developer_identity, True),
-    "MergeDeveloperIdentities": (merge_developer_identities, True),
-    "UnlinkDeveloperIdentity": (unlink_developer_identity, True),
-    "DescribeIdentity": (describe_identity, True),
-    "ListIdentities": (list_identities, True),
-    "DeleteIdentities": (delete_identities, True),
-}
+def _refusal(name: str, caller: Caller) -> NotAuthorizedError:
+    return NotAuthorizedError(f"{name} needs developer credentials")
 
 
-async def dispatch(request: web.Request) -> web.Response:
-    """Every json 1.1 request (``POST /``): Cognito Identity here, KMS (``TrentService.*``) in ``syncsvc.api.kms``."""
-    target = request.headers.get("X-Amz-Target", "")
-    if target.startswith(kms.TARGET_PREFIX):
-        return await kms.dispatch(request)
-    name = target.removeprefix(TARGET_PREFIX)
-    if not target.startswith(TARGET_PREFIX) or name not in OPERATIONS:
-        raise UnknownTargetError(f"Operation '{target[:100]}' is not supported")
-    operation, developer_only = OPERATIONS[name]
-    if developer_only and not caller_of(request).is_developer:
-        raise NotAuthorizedError(f"{name} needs developer credentials")
-    return respond(await operation(request), content_type=AMZ_JSON)
+DEVELOPER, ANONYMOUS = Access.DEVELOPER, Access.ANONYMOUS
+#: The Cognito Identity surface: every operation, its input, output, who may call it and what it runs.
+SURFACE = surface(
+    "cognito-identity",
+    [
+        Operation("CreateIdentityPool", IdentityPoolSpec, IdentityPoolOut, DEVELOPER, create_identity_pool),
+        Operation("DescribeIdentityPool", PoolIdIn, IdentityPoolOut, DEVELOPER, describe_identity_pool),
+        Operation("UpdateIdentityPool", IdentityPool, IdentityPoolOut, DEVELOPER, update_identity_pool),
+        Operation("ListIdentityPools", ListIdentityPoolsIn, ListIdentityPoolsOut, DEVELOPER, list_identity_pools),
+        Operation("DeleteIdentityPool", PoolIdIn, Empty, DEVELOPER, delete_identity_pool),
+        Operation("GetId", GetIdIn, IdentityIdOut, ANONYMOUS, get_id),
+        Operation(
+            "GetCredentialsForIdentity", GetCredentialsIn, GetCredentialsOut, ANONYMOUS, get_credentials_for_identity
+        ),
+        Operation("GetOpenIdToken", IdentityLoginsIn, TokenOut, ANONYMOUS, get_open_id_token),
+        Operation("UnlinkIdentity", UnlinkIdentityIn, Empty, ANONYMOUS, unlink_identity),
+        Operation(
+            "GetOpenIdTokenForDeveloperIdentity",
+            DeveloperTokenIn,
+            TokenOut,
+            DEVELOPER,
+            get_open_id_token_for_developer_identity,
+        ),
+        Operation(
+            "LookupDeveloperIdentity",
+            LookupDeveloperIdentityIn,
+            LookupDeveloperIdentityOut,
+            DEVELOPER,
+            lookup_developer_identity,
+        ),
+        Operation(
+            "MergeDeveloperIdentities", MergeDeveloperIdentitiesIn, IdentityIdOut, DEVELOPER, merge_developer_identities
+        ),
+        Operation("UnlinkDeveloperIdentity", UnlinkDeveloperIdentityIn, Empty, DEVELOPER, unlink_developer_identity),
+        Operation("DescribeIdentity", IdentityIdIn, IdentityDescription, DEVELOPER, describe_identity),
+        Operation("ListIdentities", ListIdentitiesIn, ListIdentitiesOut, DEVELOPER, list_identities),
+        Operation("DeleteIdentities", DeleteIdentitiesIn, DeleteIdentitiesOut, DEVELOPER, delete_identities),
+    ],
+    invalid=InputValidationError,
+    refusal=_refusal,
+    target_prefix="AWSCognitoIdentityService.",
+)

@@ -16,9 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
-from syncsvc.api import wire
+from syncsvc.api import identity, kms, sync, wire
 from syncsvc.api.bodies import BODIES
-from syncsvc.api.protocol import AMZ_JSON, AUTHENTICATOR, BODY, REST_JSON, SETTINGS, respond
+from syncsvc.api.messages import AMZ_JSON, BODY, CALLER, REST_JSON, SERVICES, SETTINGS, respond
+from syncsvc.api.operations import anonymous_targets
 from syncsvc.errors import (
     BackendUnavailableError,
     MethodNotAllowedError,
@@ -28,21 +29,17 @@ from syncsvc.errors import (
     UnknownOperationError,
 )
 from syncsvc.identity import sigv4
-from syncsvc.model import Caller
 
 log = logging.getLogger("syncsvc.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-CALLER = web.RequestKey("caller", Caller)
 #: Paths that need no signature.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/.well-known/openid-configuration", "/.well-known/jwks.json"})
-#: Operations AWS serves without a signature (``authtype: none`` in the service model).
-UNAUTHENTICATED_TARGETS = frozenset(
-    f"AWSCognitoIdentityService.{name}"
-    for name in ("GetId", "GetCredentialsForIdentity", "GetOpenIdToken", "UnlinkIdentity")
-)
+JSON_SURFACES = (identity.SURFACE, kms.SURFACE)
+#: Operations AWS serves without a signature (``authtype: none`` in the service model: Access.ANONYMOUS).
+UNAUTHENTICATED_TARGETS = anonymous_targets(JSON_SURFACES)
 #: X-Amz-Target prefix -> SigV4 service name; requests without a target are Cognito Sync (rest-json).
-TARGET_SERVICES = {"AWSCognitoIdentityService.": "cognito-identity", "TrentService.": "kms"}
+TARGET_SERVICES = {surface.target_prefix: surface.signing_name for surface in JSON_SURFACES if surface.target_prefix}
 
 
 def is_json_protocol(request: web.Request) -> bool:
@@ -102,7 +99,7 @@ def _service_of(request: web.Request) -> str:
     for prefix, service in TARGET_SERVICES.items():
         if target.startswith(prefix):
             return service
-    return "cognito-sync"
+    return sync.SURFACE.signing_name
 
 
 @web.middleware
@@ -114,7 +111,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     raw_path, _, raw_query = request.raw_path.partition("?")
     headers = tuple(request.headers.items())
-    admission = await request.app[AUTHENTICATOR].admit(
+    admission = await request.app[SERVICES].authenticator.admit(
         sigv4.SignedRequest(request.method, raw_path, raw_query, headers, body=b""),
         service=_service_of(request),
         anonymous_allowed=request.headers.get("X-Amz-Target", "") in UNAUTHENTICATED_TARGETS,
@@ -123,8 +120,3 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         request[BODY] = body
         request[CALLER] = admission.verify(sigv4.SignedRequest(request.method, raw_path, raw_query, headers, body))
         return await handler(request)
-
-
-def caller_of(request: web.Request) -> Caller:
-    caller: Caller = request[CALLER]
-    return caller

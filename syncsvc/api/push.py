@@ -19,17 +19,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket as socket_module
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 import orjson
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from syncsvc.api.middleware import caller_of
-from syncsvc.api.protocol import HUB, PUSH, SETTINGS, parse, respond
+from syncsvc.access import Access
+from syncsvc.api.messages import CALLER, SERVICES
+from syncsvc.api.operations import Call, Operation, Route
 from syncsvc.errors import TooManyRequestsError
 from syncsvc.model import MAX_SYNC_COUNT
 from syncsvc.push.hub import DeviceSocket, PushHub
+from syncsvc.runtime import Services
 
 POOL = "/identitypools/{IdentityPoolId}"
 DEVICE = POOL + "/identity/{IdentityId}/device"
@@ -57,45 +59,62 @@ class DeviceMessage(BaseModel):
     syncCounts: dict[DatasetName, Annotated[int, Field(ge=0, le=MAX_SYNC_COUNT)]] = {}  # noqa: N815 - the wire name
 
 
-async def register_device(request: web.Request) -> web.Response:
-    body = await parse(request, RegisterDeviceIn)
-    info = request.match_info
-    device_id = await request.app[PUSH].register_device(
-        caller_of(request), info["IdentityPoolId"], info["IdentityId"], platform=body.Platform, token=body.Token
+class DeviceIdOut(TypedDict):
+    DeviceId: str
+
+
+class Empty(TypedDict):
+    pass
+
+
+class NoInput(BaseModel):
+    """Subscribe/UnsubscribeFromDataset: every input is in the path."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+async def register_device(services: Services, call: Call[RegisterDeviceIn]) -> DeviceIdOut:
+    labels, given = call.labels, call.given
+    device_id = await services.push.register_device(
+        call.caller, labels["IdentityPoolId"], labels["IdentityId"], platform=given.Platform, token=given.Token
     )
-    return respond({"DeviceId": device_id})
+    return {"DeviceId": device_id}
 
 
-async def subscribe(request: web.Request) -> web.Response:
-    await _subscription(request, on=True)
-    return respond({})
+async def subscribe(services: Services, call: Call[NoInput]) -> Empty:
+    await _subscription(services, call, on=True)
+    return {}
 
 
-async def unsubscribe(request: web.Request) -> web.Response:
-    await _subscription(request, on=False)
-    return respond({})
+async def unsubscribe(services: Services, call: Call[NoInput]) -> Empty:
+    await _subscription(services, call, on=False)
+    return {}
 
 
-async def _subscription(request: web.Request, *, on: bool) -> None:
-    info = request.match_info
-    await request.app[PUSH].subscribe(
-        caller_of(request),
-        info["IdentityPoolId"],
-        info["IdentityId"],
-        info["DatasetName"],
-        info["DeviceId"],
-        on=on,
+async def _subscription(services: Services, call: Call[NoInput], *, on: bool) -> None:
+    labels = call.labels
+    await services.push.subscribe(
+        call.caller, labels["IdentityPoolId"], labels["IdentityId"], labels["DatasetName"], labels["DeviceId"], on=on
     )
+
+
+#: The push sync operations of the Cognito Sync surface (``syncsvc.api.sync.SURFACE``).
+OPERATIONS = (
+    Operation("RegisterDevice", RegisterDeviceIn, DeviceIdOut, Access.CALLER, register_device, Route("POST", DEVICE)),
+    Operation("SubscribeToDataset", NoInput, Empty, Access.CALLER, subscribe, Route("POST", SUBSCRIPTION)),
+    Operation("UnsubscribeFromDataset", NoInput, Empty, Access.CALLER, unsubscribe, Route("DELETE", SUBSCRIPTION)),
+)
 
 
 async def device_socket(request: web.Request) -> web.WebSocketResponse:
     info = request.match_info
     device_id = info["DeviceId"]
-    ik = await request.app[PUSH].open_socket(caller_of(request), info["IdentityPoolId"], info["IdentityId"], device_id)
-    hub = request.app[HUB]
+    services = request.app[SERVICES]
+    ik = await services.push.open_socket(request[CALLER], info["IdentityPoolId"], info["IdentityId"], device_id)
+    hub = services.hub
     if hub.full:
         raise TooManyRequestsError("This server holds as many push sockets as it may; connect again later")
-    settings = request.app[SETTINGS]
+    settings = services.settings
     ws = web.WebSocketResponse(
         heartbeat=settings.push_heartbeat_seconds,
         max_msg_size=_MAX_FRAME_BYTES,
@@ -161,9 +180,5 @@ async def _read(socket: DeviceSocket, hub: PushHub) -> None:
 
 
 def routes() -> list[web.RouteDef]:
-    return [
-        web.post(DEVICE, register_device),
-        web.get(DEVICE + "/{DeviceId}/push", device_socket),
-        web.post(SUBSCRIPTION, subscribe),
-        web.delete(SUBSCRIPTION, unsubscribe),
-    ]
+    """The device socket's route (the push operations are served with the rest of Cognito Sync)."""
+    return [web.get(DEVICE + "/{DeviceId}/push", device_socket)]

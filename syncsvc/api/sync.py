@@ -1,23 +1,27 @@
-"""Cognito Sync (rest-json, apiVersion 2014-06-30): routes by method + path, one small handler per operation.
+"""Cognito Sync (rest-json, apiVersion 2014-06-30): one declarative operation per method + path.
 
-Handlers only parse, call :class:`~syncsvc.service.SyncService`, and serialise. Path labels arrive
-percent-encoded (``us-east-1%3A…``) and are decoded by the router. The push sync operations are in ``push.py``.
+:data:`SURFACE` is the surface's table of contents: each operation's route, input model, output shape, access rule
+and the use-case it runs (:class:`~syncsvc.service.SyncService`, bulk publish, push sync). Dispatch, authorization and
+validation are ``syncsvc.api.operations``'s; a broken constraint is an InvalidParameterException in AWS's words. Path
+labels arrive percent-encoded (``us-east-1%3A…``) and are decoded by the router. The push sync operations are in
+``push.py``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
-from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from syncsvc import vv
-from syncsvc.api import wire
-from syncsvc.api.middleware import caller_of
-from syncsvc.api.protocol import BULK, INTEGER, LONG, SYNC, parse, query_int, respond
-from syncsvc.errors import InvalidParameterError
+from syncsvc.access import Access
+from syncsvc.api import push, wire
+from syncsvc.api.messages import INTEGER, LONG
+from syncsvc.api.operations import Call, Operation, Query, Route, surface
+from syncsvc.errors import InvalidParameterError, NotAuthorizedError
 from syncsvc.identity.pools import CognitoStreamsSettings, PushSyncSettings, SyncConfiguration
-from syncsvc.model import MAX_DATE_MS, MAX_SYNC_COUNT, MAX_VECTOR_COUNTER, Op, RecordPatch
+from syncsvc.model import MAX_DATE_MS, MAX_SYNC_COUNT, MAX_VECTOR_COUNTER, Caller, Op, RecordPatch
+from syncsvc.runtime import Services
 
 POOL = "/identitypools/{IdentityPoolId}"
 IDENTITY = POOL + "/identities/{IdentityId}"
@@ -82,24 +86,101 @@ class CognitoEventsIn(BaseModel):
     Events: dict[str, str]
 
 
-def _labels(request: web.Request) -> tuple[str, str]:
-    info = request.match_info
-    return info["IdentityPoolId"], info["IdentityId"]
+class NoInput(BaseModel):
+    """The input of an operation whose inputs are all in its path and query: no body is read."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
-async def list_records(request: web.Request) -> web.Response:
-    pool_id, identity_id = _labels(request)
-    result = await request.app[SYNC].list_records(
-        caller_of(request),
-        pool_id,
-        identity_id,
-        request.match_info["DatasetName"],
-        last_sync_count=query_int(request, "lastSyncCount", LONG),
-        max_results=query_int(request, "maxResults", INTEGER),
-        next_token=request.query.get("nextToken") or None,
-        session_token=request.query.get("syncSessionToken") or None,
+# --- outputs ---------------------------------------------------------------------------------------------------------
+
+
+class Empty(TypedDict):
+    pass
+
+
+class ListRecordsOut(TypedDict):
+    Records: list[wire.RecordOut]
+    Count: int
+    DatasetSyncCount: int
+    DatasetExists: bool
+    DatasetDeletedAfterRequestedSyncCount: bool
+    MergedDatasetNames: list[str]
+    SyncSessionToken: str
+    VersionVector: dict[str, int]
+    LastModifiedBy: NotRequired[str]
+    NextToken: NotRequired[str]
+
+
+class RecordsOut(TypedDict):
+    Records: list[wire.RecordOut]
+
+
+class DatasetOut(TypedDict):
+    Dataset: wire.DatasetOut
+
+
+class ListDatasetsOut(TypedDict):
+    Datasets: list[wire.DatasetOut]
+    Count: int
+    NextToken: NotRequired[str]
+
+
+class IdentityUsageOut(TypedDict):
+    IdentityUsage: wire.IdentityUsageOut
+
+
+class PoolUsageOut(TypedDict):
+    IdentityPoolUsage: wire.PoolUsageOut
+
+
+class ListPoolUsageOut(TypedDict):
+    IdentityPoolUsages: list[wire.PoolUsageOut]
+    Count: int
+    MaxResults: int
+    NextToken: NotRequired[str]
+
+
+class ConfigurationOut(TypedDict):
+    IdentityPoolId: str
+    PushSync: NotRequired[dict[str, object]]
+    CognitoStreams: NotRequired[dict[str, object]]
+
+
+class EventsOut(TypedDict):
+    Events: dict[str, str]
+
+
+class PoolIdOut(TypedDict):
+    IdentityPoolId: str
+
+
+class BulkPublishDetailsOut(TypedDict):
+    IdentityPoolId: str
+    BulkPublishStatus: str
+    BulkPublishStartTime: NotRequired[float]
+    BulkPublishCompleteTime: NotRequired[float]
+    FailureMessage: NotRequired[str]
+
+
+# --- records and datasets ----------------------------------------------------------------------------------------
+
+
+def _identity(call: Call[Any]) -> tuple[str, str]:
+    return call.labels["IdentityPoolId"], call.labels["IdentityId"]
+
+
+async def list_records(services: Services, call: Call[NoInput]) -> ListRecordsOut:
+    result = await services.sync.list_records(
+        call.caller,
+        *_identity(call),
+        call.labels["DatasetName"],
+        last_sync_count=call.integer("lastSyncCount"),
+        max_results=call.integer("maxResults"),
+        next_token=call.text("nextToken"),
+        session_token=call.text("syncSessionToken"),
     )
-    payload = {
+    output: ListRecordsOut = {
         "Records": [wire.record(item) for item in result.records],
         "Count": len(result.records),
         "DatasetSyncCount": result.dataset.sync_count,
@@ -110,150 +191,208 @@ async def list_records(request: web.Request) -> web.Response:
         "VersionVector": result.dataset.version_vector,
     }
     if result.dataset.modified_by is not None:
-        payload["LastModifiedBy"] = result.dataset.modified_by
+        output["LastModifiedBy"] = result.dataset.modified_by
     if result.next_token is not None:
-        payload["NextToken"] = result.next_token
-    return respond(payload)
+        output["NextToken"] = result.next_token
+    return output
 
 
-async def update_records(request: web.Request) -> web.Response:
-    pool_id, identity_id = _labels(request)
-    given = await parse(request, UpdateRecordsIn)
-    result = await request.app[SYNC].update_records(
-        caller_of(request),
-        pool_id,
-        identity_id,
-        request.match_info["DatasetName"],
+async def update_records(services: Services, call: Call[UpdateRecordsIn]) -> RecordsOut:
+    given = call.given
+    result = await services.sync.update_records(
+        call.caller,
+        *_identity(call),
+        call.labels["DatasetName"],
         patches=[patch.domain(index) for index, patch in enumerate(given.RecordPatches)],
         session_token=given.SyncSessionToken,
         device_id=given.DeviceId,
-        client_context=request.headers.get("x-amz-Client-Context"),
+        client_context=call.headers.get("x-amz-Client-Context"),
     )
-    return respond({"Records": [wire.record(item) for item in result.records]})
+    return {"Records": [wire.record(item) for item in result.records]}
 
 
-async def describe_dataset(request: web.Request) -> web.Response:
-    pool_id, identity_id = _labels(request)
-    found = await request.app[SYNC].describe_dataset(
-        caller_of(request), pool_id, identity_id, request.match_info["DatasetName"]
+async def describe_dataset(services: Services, call: Call[NoInput]) -> DatasetOut:
+    found = await services.sync.describe_dataset(call.caller, *_identity(call), call.labels["DatasetName"])
+    return {"Dataset": wire.dataset(found)}
+
+
+async def delete_dataset(services: Services, call: Call[NoInput]) -> DatasetOut:
+    deleted = await services.sync.delete_dataset(call.caller, *_identity(call), call.labels["DatasetName"])
+    return {"Dataset": wire.dataset(deleted)}
+
+
+async def list_datasets(services: Services, call: Call[NoInput]) -> ListDatasetsOut:
+    datasets, token = await services.sync.list_datasets(
+        call.caller,
+        *_identity(call),
+        max_results=call.integer("maxResults"),
+        next_token=call.text("nextToken"),
     )
-    return respond({"Dataset": wire.dataset(found)})
-
-
-async def delete_dataset(request: web.Request) -> web.Response:
-    pool_id, identity_id = _labels(request)
-    deleted = await request.app[SYNC].delete_dataset(
-        caller_of(request), pool_id, identity_id, request.match_info["DatasetName"]
-    )
-    return respond({"Dataset": wire.dataset(deleted)})
-
-
-async def list_datasets(request: web.Request) -> web.Response:
-    pool_id, identity_id = _labels(request)
-    datasets, token = await request.app[SYNC].list_datasets(
-        caller_of(request),
-        pool_id,
-        identity_id,
-        max_results=query_int(request, "maxResults", INTEGER),
-        next_token=request.query.get("nextToken") or None,
-    )
-    payload: dict[str, object] = {
-        "Datasets": [wire.dataset(item) for item in datasets],
-        "Count": len(datasets),
-    }
+    output: ListDatasetsOut = {"Datasets": [wire.dataset(item) for item in datasets], "Count": len(datasets)}
     if token is not None:
-        payload["NextToken"] = token
-    return respond(payload)
+        output["NextToken"] = token
+    return output
 
 
-async def describe_identity_usage(request: web.Request) -> web.Response:
-    pool_id, identity_id = _labels(request)
-    usage = await request.app[SYNC].describe_identity_usage(caller_of(request), pool_id, identity_id)
-    return respond({"IdentityUsage": wire.identity_usage(usage)})
+# --- usage -----------------------------------------------------------------------------------------------------------
 
 
-async def describe_identity_pool_usage(request: web.Request) -> web.Response:
-    usage = await request.app[SYNC].describe_pool_usage(caller_of(request), request.match_info["IdentityPoolId"])
-    return respond({"IdentityPoolUsage": wire.pool_usage(usage)})
+async def describe_identity_usage(services: Services, call: Call[NoInput]) -> IdentityUsageOut:
+    usage = await services.sync.describe_identity_usage(call.caller, *_identity(call))
+    return {"IdentityUsage": wire.identity_usage(usage)}
 
 
-async def list_identity_pool_usage(request: web.Request) -> web.Response:
-    usages, page_size, token = await request.app[SYNC].list_pool_usage(
-        caller_of(request),
-        max_results=query_int(request, "maxResults", INTEGER),
-        next_token=request.query.get("nextToken") or None,
+async def describe_identity_pool_usage(services: Services, call: Call[NoInput]) -> PoolUsageOut:
+    usage = await services.sync.describe_pool_usage(call.labels["IdentityPoolId"])
+    return {"IdentityPoolUsage": wire.pool_usage(usage)}
+
+
+async def list_identity_pool_usage(services: Services, call: Call[NoInput]) -> ListPoolUsageOut:
+    usages, page_size, token = await services.sync.list_pool_usage(
+        max_results=call.integer("maxResults"), next_token=call.text("nextToken")
     )
-    payload: dict[str, object] = {
+    output: ListPoolUsageOut = {
         "IdentityPoolUsages": [wire.pool_usage(item) for item in usages],
         "Count": len(usages),
         "MaxResults": page_size,
     }
     if token is not None:
-        payload["NextToken"] = token
-    return respond(payload)
+        output["NextToken"] = token
+    return output
 
 
-def _configuration(pool_id: str, config: SyncConfiguration) -> dict[str, object]:
-    return {"IdentityPoolId": pool_id, **config.model_dump(exclude_none=True, exclude={"Events"})}
+# --- pool configuration, events, bulk publish --------------------------------------------------------------------
 
 
-async def get_identity_pool_configuration(request: web.Request) -> web.Response:
-    pool_id = request.match_info["IdentityPoolId"]
-    return respond(_configuration(pool_id, await request.app[SYNC].configuration(caller_of(request), pool_id)))
+def _configuration(pool_id: str, config: SyncConfiguration) -> ConfigurationOut:
+    dumped = config.model_dump(exclude_none=True, exclude={"Events"})
+    return {"IdentityPoolId": pool_id, **dumped}  # type: ignore[typeddict-item]
 
 
-async def set_identity_pool_configuration(request: web.Request) -> web.Response:
-    pool_id = request.match_info["IdentityPoolId"]
-    given = await parse(request, PoolConfigurationIn)
+async def get_identity_pool_configuration(services: Services, call: Call[NoInput]) -> ConfigurationOut:
+    pool_id = call.labels["IdentityPoolId"]
+    return _configuration(pool_id, await services.sync.configuration(pool_id))
+
+
+async def set_identity_pool_configuration(services: Services, call: Call[PoolConfigurationIn]) -> ConfigurationOut:
+    pool_id, given = call.labels["IdentityPoolId"], call.given
     change = SyncConfiguration(PushSync=given.PushSync, CognitoStreams=given.CognitoStreams)
-    return respond(_configuration(pool_id, await request.app[SYNC].configure(caller_of(request), pool_id, change)))
+    return _configuration(pool_id, await services.sync.configure(pool_id, change))
 
 
-async def get_cognito_events(request: web.Request) -> web.Response:
-    events = await request.app[SYNC].cognito_events(caller_of(request), request.match_info["IdentityPoolId"])
-    return respond({"Events": events})
+async def get_cognito_events(services: Services, call: Call[NoInput]) -> EventsOut:
+    return {"Events": await services.sync.cognito_events(call.labels["IdentityPoolId"])}
 
 
-async def set_cognito_events(request: web.Request) -> web.Response:
-    given = await parse(request, CognitoEventsIn)
-    await request.app[SYNC].set_cognito_events(caller_of(request), request.match_info["IdentityPoolId"], given.Events)
-    return respond({})
+async def set_cognito_events(services: Services, call: Call[CognitoEventsIn]) -> Empty:
+    await services.sync.set_cognito_events(call.labels["IdentityPoolId"], call.given.Events)
+    return {}
 
 
-async def bulk_publish(request: web.Request) -> web.Response:
-    pool_id = request.match_info["IdentityPoolId"]
-    await request.app[BULK].start(caller_of(request), pool_id)
-    return respond({"IdentityPoolId": pool_id})
+async def bulk_publish(services: Services, call: Call[NoInput]) -> PoolIdOut:
+    pool_id = call.labels["IdentityPoolId"]
+    await services.bulk.start(pool_id)
+    return {"IdentityPoolId": pool_id}
 
 
-async def get_bulk_publish_details(request: web.Request) -> web.Response:
-    pool_id = request.match_info["IdentityPoolId"]
-    job = await request.app[BULK].details(caller_of(request), pool_id)
-    payload: dict[str, object] = {"IdentityPoolId": pool_id, "BulkPublishStatus": job.status.value}
+async def get_bulk_publish_details(services: Services, call: Call[NoInput]) -> BulkPublishDetailsOut:
+    pool_id = call.labels["IdentityPoolId"]
+    job = await services.bulk.details(pool_id)
+    output: BulkPublishDetailsOut = {"IdentityPoolId": pool_id, "BulkPublishStatus": job.status.value}
     if job.started_ms is not None:
-        payload["BulkPublishStartTime"] = wire.seconds(job.started_ms)
+        output["BulkPublishStartTime"] = wire.seconds(job.started_ms)
     if job.completed_ms is not None:
-        payload["BulkPublishCompleteTime"] = wire.seconds(job.completed_ms)
+        output["BulkPublishCompleteTime"] = wire.seconds(job.completed_ms)
     if job.failure is not None:
-        payload["FailureMessage"] = job.failure
-    return respond(payload)
+        output["FailureMessage"] = job.failure
+    return output
 
 
-def routes() -> list[web.RouteDef]:
-    """Every Cognito Sync operation's route (the explicit list is the surface's table of contents)."""
-    return [
-        web.get(DATASET + "/records", list_records),
-        web.post(DATASET, update_records),
-        web.get(DATASET, describe_dataset),
-        web.delete(DATASET, delete_dataset),
-        web.get(IDENTITY + "/datasets", list_datasets),
-        web.get(IDENTITY, describe_identity_usage),
-        web.get(POOL, describe_identity_pool_usage),
-        web.get("/identitypools", list_identity_pool_usage),
-        web.post(POOL + "/bulkpublish", bulk_publish),
-        web.post(POOL + "/getBulkPublishDetails", get_bulk_publish_details),
-        web.get(POOL + "/events", get_cognito_events),
-        web.post(POOL + "/events", set_cognito_events),
-        web.get(POOL + "/configuration", get_identity_pool_configuration),
-        web.post(POOL + "/configuration", set_identity_pool_configuration),
-    ]
+def _refusal(name: str, caller: Caller) -> NotAuthorizedError:
+    return NotAuthorizedError("This operation needs developer credentials")
+
+
+CALLER, DEVELOPER = Access.CALLER, Access.DEVELOPER
+NEXT, MAX = Query("nextToken"), Query("maxResults", INTEGER)
+#: The Cognito Sync surface: every operation, its route, input, output, who may call it and what it runs.
+SURFACE = surface(
+    "cognito-sync",
+    [
+        Operation(
+            "ListRecords",
+            NoInput,
+            ListRecordsOut,
+            CALLER,
+            list_records,
+            Route(
+                "GET",
+                DATASET + "/records",
+                (Query("lastSyncCount", LONG), MAX, NEXT, Query("syncSessionToken")),
+            ),
+        ),
+        Operation("UpdateRecords", UpdateRecordsIn, RecordsOut, CALLER, update_records, Route("POST", DATASET)),
+        Operation("DescribeDataset", NoInput, DatasetOut, CALLER, describe_dataset, Route("GET", DATASET)),
+        Operation("DeleteDataset", NoInput, DatasetOut, CALLER, delete_dataset, Route("DELETE", DATASET)),
+        Operation(
+            "ListDatasets",
+            NoInput,
+            ListDatasetsOut,
+            CALLER,
+            list_datasets,
+            Route("GET", IDENTITY + "/datasets", (MAX, NEXT)),
+        ),
+        Operation(
+            "DescribeIdentityUsage", NoInput, IdentityUsageOut, CALLER, describe_identity_usage, Route("GET", IDENTITY)
+        ),
+        Operation(
+            "DescribeIdentityPoolUsage",
+            NoInput,
+            PoolUsageOut,
+            DEVELOPER,
+            describe_identity_pool_usage,
+            Route("GET", POOL),
+        ),
+        Operation(
+            "ListIdentityPoolUsage",
+            NoInput,
+            ListPoolUsageOut,
+            DEVELOPER,
+            list_identity_pool_usage,
+            Route("GET", "/identitypools", (MAX, NEXT)),
+        ),
+        Operation("BulkPublish", NoInput, PoolIdOut, DEVELOPER, bulk_publish, Route("POST", POOL + "/bulkpublish")),
+        Operation(
+            "GetBulkPublishDetails",
+            NoInput,
+            BulkPublishDetailsOut,
+            DEVELOPER,
+            get_bulk_publish_details,
+            Route("POST", POOL + "/getBulkPublishDetails"),
+        ),
+        Operation(
+            "GetCognitoEvents", NoInput, EventsOut, DEVELOPER, get_cognito_events, Route("GET", POOL + "/events")
+        ),
+        Operation(
+            "SetCognitoEvents", CognitoEventsIn, Empty, DEVELOPER, set_cognito_events, Route("POST", POOL + "/events")
+        ),
+        Operation(
+            "GetIdentityPoolConfiguration",
+            NoInput,
+            ConfigurationOut,
+            DEVELOPER,
+            get_identity_pool_configuration,
+            Route("GET", POOL + "/configuration"),
+        ),
+        Operation(
+            "SetIdentityPoolConfiguration",
+            PoolConfigurationIn,
+            ConfigurationOut,
+            DEVELOPER,
+            set_identity_pool_configuration,
+            Route("POST", POOL + "/configuration"),
+        ),
+        *push.OPERATIONS,
+    ],
+    invalid=InvalidParameterError,
+    refusal=_refusal,
+)

@@ -6,9 +6,46 @@ The API speaks epoch *seconds* as JSON numbers (fractions allowed); the service 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 from syncsvc.model import Dataset, DatasetState, IdentityUsage, PoolUsage, Record
+
+
+class RecordOut(TypedDict):
+    Key: str
+    Value: NotRequired[str]
+    SyncCount: int
+    LastModifiedDate: float
+    LastModifiedBy: str
+    DeviceLastModifiedDate: NotRequired[float]
+    VersionVector: dict[str, int]
+
+
+class DatasetOut(TypedDict):
+    IdentityId: str
+    DatasetName: str
+    CreationDate: float
+    LastModifiedDate: float
+    LastModifiedBy: str
+    DataStorage: int
+    NumRecords: int
+    SyncCount: int
+    VersionVector: dict[str, int]
+
+
+class IdentityUsageOut(TypedDict):
+    IdentityId: str
+    IdentityPoolId: str
+    DatasetCount: int
+    DataStorage: int
+    LastModifiedDate: NotRequired[float]
+
+
+class PoolUsageOut(TypedDict):
+    IdentityPoolId: str
+    SyncSessionsCount: int
+    DataStorage: int
+    LastModifiedDate: NotRequired[float]
 
 
 def seconds(ms: int) -> float | int:
@@ -21,7 +58,8 @@ def ms_from_seconds(value: float) -> int:
     return round(value * 1000)
 
 
-def record(item: Record) -> dict[str, Any]:
+def record(item: Record) -> RecordOut:
+    """In the member order AWS answers: Key, Value, SyncCount, dates, LastModifiedBy, VersionVector."""
     wire: dict[str, Any] = {"Key": item.key}
     if item.value is not None:
         wire["Value"] = item.value
@@ -31,10 +69,10 @@ def record(item: Record) -> dict[str, Any]:
     if item.device_last_modified_ms is not None:
         wire["DeviceLastModifiedDate"] = seconds(item.device_last_modified_ms)
     wire["VersionVector"] = item.version_vector
-    return wire
+    return cast(RecordOut, wire)
 
 
-def dataset(item: Dataset) -> dict[str, Any]:
+def dataset(item: Dataset) -> DatasetOut:
     return {
         "IdentityId": item.identity_id,
         "DatasetName": item.name,
@@ -57,8 +95,8 @@ def conflict(records: list[Record], state: DatasetState) -> dict[str, Any]:
     }
 
 
-def identity_usage(item: IdentityUsage) -> dict[str, Any]:
-    wire: dict[str, Any] = {
+def identity_usage(item: IdentityUsage) -> IdentityUsageOut:
+    wire: IdentityUsageOut = {
         "IdentityId": item.identity_id,
         "IdentityPoolId": item.identity_pool_id,
         "DatasetCount": item.dataset_count,
@@ -69,8 +107,8 @@ def identity_usage(item: IdentityUsage) -> dict[str, Any]:
     return wire
 
 
-def pool_usage(item: PoolUsage) -> dict[str, Any]:
-    wire: dict[str, Any] = {
+def pool_usage(item: PoolUsage) -> PoolUsageOut:
+    wire: PoolUsageOut = {
         "IdentityPoolId": item.identity_pool_id,
         "SyncSessionsCount": item.sync_sessions,
         "DataStorage": item.storage_bytes,

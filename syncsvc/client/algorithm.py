@@ -11,6 +11,8 @@
 5. Push: UpdateRecords of the local changes (Op remove for None) with their last known SyncCount.
 6. A push refused with ResourceConflictException lowers the last sync count to the largest patch SyncCount and
    restarts from 1, ``max_retries`` times at most.
+
+A run sees the client only through :class:`Device`, the few members it reads and calls (``SyncClient`` is one).
 """
 
 from __future__ import annotations
@@ -19,21 +21,53 @@ import inspect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from syncsvc.client.conflicts import ConflictHandler, RemoteRecord, Resolution, SyncConflict
 from syncsvc.client.errors import SYNC_CANCELLED, SyncClientError, SyncRetriesExceededError
-from syncsvc.client.local import DELETED, LocalDataset, Record
-from syncsvc.client.transport import client_context
-
-if TYPE_CHECKING:
-    from syncsvc.client.core import SyncClient
+from syncsvc.client.local import DELETED, LocalDataset, LocalState, Record
+from syncsvc.client.transport import SyncTransport, client_context
 
 log = logging.getLogger("syncsvc.client")
 
 CONFLICT = "ResourceConflictException"
 #: key -> (the local record the decision was based on, the record to store)
 Decisions = dict[str, tuple[Record | None, Record]]
+
+
+class Device(Protocol):
+    """One identity's datasets on one device, as a sync uses them: the local copy, the calls to the server, the
+    sync options and the app's hooks."""
+
+    @property
+    def state(self) -> LocalState: ...
+
+    @property
+    def transport(self) -> SyncTransport: ...
+
+    @property
+    def max_retries(self) -> int:
+        """ResourceConflictException restarts of one sync before it gives up."""
+
+    @property
+    def page_size(self) -> int:
+        """ListRecords MaxResults."""
+
+    def clock(self) -> float:
+        """Now, epoch seconds: the modification time of a record a conflict resolution changes."""
+
+    def dataset_path(self, dataset: str) -> str: ...
+
+    def last_sync_count(self, dataset: str) -> int: ...
+
+    def note_merged(self, dataset: str, merged: list[str]) -> None:
+        """Told the MergedDatasetNames of each pull."""
+
+    def on_dataset_deleted(self, dataset: str) -> bool:
+        """Told the dataset was deleted on the server; True drops the local copy, False pushes its values again."""
+
+    async def before_push(self, dataset: str, patches: list[dict[str, Any]]) -> None:
+        """Told the patches an UpdateRecords is about to send (it may change them)."""
 
 
 @dataclass
@@ -66,21 +100,21 @@ class Pull:
 
 
 class SyncRun:
-    """One synchronize of ``dataset`` by ``client`` (which holds the dataset's lock meanwhile)."""
+    """One synchronize of ``dataset`` by ``device`` (which holds the dataset's lock meanwhile)."""
 
-    def __init__(self, client: SyncClient, dataset: str, handler: ConflictHandler) -> None:
-        self.client = client
+    def __init__(self, device: Device, dataset: str, handler: ConflictHandler) -> None:
+        self.device = device
         self.dataset = dataset
         self.handler = handler
         self.result = SyncResult(dataset)
 
     @property
     def local(self) -> LocalDataset:
-        return self.client.state.dataset(self.dataset)
+        return self.device.state.dataset(self.dataset)
 
     async def run(self) -> SyncResult:
         last: SyncClientError | None = None
-        for attempt in range(1, self.client.max_retries + 2):
+        for attempt in range(1, self.device.max_retries + 2):
             self.result.attempts = attempt
             try:
                 await self._attempt()
@@ -90,7 +124,7 @@ class SyncRun:
                 log.info("dataset %s: %s; restarting the sync (attempt %d)", self.dataset, exc.message, attempt)
                 last = exc
                 continue
-            self.result.sync_count = self.client.last_sync_count(self.dataset)
+            self.result.sync_count = self.device.last_sync_count(self.dataset)
             return self.result
         assert last is not None
         raise SyncRetriesExceededError(self.dataset, self.result.attempts, last)
@@ -112,16 +146,16 @@ class SyncRun:
 
     async def _delete_remotely(self) -> None:
         try:
-            await self.client.transport.call("DELETE", self.client.dataset_path(self.dataset))
+            await self.device.transport.call("DELETE", self.device.dataset_path(self.dataset))
         except SyncClientError as exc:
             if exc.code != "ResourceNotFoundException":
                 raise
-        self.client.state.datasets.pop(self.dataset, None)
+        self.device.state.datasets.pop(self.dataset, None)
 
     def _forget_deleted(self) -> None:
         """The dataset was deleted on the server: drop the local copy, or keep its values as new local changes."""
         local = self.local
-        if self.client.on_dataset_deleted(self.dataset):
+        if self.device.on_dataset_deleted(self.dataset):
             local.records = {}
         else:
             local.records = {
@@ -135,19 +169,19 @@ class SyncRun:
 
     async def _pull(self, since: int) -> Pull:
         """ListRecords(lastSyncCount=since), every page."""
-        query = {"lastSyncCount": str(since), "maxResults": str(self.client.page_size)}
-        target = self.client.dataset_path(self.dataset) + "/records"
-        page = await self.client.transport.call("GET", target, query=query)
+        query = {"lastSyncCount": str(since), "maxResults": str(self.device.page_size)}
+        target = self.device.dataset_path(self.dataset) + "/records"
+        page = await self.device.transport.call("GET", target, query=query)
         session_token: str = page["SyncSessionToken"]
         records = [RemoteRecord.from_wire(item) for item in page.get("Records", [])]
         while page.get("NextToken"):
             more = {**query, "nextToken": page["NextToken"], "syncSessionToken": session_token}
-            page = await self.client.transport.call("GET", target, query=more)
+            page = await self.device.transport.call("GET", target, query=more)
             records += [RemoteRecord.from_wire(item) for item in page.get("Records", [])]
         merged = list(page.get("MergedDatasetNames") or [])
         self.result.pulled += records
         self.result.merged_datasets = merged
-        self.client.note_merged(self.dataset, merged)
+        self.device.note_merged(self.dataset, merged)
         return Pull(
             records=records,
             sync_count=int(page.get("DatasetSyncCount", 0)),
@@ -204,7 +238,7 @@ class SyncRun:
             elif resolution.value == conflict.local.value:
                 moment = conflict.local.device_last_modified
             else:
-                moment = self.client.clock()
+                moment = self.device.clock()
             decided[key] = (
                 conflict.local,
                 Record(resolution.value, resolution.sync_count, resolution.modified, moment),
@@ -220,15 +254,15 @@ class SyncRun:
         if not sent:
             return
         patches = [patch_of(key, record) for key, record in sent.items()]
-        await self.client.before_push(self.dataset, patches)
-        state = self.client.state
+        await self.device.before_push(self.dataset, patches)
+        state = self.device.state
         body: dict[str, Any] = {"SyncSessionToken": session_token, "RecordPatches": patches}
         if state.device_id is not None:
             body["DeviceId"] = state.device_id
         headers = {"x-amz-Client-Context": client_context(state.installation_id)}
         try:
-            answer = await self.client.transport.call(
-                "POST", self.client.dataset_path(self.dataset), body=body, headers=headers
+            answer = await self.device.transport.call(
+                "POST", self.device.dataset_path(self.dataset), body=body, headers=headers
             )
         except SyncClientError as exc:
             if exc.code == CONFLICT:

@@ -1,5 +1,9 @@
 """SyncClient: one identity's datasets on one device — the local copy, its file, synchronize (see
-:mod:`syncsvc.client.algorithm`) and push sync (see :mod:`syncsvc.client.push`)."""
+:mod:`syncsvc.client.algorithm`) and push sync (see :mod:`syncsvc.client.push`).
+
+The sync run and the push listener see a client only through the protocols they define (``algorithm.Device``,
+``push.Subscriber``), which SyncClient satisfies structurally; no module of the package but ``__init__`` imports
+this one."""
 
 from __future__ import annotations
 

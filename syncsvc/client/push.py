@@ -8,6 +8,9 @@ Protocol (``GET /identitypools/{pool}/identity/{identity}/device/{DeviceId}/push
 * server → client: ``{"source": "cognito-sync", "identityPoolId", "identityId", "datasetName", "syncCount"}``.
 * close codes: 1001 server going away (reconnect now), 4008 slow reader, 4009 replaced by a newer connection of the
   same device (the listener stops: :class:`SyncClientError` ``ConnectionReplaced``), 1003/1007 bad frames.
+
+The listener sees the client only through :class:`Subscriber`, the few members it reads and calls (``SyncClient`` is
+one).
 """
 
 from __future__ import annotations
@@ -19,27 +22,50 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
 
+from syncsvc.client.algorithm import SyncResult
 from syncsvc.client.conflicts import ConflictHandler
 from syncsvc.client.errors import CONNECTION_ERROR, CONNECTION_REPLACED, SyncClientError
-
-if TYPE_CHECKING:
-    from syncsvc.client.algorithm import SyncResult
-    from syncsvc.client.core import SyncClient
+from syncsvc.client.local import LocalState
+from syncsvc.client.transport import SyncTransport
 
 log = logging.getLogger("syncsvc.client.push")
 
 #: ``on_change(dataset, result)``, sync or async: called after each sync a notification caused.
-ChangeHandler = Callable[[str, "SyncResult"], Awaitable[None] | None]
+ChangeHandler = Callable[[str, SyncResult], Awaitable[None] | None]
 
 GOING_AWAY = 1001
 REPLACED = 4009
 #: handshake answers worth retrying (else the refusal is final: wrong identity, push not configured, …)
 _RETRYABLE_STATUS = frozenset({408, 429})
+
+
+class Subscriber(Protocol):
+    """A device subscribed to datasets, as its push listener uses it: who it is, where its socket is, what it
+    holds, and how it syncs a dataset a notification announces."""
+
+    @property
+    def identity_id(self) -> str: ...
+
+    @property
+    def state(self) -> LocalState: ...
+
+    @property
+    def transport(self) -> SyncTransport: ...
+
+    def push_path(self) -> str:
+        """The path of the device's push WebSocket (raises DeviceNotRegistered before RegisterDevice)."""
+
+    def last_sync_count(self, dataset: str) -> int: ...
+
+    async def synchronize_if_behind(
+        self, dataset: str, sync_count: int, on_conflict: ConflictHandler | None
+    ) -> SyncResult | None:
+        """Syncs ``dataset`` unless the local copy already reached ``sync_count``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +97,7 @@ class PushListener:
 
     def __init__(
         self,
-        client: SyncClient,
+        client: Subscriber,
         *,
         on_change: ChangeHandler | None = None,
         on_conflict: ConflictHandler | None = None,

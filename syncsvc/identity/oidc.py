@@ -1,8 +1,9 @@
 """Federated logins: OpenID Connect ID tokens from external providers, verified against each provider's JWKS.
 
-Each configured :class:`OidcProvider` names the issuer, the client ids it accepts besides the pool's, where its keys
-are published (URL or file) and the signing algorithms it may use. :class:`OidcVerifier` turns a ``Logins`` entry
-into a :class:`FederatedLogin` or raises :class:`~syncsvc.errors.NotAuthorizedError` saying why.
+Each configured :class:`~syncsvc.identity.providers.OidcProvider` names the issuer, the client ids it accepts
+besides the pool's, where its keys are published (URL or file) and the signing algorithms it may use.
+:class:`OidcVerifier` turns a ``Logins`` entry into a :class:`FederatedLogin` or raises
+:class:`~syncsvc.errors.NotAuthorizedError` saying why.
 
 Rules worth knowing (the *why* of each is next to its code):
 
@@ -23,80 +24,20 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
 import jwt
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from syncsvc.errors import NotAuthorizedError
+from syncsvc.identity.providers import OidcProvider
 
 log = logging.getLogger(__name__)
 
-#: The algorithms a provider may list: asymmetric signatures only, so a public key can never serve as an HMAC secret.
-ASYMMETRIC_ALGORITHMS = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES256K", "ES384", "ES512", "EdDSA"}
-)
 #: A JWKS larger than this is refused (real ones are a few kB).
 MAX_JWKS_BYTES = 1 << 20
 _REQUIRED_CLAIMS = ["exp", "iat", "iss", "sub", "aud"]
-
-
-class OidcProvider(BaseModel):
-    """One OpenID Connect provider whose ID tokens are accepted as federated logins."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    #: The key in a Cognito ``Logins`` map, e.g. ``accounts.google.com`` or ``login.example.com``.
-    name: str = Field(min_length=1, max_length=128)
-    #: The exact ``iss`` the provider's tokens carry.
-    issuer: str = Field(min_length=1)
-    #: Client ids accepted as ``aud`` besides those the identity pool allows.
-    audiences: tuple[str, ...] = ()
-    #: Where the provider publishes its keys: exactly one of an http(s) URL or a local file.
-    jwks_url: str | None = None
-    jwks_file: str | None = None
-    #: The signing algorithms accepted (asymmetric only).
-    algorithms: tuple[str, ...] = ("RS256",)
-    #: Clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
-    leeway_seconds: int = Field(default=60, ge=0, le=3600)
-
-    @field_validator("audiences")
-    @classmethod
-    def _nonempty_audiences(cls, audiences: tuple[str, ...]) -> tuple[str, ...]:
-        if any(not audience for audience in audiences):
-            raise ValueError("an audience (client id) cannot be empty")
-        return audiences
-
-    @field_validator("algorithms")
-    @classmethod
-    def _asymmetric_algorithms(cls, algorithms: tuple[str, ...]) -> tuple[str, ...]:
-        if not algorithms:
-            raise ValueError("at least one signing algorithm is required")
-        for algorithm in algorithms:
-            if algorithm.lower() == "none":
-                raise ValueError("algorithm 'none' is not allowed: ID tokens must be signed")
-            if algorithm.upper().startswith("HS"):
-                raise ValueError(f"algorithm '{algorithm}' is not allowed: only asymmetric algorithms can be used")
-            if algorithm not in ASYMMETRIC_ALGORITHMS:
-                raise ValueError(
-                    f"unknown algorithm '{algorithm}': use one of {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}"
-                )
-        return algorithms
-
-    @field_validator("jwks_url")
-    @classmethod
-    def _http_url(cls, url: str | None) -> str | None:
-        if url is not None and not url.startswith(("https://", "http://")):
-            raise ValueError("jwks_url must be an http(s) URL")
-        return url
-
-    @model_validator(mode="after")
-    def _one_key_source(self) -> Self:
-        if (self.jwks_url is None) == (self.jwks_file is None):
-            raise ValueError("give exactly one of jwks_url and jwks_file")
-        return self
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,9 @@
 
 Values written before encryption existed (no ``e1:`` prefix) are read as they are; ``syncsvc keys reencrypt`` is the
 way to seal them.
+
+Where the wrapped data keys and the pools' master key ids are kept is :class:`DataKeys`' business (in Redis:
+``syncsvc.store.datakeys``); this module talks to KMS and to that, never to Redis itself.
 """
 
 from __future__ import annotations
@@ -36,27 +39,24 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from syncsvc import keys
 from syncsvc.errors import InvalidConfigurationError, KmsError, SyncsvcError
 from syncsvc.keys import IdentityKeys
 from syncsvc.kms import material
 from syncsvc.kms.service import KeyService
-from syncsvc.store.backend import backend, text
-from syncsvc.store.connection import RedisClient
+from syncsvc.store.datakeys import WrappedDataKeys
 
 SEALED = "e1:"
 SEALED_NAME = "n1:"
 _NONCE = 12
 #: Bytes of a name's HMAC kept in its token (144 bits: 24 base64url characters).
 _TOKEN_BYTES = 18
-#: The data key hash field that says the identity's record names are tokenised (see the module docstring).
-_NAMES_FIELD = "names"
 #: Data key bytes: AES-256.
 _DATA_KEY_BYTES = 32
 
@@ -211,12 +211,26 @@ def _names_key(first_data_key: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"syncsvc record names").derive(first_data_key)
 
 
+class DataKeys(Protocol):
+    """Where the envelope keeps identities' wrapped data keys and pools' master key ids (``RedisDataKeys``)."""
+
+    async def wrapped(self, ik: IdentityKeys) -> WrappedDataKeys: ...
+
+    async def add_first(self, ik: IdentityKeys, wrapped: bytes) -> None: ...
+
+    async def replace(self, ik: IdentityKeys, version: int, wrapped: bytes) -> None: ...
+
+    async def master_key_id(self, identity_pool_id: str) -> str | None: ...
+
+    async def claim_master_key(self, identity_pool_id: str, key_id: str) -> bool: ...
+
+
 class Envelope:
     """Gives each identity's cipher: from the cache, else by unwrapping (or first generating) its data key."""
 
-    def __init__(self, kms: KeyService, client: RedisClient, cache: DataKeyCache) -> None:
+    def __init__(self, kms: KeyService, stored: DataKeys, cache: DataKeyCache) -> None:
         self._kms = kms
-        self._client = client
+        self._stored = stored
         self.cache = cache
         self._pool_keys: dict[str, str] = {}
 
@@ -226,20 +240,23 @@ class Envelope:
         cached = self.cache.get(ik.base)
         if cached is not None:
             return cached
-        versions, current, tokenised = await self._wrapped_keys(ik)
-        if not versions:
+        wrapped = await self._stored.wrapped(ik)
+        if not wrapped.versions:
             if not create:
                 raise UnreadableValueError(f"identity {ik.identity_id} has no data key (deleted: its data is shredded)")
-            versions, current, tokenised = await self._new_data_key(ik)
+            wrapped = await self._new_data_key(ik)
         context = _data_key_context(ik)
         try:
-            unwrapped = {version: (await self._kms.decrypt(blob, context))[0] for version, blob in versions.items()}
+            unwrapped = {
+                version: (await self._kms.decrypt(blob, context))[0] for version, blob in wrapped.versions.items()
+            }
         except KmsError as exc:
             raise InvalidConfigurationError(
                 f"The master key of identity pool {ik.identity_pool_id} cannot unwrap its data keys: {exc.message}"
             ) from None
-        names = _names_key(unwrapped[min(unwrapped)]) if tokenised else None
-        cipher = IdentityCipher(ik, current, {v: AESGCM(key) for v, key in unwrapped.items()}, self.cache.charge, names)
+        names = _names_key(unwrapped[min(unwrapped)]) if wrapped.tokenised else None
+        ciphers = {version: AESGCM(key) for version, key in unwrapped.items()}
+        cipher = IdentityCipher(ik, wrapped.current, ciphers, self.cache.charge, names)
         self.cache.put(ik.base, cipher)
         return cipher
 
@@ -247,41 +264,23 @@ class Envelope:
         """Re-encrypts the identity's wrapped data keys under the newest backing key of its pool's master key (the
         values they seal stay as they are); returns how many moved. For ``syncsvc keys reencrypt`` after a
         rotation, so that nothing depends on older backing keys any more."""
-        versions, _, _ = await self._wrapped_keys(ik)
-        if not versions:
+        wrapped = await self._stored.wrapped(ik)
+        if not wrapped.versions:
             return 0
         master = await self._kms.key(await self.pool_key(ik.identity_pool_id))
         moved = 0
-        for version, blob in versions.items():
+        for version, blob in wrapped.versions.items():
             if material.blob_header(blob).version == master.current_version:
                 continue
             context = _data_key_context(ik)
             sealed, _, _ = await self._kms.re_encrypt(
                 blob, master.key_id, source_context=context, destination_context=context
             )
-            async with backend():
-                await self._client.hset(ik.data_keys, f"v{version}", sealed)
+            await self._stored.replace(ik, version, sealed)
             moved += 1
         return moved
 
-    async def _wrapped_keys(self, ik: IdentityKeys) -> tuple[dict[int, bytes], int, bool]:
-        """The identity's wrapped data keys by version, the current version, and whether its names are tokenised."""
-        async with backend():
-            fields = await self._client.hgetall(ik.data_keys)
-        versions: dict[int, bytes] = {}
-        current = 0
-        tokenised = False
-        for name, value in fields.items():
-            field_name = text(name)
-            if field_name == "current":
-                current = int(value)
-            elif field_name == _NAMES_FIELD:
-                tokenised = True
-            elif field_name.startswith("v"):
-                versions[int(field_name[1:])] = value if isinstance(value, bytes) else value.encode()
-        return versions, current, tokenised
-
-    async def _new_data_key(self, ik: IdentityKeys) -> tuple[dict[int, bytes], int, bool]:
+    async def _new_data_key(self, ik: IdentityKeys) -> WrappedDataKeys:
         """Generates the identity's first data key; a concurrent first write elsewhere may win (its key is used)."""
         master = await self.pool_key(ik.identity_pool_id)
         try:
@@ -290,40 +289,31 @@ class Envelope:
             raise InvalidConfigurationError(
                 f"The master key of identity pool {ik.identity_pool_id} cannot make data keys: {exc.message}"
             ) from None
-        async with backend():
-            pipe = self._client.pipeline(transaction=True)
-            pipe.hsetnx(ik.data_keys, "v1", data_key.blob)
-            pipe.hsetnx(ik.data_keys, "current", 1)
-            pipe.hsetnx(ik.data_keys, _NAMES_FIELD, 1)
-            await pipe.execute()
-        return await self._wrapped_keys(ik)
+        await self._stored.add_first(ik, data_key.blob)
+        return await self._stored.wrapped(ik)
 
     async def rotate_pool_key(self, pool_id: str) -> int | None:
         """Rotates the pool's master key: new data keys are made under a new backing key, older ones still unwrap
         (``rewrap`` moves them). The new backing key's version, or None when the pool has no key yet. Pool keys are
         not on the public KMS API: this (``syncsvc keys rotate``) is how an operator rotates them."""
-        async with backend():
-            stored = await self._client.hget(keys.pool(pool_id), "kms")
+        stored = await self._stored.master_key_id(pool_id)
         if stored is None:
             return None
-        return (await self._kms.rotate(text(stored))).current_version
+        return (await self._kms.rotate(stored)).current_version
 
     async def pool_key(self, pool_id: str) -> str:
         """The pool's master key id, made on first need (a pool key made concurrently elsewhere wins)."""
         known = self._pool_keys.get(pool_id)
         if known is not None:
             return known
-        async with backend():
-            stored = await self._client.hget(keys.pool(pool_id), "kms")
+        stored = await self._stored.master_key_id(pool_id)
         if stored is None:
             made = await self._kms.create_key(description=f"syncsvc identity pool {pool_id}", owner=f"pool:{pool_id}")
-            async with backend():
-                lost = not await self._client.hsetnx(keys.pool(pool_id), "kms", made.key_id)
-            if lost:  # another instance made the pool's key first: this one was never used
+            if not await self._stored.claim_master_key(pool_id, made.key_id):
+                # another instance made the pool's key first: this one was never used
                 await self._kms.discard(made.key_id)
-            async with backend():
-                stored = await self._client.hget(keys.pool(pool_id), "kms")
-        key_id = text(stored or b"")
+            stored = await self._stored.master_key_id(pool_id)
+        key_id = stored or ""
         self._pool_keys[pool_id] = key_id
         return key_id
 

@@ -1,5 +1,5 @@
 """KMS's nouns and their rules: a master key's metadata (what DescribeKey answers), its states, and the changes KMS
-allows (enable, disable, rotation, deletion) as pure functions of a key and the time. No I/O: ``service.py`` loads,
+allows (enable, disable, rotation, deletion) as pure functions of a key and the time. No I/O: ``keystore.py`` loads,
 applies one of these rules and stores the result.
 
 State rules (KMS's "key states" table, reduced to the states syncsvc has):
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from syncsvc.errors import (
     InvalidAliasNameError,
@@ -43,24 +43,68 @@ PENDING_WINDOW_DAYS = (7, 30)
 DEFAULT_PENDING_WINDOW_DAYS = 30
 #: Matched in full (``fullmatch``): ``$`` would also match before a final newline.
 _ALIAS_PATTERN = re.compile(r"[a-zA-Z0-9:/_-]{1,256}")
+#: KMS's enums, each written once: the API's input models take them, the tables below pick from them.
+KeySpecName = Literal[
+    "SYMMETRIC_DEFAULT",
+    "RSA_2048",
+    "RSA_3072",
+    "RSA_4096",
+    "ECC_NIST_P256",
+    "ECC_NIST_P384",
+    "ECC_NIST_P521",
+    "ECC_SECG_P256K1",
+    "ECC_NIST_EDWARDS25519",
+    "HMAC_224",
+    "HMAC_256",
+    "HMAC_384",
+    "HMAC_512",
+    "SM2",
+    "ML_DSA_44",
+    "ML_DSA_65",
+    "ML_DSA_87",
+    "ML_KEM_512",
+    "ML_KEM_768",
+    "ML_KEM_1024",
+]
+KeyUsageName = Literal[
+    "ENCRYPT_DECRYPT", "SIGN_VERIFY", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT", "ENCAPSULATE_DECAPSULATE"
+]
+EncryptionAlgorithmName = Literal["SYMMETRIC_DEFAULT", "RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2PKE"]
+SigningAlgorithmName = Literal[
+    "RSASSA_PSS_SHA_256",
+    "RSASSA_PSS_SHA_384",
+    "RSASSA_PSS_SHA_512",
+    "RSASSA_PKCS1_V1_5_SHA_256",
+    "RSASSA_PKCS1_V1_5_SHA_384",
+    "RSASSA_PKCS1_V1_5_SHA_512",
+    "ECDSA_SHA_256",
+    "ECDSA_SHA_384",
+    "ECDSA_SHA_512",
+    "SM2DSA",
+    "ML_DSA_SHAKE_256",
+    "ED25519_SHA_512",
+    "ED25519_PH_SHA_512",
+]
+
+
+def _named(names: tuple[str, ...], prefix: str) -> tuple[str, ...]:
+    return tuple(name for name in names if name.startswith(prefix))
+
+
 #: The KeySpecs syncsvc makes and the KeyUsages KMS allows each of them (among those syncsvc serves).
-KEY_USAGES: dict[str, tuple[str, ...]] = {
+KEY_USAGES: dict[str, tuple[KeyUsage, ...]] = {
     "SYMMETRIC_DEFAULT": ("ENCRYPT_DECRYPT",),
     "RSA_2048": ("ENCRYPT_DECRYPT", "SIGN_VERIFY"),
     "ECC_NIST_P256": ("SIGN_VERIFY",),
 }
-#: Encryption algorithms of an asymmetric ENCRYPT_DECRYPT key, by KeySpec, as KMS lists them.
-ENCRYPTION_ALGORITHMS: dict[str, tuple[str, ...]] = {"RSA_2048": ("RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256")}
-#: Signing algorithms of a SIGN_VERIFY key, by KeySpec, as KMS lists them.
+#: Encryption algorithms of an asymmetric ENCRYPT_DECRYPT key, by KeySpec, as KMS lists them (an RSA key takes
+#: every RSAES_OAEP_* algorithm).
+ENCRYPTION_ALGORITHMS: dict[str, tuple[str, ...]] = {
+    "RSA_2048": _named(get_args(EncryptionAlgorithmName), "RSAES_OAEP_")
+}
+#: Signing algorithms of a SIGN_VERIFY key, by KeySpec, as KMS lists them (an RSA key takes every RSASSA_* one).
 SIGNING_ALGORITHMS: dict[str, tuple[str, ...]] = {
-    "RSA_2048": (
-        "RSASSA_PSS_SHA_256",
-        "RSASSA_PSS_SHA_384",
-        "RSASSA_PSS_SHA_512",
-        "RSASSA_PKCS1_V1_5_SHA_256",
-        "RSASSA_PKCS1_V1_5_SHA_384",
-        "RSASSA_PKCS1_V1_5_SHA_512",
-    ),
+    "RSA_2048": _named(get_args(SigningAlgorithmName), "RSASSA_"),
     "ECC_NIST_P256": ("ECDSA_SHA_256",),
 }
 

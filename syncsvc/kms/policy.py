@@ -31,8 +31,9 @@ from typing import Any, Literal, get_args
 
 import orjson
 
-from syncsvc.errors import MalformedPolicyDocumentError
+from syncsvc.errors import InvalidArnError, MalformedPolicyDocumentError
 from syncsvc.kms.model import ACCOUNT
+from syncsvc.model import Caller
 
 ROOT = f"arn:aws:iam::{ACCOUNT}:root"
 DEVELOPER_PREFIX = f"arn:aws:iam::{ACCOUNT}:user/"
@@ -81,6 +82,8 @@ GRANT_OPERATIONS: tuple[str, ...] = get_args(GrantOperation)
 Effect = Literal["Allow", "Deny"]
 Decision = Literal["allow", "deny", "none"]
 _STATEMENT_MEMBERS = {"Sid", "Effect", "Principal", "Action", "Resource"}
+#: A principal a grant may name (matched in full: ``$`` would also match before a final newline).
+_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:.+")
 
 
 def developer_principal(access_key_id: str) -> str:
@@ -89,6 +92,19 @@ def developer_principal(access_key_id: str) -> str:
 
 def identity_principal(identity_id: str) -> str:
     return f"{IDENTITY_PREFIX}{identity_id}"
+
+
+def principal_of(caller: Caller) -> str:
+    """The caller as a principal ARN (see the module docstring)."""
+    if caller.is_developer:
+        return developer_principal(caller.access_key_id)
+    return identity_principal(caller.identity_id or "")
+
+
+def check_principal(member: str, principal: str | None) -> None:
+    """InvalidArnException unless ``principal`` (CreateGrant's ``member``), when given, is an IAM or STS ARN."""
+    if principal is not None and not _PRINCIPAL.fullmatch(principal):
+        raise InvalidArnError(f"{member} {principal[:256]} is not a valid IAM or STS principal ARN")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +183,10 @@ def _statement(raw: Any) -> Statement:
     return Statement(effect, principals, actions)
 
 
+@lru_cache(maxsize=256)
 def parse_policy(text: str) -> Policy:
     """A key policy document checked and parsed; MalformedPolicyDocumentException when it is not JSON, too long or
-    not of the supported shape (see the module docstring)."""
+    not of the supported shape (see the module docstring). Cached: every read of a key parses its policy."""
     if len(text) > MAX_POLICY_CHARS:
         raise _malformed(f"it is longer than {MAX_POLICY_CHARS} characters")
     try:

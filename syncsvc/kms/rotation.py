@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from syncsvc.kms.material import RootKey
-from syncsvc.runtime import reseal_token_secret
+from syncsvc.kms.token_secret import reseal_token_secret
 from syncsvc.store.kms import RedisKeyStore
 from syncsvc.store.redis import RedisStore
 
@@ -44,9 +44,11 @@ class RotationReport:
     gone: int = 0
 
 
-async def rotate_root(store: RedisStore, root: RootKey, *, on_key: Callable[[], None] = lambda: None) -> RotationReport:
-    """Moves everything sealed under ``root.previous`` to ``root`` (see the module); ``on_key`` is called after each
-    KMS key, for a progress bar."""
+async def rotate_root(
+    store: RedisStore, kms: RedisKeyStore, root: RootKey, *, on_key: Callable[[], None] = lambda: None
+) -> RotationReport:
+    """Moves everything sealed under ``root.previous`` to ``root`` (see the module): every KMS key's backing keys in
+    ``kms`` and the token secret in ``store``; ``on_key`` is called after each KMS key, for a progress bar."""
     if root.previous is None:
         raise RotationError("no previous root key to rotate from")
     new_check, old_check = root.check_value(), root.previous.check_value()
@@ -54,7 +56,6 @@ async def rotate_root(store: RedisStore, root: RootKey, *, on_key: Callable[[], 
     if not any(hmac.compare_digest(recorded, check) for check in (new_check, old_check)):
         raise RotationError(f"this Redis's data is sealed under neither key (Redis recorded check value {recorded})")
     report = RotationReport()
-    kms = RedisKeyStore(store.client)
     after: str | None = None
     while page := await kms.key_ids(after=after, limit=_PAGE):
         for key_id in page:
@@ -64,10 +65,6 @@ async def rotate_root(store: RedisStore, root: RootKey, *, on_key: Callable[[], 
     await _move_token_secret(store, root, report)
     await store.record_root_key(old_check, new_check)
     return report
-
-
-async def key_count(store: RedisStore) -> int:
-    return await RedisKeyStore(store.client).count()
 
 
 async def _move_key(kms: RedisKeyStore, root: RootKey, key_id: str, report: RotationReport) -> None:

@@ -40,12 +40,10 @@ from syncsvc.errors import (
     BackendUnavailableError,
     DuplicateRequestError,
     InvalidParameterError,
-    NotAuthorizedError,
     ResourceNotFoundError,
 )
 from syncsvc.identity.pools import PoolDirectory
 from syncsvc.keys import IdentityKeys
-from syncsvc.model import Caller
 from syncsvc.store import RedisStore
 from syncsvc.store.bulk import RedisBulkJobs
 from syncsvc.store.outbox import RedisOutbox
@@ -142,9 +140,8 @@ class BulkPublisher:
 
     # --- the operations -----------------------------------------------------------------------------------------------
 
-    async def start(self, caller: Caller, pool_id: str) -> None:
+    async def start(self, pool_id: str) -> None:
         """BulkPublish: starts publishing every dataset of the pool, in the background (developer credentials only)."""
-        _require_developer(caller)
         if (await self._pools.configuration(pool_id)).streaming_topic is None:
             raise InvalidParameterError(
                 f"BulkPublish needs streaming: identity pool '{pool_id}' has no CognitoStreams with StreamingStatus "
@@ -166,9 +163,8 @@ class BulkPublisher:
         log.info("bulk publish of pool %s: started", pool_id)
         self._spawn(pool_id, BulkJob(BulkStatus.IN_PROGRESS))
 
-    async def details(self, caller: Caller, pool_id: str) -> BulkJob:
+    async def details(self, pool_id: str) -> BulkJob:
         """GetBulkPublishDetails (developer credentials only). A job in progress whose worker is gone resumes here."""
-        _require_developer(caller)
         await self._pools.require(pool_id)
         job = BulkJob.of(await self._jobs.job(pool_id))
         if job.status is BulkStatus.IN_PROGRESS:
@@ -294,11 +290,6 @@ class BulkPublisher:
             await asyncio.shield(self._jobs.give_back(pool_id, self.owner))
         except BackendUnavailableError:
             log.info("bulk publish of pool %s: could not give the lease back; it expires by itself", pool_id)
-
-
-def _require_developer(caller: Caller) -> None:
-    if not caller.is_developer:
-        raise NotAuthorizedError("This operation needs developer credentials")
 
 
 def _iso(epoch_ms: int) -> str:

@@ -31,7 +31,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -61,6 +61,8 @@ IDLE_SECONDS = 1.0
 
 #: Changes per shard, in outbox order.
 Batch = dict[int, list[Entry]]
+#: Turns a shard's outbox entries into the Kafka records that carry them (:meth:`Relay.records`).
+Opener = Callable[[int, list[Entry]], Awaitable[list[StreamRecord]]]
 
 
 class Relay:
@@ -74,7 +76,18 @@ class Relay:
         self._envelope = envelope
         self.owner = owner or f"relay-{uuid.uuid4()}"
         self._topics = Topics(settings)
-        self.workers = [LaneWorker(lane, self) for lane in range(settings.relay_lanes)]
+        self.workers = [
+            LaneWorker(
+                lane,
+                owner=self.owner,
+                outbox=outbox,
+                settings=settings,
+                topics=self._topics,
+                records=self.records,
+                note=self.note,
+            )
+            for lane in range(settings.relay_lanes)
+        ]
 
     async def run(self) -> None:
         log.info(
@@ -145,13 +158,27 @@ class Relay:
 
 
 class LaneWorker:
-    """Publishes the shards of one lane, all of them in each transaction."""
+    """Publishes the shards of one lane, all of them in each transaction: leased as ``owner``, read from ``outbox``,
+    opened by ``records``, written to ``topics``; ``note`` hears whenever the worker starts or stops failing."""
 
-    def __init__(self, lane: int, relay: Relay) -> None:
+    def __init__(
+        self,
+        lane: int,
+        *,
+        owner: str,
+        outbox: RedisOutbox,
+        settings: Settings,
+        topics: Topics,
+        records: Opener,
+        note: Callable[[LaneWorker, Exception | None], None],
+    ) -> None:
         self.lane = lane
-        self._relay = relay
-        self._outbox = relay._outbox
-        self._settings = relay._settings
+        self._owner = owner
+        self._outbox = outbox
+        self._settings = settings
+        self._topics = topics
+        self._records = records
+        self._note = note
         self.shards = list(range(lane, self._settings.shards, self._settings.relay_lanes))
         self.failing = False
         self._last_commit = -math.inf
@@ -168,7 +195,7 @@ class LaneWorker:
         backoff = 1.0
         while True:
             try:
-                if await self._outbox.lease("take", self.lane, self._relay.owner, LEASE_MS):
+                if await self._outbox.lease("take", self.lane, self._owner, LEASE_MS):
                     await self._publish()
                     backoff = 1.0
                 else:
@@ -178,17 +205,17 @@ class LaneWorker:
                 raise
             except (KafkaError, BackendUnavailableError, OSError, TimeoutError) as exc:
                 log.debug("relay lane %d: %s: %s; retrying in %.0f s", self.lane, type(exc).__name__, exc, backoff)
-                self._relay.note(self, exc)
+                self._note(self, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
             except Exception as exc:  # a bug or a key problem: one lane starts over, the other lanes go on
                 log.exception("relay lane %d failed; starting over in %.0f s", self.lane, MAX_BACKOFF_SECONDS)
-                self._relay.note(self, exc)
+                self._note(self, exc)
                 await asyncio.sleep(MAX_BACKOFF_SECONDS)
 
     async def _give_back(self) -> None:
         try:
-            await asyncio.shield(self._outbox.lease("give", self.lane, self._relay.owner, LEASE_MS))
+            await asyncio.shield(self._outbox.lease("give", self.lane, self._owner, LEASE_MS))
         except BackendUnavailableError:
             log.info("relay lane %d: could not give the lease back; it expires by itself", self.lane)
 
@@ -206,19 +233,19 @@ class LaneWorker:
         try:
             async with asyncio.timeout(3 * KAFKA_TIMEOUT_SECONDS):
                 await producer.start()  # InitProducerId: fences an older producer of this lane, aborts its transaction
-                await self._relay._topics.ensure([self._settings.relay_checkpoint_topic], compacted=True)
+                await self._topics.ensure([self._settings.relay_checkpoint_topic], compacted=True)
                 self._positions = await self._checkpoints()
-            if not await self._outbox.lease("take", self.lane, self._relay.owner, LEASE_MS):
+            if not await self._outbox.lease("take", self.lane, self._owner, LEASE_MS):
                 return  # starting took longer than the lease, and another relay has the lane now
             # what an earlier relay committed may not have been recorded in Redis
             await self._outbox.published({s: p for s, p in self._positions.items() if p != START_POSITION})
             log.debug("relay lane %d: resuming after %s", self.lane, self._positions)
-            self._relay.note(self, None)
+            self._note(self, None)
             watchers = [asyncio.create_task(self._watch(shard)) for shard in self.shards]
             kept = time.monotonic()
             while True:
                 if time.monotonic() - kept > LEASE_MS / 3000:
-                    if not await self._outbox.lease("keep", self.lane, self._relay.owner, LEASE_MS):
+                    if not await self._outbox.lease("keep", self.lane, self._owner, LEASE_MS):
                         log.info("relay lane %d: lease lost; another relay publishes it now", self.lane)
                         return
                     kept = time.monotonic()
@@ -291,12 +318,12 @@ class LaneWorker:
 
     async def _send(self, producer: AIOKafkaProducer, batch: Batch) -> None:
         """Publishes a batch and the positions it reaches in one transaction, then records them in Redis."""
-        records = [record for shard, entries in batch.items() for record in await self._relay.records(shard, entries)]
+        records = [record for shard, entries in batch.items() for record in await self._records(shard, entries)]
         positions = {shard: entries[-1][0] for shard, entries in batch.items()}
         # A step that cannot finish (Kafka gone) fails the batch; the next producer fences this one and resumes from
         # the checkpoints, so a batch is never half published nor published twice.
         async with asyncio.timeout(KAFKA_TIMEOUT_SECONDS):
-            await self._relay._topics.ensure({record.topic for record in records})
+            await self._topics.ensure({record.topic for record in records})
             await self._commit(producer, records, positions)
         self._last_commit = time.monotonic()
         self._positions.update(positions)

@@ -6,7 +6,8 @@ The write scripts announce every commit on the identity's sharded Pub/Sub channe
 SPUBLISH inside update_records.lua and delete_dataset.lua), in commit order: the dataset, its new sync count, the
 writer and the DeviceIds subscribed to it. For each identity with at least one socket here, the hub listens to that
 channel (SSUBSCRIBE); an announcement queues a notification on every socket of a subscribed device except the
-writer's. It works the same whichever instance took the write: Redis is the bus, as it is the store.
+writer's. It works the same whichever instance took the write: Redis is the bus, as it is the store. The hub reaches
+it only through :class:`Channels`, given by whoever builds the hub.
 
 What a socket is promised
 -------------------------
@@ -32,16 +33,13 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from syncsvc.errors import BackendUnavailableError
 from syncsvc.keys import IdentityKeys
-from syncsvc.store.channels import ShardedChannels
-from syncsvc.store.connection import RedisClient
 
 log = logging.getLogger("syncsvc.push")
 
@@ -52,6 +50,25 @@ REPLACED = 4009
 _MAX_BACKOFF_SECONDS = 5.0
 
 CatchUp = Callable[[IdentityKeys, str], Awaitable[dict[str, int]]]
+
+
+class Channels(Protocol):
+    """The identity channels the hub listens and announces on (in Redis: ``syncsvc.store.channels.ShardedChannels``).
+    Every call that reaches Redis raises :class:`~syncsvc.errors.BackendUnavailableError` when it cannot."""
+
+    def masters_changed(self) -> bool: ...
+
+    async def subscribe(self, *channels: str) -> None: ...
+
+    async def unsubscribe(self, *channels: str) -> None: ...
+
+    async def publish(self, channel: str, data: bytes) -> None: ...
+
+    async def message(self, wait_seconds: float) -> tuple[str, bytes] | None: ...
+
+    async def reconnect(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(eq=False)
@@ -109,16 +126,16 @@ class DeviceSocket:
 
 
 class PushHub:
-    """Device sockets by identity channel, and the one Pub/Sub connection that feeds them."""
+    """Device sockets by identity channel, and the one Pub/Sub connection that feeds them (``channels``, which the hub
+    closes when it closes)."""
 
-    def __init__(self, client: RedisClient, catch_up: CatchUp, *, queue_size: int, max_sockets: int) -> None:
-        self._client = client
+    def __init__(self, channels: Channels, catch_up: CatchUp, *, queue_size: int, max_sockets: int) -> None:
+        self._channels = channels
         self._catch_up = catch_up
         self._queue_size = queue_size
         self._max_sockets = max_sockets
         self._attached = 0
         self._sockets: dict[str, set[DeviceSocket]] = {}
-        self._channels = ShardedChannels(client)
         self._subscribed = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
 
@@ -169,7 +186,7 @@ class PushHub:
             await self._channels.subscribe(channel)
             self._subscribed.set()
         hello = {"hello": socket.device_id, "connection": socket.connection_id}
-        await self._client.spublish(channel, orjson.dumps(hello))
+        await self._channels.publish(channel, orjson.dumps(hello))
 
     async def detach(self, socket: DeviceSocket) -> None:
         channel = socket.ik.push_channel
@@ -211,7 +228,7 @@ class PushHub:
                         "push hub: the Redis Cluster's masters changed; catching %d sockets up", self.socket_count
                     )
                     await self._catch_everyone_up()
-            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError, BackendUnavailableError) as exc:
+            except (BackendUnavailableError, OSError) as exc:
                 failures += 1
                 if failures == 1:
                     log.warning("push hub lost Redis (%s); notifications wait until it is back", exc)
@@ -222,9 +239,7 @@ class PushHub:
 
     async def _reconnect(self) -> None:
         """A new Pub/Sub connection subscribed to every channel with sockets (the old one may be half dead)."""
-        with contextlib.suppress(Exception):
-            await self._channels.close()
-        self._channels = ShardedChannels(self._client)
+        await self._channels.reconnect()
         if not self._sockets:
             self._subscribed.clear()  # nothing to listen to until a socket attaches
             return

@@ -1,7 +1,7 @@
 """The push sync use-cases: RegisterDevice, SubscribeToDataset, UnsubscribeFromDataset, and opening a device socket.
 
 Rules, as in Cognito: only identity credentials may call these (a developer is refused), each identity only on
-itself (:meth:`SyncService.authorize`), and only in a pool whose push sync is configured (``PushSync`` set with
+itself (``syncsvc.access.DataAccess``), and only in a pool whose push sync is configured (``PushSync`` set with
 SetIdentityPoolConfiguration; otherwise InvalidConfigurationException). A DeviceId is derived from the identity and
 the device's token, so registering the same device again answers the same DeviceId.
 """
@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Final
 
+from syncsvc.access import DataAccess
 from syncsvc.errors import (
     InvalidConfigurationError,
     InvalidParameterError,
@@ -23,7 +24,6 @@ from syncsvc.errors import (
 from syncsvc.identity.pools import PoolDirectory
 from syncsvc.keys import IdentityKeys
 from syncsvc.model import Caller, check_dataset_name
-from syncsvc.service import SyncService
 from syncsvc.store.push import RedisPushStore
 
 #: Cognito's platforms, and WEBSOCKET: a device that holds a socket to syncsvc (every platform may, see the README).
@@ -44,9 +44,9 @@ class PushLimits:
 
 class PushService:
     def __init__(
-        self, sync: SyncService, pools: PoolDirectory, store: RedisPushStore, limits: PushLimits = PushLimits()
+        self, access: DataAccess, pools: PoolDirectory, store: RedisPushStore, limits: PushLimits = PushLimits()
     ) -> None:
-        self._sync = sync
+        self._access = access
         self._pools = pools
         self._store = store
         self._limits = limits
@@ -99,7 +99,7 @@ class PushService:
     async def _device_owner(self, caller: Caller, pool_id: str, identity_id: str, operation: str) -> IdentityKeys:
         if caller.is_developer:
             raise NotAuthorizedError(f"{operation} needs the identity's own credentials, not developer credentials")
-        ik = await self._sync.authorize(caller, pool_id, identity_id)
+        ik = await self._access.authorize(caller, pool_id, identity_id)
         if not (await self._pools.configuration(pool_id)).push_enabled:
             raise InvalidConfigurationError(
                 f"Push sync is not configured for identity pool {pool_id}: set PushSync with "

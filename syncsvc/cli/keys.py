@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
@@ -22,13 +21,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from syncsvc.config import Settings
 from syncsvc.keys import IdentityKeys
 from syncsvc.kms.material import RootKey
-from syncsvc.kms.rotation import RotationError, key_count, rotate_root
+from syncsvc.kms.rotation import RotationError, rotate_root
 from syncsvc.runtime import Services, StartupError, open_services, read_root_key
+from syncsvc.store.kms import RedisKeyStore
 from syncsvc.store.redis import RedisStore
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = commands.add_parser("keys", help="the key service: root key, re-encryption")
+    keys.set_defaults(run=run)
     actions = keys.add_subparsers(dest="action", required=True)
     root = actions.add_parser("root-key", help="create the KMS root key file unless it exists (owner-only, 0600)")
     root.add_argument("path", type=Path)
@@ -48,6 +49,7 @@ def add_commands(commands: Any) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    """Runs one ``syncsvc keys`` action; returns the exit code (errors are printed as one line)."""
     if args.action == "root-key":
         return _root_key(args.path)
     try:
@@ -71,10 +73,11 @@ async def _rotate_root(settings: Settings, new: Path | None) -> int:
         raise StartupError("nothing to rotate from: give --new PATH, or set SYNCSVC_PREVIOUS_ROOT_KEY_FILE")
     store = RedisStore.connect(settings.redis_url)
     try:
-        total = await key_count(store)
+        kms = RedisKeyStore(store.client)
+        total = await kms.count()
         with Progress(*_columns("KMS keys"), console=Console(stderr=True)) as progress:
             bar = progress.add_task("moving to the new root key", total=total)
-            report = await rotate_root(store, root, on_key=lambda: progress.advance(bar))
+            report = await rotate_root(store, kms, root, on_key=lambda: progress.advance(bar))
     finally:
         await store.close()
     print(

@@ -58,6 +58,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     tail.add_argument("--from-beginning", action="store_true", help="start at the oldest change kept on the topic")
     tail.add_argument("--json", action="store_true", help="print each record value as one JSON line")
     tail.add_argument("--max", type=_positive, metavar="N", help="stop after N changes")
+    stream.set_defaults(run=run)
 
 
 def _positive(text: str) -> int:
@@ -66,8 +67,12 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-async def run(settings: Settings, args: argparse.Namespace) -> int:
+def run(settings: Settings, args: argparse.Namespace) -> int:
     """Runs ``stream tail``; returns the exit code. SIGINT and SIGTERM end it cleanly (exit 0)."""
+    return asyncio.run(_tail(settings, args))
+
+
+async def _tail(settings: Settings, args: argparse.Namespace) -> int:
     try:
         topic = await _stream_topic(settings, args.pool)
     except StartupError as exc:

@@ -8,6 +8,7 @@ Output is a table for people; ``--json`` prints JSON for scripts.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
 import sys
 from collections.abc import Sequence
@@ -17,9 +18,10 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from syncsvc.config import Settings
 from syncsvc.errors import SyncsvcError
 from syncsvc.model import Caller, IdentityProfile
-from syncsvc.runtime import Services
+from syncsvc.runtime import Services, StartupError, open_services
 
 console = Console()
 
@@ -28,6 +30,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="print JSON instead of a table")
     pools = commands.add_parser("pools", help="list, describe or delete identity pools")
+    pools.set_defaults(run=run)
     pool_actions = pools.add_subparsers(dest="action", required=True)
     pool_actions.add_parser("list", parents=[output], help="every identity pool")
     pool_actions.add_parser("describe", parents=[output], help="one pool, with its usage").add_argument("pool")
@@ -35,6 +38,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "pool"
     )
     identities = commands.add_parser("identities", help="list, describe or delete identities")
+    identities.set_defaults(run=run)
     identity_actions = identities.add_subparsers(dest="action", required=True)
     listing = identity_actions.add_parser("list", parents=[output], help="the identities of a pool")
     listing.add_argument("pool")
@@ -47,8 +51,21 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     ).add_argument("identity", nargs="+")
 
 
-async def run(services: Services, args: argparse.Namespace) -> int:
+def run(settings: Settings, args: argparse.Namespace) -> int:
     """Runs one operator command; returns the exit code (errors are printed as one line)."""
+    return asyncio.run(_run(settings, args))
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        async with open_services(settings) as services:
+            return await _answer(services, args)
+    except StartupError as exc:
+        print(f"syncsvc: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _answer(services: Services, args: argparse.Namespace) -> int:
     try:
         if args.command == "pools":
             rows = await _pools(services, args)
@@ -69,7 +86,7 @@ async def _pools(services: Services, args: argparse.Namespace) -> list[dict[str,
         ]
     if args.action == "describe":
         pool = await services.pools.describe(args.pool)
-        usage = await services.sync.describe_pool_usage(_developer(), args.pool)
+        usage = await services.sync.describe_pool_usage(args.pool)
         return [{**pool.wire(), "DataStorage": usage.storage_bytes, "SyncSessionsCount": usage.sync_sessions}]
     await services.broker.delete_pool(args.pool)
     return [{"IdentityPoolId": args.pool, "Deleted": True}]

@@ -25,6 +25,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     actions = triggers.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="every registered trigger, with its source and options")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    triggers.set_defaults(run=run)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:

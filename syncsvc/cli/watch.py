@@ -15,6 +15,7 @@ import contextlib
 import datetime
 import signal
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -24,26 +25,34 @@ from syncsvc.errors import InvalidParameterError
 from syncsvc.keys import IdentityKeys
 from syncsvc.model import check_identity_id
 from syncsvc.runtime import StartupError, open_services
+from syncsvc.store import connection
 from syncsvc.store.channels import ShardedChannels
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     watch = commands.add_parser("watch", help="show one identity's push notifications live")
     watch.add_argument("pool", help="identity pool id")
     watch.add_argument("identity", help="identity id")
     watch.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    watch.set_defaults(run=run)
 
 
-async def run(settings: Settings, args: argparse.Namespace) -> int:
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """Runs ``watch`` until SIGINT/SIGTERM (or Ctrl-C); returns the exit code."""
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(_watch(settings, args))
+    return 0
+
+
+async def _watch(settings: Settings, args: argparse.Namespace) -> int:
     try:
         check_identity_id(args.identity)
     except InvalidParameterError as exc:
         print(f"syncsvc: {exc.message}", file=sys.stderr)
         return 2
     try:
-        async with open_services(settings) as services:
+        async with open_services(settings), _channels(settings.redis_url) as channels:
             ik = IdentityKeys.of(args.pool, args.identity, settings.shards)
-            channels = ShardedChannels(services.store.client)
             await channels.subscribe(ik.push_channel)
             print(f"watching identity {args.identity} of pool {args.pool} (Ctrl-C to stop)", file=sys.stderr)
             task = asyncio.create_task(_print(channels, ik, as_json=args.json))
@@ -52,11 +61,25 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                 loop.add_signal_handler(signum, task.cancel)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await channels.close()
             return 0
     except StartupError as exc:
         print(f"syncsvc: {exc}", file=sys.stderr)
         return 1
+
+
+@contextlib.asynccontextmanager
+async def _channels(redis_url: str) -> AsyncIterator[ShardedChannels]:
+    """Sharded Pub/Sub on a Redis client of the command's own (the store's client is for ``store/`` modules only);
+    the services opened around it have checked the deployment already."""
+    client = connection.connect(redis_url)
+    try:
+        channels = ShardedChannels(client)
+        try:
+            yield channels
+        finally:
+            await channels.close()
+    finally:
+        await client.aclose()
 
 
 async def _print(channels: ShardedChannels, ik: IdentityKeys, *, as_json: bool) -> None:

@@ -20,13 +20,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from syncsvc.config import Settings
 from syncsvc.errors import DuplicateRequestError, SyncsvcError
-from syncsvc.model import Caller
 from syncsvc.outbox.bulk import BulkJob, BulkPublisher, BulkStatus
 from syncsvc.runtime import StartupError, open_services
 
 POLL_SECONDS = 0.2
-#: The command acts as a developer would through the API (it needs the SYNCSVC_* settings, not credentials).
-OPERATOR = Caller.developer("syncsvc-cli")
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,10 +31,15 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "bulk-publish", help="publish the current state of every dataset of a pool to its stream, with a progress bar"
     )
     bulk.add_argument("pool", help="identity pool id")
+    bulk.set_defaults(run=run)
 
 
-async def run(settings: Settings, args: argparse.Namespace) -> int:
+def run(settings: Settings, args: argparse.Namespace) -> int:
     """Runs ``bulk-publish``; returns the exit code."""
+    return asyncio.run(_run(settings, args))
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
     task = asyncio.create_task(_publish(settings, args.pool))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -65,7 +67,7 @@ async def _publish(settings: Settings, pool_id: str) -> BulkJob:
 async def follow(bulk: BulkPublisher, pool_id: str, console: Console) -> BulkJob:
     """Starts the pool's bulk publish, or joins the one in progress, and shows its progress until it ends."""
     try:
-        await bulk.start(OPERATOR, pool_id)
+        await bulk.start(pool_id)
     except DuplicateRequestError:
         print(f"syncsvc: a bulk publish of identity pool '{pool_id}' is in progress; following it", file=sys.stderr)
     columns = (
@@ -78,7 +80,7 @@ async def follow(bulk: BulkPublisher, pool_id: str, console: Console) -> BulkJob
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task("bulk publish", total=None)
         while True:
-            job = await bulk.details(OPERATOR, pool_id)
+            job = await bulk.details(pool_id)
             waiting = " (waiting for the relay to publish)" if job.waiting else ""
             progress.update(bar, total=job.total, completed=job.done, description=f"bulk publish{waiting}")
             if job.ended:

@@ -1,0 +1,113 @@
+"""``syncsvc serve`` (the HTTP API, in one process or several sharing the port) and ``syncsvc relay`` (the relay
+alone): the long-running processes of a deployment."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import resource
+import signal
+import sys
+
+from syncsvc.api.app import create_app
+from syncsvc.api.connections import serve
+from syncsvc.config import Settings
+from syncsvc.outbox.relay import Relay
+from syncsvc.runtime import StartupError, open_services
+
+LOG_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s %(message)s"
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    server = commands.add_parser("serve", help="serve the AWS-compatible HTTP API")
+    server.add_argument("--host", help="listen address (SYNCSVC_HOST, default 127.0.0.1)")
+    server.add_argument("--port", type=int, help="listen port (SYNCSVC_PORT, default 8080)")
+    server.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT); 0 = one per core"
+    )
+    server.set_defaults(run=run_serve)
+    relay = commands.add_parser("relay", help="publish the outbox to Kafka (without serving HTTP); any number may run")
+    relay.set_defaults(run=run_relay)
+
+
+def run_serve(settings: Settings, args: argparse.Namespace) -> int:
+    """`syncsvc serve`: until SIGINT/SIGTERM; the exit code."""
+    _raise_open_files_limit()
+    workers = args.workers or multiprocessing.cpu_count()
+    if workers < 0:
+        print("syncsvc: --workers must be 0 or more", file=sys.stderr)
+        return 2
+    if workers == 1:
+        _serve_one(settings, reuse_port=False)
+    else:
+        _serve_many(settings, workers)
+    return 0
+
+
+def run_relay(settings: Settings, args: argparse.Namespace) -> int:
+    """`syncsvc relay`: the relay alone, until SIGINT/SIGTERM; the exit code."""
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(_relay(settings))
+    return 0
+
+
+def _serve_one(settings: Settings, reuse_port: bool) -> None:
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+    try:
+        asyncio.run(serve(create_app(settings), settings, reuse_port=reuse_port))
+    except StartupError as exc:
+        print(f"syncsvc: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _serve_many(settings: Settings, workers: int) -> None:
+    """Runs ``workers`` processes on one port; ends them all when one ends or on SIGINT/SIGTERM."""
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_serve_one, args=(settings, True), daemon=False) for _ in range(workers)]
+    for process in processes:
+        process.start()
+
+    def stop(*_: object) -> None:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        multiprocessing.connection.wait([process.sentinel for process in processes])
+    finally:
+        stop()
+        for process in processes:
+            process.join(timeout=10)
+    codes = {process.exitcode for process in processes}
+    if codes - {0, -signal.SIGTERM}:
+        raise SystemExit(1)
+
+
+async def _relay(settings: Settings) -> int:
+    try:
+        async with open_services(settings) as services:
+            task = asyncio.create_task(Relay(services.outbox, settings, services.envelope).run())
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, task.cancel)
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return 0
+    except StartupError as exc:
+        print(f"syncsvc: {exc}", file=sys.stderr)
+        return 1
+
+
+def _raise_open_files_limit() -> None:
+    """Every device socket is an open file: lift the soft RLIMIT_NOFILE (often 1,024) to the hard limit, as servers
+    that hold many connections do; worker processes inherit it. Beyond the hard limit is the operator's to raise."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
