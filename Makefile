@@ -143,11 +143,12 @@ bench: venv redis-bin kafka-bin wrk-bin ## run every benchmark workload against 
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 # Runs every checker before failing, so one run shows all the problems.
-lint: venv ## ruff check, ruff format --check, mypy --strict
+lint: venv ## ruff check, ruff format --check, mypy --strict, the layer contracts (lint-imports; docs/architecture.md)
 	@status=0; \
 	(set -x; $(VENV)/bin/ruff check .) || status=1; \
 	(set -x; $(VENV)/bin/ruff format --check .) || status=1; \
 	(set -x; $(VENV)/bin/mypy) || status=1; \
+	(set -x; $(VENV)/bin/lint-imports --no-cache) || status=1; \
 	exit $$status
 
 fmt: venv ## format the code and apply ruff's safe fixes
@@ -155,7 +156,7 @@ fmt: venv ## format the code and apply ruff's safe fixes
 	$(VENV)/bin/ruff check --fix .
 
 clean: ## remove tool caches
-	rm -rf .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .grimp_cache .import_linter_cache
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
 
 distclean: services-stop clean ## also remove .venv and .data (redis and kafka data, kafka jars, developer credentials)

@@ -16,11 +16,11 @@ from bench.writes import main_of, print_latencies, write_latencies
 from syncsvc.access import DataAccess
 from syncsvc.config import load_settings
 from syncsvc.identity.pools import IdentityPoolSpec
-from syncsvc.keys import IdentityKeys
 from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope, IdentityCipher
+from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.runtime import Services, open_services
-from syncsvc.service import SyncService
 from syncsvc.store.datakeys import RedisDataKeys
+from syncsvc.sync import SyncService
 
 
 @dataclass(slots=True)
@@ -35,8 +35,8 @@ class PlainCipher(IdentityCipher):
 
 
 class PlainEnvelope(Envelope):
-    async def cipher(self, ik: IdentityKeys, *, create: bool = True) -> IdentityCipher:
-        return PlainCipher(ik, 1, {})
+    async def cipher(self, keyspace: IdentityKeyspace, *, create: bool = True) -> IdentityCipher:
+        return PlainCipher(keyspace, 1, {})
 
 
 def sync_with(services: Services, envelope: Envelope) -> SyncService:
@@ -46,10 +46,10 @@ def sync_with(services: Services, envelope: Envelope) -> SyncService:
         services.pools,
         services.signer,
         services.settings,
-        services.triggers,
         services.runner,
         envelope,
         access,
+        clock=services.clock,
     )
 
 

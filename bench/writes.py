@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from syncsvc.model import Caller, Op, RecordPatch
-from syncsvc.service import SyncService
+from syncsvc.sync import SyncService
 from syncsvc.tokens import TokenSigner
 
 

@@ -18,8 +18,8 @@ from enum import StrEnum
 
 from syncsvc.errors import NotAuthorizedError
 from syncsvc.identity.pools import PoolDirectory
-from syncsvc.keys import IdentityKeys
 from syncsvc.model import Caller, CallerKind, check_identity_id
+from syncsvc.rediskeys import IdentityKeyspace
 
 
 class Access(StrEnum):
@@ -53,7 +53,7 @@ class DataAccess:
         self._pools = pools
         self._shards = shards
 
-    async def authorize(self, caller: Caller, pool_id: str, identity_id: str) -> IdentityKeys:
+    async def authorize(self, caller: Caller, pool_id: str, identity_id: str) -> IdentityKeyspace:
         """Checks that the caller may act on the identity and that the pool exists; returns the identity's keys.
 
         A developer may act on any identity of an existing pool; an identity only on itself. The caller is checked
@@ -63,4 +63,4 @@ class DataAccess:
         if not caller.is_developer and (caller.identity_id, caller.identity_pool_id) != (identity_id, pool_id):
             raise NotAuthorizedError("Access to this identity's data is not allowed")
         await self._pools.require(pool_id)
-        return IdentityKeys.of(pool_id, identity_id, self._shards)
+        return IdentityKeyspace.of(pool_id, identity_id, self._shards)

@@ -35,6 +35,10 @@ class ManualClock:
     def advance(self, ms: int) -> None:
         self._now_ms += ms
 
+    def set(self, now_ms: int) -> None:
+        """Moves the clock to ``now_ms`` (backwards too)."""
+        self._now_ms = now_ms
 
-#: The clock of code that has none passed in yet.
+
+#: The machine's clock: the default of the few classes also built outside the composition root (tests, tools).
 SYSTEM = SystemClock()

@@ -53,7 +53,7 @@ class Record:
     """A stored record. ``value`` is None for a tombstone (a removed record kept so deltas carry the removal).
 
     As the store reads it, ``key`` is what Redis holds (a token in place of the name) with the name sealed in
-    ``sealed_name``, and ``value`` is sealed; ``syncsvc.outcomes.opened`` gives the record with both opened."""
+    ``sealed_name``, and ``value`` is sealed; ``syncsvc.write_results.opened`` gives the record with both opened."""
 
     key: str
     value: str | None

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from syncsvc.access import DataAccess
 from syncsvc.background import every
+from syncsvc.clock import SYSTEM, Clock
 from syncsvc.config import Settings, connection_limit
 from syncsvc.errors import SyncsvcError
 from syncsvc.identity.authenticator import Authenticator
@@ -32,13 +33,13 @@ from syncsvc.identity.pools import PoolDirectory
 from syncsvc.kms import token_secret
 from syncsvc.kms.access import KeyAccess
 from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope
+from syncsvc.kms.keyservice import KeyService
 from syncsvc.kms.material import MaterialError, RootKey
-from syncsvc.kms.service import KeyService
 from syncsvc.outbox.bulk import BulkPublisher
 from syncsvc.outbox.relay import Relay
+from syncsvc.pool_sync import PoolSync
+from syncsvc.push.devices import PushLimits, PushService
 from syncsvc.push.hub import PushHub
-from syncsvc.push.service import PushLimits, PushService
-from syncsvc.service import SyncService
 from syncsvc.store import RedisStore, health
 from syncsvc.store.bulk import RedisBulkJobs
 from syncsvc.store.channels import ShardedChannels
@@ -51,6 +52,7 @@ from syncsvc.store.kms import RedisKeyStore
 from syncsvc.store.outbox import RedisOutbox
 from syncsvc.store.push import RedisPushStore
 from syncsvc.store.scripts import Durability
+from syncsvc.sync import SyncService
 from syncsvc.tokens import TokenSigner
 from syncsvc.triggers.failures import TriggerFailure
 from syncsvc.triggers.registry import TriggerError, TriggerRegistry, load_registry
@@ -66,10 +68,14 @@ class StartupError(Exception):
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
+    #: The one clock every service reads the time from (a ManualClock in tests that move time).
+    clock: Clock
     store: RedisStore
     signer: TokenSigner
     pools: PoolDirectory
     sync: SyncService
+    #: The pool-wide Cognito Sync operations: usage, configuration, Cognito Events.
+    pool_sync: PoolSync
     issuer: TokenIssuer
     authenticator: Authenticator
     broker: IdentityBroker
@@ -97,8 +103,11 @@ class Services:
 
 
 @asynccontextmanager
-async def open_services(settings: Settings, *, triggers: TriggerRegistry | None = None) -> AsyncIterator[Services]:
-    """``triggers``: triggers registered in code (embedding, tests); entry points and SYNCSVC_TRIGGERS are added."""
+async def open_services(
+    settings: Settings, *, triggers: TriggerRegistry | None = None, clock: Clock | None = None
+) -> AsyncIterator[Services]:
+    """``triggers``: triggers registered in code (embedding, tests); entry points and SYNCSVC_TRIGGERS are added.
+    ``clock``: the time every service reads (default: the machine's)."""
     registry = build_triggers(settings, triggers)
     root = _root_key(settings)
     try:
@@ -113,7 +122,7 @@ async def open_services(settings: Settings, *, triggers: TriggerRegistry | None 
             secret = await _check_deployment(store, settings, root)
         except SyncsvcError as exc:
             raise StartupError(f"cannot reach Redis at {_safe_url(settings.redis_url)}: {exc.message}") from None
-        services = _build(settings, store, secret, oidc, registry, root)
+        services = _build(settings, store, secret, oidc, registry, root, clock or SYSTEM)
         try:
             yield services
         finally:
@@ -252,25 +261,29 @@ def _build(
     oidc: OidcVerifier,
     triggers: TriggerRegistry,
     root: RootKey,
+    clock: Clock,
 ) -> Services:
-    signer = TokenSigner(secret)
+    signer = TokenSigner(secret, clock=clock)
     pools = PoolDirectory(
         store, region=settings.region, cache_seconds=settings.pool_cache_seconds, shards=settings.shards
     )
     identities = RedisIdentityStore(store.client, shards=settings.shards)
-    credentials = CredentialAuthority(signer, secret, lifetime_seconds=settings.credentials_ttl_seconds)
+    credentials = CredentialAuthority(signer, secret, lifetime_seconds=settings.credentials_ttl_seconds, clock=clock)
     runner = TriggerRunner(
         triggers,
         region=settings.region,
         trace=settings.trace_triggers,
         trace_values=settings.trace_trigger_values,
     )
-    kms = KeyService(RedisKeyStore(store.client), root, region=settings.region, quota=settings.kms_key_quota)
+    kms = KeyService(
+        RedisKeyStore(store.client), root, region=settings.region, quota=settings.kms_key_quota, clock=clock
+    )
     issuer = TokenIssuer(
         RedisKeyRing(store.client, kms.discard),
         kms,
         issuer_url=settings.issuer_url,
         rotation_seconds=settings.token_rotation_seconds,
+        clock=clock,
     )
     cache = DataKeyCache(
         CacheLimits(
@@ -282,7 +295,7 @@ def _build(
     )
     envelope = Envelope(kms, RedisDataKeys(store.client), cache)
     access = DataAccess(pools, shards=settings.shards)
-    sync = SyncService(store, pools, signer, settings, triggers, runner, envelope, access)
+    sync = SyncService(store, pools, signer, settings, runner, envelope, access, clock=clock)
     broker = IdentityBroker(
         identities=identities,
         store=store,
@@ -294,14 +307,15 @@ def _build(
         region=settings.region,
         shards=settings.shards,
         rates=RateLimits(get_id=settings.get_id_per_second, tokens=settings.token_calls_per_second),
+        clock=clock,
     )
-    authenticator = Authenticator(settings, credentials=credentials, identities=identities, issuer=issuer)
+    authenticator = Authenticator(settings, credentials=credentials, identities=identities, issuer=issuer, clock=clock)
     outbox = RedisOutbox(store.client)
-    bulk = BulkPublisher(RedisBulkJobs(store.client), store, outbox, pools, settings)
+    bulk = BulkPublisher(RedisBulkJobs(store.client), store, outbox, pools, settings, clock=clock)
     push_limits = PushLimits(
         devices=settings.push_max_devices_per_identity, subscriptions=settings.max_datasets_per_identity
     )
-    push = PushService(access, pools, RedisPushStore(store.client), push_limits)
+    push = PushService(access, pools, RedisPushStore(store.client), push_limits, clock=clock)
     hub = PushHub(
         ShardedChannels(store.client),
         push.catch_up,
@@ -310,10 +324,12 @@ def _build(
     )
     return Services(
         settings=settings,
+        clock=clock,
         store=store,
         signer=signer,
         pools=pools,
         sync=sync,
+        pool_sync=PoolSync(store, pools, signer, settings, triggers),
         issuer=issuer,
         authenticator=authenticator,
         broker=broker,
@@ -326,7 +342,7 @@ def _build(
         envelope=envelope,
         runner=runner,
         hub=hub,
-        relay=Relay(outbox, settings, envelope),
+        relay=Relay(outbox, settings, envelope, clock=clock),
         redis_watch=RedisWatch(store.client, allow_eviction=settings.redis_allow_eviction),
     )
 

@@ -11,11 +11,11 @@ import base64
 import binascii
 import hashlib
 import hmac
-import time
 from typing import Any
 
 import orjson
 
+from syncsvc.clock import SYSTEM, Clock
 from syncsvc.errors import InvalidParameterError
 
 
@@ -28,10 +28,11 @@ def _b64decode(text: str) -> bytes:
 
 
 class TokenSigner:
-    """Seals and opens tokens for one ``purpose`` family with one secret."""
+    """Seals and opens tokens for one ``purpose`` family with one secret; ``clock`` dates and checks expiries."""
 
-    def __init__(self, secret: bytes) -> None:
+    def __init__(self, secret: bytes, *, clock: Clock = SYSTEM) -> None:
         self._secret = secret
+        self._clock = clock
 
     def _mac(self, purpose: str, body: bytes) -> bytes:
         return hmac.new(self._secret, purpose.encode() + b"\0" + body, hashlib.sha256).digest()
@@ -39,7 +40,7 @@ class TokenSigner:
     def seal(self, purpose: str, claims: dict[str, Any], ttl_seconds: int | None = None) -> str:
         """A token carrying ``claims``; with a ttl it carries its expiry (``exp``, epoch seconds) too."""
         if ttl_seconds is not None:
-            claims = {**claims, "exp": int(time.time()) + ttl_seconds}
+            claims = {**claims, "exp": self._clock.now_ms() // 1000 + ttl_seconds}
         body = orjson.dumps(claims)
         return f"{_b64encode(body)}.{_b64encode(self._mac(purpose, body))}"
 
@@ -54,6 +55,6 @@ class TokenSigner:
             raise InvalidParameterError(f"{name} is not a valid token")
         claims: dict[str, Any] = orjson.loads(body)
         expiry = claims.get("exp")
-        if expiry is not None and time.time() > expiry:
+        if expiry is not None and self._clock.now_ms() > expiry * 1000:
             raise InvalidParameterError(f"{name} has expired")
         return claims

@@ -19,15 +19,14 @@ The order, on each attempt:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from syncsvc.clock import Clock
 from syncsvc.errors import ResourceConflictError
-from syncsvc.keys import IdentityKeys
 from syncsvc.kms.envelope import IdentityCipher
 from syncsvc.model import Caller, Limits, RecordPatch, WriteResult
-from syncsvc.outcomes import opened, record_conflict, result_of, written
+from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store import RedisStore
 from syncsvc.store.redis import WriteSnapshot, encode_patches
 from syncsvc.store.results import Stale
@@ -35,6 +34,7 @@ from syncsvc.triggers import events
 from syncsvc.triggers.events import EventSource
 from syncsvc.triggers.runner import TriggerRunner
 from syncsvc.triggers.spec import LAST_WRITER_WINS, REJECT, CognitoIdentity
+from syncsvc.write_results import opened, record_conflict, result_of, written
 
 #: Plans of one write, at most, while other writes keep changing its dataset.
 ATTEMPTS = 3
@@ -68,7 +68,7 @@ class Hooks:
 class HookedWrite:
     """One UpdateRecords request, checked and ready to plan (see ``SyncService.update_records``)."""
 
-    ik: IdentityKeys
+    keyspace: IdentityKeyspace
     source: EventSource
     patches: Sequence[RecordPatch]
     writer: str
@@ -81,15 +81,16 @@ class HookedWrite:
 class WriteHooks:
     """Plans and commits hooked writes; see the module docstring for the order of things."""
 
-    def __init__(self, store: RedisStore, runner: TriggerRunner, limits: Limits) -> None:
+    def __init__(self, store: RedisStore, runner: TriggerRunner, limits: Limits, clock: Clock) -> None:
         self._store = store
         self._runner = runner
         self._limits = limits
+        self._clock = clock
 
     async def commit(self, write: HookedWrite, hooks: Hooks) -> WriteResult:
         dataset = write.source.dataset
         for _ in range(ATTEMPTS):
-            snapshot = _opened(await self._store.write_snapshot(write.ik, dataset, writer=write.writer), write)
+            snapshot = _opened(await self._store.write_snapshot(write.keyspace, dataset, writer=write.writer), write)
             stale = [patch for patch in write.patches if events.is_stale(patch, snapshot.records.get(patch.key))]
             last = snapshot.last_write
             if stale and last is not None and last.fingerprint == write.fingerprint:
@@ -98,12 +99,12 @@ class WriteHooks:
             if not planned:  # every change was dropped by the hooks: nothing to commit
                 return WriteResult(records=[], sync_count=snapshot.sync_count)
             outcome = await self._store.update_records(
-                write.ik,
+                write.keyspace,
                 dataset,
                 writer=write.writer,
                 encoded_patches=encode_patches(planned, write.cipher, dataset),
                 fingerprint=write.fingerprint,
-                now_ms=int(time.time() * 1000),
+                now_ms=self._clock.now_ms(),
                 limits=self._limits,
                 topic=write.topic,
                 planned_on=snapshot.sync_count,
@@ -141,7 +142,7 @@ class WriteHooks:
         if policy == REJECT:
             raise conflict()
         if policy == LAST_WRITER_WINS:
-            return events.last_writer_wins(stale, snapshot.records, int(time.time() * 1000))
+            return events.last_writer_wins(stale, snapshot.records, self._clock.now_ms())
         event = events.conflict_event(write.source, stale, snapshot.records)
         answer = await self._runner.invoke(
             policy,

@@ -35,10 +35,10 @@ from botocore.credentials import Credentials
 
 from syncsvc.api.app import create_app
 from syncsvc.config import Settings
-from syncsvc.keys import IdentityKeys
 from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope
+from syncsvc.kms.keyservice import KeyService
 from syncsvc.kms.material import RootKey
-from syncsvc.kms.service import KeyService
+from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store import connection
 from syncsvc.store.connection import RedisClient
 from syncsvc.store.datakeys import RedisDataKeys
@@ -102,10 +102,10 @@ def envelope_of(client: aioredis.Redis, settings: Settings) -> Envelope:
 
 
 async def opened_value(
-    client: aioredis.Redis, settings: Settings, ik: IdentityKeys, dataset: str, key: str, value: str
+    client: aioredis.Redis, settings: Settings, keyspace: IdentityKeyspace, dataset: str, key: str, value: str
 ) -> str | None:
     """A value as the server stored it, opened."""
-    cipher = await envelope_of(client, settings).cipher(ik, create=False)
+    cipher = await envelope_of(client, settings).cipher(keyspace, create=False)
     return cipher.open(dataset, key, value)
 
 

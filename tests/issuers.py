@@ -1,16 +1,15 @@
-"""What the tests of identity tokens build their token issuers from: the issuer settings they share, a frozen clock
-they move by hand, and a key service like the server's (the test Redis, the suite's root key).
+"""What the tests of identity tokens build their token issuers from: the issuer settings they share, a clock they
+move by hand (:class:`~syncsvc.clock.ManualClock`) and a key service like the server's (the test Redis, the suite's
+root key).
 """
 
 from __future__ import annotations
 
-import math
-import time
-
 import redis.asyncio as aioredis
 
+from syncsvc.clock import SYSTEM, Clock, ManualClock
+from syncsvc.kms.keyservice import KeyService
 from syncsvc.kms.material import RootKey
-from syncsvc.kms.service import KeyService
 from syncsvc.store.kms import RedisKeyStore
 from tests.conftest import ROOT_KEY_FILE
 
@@ -19,21 +18,21 @@ ROTATION = 3600
 MAX_LIFETIME = 86400
 
 
-class Clock:
-    """A frozen clock, started near real time (jwcrypto checks ``exp`` on the real one) at an epoch's start."""
+def issuer_clock() -> ManualClock:
+    """A clock that moves only when told, started near real time (jwcrypto checks ``exp`` on the real one), ten
+    seconds into an epoch."""
+    epoch_ms = ROTATION * 1000
+    return ManualClock(SYSTEM.now_ms() // epoch_ms * epoch_ms + 10_000)
 
-    def __init__(self) -> None:
-        self.now = math.floor(time.time() / ROTATION) * ROTATION + 10.0
 
-    def __call__(self) -> float:
-        return self.now
+def seconds(clock: Clock) -> float:
+    """The clock's time in epoch seconds (the unit of JWT times)."""
+    return clock.now_ms() / 1000
 
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
-    @property
-    def epoch(self) -> int:
-        return math.floor(self.now / ROTATION)
+def epoch(clock: Clock) -> int:
+    """The rotation epoch the clock is in (its signing key is ``k<epoch>``)."""
+    return clock.now_ms() // (ROTATION * 1000)
 
 
 def key_service(redis_client: aioredis.Redis) -> KeyService:

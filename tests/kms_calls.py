@@ -17,8 +17,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from syncsvc.api.messages import SERVICES
+from syncsvc.kms.keyservice import KeyService
 from syncsvc.kms.policy import identity_principal
-from syncsvc.kms.service import KeyService
 from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, REGION, Boto, call
 from tests.devices import Devices, guest
 

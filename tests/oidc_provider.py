@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import HMACAlgorithm
 
-from syncsvc.identity.providers import OidcProvider
+from syncsvc.config import OidcProvider
 from tests.conftest import free_port
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from redis.asyncio import Redis
 
-from syncsvc import keys
+from syncsvc import rediskeys
 from syncsvc.config import Settings
 from tests.conftest import Boto, make_settings, process_environment, serving
 from tests.servers import SYNCSVC
@@ -160,7 +160,7 @@ def relay_process(
 
 async def published_somewhere(redis_client: Redis) -> bool:
     """Whether the relay has committed at least one batch to Kafka (it records its position after each)."""
-    return any([await redis_client.exists(keys.relay_position(shard)) for shard in range(SHARDS)])
+    return any([await redis_client.exists(rediskeys.relay_position(shard)) for shard in range(SHARDS)])
 
 
 @pytest.fixture(scope="session")

@@ -17,12 +17,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 from redis.asyncio import Redis
 
-from syncsvc import keys
+from syncsvc import rediskeys
 from syncsvc.api.app import create_app
 from syncsvc.config import Settings
-from syncsvc.keys import IdentityKeys
 from syncsvc.outbox import bulk
 from syncsvc.outbox.bulk import BulkJob, BulkStatus
+from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store.bulk import RedisBulkJobs
 from tests.conftest import Boto, free_port, make_settings, process_environment
 from tests.devices import Devices, guest, refusal
@@ -169,13 +169,13 @@ class Gate:
         snapshot = RedisBulkJobs.snapshot
         passed = 0
 
-        async def held(jobs: RedisBulkJobs, ik: IdentityKeys, topic: str) -> int:
+        async def held(jobs: RedisBulkJobs, keyspace: IdentityKeyspace, topic: str) -> int:
             nonlocal passed
             if passed >= passing:
                 self.reached.set()
                 await self.opened.wait()
             passed += 1
-            return await snapshot(jobs, ik, topic)
+            return await snapshot(jobs, keyspace, topic)
 
         monkeypatch.setattr(RedisBulkJobs, "snapshot", held)
 
@@ -235,9 +235,9 @@ async def test_a_job_cut_by_a_restart_resumes_from_its_cursor_on_the_next_server
     # the server stopped: its worker was cancelled part-way and gave its lease back
     job = BulkJob.of(await RedisBulkJobs(redis_client).job(pool_id))
     assert (job.status, job.done, job.total) == (BulkStatus.IN_PROGRESS, 3, 8)
-    walk = sorted(identities, key=lambda identity_id: (keys.shard_of(identity_id, SHARDS), identity_id))
+    walk = sorted(identities, key=lambda identity_id: (rediskeys.shard_of(identity_id, SHARDS), identity_id))
     assert job.after == walk[2]  # the last identity done; the fourth was in progress
-    assert not await redis_client.exists(keys.bulk_publish_lease(pool_id))
+    assert not await redis_client.exists(rediskeys.bulk_publish_lease(pool_id))
     monkeypatch.undo()
 
     async with serving(settings) as boto:  # its start-up sweep claims the job and resumes it
@@ -275,7 +275,7 @@ async def test_bulk_publish_while_one_is_in_progress_is_a_duplicate_request(
     assert in_progress.keys() == {"IdentityPoolId", "BulkPublishStatus", "BulkPublishStartTime"}
     assert in_progress["BulkPublishStatus"] == "IN_PROGRESS"
     assert (job["BulkPublishStatus"], job["BulkPublishStartTime"]) == ("SUCCEEDED", in_progress["BulkPublishStartTime"])
-    outbox = [await redis_client.xlen(keys.outbox(shard)) for shard in range(SHARDS)]
+    outbox = [await redis_client.xlen(rediskeys.outbox(shard)) for shard in range(SHARDS)]
     assert sum(outbox) == len(datasets)  # the refused call started nothing
 
 
@@ -332,9 +332,9 @@ async def play_the_relay(redis_client: Redis) -> list[bytes]:
     """Takes every entry out of the outboxes, as the relay does once it published them; returns their identities."""
     taken: list[bytes] = []
     for shard in range(SHARDS):
-        entries: Any = await redis_client.xrange(keys.outbox(shard))
+        entries: Any = await redis_client.xrange(rediskeys.outbox(shard))
         if entries:
-            await redis_client.xdel(keys.outbox(shard), *(entry_id for entry_id, _ in entries))
+            await redis_client.xdel(rediskeys.outbox(shard), *(entry_id for entry_id, _ in entries))
             taken += [fields[b"identity"] for _, fields in entries]
     return taken
 
@@ -382,7 +382,7 @@ async def test_bulk_publish_is_refused_while_streaming_is_off(
 
     assert refused == ("InvalidParameterException", 400)
     assert await details(boto, pool_id) == {"IdentityPoolId": pool_id, "BulkPublishStatus": "NOT_STARTED"}
-    assert not await redis_client.exists(*(keys.outbox(shard) for shard in range(SHARDS)))
+    assert not await redis_client.exists(*(rediskeys.outbox(shard) for shard in range(SHARDS)))
 
 
 @pytest.mark.parametrize("operation", ["bulk_publish", "get_bulk_publish_details"])
@@ -411,7 +411,7 @@ async def test_deleting_the_pool_deletes_its_job(boto: Boto, redis_client: Redis
 
     await boto.call(boto.identity, "delete_identity_pool", IdentityPoolId=pool_id)
 
-    assert not await redis_client.exists(keys.bulk_publish(pool_id), keys.bulk_publish_lease(pool_id))
+    assert not await redis_client.exists(rediskeys.bulk_publish(pool_id), rediskeys.bulk_publish_lease(pool_id))
 
 
 # --- the command line -----------------------------------------------------------------------------------------------
@@ -440,7 +440,7 @@ async def test_the_command_shows_the_progress_and_exits_0_once_succeeded(
     assert "4/4 datasets" in out
     assert out.endswith(f"syncsvc: bulk publish of identity pool '{pool_id}' SUCCEEDED: 4 datasets published\n")
     assert (await details(boto, pool_id))["BulkPublishStatus"] == "SUCCEEDED"
-    outbox = [await redis_client.xlen(keys.outbox(shard)) for shard in range(SHARDS)]
+    outbox = [await redis_client.xlen(rediskeys.outbox(shard)) for shard in range(SHARDS)]
     assert sum(outbox) == len(datasets)
 
 

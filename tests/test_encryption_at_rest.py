@@ -14,11 +14,11 @@ import pytest
 from redis.asyncio import Redis
 
 from syncsvc.config import Settings
-from syncsvc.keys import IdentityKeys
 from syncsvc.kms import material
 from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope, IdentityCipher, UnreadableValueError
+from syncsvc.kms.keyservice import KeyService
 from syncsvc.kms.material import RootKey
-from syncsvc.kms.service import KeyService
+from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store.backend import text
 from syncsvc.store.datakeys import RedisDataKeys
 from syncsvc.store.kms import RedisKeyStore
@@ -93,13 +93,13 @@ async def test_an_identity_whose_names_were_stored_plain_keeps_them(
     boto: Boto, names: dict[str, Any], redis_client: Redis, settings: Settings
 ) -> None:
     """A data key made before names were tokenised has no ``names`` field: its identity goes on with plain names."""
-    ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
-    await envelope_of(redis_client, settings).cipher(ik)  # the data key, as an earlier release made it
-    await redis_client.hdel(ik.data_keys, "names")
+    keyspace = IdentityKeyspace.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
+    await envelope_of(redis_client, settings).cipher(keyspace)  # the data key, as an earlier release made it
+    await redis_client.hdel(keyspace.data_keys, "names")
     await write(boto, names, {"theme": "dark"})
     await write(boto, names, {"theme": "light"}, {"theme": 1})
     assert await values(boto, names) == {"theme": "light"}
-    assert await redis_client.hkeys(ik.records("secrets")) == [b"theme"]
+    assert await redis_client.hkeys(keyspace.records("secrets")) == [b"theme"]
 
 
 @pytest.mark.parametrize(
@@ -113,14 +113,14 @@ async def test_a_value_or_name_moved_to_another_record_does_not_decrypt(
     boto: Boto, names: dict[str, Any], redis_client: Redis, settings: Settings, raw: Raw, moved: str, message: str
 ) -> None:
     await write(boto, names, {"public": "hello", "secret": "the password"})
-    ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
-    cipher = await envelope_of(redis_client, settings).cipher(ik, create=False)
+    keyspace = IdentityKeyspace.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
+    cipher = await envelope_of(redis_client, settings).cipher(keyspace, create=False)
     public, secret = (cipher.token("secrets", name) for name in ("public", "secret"))
     stored_public, stored_secret = (
-        orjson.loads(raw) for raw in await redis_client.hmget(ik.records("secrets"), [public, secret]) if raw
+        orjson.loads(raw) for raw in await redis_client.hmget(keyspace.records("secrets"), [public, secret]) if raw
     )
     copied = {**stored_public, "v": stored_secret["v"]} if moved == "value" else stored_secret
-    await redis_client.hset(ik.records("secrets"), public, orjson.dumps(copied))
+    await redis_client.hset(keyspace.records("secrets"), public, orjson.dumps(copied))
     path = f"/identitypools/{names['IdentityPoolId']}/identities/{names['IdentityId']}/datasets/secrets/records"
     status, body, _ = await raw.send("GET", path)
     assert (status, body) == (500, {"__type": "InternalErrorException", "message": message})
@@ -132,16 +132,16 @@ async def test_a_deleted_identitys_data_is_unreadable_everywhere_it_was_copied(
     identity = (await boto.call(boto.identity, "get_id", IdentityPoolId=names["IdentityPoolId"]))["IdentityId"]
     names = {**names, "IdentityId": identity}
     await write(boto, names, {"diary": "dear diary"})
-    ik = IdentityKeys.of(names["IdentityPoolId"], identity, settings.shards)
-    cipher = await envelope_of(redis_client, settings).cipher(ik, create=False)
-    copied = await redis_client.hget(ik.records("secrets"), cipher.token("secrets", "diary"))  # a backup, a copy
+    keyspace = IdentityKeyspace.of(names["IdentityPoolId"], identity, settings.shards)
+    cipher = await envelope_of(redis_client, settings).cipher(keyspace, create=False)
+    copied = await redis_client.hget(keyspace.records("secrets"), cipher.token("secrets", "diary"))  # a backup, a copy
     assert copied is not None
     sealed = orjson.loads(copied)["v"]
     assert cipher.open("secrets", "diary", sealed) == "dear diary"
     await boto.call(boto.identity, "delete_identities", IdentityIdsToDelete=[names["IdentityId"]])
-    assert await redis_client.exists(ik.data_keys) == 0
+    assert await redis_client.exists(keyspace.data_keys) == 0
     with pytest.raises(UnreadableValueError):
-        await envelope_of(redis_client, settings).cipher(ik, create=False)
+        await envelope_of(redis_client, settings).cipher(keyspace, create=False)
 
 
 async def test_old_values_still_open_after_the_pools_master_key_rotates(
@@ -170,7 +170,7 @@ class Clock:
 
 
 def cipher(name: str) -> IdentityCipher:
-    return IdentityCipher(IdentityKeys.of("us-east-1:p", f"us-east-1:{name}", 4), 1, {})
+    return IdentityCipher(IdentityKeyspace.of("us-east-1:p", f"us-east-1:{name}", 4), 1, {})
 
 
 def test_the_cache_drops_the_least_recently_used_key_past_its_size() -> None:
@@ -228,9 +228,9 @@ async def test_cached_keys_spare_kms_calls_until_a_limit_is_reached(
     await write(boto, names, {"seed": "value"})  # the identity's data key exists now
     kms = CountingKeyService(RedisKeyStore(redis_client), RootKey.from_file(ROOT_KEY_FILE), region="us-east-1", quota=9)
     envelope = Envelope(kms, RedisDataKeys(redis_client), DataKeyCache(CacheLimits(max_uses=max_uses)))
-    ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
+    keyspace = IdentityKeyspace.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
     for n in range(10):  # ten values sealed: with at most 2 uses per unwrap, 5 unwraps
-        (await envelope.cipher(ik)).seal("secrets", "k", f"value {n}")
+        (await envelope.cipher(keyspace)).seal("secrets", "k", f"value {n}")
     assert kms.unwraps == unwraps
 
 
@@ -238,14 +238,14 @@ async def test_reencrypt_moves_data_keys_to_the_newest_backing_key(
     boto: Boto, names: dict[str, Any], redis_client: Redis, settings: Settings
 ) -> None:
     await write(boto, names, {"kept": "readable throughout"})
-    ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
+    keyspace = IdentityKeyspace.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
     master = await envelope_of(redis_client, settings).pool_key(names["IdentityPoolId"])
     kms = KeyService(RedisKeyStore(redis_client), RootKey.from_file(ROOT_KEY_FILE), region="us-east-1", quota=1000)
     await kms.rotate(master)
-    assert await data_key_backing_version(redis_client, ik) == 1
+    assert await data_key_backing_version(redis_client, keyspace) == 1
     moved = await run_keys_command(settings, "reencrypt", "--pool", names["IdentityPoolId"])
     assert moved[-1] == "1 data keys moved to the newest backing key of 1 pools"
-    assert await data_key_backing_version(redis_client, ik) == 2
+    assert await data_key_backing_version(redis_client, keyspace) == 2
     assert await values(boto, names) == {"kept": "readable throughout"}
 
 
@@ -254,7 +254,7 @@ async def test_keys_rotate_gives_each_pool_key_a_new_backing_key_and_reencrypt_f
 ) -> None:
     """Pool master keys are not on the public KMS API: an operator rotates them with `syncsvc keys rotate`."""
     await write(boto, names, {"kept": "readable throughout"})
-    ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
+    keyspace = IdentityKeyspace.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
     pool = names["IdentityPoolId"]
     rotated = await run_keys_command(settings, "rotate", "--pool", pool)
     moved = await run_keys_command(settings, "reencrypt", "--pool", pool)
@@ -265,7 +265,7 @@ async def test_keys_rotate_gives_each_pool_key_a_new_backing_key_and_reencrypt_f
         ],
         "1 data keys moved to the newest backing key of 1 pools",
     )
-    assert await data_key_backing_version(redis_client, ik) == 2
+    assert await data_key_backing_version(redis_client, keyspace) == 2
     assert await values(boto, names) == {"kept": "readable throughout"}
 
 
@@ -284,8 +284,8 @@ async def run_keys_command(settings: Settings, *arguments: str) -> list[str]:
     return err.decode().splitlines()
 
 
-async def data_key_backing_version(client: Redis, ik: IdentityKeys) -> int:
+async def data_key_backing_version(client: Redis, keyspace: IdentityKeyspace) -> int:
     """Which backing key of the pool's master key wraps the identity's first data key."""
-    blob = await client.hget(ik.data_keys, "v1")
+    blob = await client.hget(keyspace.data_keys, "v1")
     assert isinstance(blob, bytes)
     return material.blob_header(blob).version

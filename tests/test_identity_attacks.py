@@ -30,7 +30,8 @@ from botocore.credentials import Credentials as BotoCredentials
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.utils import base64url_encode
 
-from syncsvc import keys
+from syncsvc import rediskeys
+from syncsvc.clock import SYSTEM, Clock, ManualClock
 from syncsvc.config import Settings
 from syncsvc.identity.issuer import TokenIssuer
 from syncsvc.kms.material import RootKey
@@ -328,7 +329,7 @@ async def scene(boto: Boto, devices: Devices, endpoint: str, redis_client: aiore
     listed = await call(
         devices.sync_with(a_credentials), "list_records", IdentityPoolId=pool, IdentityId=a, DatasetName="settings"
     )
-    sealed = await redis_client.get(keys.TOKEN_SECRET)
+    sealed = await redis_client.get(rediskeys.TOKEN_SECRET)
     assert isinstance(sealed, bytes)
     secret = open_token_secret(RootKey.from_file(ROOT_KEY_FILE), sealed)
     return Scene(endpoint, pool, a, a_credentials, b, b_credentials, listed["SyncSessionToken"], secret)
@@ -394,7 +395,7 @@ async def test_sigv4_attack_is_refused_and_writes_nothing(
 # --- Bearer tokens --------------------------------------------------------------------------------------------------
 
 
-def issuer_at(redis_client: aioredis.Redis, settings: Settings, now: Callable[[], float] = time.time) -> TokenIssuer:
+def issuer_at(redis_client: aioredis.Redis, settings: Settings, clock: Clock = SYSTEM) -> TokenIssuer:
     """A token issuer on the service's own key ring (in Redis), with a clock of its own: it signs exactly as the
     service does, at the time it is told."""
     kms = key_service(redis_client)
@@ -403,7 +404,7 @@ def issuer_at(redis_client: aioredis.Redis, settings: Settings, now: Callable[[]
         kms,
         issuer_url=settings.issuer_url,
         rotation_seconds=settings.token_rotation_seconds,
-        now=now,
+        clock=clock,
     )
 
 
@@ -497,9 +498,9 @@ async def forger(
     idp: TestIdentityProvider,
     attacker_key: rsa.RSAPrivateKey,
 ) -> Forger:
-    # A clock one minute behind: with a one-second lifetime its tokens are expired, and they are signed with the
+    # A clock stopped a minute ago: with a one-second lifetime its tokens are expired, and they are signed with the
     # current epoch's key (or, in the first minute of an epoch, the previous one's, which the service still holds).
-    past = issuer_at(redis_client, settings, lambda: time.time() - 60)
+    past = issuer_at(redis_client, settings, ManualClock(SYSTEM.now_ms() - 60_000))
     return Forger(scene, issuer_at(redis_client, settings), past, idp, attacker_key, await new_pool(boto))
 
 

@@ -176,6 +176,20 @@ async def test_create_identity_pool_rejects_bad_input_with_a_named_member(
     assert (listed_status, listed["IdentityPools"]) == (200, [])
 
 
+async def test_a_pool_name_outside_the_pattern_is_refused_in_aws_words(raw: Raw) -> None:
+    status, body, _ = await raw.identity(
+        "CreateIdentityPool", {"IdentityPoolName": "bad/name", "AllowUnauthenticatedIdentities": True}
+    )
+    assert (status, body) == (
+        400,
+        {
+            "__type": "ValidationException",
+            "message": "1 validation error detected: Value 'bad/name' at 'identityPoolName' failed to satisfy "
+            "constraint: Member must satisfy regular expression pattern: [\\w\\s+=,.@-]+",
+        },
+    )  # AWS's pattern text, though syncsvc spells its ASCII classes out
+
+
 async def test_unknown_identity_target_is_unknown_operation(raw: Raw) -> None:
     status, body, _ = await raw.identity("NoSuchThing", {})
     assert (status, body["__type"]) == (400, "UnknownOperationException")

@@ -29,7 +29,7 @@ import pytest
 from aiohttp import WSMsgType
 from redis.asyncio import Redis
 
-from syncsvc import keys
+from syncsvc import rediskeys
 from tests.conftest import Boto, free_port
 from tests.phones import Phone, notification, push_pool, receive, resume, subscribed_pair
 from tests.servers import SYNCSVC, environment
@@ -152,7 +152,7 @@ async def serving(instance: Instance, session: aiohttp.ClientSession) -> None:
 
 async def lease_owners(redis_client: Redis) -> dict[int, bytes | str]:
     """Which relay holds each lane's lease (lanes without a holder left out)."""
-    owners = {lane: await redis_client.get(keys.relay_lane_lease(lane)) for lane in range(LANES)}
+    owners = {lane: await redis_client.get(rediskeys.relay_lane_lease(lane)) for lane in range(LANES)}
     return {lane: owner for lane, owner in owners.items() if owner is not None}
 
 

@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 
 from syncsvc.api.app import STALE_SECONDS
 from syncsvc.config import Settings
-from syncsvc.outbox.relay import replication
+from syncsvc.outbox.topics import replication
 from tests.conftest import Boto, Raw, make_settings, serving
 from tests.kafka import KafkaCluster
 from tests.streams import SHARDS, streaming_pool, warm_up

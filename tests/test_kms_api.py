@@ -15,11 +15,11 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from syncsvc import keys
+from syncsvc import rediskeys
 from syncsvc.config import Settings
 from syncsvc.kms import material
+from syncsvc.kms.keyservice import KeyService
 from syncsvc.kms.model import DAY_MS
-from syncsvc.kms.service import KeyService
 from syncsvc.kms.sweeper import Sweep
 from syncsvc.store.kms import RedisKeyStore
 from tests.conftest import Boto, Raw, call, make_settings
@@ -693,7 +693,7 @@ async def test_the_sweep_deletes_a_key_after_its_window(kms: Any, service: KeySe
     assert await code_of(kms, "decrypt", CiphertextBlob=blob) == (400, "NotFoundException")
     assert [a["AliasName"] for a in (await call(kms, "list_aliases"))["Aliases"]] == ["alias/kept"]
     assert await call(kms, "list_keys") == {"Keys": [{"KeyId": kept, "KeyArn": arn(kept)}], "Truncated": False}
-    assert not await redis_client.exists(keys.kms_key(key_id))
+    assert not await redis_client.exists(rediskeys.kms_key(key_id))
 
 
 async def test_the_sweep_keeps_a_key_whose_deletion_was_cancelled(kms: Any, service: KeyService) -> None:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from redis.asyncio import Redis
 
-from syncsvc import keys
+from syncsvc import rediskeys
 from syncsvc.kms.material import RootKey
 from syncsvc.kms.model import ENCRYPTION_ALGORITHMS, SIGNING_ALGORITHMS
 from tests.conftest import ROOT_KEY_FILE, call
@@ -447,7 +447,7 @@ async def test_a_disabled_rsa_key_refuses_encrypt_and_decrypt(kms: Any) -> None:
 @pytest.mark.parametrize(("spec", "usage"), [("RSA_2048", "ENCRYPT_DECRYPT"), ("ECC_NIST_P256", "SIGN_VERIFY")])
 async def test_the_private_key_is_stored_only_wrapped(kms: Any, redis_client: Redis, spec: str, usage: str) -> None:
     key_id = await new_key(kms, KeySpec=spec, KeyUsage=usage)
-    stored = await redis_client.hgetall(keys.kms_key(key_id))
+    stored = await redis_client.hgetall(rediskeys.kms_key(key_id))
 
     # What the root key unwraps is the private key (DER PKCS#8) whose public half GetPublicKey answers...
     wrapped = stored[b"v1"]

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from syncsvc.errors import MalformedPolicyDocumentError
+from syncsvc.kms.keyservice import KeyService
 from syncsvc.kms.policy import (
     DEFAULT_POLICY,
     ROOT,
@@ -19,7 +20,6 @@ from syncsvc.kms.policy import (
     identity_principal,
     parse_policy,
 )
-from syncsvc.kms.service import KeyService
 from tests.conftest import Boto, call
 from tests.kms_calls import DEVELOPER, an_identity, arn, code_of, grant, new_key, refusal
 

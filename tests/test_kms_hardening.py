@@ -25,13 +25,13 @@ from syncsvc.api.messages import SERVICES
 from syncsvc.config import Settings
 from syncsvc.errors import NotAuthorizedError
 from syncsvc.identity.issuer import KMS_SIGNING_ALGORITHM, LEEWAY_SECONDS, TokenIssuer
-from syncsvc.keys import IdentityKeys
-from syncsvc.kms.service import KeyService
+from syncsvc.kms.keyservice import KeyService
+from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store.keyring import RedisKeyRing
 from tests.conftest import Boto, Raw, call, envelope_of
 from tests.datasets import write
 from tests.devices import Devices, records_path
-from tests.issuers import ISSUER_URL, MAX_LIFETIME, ROTATION, Clock, key_service
+from tests.issuers import ISSUER_URL, MAX_LIFETIME, ROTATION, issuer_clock, key_service
 from tests.kms_calls import ARN_PREFIX, DEVELOPER, an_identity, arn, grant, new_key, refusal
 
 COGNITO = "cognito-identity.amazonaws.com"
@@ -318,8 +318,8 @@ async def test_a_developer_cannot_unwrap_a_data_key_with_its_pools_master_key(
     names = {"IdentityPoolId": await boto.new_pool(), "IdentityId": f"us-east-1:{uuid.uuid4()}", "DatasetName": "d"}
     await write(boto, names, {"diary": "dear diary"})
     pool_key = await envelope_of(redis_client, settings).pool_key(names["IdentityPoolId"])
-    ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
-    wrapped = await redis_client.hget(ik.data_keys, "v1")
+    keyspace = IdentityKeyspace.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
+    wrapped = await redis_client.hget(keyspace.data_keys, "v1")
     assert wrapped is not None
 
     refused = await refusal(
@@ -398,14 +398,19 @@ async def test_a_year_long_login_token_signed_with_the_services_key_is_refused(
 async def test_a_token_whose_lifetime_exceeds_the_maximum_is_refused(
     redis_client: Redis, iat_offset: int, exp_offset: int
 ) -> None:
-    clock = Clock()
+    clock = issuer_clock()
     service = key_service(redis_client)
     keyring = RedisKeyRing(redis_client, service.discard)
     issuer = TokenIssuer(
-        keyring, service, issuer_url=ISSUER_URL, rotation_seconds=ROTATION, max_lifetime_seconds=MAX_LIFETIME, now=clock
+        keyring,
+        service,
+        issuer_url=ISSUER_URL,
+        rotation_seconds=ROTATION,
+        max_lifetime_seconds=MAX_LIFETIME,
+        clock=clock,
     )
     genuine = await issuer.issue(identity_pool_id="p", identity_id="i", amr=["unauthenticated"], lifetime_seconds=60)
-    now = int(clock.now)
+    now = clock.now_ms() // 1000
     forged = await resigned(service, keyring, genuine, iat=now + iat_offset, exp=now + exp_offset)
 
     with pytest.raises(NotAuthorizedError) as refused:

@@ -16,9 +16,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.warnings import InsecureKeyLengthWarning
 
+from syncsvc.config import OidcProvider
 from syncsvc.errors import NotAuthorizedError
 from syncsvc.identity.oidc import FederatedLogin, OidcVerifier
-from syncsvc.identity.providers import OidcProvider
 from tests.forged_tokens import Forge, forgeries
 from tests.oidc_provider import SigningKey, TestIdentityProvider, new_rsa_key
 

@@ -10,9 +10,9 @@ import pytest
 from botocore.exceptions import ClientError
 from redis.asyncio import Redis
 
-from syncsvc import keys
+from syncsvc import rediskeys
 from syncsvc.config import Settings
-from syncsvc.keys import IdentityKeys
+from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store.backend import text
 from tests.conftest import Boto, envelope_of, opened_value
 
@@ -38,8 +38,8 @@ async def write(boto: Boto, names: dict[str, str], patches: list[dict[str, Any]]
 
 
 async def outbox(redis_client: Redis, settings: Settings, identity_id: str) -> list[dict[str, Any]]:
-    shard = keys.shard_of(identity_id, settings.shards)
-    entries = await redis_client.xrange(keys.outbox(shard))
+    shard = rediskeys.shard_of(identity_id, settings.shards)
+    entries = await redis_client.xrange(rediskeys.outbox(shard))
     return [{text(k): text(v) for k, v in (fields or {}).items()} for _, fields in entries or []]
 
 
@@ -67,10 +67,13 @@ async def test_a_write_to_a_streaming_pool_is_in_the_outbox(
         "dataset": "d",
         "sc": "1",
     }
-    ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
-    cipher = await envelope_of(redis_client, settings).cipher(ik, create=False)
+    keyspace = IdentityKeyspace.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
+    cipher = await envelope_of(redis_client, settings).cipher(keyspace, create=False)
     sealed = records[0].pop("v")
-    assert (sealed.startswith("e1:"), await opened_value(redis_client, settings, ik, "d", "a", sealed)) == (True, "1")
+    assert (sealed.startswith("e1:"), await opened_value(redis_client, settings, keyspace, "d", "a", sealed)) == (
+        True,
+        "1",
+    )
     opened_names = [cipher.open_name("d", record["k"], record.pop("nk")) for record in records]
     assert opened_names == ["a", "b"]
     assert records == [
@@ -112,9 +115,9 @@ async def test_each_commit_is_one_entry_in_commit_order(boto: Boto, redis_client
     for count in range(3):
         await write(boto, names, [{"Op": "replace", "Key": "k", "Value": str(count), "SyncCount": count}])
     entries = await outbox(redis_client, settings, names["IdentityId"])
-    ik = IdentityKeys.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
+    keyspace = IdentityKeyspace.of(names["IdentityPoolId"], names["IdentityId"], settings.shards)
     values = [orjson.loads(entry["records"])[0]["v"] for entry in entries]
-    opened = [await opened_value(redis_client, settings, ik, "d", "k", value) for value in values]
+    opened = [await opened_value(redis_client, settings, keyspace, "d", "k", value) for value in values]
     assert [(entry["sc"], value) for entry, value in zip(entries, opened, strict=True)] == [
         ("1", "0"),
         ("2", "1"),

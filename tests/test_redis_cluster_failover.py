@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from syncsvc import keys
+from syncsvc import rediskeys
 from tests.redis_cluster import NODE_TIMEOUT_MS, RedisClusterProcesses
 from tests.redis_processes import RedisNode, started
 from tests.streams import serving_with_relay, streamed_pool
@@ -73,11 +73,11 @@ async def test_a_killed_master_is_replaced_and_no_acknowledged_write_is_lost_or_
 ) -> None:
     topic, pool_id = await streamed_pool(served, kafka_bootstrap)
     load = WriteLoad([served], pool_id, WRITERS, settle=20)
-    victim = master_of(cluster, keys.outbox(0))
+    victim = master_of(cluster, rediskeys.outbox(0))
     on_victim = [
         index
         for index, writer in enumerate(load.writers)
-        if master_of(cluster, keys.IdentityKeys.of(pool_id, writer.path.split("/")[4], 64).usage) is victim
+        if master_of(cluster, rediskeys.IdentityKeyspace.of(pool_id, writer.path.split("/")[4], 64).usage) is victim
     ]
     assert on_victim, "some writers' identities live on the master the test kills"
     async with asyncio.TaskGroup() as group:  # a failure below cancels the load

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from syncsvc import keys
+from syncsvc import rediskeys
 from tests.redis_cluster import RedisClusterProcesses
 from tests.redis_processes import started
 from tests.streams import serving_with_relay, streamed_pool
@@ -89,7 +89,7 @@ async def test_moving_every_slot_of_a_master_under_load_fails_loses_and_doubles_
     nodes = RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
     await nodes.initialize()
     homes = [
-        nodes.get_node_from_key(keys.IdentityKeys.of(pool_id, writer.path.split("/")[4], 64).usage)
+        nodes.get_node_from_key(rediskeys.IdentityKeyspace.of(pool_id, writer.path.split("/")[4], 64).usage)
         for writer in load.writers
     ]
     moved_writers = sum(home is not None and home.name == source for home in homes)

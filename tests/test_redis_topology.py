@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
-from syncsvc import keys
+from syncsvc import rediskeys
 from syncsvc.runtime import StartupError, open_services
 from syncsvc.store import connection
 from syncsvc.store.connection import RedisClient, RedisUrlError, Topology
@@ -75,16 +75,18 @@ async def test_kms_keys_stored_under_their_old_names_move_to_the_kms_slot_at_sta
 ) -> None:
     if connection.parse(redis_url).kind == "cluster":
         pytest.skip("the old names were only ever written on one Redis; a cluster cannot hold them across slots")
-    await redis_client.zadd(keys.LEGACY_KMS_KEYS, {"k-1": 0, "k-2": 0})
-    await redis_client.hset(keys.legacy_kms_key("k-1"), mapping={"meta": "{}", "v1": "one"})
-    await redis_client.hset(keys.legacy_kms_key("k-2"), mapping={"meta": "{}", "v1": "two"})
-    await redis_client.hset(keys.LEGACY_KMS_ALIASES, "alias/mine", "k-2")
+    await redis_client.zadd(rediskeys.LEGACY_KMS_KEYS, {"k-1": 0, "k-2": 0})
+    await redis_client.hset(rediskeys.legacy_kms_key("k-1"), mapping={"meta": "{}", "v1": "one"})
+    await redis_client.hset(rediskeys.legacy_kms_key("k-2"), mapping={"meta": "{}", "v1": "two"})
+    await redis_client.hset(rediskeys.LEGACY_KMS_ALIASES, "alias/mine", "k-2")
     async with open_services(make_settings(redis_url)):
         pass
-    assert await redis_client.hget(keys.kms_key("k-2"), "v1") == b"two"
-    assert await redis_client.hget(keys.KMS_ALIASES, "alias/mine") == b"k-2"
-    assert sorted(await redis_client.zrange(keys.KMS_KEYS, 0, -1)) == [b"k-1", b"k-2"]
-    assert not await redis_client.exists(keys.LEGACY_KMS_KEYS, keys.LEGACY_KMS_ALIASES, keys.legacy_kms_key("k-1"))
+    assert await redis_client.hget(rediskeys.kms_key("k-2"), "v1") == b"two"
+    assert await redis_client.hget(rediskeys.KMS_ALIASES, "alias/mine") == b"k-2"
+    assert sorted(await redis_client.zrange(rediskeys.KMS_KEYS, 0, -1)) == [b"k-1", b"k-2"]
+    assert not await redis_client.exists(
+        rediskeys.LEGACY_KMS_KEYS, rediskeys.LEGACY_KMS_ALIASES, rediskeys.legacy_kms_key("k-1")
+    )
 
 
 @pytest.fixture
@@ -123,9 +125,9 @@ async def test_with_one_replica_required_every_write_is_acknowledged_once_its_re
             if (await node.info("replication"))["role"] == "slave":
                 await node.execute_command("READONLY")  # type: ignore[no-untyped-call] # this connection may read the replica's own slots
                 for identity in identities:
-                    ik = keys.IdentityKeys.of(pool_id, f"us-east-1:{identity}", 64)
+                    keyspace = rediskeys.IdentityKeyspace.of(pool_id, f"us-east-1:{identity}", 64)
                     with contextlib.suppress(ResponseError):  # MOVED: another master's slot
-                        held[identity] += await node.hlen(ik.records("d"))
+                        held[identity] += await node.hlen(keyspace.records("d"))
             await node.aclose()
         assert held == dict.fromkeys(identities, 1), "every acknowledged write is on its master's replica"
 

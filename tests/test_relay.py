@@ -17,9 +17,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 
-from syncsvc import keys
+from syncsvc import rediskeys
 from syncsvc.config import Settings, SettingsError, load_settings
-from syncsvc.outbox.relay import Topics
+from syncsvc.outbox.topics import Topics
 from syncsvc.runtime import open_services
 from tests.conftest import Boto, Raw, make_settings
 from tests.streams import (
@@ -98,9 +98,9 @@ async def test_changes_reach_the_topic_in_the_cognito_streams_format(
     headers = dict(message.headers)
     assert headers["content-type"] == b"application/json"
     assert headers["syncsvc-change-id"].startswith(b"s")
-    shard = keys.shard_of(names["IdentityId"], SHARDS)
+    shard = rediskeys.shard_of(names["IdentityId"], SHARDS)
     async with asyncio.timeout(10):  # trimmed once published (the position entry itself stays)
-        while await redis_client.xlen(keys.outbox(shard)) > 1:
+        while await redis_client.xlen(rediskeys.outbox(shard)) > 1:
             await asyncio.sleep(0.05)
 
 
@@ -185,7 +185,7 @@ async def test_a_busy_shard_gathers_changes_into_few_transactions_and_a_quiet_on
         assert [orjson.loads(message.value)["syncCount"] for message in changes] == list(range(1, 23))
         # The change to the quiet shard went out at once; held back by the linger, it would have waited linger_seconds.
         assert held_ms(changes[1]) < linger_seconds * 1000 / 2
-    shard = keys.shard_of(names["IdentityId"], SHARDS)
+    shard = rediskeys.shard_of(names["IdentityId"], SHARDS)
     # one transaction for the first change, one for the second, the burst in one or two
     assert 3 <= (await checkpoints_per_shard(warm_kafka, f"checkpoints-{run}"))[shard] <= 4
 
@@ -227,7 +227,7 @@ async def test_a_burst_of_changes_to_the_shards_of_one_lane_goes_out_in_one_tran
         by_shard: dict[int, str] = {}
         while len(by_shard) < SHARDS:  # an identity in every shard
             identity = f"us-east-1:{uuid.uuid4()}"
-            by_shard.setdefault(keys.shard_of(identity, SHARDS), identity)
+            by_shard.setdefault(rediskeys.shard_of(identity, SHARDS), identity)
         names = {
             shard: {"IdentityPoolId": pool_id, "IdentityId": identity, "DatasetName": "d"}
             for shard, identity in by_shard.items()
@@ -247,7 +247,7 @@ async def test_a_burst_of_changes_to_the_shards_of_one_lane_goes_out_in_one_tran
 
         await write(0)  # published at once (the lane was quiet), which starts the lane's linger
         async with asyncio.timeout(30):
-            while not await redis_client.exists(keys.relay_position(0)):
+            while not await redis_client.exists(rediskeys.relay_position(0)):
                 await asyncio.sleep(0.01)
         for _ in range(3):  # a burst to every shard, well within the linger
             for shard in by_shard:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from syncsvc import keys
+from syncsvc import rediskeys
 from syncsvc.config import Settings
 from syncsvc.identity.credentials import CredentialAuthority
 from syncsvc.kms.material import MaterialError, RootKey
@@ -55,7 +55,7 @@ async def test_the_token_secret_is_stored_sealed_by_the_root_key(
     redis_url: str, redis_client: aioredis.Redis, tmp_path: Path
 ) -> None:
     await start(make_settings(redis_url))
-    stored = await redis_client.get(keys.TOKEN_SECRET)
+    stored = await redis_client.get(rediskeys.TOKEN_SECRET)
     assert isinstance(stored, bytes)
     secret = open_token_secret(RootKey.from_file(ROOT_KEY_FILE), stored)
     assert len(secret) == 32
@@ -70,7 +70,7 @@ async def test_what_a_copy_of_redis_holds_derives_no_credential(
     """The review's attack: the stored token secret taken as the secret derives a credential's secret key from its
     access key id. It must not; the opened secret (root key and Redis together) does."""
     _, credentials = await guest(Devices(endpoint), await new_pool(boto))
-    stored = await redis_client.get(keys.TOKEN_SECRET)
+    stored = await redis_client.get(rediskeys.TOKEN_SECRET)
     assert isinstance(stored, bytes)
 
     def derived(secret: bytes) -> str:
@@ -86,10 +86,10 @@ async def test_a_plaintext_token_secret_of_an_earlier_release_is_replaced(
     redis_url: str, redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     legacy = b"ab" * 32
-    await redis_client.set(keys.TOKEN_SECRET, legacy)
+    await redis_client.set(rediskeys.TOKEN_SECRET, legacy)
     with caplog.at_level(logging.WARNING, logger="syncsvc"):
         await start(make_settings(redis_url))
-    stored = await redis_client.get(keys.TOKEN_SECRET)
+    stored = await redis_client.get(rediskeys.TOKEN_SECRET)
     assert isinstance(stored, bytes)
     assert stored != legacy
     assert open_token_secret(RootKey.from_file(ROOT_KEY_FILE), stored) != legacy
@@ -108,7 +108,7 @@ async def test_a_root_key_file_that_is_not_random_is_refused(
     path.chmod(0o600)
     with pytest.raises(StartupError, match="does not hold a random key"):
         await start(make_settings(redis_url, root_key_file=path))
-    assert await redis_client.get(keys.TOKEN_SECRET) is None  # refused before anything was stored
+    assert await redis_client.get(rediskeys.TOKEN_SECRET) is None  # refused before anything was stored
 
 
 async def test_a_root_key_file_readable_by_others_is_warned_about(

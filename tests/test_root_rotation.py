@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from syncsvc import keys
+from syncsvc import rediskeys
 from syncsvc.kms.material import MaterialError, RootKey
 from syncsvc.kms.token_secret import open_token_secret
 from syncsvc.runtime import StartupError, open_services
@@ -43,9 +43,9 @@ async def deployment(redis_url: str, redis_client: aioredis.Redis, tmp_path: Pat
     RootKey.generate(old)
     RootKey.generate(new)
     async with open_services(make_settings(redis_url, root_key_file=old)) as services:
-        key = await services.kms.create_key(description="an application key")
+        key = await services.kms.lifecycle.create_key(description="an application key")
         kms_blob = await services.kms.encrypt(key.key_id, b"launch code", CONTEXT)
-        cipher = await services.envelope.cipher(keys.IdentityKeys.of(POOL, IDENTITY, services.settings.shards))
+        cipher = await services.envelope.cipher(rediskeys.IdentityKeyspace.of(POOL, IDENTITY, services.settings.shards))
         sealed_value = cipher.seal("settings", "theme", "dark")
         stored = await services.store.stored_token_secret()
         assert stored is not None
@@ -58,7 +58,7 @@ async def reads_everything(deployment: Deployment, **settings: Path) -> None:
     configured = make_settings(deployment.redis_url, **settings)
     async with open_services(configured) as services:
         plaintext, _ = await services.kms.decrypt(deployment.kms_blob, CONTEXT)
-        cipher = await services.envelope.cipher(keys.IdentityKeys.of(POOL, IDENTITY, configured.shards))
+        cipher = await services.envelope.cipher(rediskeys.IdentityKeyspace.of(POOL, IDENTITY, configured.shards))
         stored = await services.store.stored_token_secret()
         assert stored is not None
         assert (plaintext, cipher.open("settings", "theme", deployment.sealed_value)) == (b"launch code", "dark")
@@ -84,7 +84,7 @@ async def rotate_root(deployment: Deployment, *arguments: str, **env: str) -> li
 
 
 async def kms_key_ids(client: aioredis.Redis) -> list[str]:
-    members = await client.zrange(keys.KMS_KEYS, 0, -1)
+    members = await client.zrange(rediskeys.KMS_KEYS, 0, -1)
     return sorted(member.decode() for member in members if isinstance(member, bytes))
 
 
@@ -98,12 +98,12 @@ async def every_blob_opens_under(client: aioredis.Redis, root: RootKey) -> bool:
     """Every backing key of every KMS key and the token secret open under ``root`` alone."""
     try:
         for key_id in await kms_key_ids(client):
-            for field, wrapped in (await client.hgetall(keys.kms_key(key_id))).items():
+            for field, wrapped in (await client.hgetall(rediskeys.kms_key(key_id))).items():
                 assert isinstance(field, bytes)
                 assert isinstance(wrapped, bytes)
                 if field.startswith(b"v"):
                     root.unwrap(wrapped, key_id, int(field[1:]))
-        open_token_secret(root, await stored_bytes(client, keys.TOKEN_SECRET))
+        open_token_secret(root, await stored_bytes(client, rediskeys.TOKEN_SECRET))
     except MaterialError:
         return False
     return True
@@ -138,7 +138,7 @@ async def test_a_rotation_killed_midway_loses_nothing_and_a_second_run_finishes_
     configured = make_settings(deployment.redis_url, root_key_file=deployment.old, kms_key_quota=5000)
     async with open_services(configured) as services:
         for _ in range(3000):
-            await services.kms.create_key()
+            await services.kms.lifecycle.create_key()
     first = (await kms_key_ids(redis_client))[0]
     new = RootKey.from_file(deployment.new)
     process = await asyncio.create_subprocess_exec(
@@ -154,7 +154,7 @@ async def test_a_rotation_killed_midway_loses_nothing_and_a_second_run_finishes_
     async with asyncio.timeout(60):
         while True:  # until the first key (in the order the rotation walks) moved
             try:
-                new.unwrap(await stored_bytes(redis_client, keys.kms_key(first), "v1"), first, 1)
+                new.unwrap(await stored_bytes(redis_client, rediskeys.kms_key(first), "v1"), first, 1)
                 break
             except MaterialError:
                 await asyncio.sleep(0.001)

@@ -23,7 +23,7 @@ import orjson
 import redis
 
 from bench.load import CORES, Point, cpu_seconds, run_generator
-from syncsvc.keys import IdentityKeys
+from syncsvc.rediskeys import IdentityKeyspace
 
 POOL = "us-east-1:00000000-0000-4000-8000-00000000bench"
 IDENTITY = "us-east-1:00000000-0000-4000-8000-0000000000b1"
@@ -36,9 +36,9 @@ KEYSPACE = 10**9
 def script_command(client: redis.Redis) -> list[str]:
     """The EVALSHA command line (after ``redis-benchmark`` options) of one new-record write."""
     sha = client.script_load(files("syncsvc.store").joinpath("lua", "update_records.lua").read_text())
-    ik = IdentityKeys.of(POOL, IDENTITY, 16)
+    keyspace = IdentityKeyspace.of(POOL, IDENTITY, 16)
     patches = orjson.dumps([{"k": "k__rand_int__", "op": "replace", "sc": 0, "v": SEALED_VALUE, "n": 100}]).decode()
-    keys = ik.write_keys("bench")
+    keys = keyspace.write_keys("bench")
     args = [
         "bench",
         str(int(time.time() * 1000)),
@@ -52,7 +52,7 @@ def script_command(client: redis.Redis) -> list[str]:
         "bench-ceiling",
         POOL,
         "",
-        ik.push_channel,
+        keyspace.push_channel,
     ]
     return ["EVALSHA", sha, str(len(keys)), *keys, *args]
 

@@ -43,7 +43,7 @@ from bench.workloads.pools import (
     set_streaming,
     sync_client,
 )
-from syncsvc import keys
+from syncsvc import rediskeys
 
 VALUE = "v" * 100
 POLL_SECONDS = 0.02
@@ -162,7 +162,7 @@ async def _server_seconds(redis_url: str, pool_id: str) -> float | None:
     """The job's start → completion as the server recorded them (epoch ms in its hash)."""
     client = aioredis.Redis.from_url(redis_url)
     try:
-        started, completed = await client.hmget(keys.bulk_publish(pool_id), ["started", "completed"])
+        started, completed = await client.hmget(rediskeys.bulk_publish(pool_id), ["started", "completed"])
     finally:
         await client.aclose()
     if not started or not completed:

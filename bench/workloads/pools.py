@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from syncsvc.outbox.relay import MAX_MESSAGE_BYTES
+from syncsvc.outbox.topics import MAX_MESSAGE_BYTES
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/cognito-streams"
 #: A pool's PushSync: a RoleArn is enough for push to count as configured (delivery is the device socket).

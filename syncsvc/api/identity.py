@@ -8,9 +8,14 @@ ValidationException in AWS's words.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NotRequired, TypedDict
+from typing import (
+    Annotated,
+    Any,
+    NotRequired,  # pydantic describes these TypedDicts on Python 3.11
+)
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from typing_extensions import TypedDict
 
 from syncsvc.access import Access
 from syncsvc.api.operations import Call, Operation, surface

@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket as socket_module
-from typing import Annotated, TypedDict
+from typing import Annotated
 
 import orjson
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from typing_extensions import TypedDict  # pydantic describes these TypedDicts on Python 3.11
 
 from syncsvc.access import Access
 from syncsvc.api.messages import CALLER, SERVICES
@@ -110,7 +111,7 @@ async def device_socket(request: web.Request) -> web.WebSocketResponse:
     info = request.match_info
     device_id = info["DeviceId"]
     services = request.app[SERVICES]
-    ik = await services.push.open_socket(request[CALLER], info["IdentityPoolId"], info["IdentityId"], device_id)
+    keyspace = await services.push.open_socket(request[CALLER], info["IdentityPoolId"], info["IdentityId"], device_id)
     hub = services.hub
     if hub.full:
         raise TooManyRequestsError("This server holds as many push sockets as it may; connect again later")
@@ -122,12 +123,13 @@ async def device_socket(request: web.Request) -> web.WebSocketResponse:
         compress=False,  # a deflate context per socket would cost more memory than the notifications save
     )
     _bound_send_buffers(request, settings.push_send_buffer_bytes)
-    socket = hub.socket(ik, device_id, ws)
-    # Attached before the handshake completes: the device's "I am here" is announced before it can open another
-    # socket, so "newest wins" follows the order the device connected in.
-    await hub.attach(socket)
+    socket = hub.socket(keyspace, device_id, ws)
     writer: asyncio.Task[None] | None = None
     try:
+        # Attached before the handshake completes: the device's "I am here" is announced before it can open another
+        # socket, so "newest wins" follows the order the device connected in. Inside the try: a socket whose
+        # attach failed half-way (Redis down) is detached again, not left counting against the hub's limit.
+        await hub.attach(socket)
         await ws.prepare(request)
         if socket.closing:  # replaced already, during the handshake
             await ws.close(code=socket.close_code, message=socket.close_reason.encode())

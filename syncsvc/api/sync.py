@@ -1,7 +1,7 @@
 """Cognito Sync (rest-json, apiVersion 2014-06-30): one declarative operation per method + path.
 
 :data:`SURFACE` is the surface's table of contents: each operation's route, input model, output shape, access rule
-and the use-case it runs (:class:`~syncsvc.service.SyncService`, bulk publish, push sync). Dispatch, authorization and
+and the use-case it runs (:class:`~syncsvc.sync.SyncService`, bulk publish, push sync). Dispatch, authorization and
 validation are ``syncsvc.api.operations``'s; a broken constraint is an InvalidParameterException in AWS's words. Path
 labels arrive percent-encoded (``us-east-1%3A…``) and are decoded by the router. The push sync operations are in
 ``push.py``.
@@ -9,9 +9,15 @@ labels arrive percent-encoded (``us-east-1%3A…``) and are decoded by the route
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NotRequired, TypedDict
+from typing import (
+    Annotated,
+    Any,
+    Literal,
+    NotRequired,  # pydantic describes these TypedDicts on Python 3.11
+)
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from typing_extensions import TypedDict
 
 from syncsvc import vv
 from syncsvc.access import Access
@@ -243,12 +249,12 @@ async def describe_identity_usage(services: Services, call: Call[NoInput]) -> Id
 
 
 async def describe_identity_pool_usage(services: Services, call: Call[NoInput]) -> PoolUsageOut:
-    usage = await services.sync.describe_pool_usage(call.labels["IdentityPoolId"])
+    usage = await services.pool_sync.describe_pool_usage(call.labels["IdentityPoolId"])
     return {"IdentityPoolUsage": wire.pool_usage(usage)}
 
 
 async def list_identity_pool_usage(services: Services, call: Call[NoInput]) -> ListPoolUsageOut:
-    usages, page_size, token = await services.sync.list_pool_usage(
+    usages, page_size, token = await services.pool_sync.list_pool_usage(
         max_results=call.integer("maxResults"), next_token=call.text("nextToken")
     )
     output: ListPoolUsageOut = {
@@ -271,21 +277,21 @@ def _configuration(pool_id: str, config: SyncConfiguration) -> ConfigurationOut:
 
 async def get_identity_pool_configuration(services: Services, call: Call[NoInput]) -> ConfigurationOut:
     pool_id = call.labels["IdentityPoolId"]
-    return _configuration(pool_id, await services.sync.configuration(pool_id))
+    return _configuration(pool_id, await services.pool_sync.configuration(pool_id))
 
 
 async def set_identity_pool_configuration(services: Services, call: Call[PoolConfigurationIn]) -> ConfigurationOut:
     pool_id, given = call.labels["IdentityPoolId"], call.given
     change = SyncConfiguration(PushSync=given.PushSync, CognitoStreams=given.CognitoStreams)
-    return _configuration(pool_id, await services.sync.configure(pool_id, change))
+    return _configuration(pool_id, await services.pool_sync.configure(pool_id, change))
 
 
 async def get_cognito_events(services: Services, call: Call[NoInput]) -> EventsOut:
-    return {"Events": await services.sync.cognito_events(call.labels["IdentityPoolId"])}
+    return {"Events": await services.pool_sync.cognito_events(call.labels["IdentityPoolId"])}
 
 
 async def set_cognito_events(services: Services, call: Call[CognitoEventsIn]) -> Empty:
-    await services.sync.set_cognito_events(call.labels["IdentityPoolId"], call.given.Events)
+    await services.pool_sync.set_cognito_events(call.labels["IdentityPoolId"], call.given.Events)
     return {}
 
 

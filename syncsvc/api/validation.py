@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from syncsvc.errors import SerializationError, SyncsvcError
+from syncsvc.model import IDENTITY_ID_PATTERN
 
 #: The longest text quoted from a value that broke a constraint.
 QUOTED_CHARACTERS = 256
@@ -55,6 +56,18 @@ _TYPE_ERRORS = {
     "json_type": "JSON",
 }
 _QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'")
+#: AWS writes its patterns as Java regexes, whose ``\w``, ``\s`` and ``\d`` are ASCII; syncsvc's models spell those
+#: classes out (``syncsvc.model`` says why). A message quotes AWS's own text, as an SDK user finds it in the API
+#: reference: syncsvc's spelling -> AWS's.
+AWS_PATTERNS = {
+    IDENTITY_ID_PATTERN: r"[\w-]+:[0-9a-f-]+",
+    r"[A-Za-z0-9_ \t\n\x0b\f\r+=,.@-]+": r"[\w\s+=,.@-]+",
+    r"[A-Za-z0-9_.-]+": r"[\w._-]+",
+    r"arn:aws:iam::[0-9]+:role/.*": r"arn:aws:iam::\d+:role/.*",
+    r"arn:aws:sns:[-0-9a-z]+:[0-9]+:app/[A-Z_]+/[a-zA-Z0-9_.-]+": (
+        r"arn:aws:sns:[-0-9a-z]+:\d+:app/[A-Z_]+/[a-zA-Z0-9_.-]+"
+    ),
+}
 
 
 def validation_error(exc: ValidationError, model: type[BaseModel], invalid: type[SyncsvcError]) -> SyncsvcError:
@@ -102,7 +115,7 @@ def _constraint(error: ErrorDetails) -> str:
         return f"Member must satisfy enum value set: [{', '.join(_QUOTED.findall(str(context['expected'])))}]"
     if kind == "string_pattern_mismatch":
         pattern = str(context["pattern"]).removeprefix("^").removesuffix("$")
-        return f"Member must satisfy regular expression pattern: {pattern}"
+        return f"Member must satisfy regular expression pattern: {AWS_PATTERNS.get(pattern, pattern)}"
     if kind == "finite_number":
         return "Member must be a finite number"
     if kind == "value_error":  # a rule of the model's own (a validator): its sentence

@@ -6,7 +6,13 @@ The API speaks epoch *seconds* as JSON numbers (fractions allowed); the service 
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict, cast
+from typing import (
+    Any,
+    NotRequired,  # pydantic describes these TypedDicts on Python 3.11
+    cast,
+)
+
+from typing_extensions import TypedDict
 
 from syncsvc.model import Dataset, DatasetState, IdentityUsage, PoolUsage, Record
 

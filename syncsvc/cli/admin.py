@@ -86,7 +86,7 @@ async def _pools(services: Services, args: argparse.Namespace) -> list[dict[str,
         ]
     if args.action == "describe":
         pool = await services.pools.describe(args.pool)
-        usage = await services.sync.describe_pool_usage(args.pool)
+        usage = await services.pool_sync.describe_pool_usage(args.pool)
         return [{**pool.wire(), "DataStorage": usage.storage_bytes, "SyncSessionsCount": usage.sync_sessions}]
     await services.broker.delete_pool(args.pool)
     return [{"IdentityPoolId": args.pool, "Deleted": True}]

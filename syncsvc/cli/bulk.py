@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from syncsvc.cli.signals import cancelled_on_signals
 from syncsvc.config import Settings
 from syncsvc.errors import DuplicateRequestError, SyncsvcError
 from syncsvc.outbox.bulk import BulkJob, BulkPublisher, BulkStatus
@@ -40,10 +40,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    task = asyncio.create_task(_publish(settings, args.pool))
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, task.cancel)
+    task = cancelled_on_signals(asyncio.create_task(_publish(settings, args.pool)))
     try:
         job = await task
     except asyncio.CancelledError:

@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 
 from syncsvc.config import Settings
-from syncsvc.keys import IdentityKeys
 from syncsvc.kms.material import RootKey
 from syncsvc.kms.rotation import RotationError, rotate_root
+from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.runtime import Services, StartupError, open_services, read_root_key
 from syncsvc.store.kms import RedisKeyStore
 from syncsvc.store.redis import RedisStore
@@ -124,8 +124,8 @@ async def _reencrypt(settings: Settings, only: str | None) -> int:
             for pool_id in pools:
                 async for batch in services.store.pool_members(pool_id, settings.shards):
                     for identity_id in batch:
-                        ik = IdentityKeys.of(pool_id, identity_id, settings.shards)
-                        moved += await services.envelope.rewrap(ik)
+                        keyspace = IdentityKeyspace.of(pool_id, identity_id, settings.shards)
+                        moved += await services.envelope.rewrap(keyspace)
                     progress.advance(bar, len(batch))
         print(f"{moved} data keys moved to the newest backing key of {len(pools)} pools", file=sys.stderr)
         return 0

@@ -15,8 +15,8 @@ import sys
 
 from syncsvc.api.app import create_app
 from syncsvc.api.connections import serve
+from syncsvc.cli.signals import cancelled_on_signals
 from syncsvc.config import Settings
-from syncsvc.outbox.relay import Relay
 from syncsvc.runtime import StartupError, open_services
 
 LOG_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s %(message)s"
@@ -93,10 +93,7 @@ def _serve_many(settings: Settings, workers: int) -> None:
 async def _relay(settings: Settings) -> int:
     try:
         async with open_services(settings) as services:
-            task = asyncio.create_task(Relay(services.outbox, settings, services.envelope).run())
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, task.cancel)
+            task = cancelled_on_signals(asyncio.create_task(services.relay.run()))
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             return 0

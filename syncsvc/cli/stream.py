@@ -21,7 +21,6 @@ import contextlib
 import datetime
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
@@ -34,6 +33,7 @@ from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.text import Text
 
+from syncsvc.cli.signals import cancelled_on_signals
 from syncsvc.config import Settings
 from syncsvc.errors import SyncsvcError
 from syncsvc.runtime import StartupError, open_services
@@ -86,10 +86,7 @@ async def _tail(settings: Settings, args: argparse.Namespace) -> int:
         )
     tail = StreamTail(settings.kafka_bootstrap, topic, args.pool)
     with tail.complaints.muffling("aiokafka"):
-        task = asyncio.create_task(_show(tail, args))
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, task.cancel)
+        task = cancelled_on_signals(asyncio.create_task(_show(tail, args)))
         try:
             await task
         except KafkaUnreachableError as exc:

@@ -13,17 +13,17 @@ import argparse
 import asyncio
 import contextlib
 import datetime
-import signal
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
+from syncsvc.cli.signals import cancelled_on_signals
 from syncsvc.config import Settings
 from syncsvc.errors import InvalidParameterError
-from syncsvc.keys import IdentityKeys
 from syncsvc.model import check_identity_id
+from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.runtime import StartupError, open_services
 from syncsvc.store import connection
 from syncsvc.store.channels import ShardedChannels
@@ -52,13 +52,10 @@ async def _watch(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     try:
         async with open_services(settings), _channels(settings.redis_url) as channels:
-            ik = IdentityKeys.of(args.pool, args.identity, settings.shards)
-            await channels.subscribe(ik.push_channel)
+            keyspace = IdentityKeyspace.of(args.pool, args.identity, settings.shards)
+            await channels.subscribe(keyspace.push_channel)
             print(f"watching identity {args.identity} of pool {args.pool} (Ctrl-C to stop)", file=sys.stderr)
-            task = asyncio.create_task(_print(channels, ik, as_json=args.json))
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, task.cancel)
+            task = cancelled_on_signals(asyncio.create_task(_print(channels, keyspace, as_json=args.json)))
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             return 0
@@ -82,14 +79,14 @@ async def _channels(redis_url: str) -> AsyncIterator[ShardedChannels]:
         await client.aclose()
 
 
-async def _print(channels: ShardedChannels, ik: IdentityKeys, *, as_json: bool) -> None:
+async def _print(channels: ShardedChannels, keyspace: IdentityKeyspace, *, as_json: bool) -> None:
     while True:
         message = await channels.message(1.0)
         if message is not None:
-            print(line(orjson.loads(message[1]), ik, as_json=as_json), flush=True)
+            print(line(orjson.loads(message[1]), keyspace, as_json=as_json), flush=True)
 
 
-def line(announced: dict[str, Any], ik: IdentityKeys, *, as_json: bool) -> str:
+def line(announced: dict[str, Any], keyspace: IdentityKeyspace, *, as_json: bool) -> str:
     """One announcement as printed."""
     if "hello" in announced:
         event: dict[str, Any] = {"connected": announced["hello"]}
@@ -99,8 +96,8 @@ def line(announced: dict[str, Any], ik: IdentityKeys, *, as_json: bool) -> str:
         return orjson.dumps(
             {
                 "source": "cognito-sync",
-                "identityPoolId": ik.identity_pool_id,
-                "identityId": ik.identity_id,
+                "identityPoolId": keyspace.identity_pool_id,
+                "identityId": keyspace.identity_id,
                 "datasetName": announced["d"],
                 "syncCount": announced["sc"],
                 "writer": announced["w"],

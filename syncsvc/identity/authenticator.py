@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from syncsvc.clock import Clock
 from syncsvc.config import Settings
 from syncsvc.errors import NotAuthorizedError, UnrecognizedClientError
 from syncsvc.identity import sigv4
@@ -53,8 +54,10 @@ class Authenticator:
         credentials: CredentialAuthority,
         identities: RedisIdentityStore,
         issuer: TokenIssuer,
+        clock: Clock,
     ) -> None:
         self._settings = settings
+        self._clock = clock
         self._credentials = credentials
         self._identities = identities
         self._issuer = issuer
@@ -73,7 +76,7 @@ class Authenticator:
             request,
             service=service,
             region=self._settings.region,
-            now=datetime.now(UTC),
+            now=datetime.fromtimestamp(self._clock.now_ms() / 1000, UTC),
             max_skew_seconds=self._settings.clock_skew_seconds,
         )
         if claim.security_token is not None:

@@ -16,9 +16,9 @@ import base64
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
 
+from syncsvc.clock import SYSTEM, Clock
 from syncsvc.errors import ExpiredTokenError, InvalidParameterError, UnrecognizedClientError
 from syncsvc.model import IdentityProfile
 from syncsvc.tokens import TokenSigner
@@ -50,8 +50,9 @@ class CredentialClaims:
 class CredentialAuthority:
     """Issues temporary credentials and opens their session tokens."""
 
-    def __init__(self, signer: TokenSigner, secret: bytes, *, lifetime_seconds: int) -> None:
+    def __init__(self, signer: TokenSigner, secret: bytes, *, lifetime_seconds: int, clock: Clock = SYSTEM) -> None:
         self._signer = signer
+        self._clock = clock
         self._key = hmac.new(secret, b"temporary-credentials", hashlib.sha256).digest()
         self._lifetime = lifetime_seconds
 
@@ -61,7 +62,7 @@ class CredentialAuthority:
 
     def issue(self, profile: IdentityProfile) -> TemporaryCredentials:
         access_key_id = "ASIA" + "".join(secrets.choice(_BASE32) for _ in range(16))
-        expires_at = int(time.time()) + self._lifetime
+        expires_at = self._clock.now_ms() // 1000 + self._lifetime
         claims = {
             "a": access_key_id,
             "i": profile.identity_id,
@@ -85,7 +86,7 @@ class CredentialAuthority:
         # An access key id is ASCII; compare_digest refuses text that is not (the Credential header may hold any byte).
         if not access_key_id.isascii() or not hmac.compare_digest(str(claims.get("a", "")), access_key_id):
             raise UnrecognizedClientError(_INVALID)
-        if time.time() >= claims["x"]:
+        if self._clock.now_ms() >= claims["x"] * 1000:
             raise ExpiredTokenError("The security token included in the request is expired")
         return CredentialClaims(
             access_key_id=access_key_id,

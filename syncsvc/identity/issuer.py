@@ -27,9 +27,8 @@ import base64
 import hashlib
 import math
 import secrets
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,9 +38,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from syncsvc.clock import SYSTEM, Clock
 from syncsvc.errors import ExpiredTokenError, NotAuthorizedError
-from syncsvc.kms.service import KeyService
-from syncsvc.store.keyring import RedisKeyRing, StoredKey
+from syncsvc.kms.keyservice import KeyService
+from syncsvc.store.keyring import RedisKeyRing, StoredSigningKey
 
 ALGORITHM = "RS256"
 #: The KMS key spec and signing algorithm that make RS256 signatures (the message being the SHA-256 digest).
@@ -78,7 +78,7 @@ class _SigningKey:
     jwk: dict[str, str]
 
 
-def _parse(stored: StoredKey, epoch: int) -> _SigningKey:
+def _parse(stored: StoredSigningKey, epoch: int) -> _SigningKey:
     public_key = serialization.load_pem_public_key(stored.public_pem.encode("ascii"))
     if not isinstance(public_key, rsa.RSAPublicKey):
         raise TypeError(f"signing key {stored.kid} is not an RSA key")
@@ -104,8 +104,8 @@ class TokenIssuer:
     """Issues and verifies the service's identity tokens; publishes the JWKS and the OpenID configuration.
 
     ``kms`` holds the signing keys (and signs); ``keyring`` says which KMS key is which epoch's. ``issuer_url`` is
-    the service's public URL (a trailing ``/`` is dropped); it is the tokens' ``iss``. ``now`` is the clock (epoch
-    seconds), injectable for tests.
+    the service's public URL (a trailing ``/`` is dropped); it is the tokens' ``iss``. ``clock`` says what time it is
+    (tests hand in a :class:`~syncsvc.clock.ManualClock` to move across epochs).
     """
 
     def __init__(
@@ -116,7 +116,7 @@ class TokenIssuer:
         issuer_url: str,
         rotation_seconds: int = 86400,
         max_lifetime_seconds: int = 86400,
-        now: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM,
     ) -> None:
         if rotation_seconds < 1 or max_lifetime_seconds < 1:
             raise ValueError("rotation_seconds and max_lifetime_seconds must be positive")
@@ -127,7 +127,7 @@ class TokenIssuer:
         self.issuer_url = issuer_url.rstrip("/")
         self.rotation_seconds = rotation_seconds
         self.max_lifetime_seconds = max_lifetime_seconds
-        self._now = now
+        self._clock = clock
         self._keys: dict[str, _SigningKey] = {}
         self._lock = asyncio.Lock()
         self._last_reload = -math.inf
@@ -135,6 +135,10 @@ class TokenIssuer:
         self._verified: OrderedDict[str, tuple[str, dict[str, Any]]] = OrderedDict()
 
     # --- the rotation schedule --------------------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        """Now, in epoch seconds (the unit of JWT times)."""
+        return self._clock.now_ms() / 1000
 
     def _epoch(self, now: float) -> int:
         return math.floor(now / self.rotation_seconds)
@@ -168,7 +172,7 @@ class TokenIssuer:
 
     async def _make_key(self, kid: str) -> tuple[str, str]:
         """A new KMS signing key for ``kid``: (its key id, its public key as PEM)."""
-        made = await self.kms.create_key(
+        made = await self.kms.lifecycle.create_key(
             description=f"syncsvc identity token signing key {kid}",
             owner=f"oidc:{kid}",
             spec=KMS_KEY_SPEC,
@@ -184,7 +188,7 @@ class TokenIssuer:
         now = self._now()
         self._last_reload = now
         stored = await self.keyring.load_all()
-        live: list[tuple[StoredKey, int]] = []
+        live: list[tuple[StoredSigningKey, int]] = []
         for key in stored:
             epoch = _epoch_of_kid(key.kid)
             if epoch is not None and key.alg == ALGORITHM and now < self._retired_at(epoch):

@@ -30,8 +30,8 @@ import aiohttp
 import jwt
 import orjson
 
+from syncsvc.config import OidcProvider
 from syncsvc.errors import NotAuthorizedError
-from syncsvc.identity.providers import OidcProvider
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from syncsvc.errors import InvalidParameterError, ResourceNotFoundError
-from syncsvc.keys import IdentityKeys
 from syncsvc.model import IDENTITY_ID_PATTERN
+from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store import RedisStore
 
 #: AWS's ``[\w\s+=,.@-]+`` with Java's ASCII classes (see syncsvc.model).
@@ -227,7 +227,7 @@ class PoolDirectory:
                 if purge_identity is not None:
                     await purge_identity(identity_id)
                 else:
-                    await self._store.purge_identity(IdentityKeys.of(identity_pool_id, identity_id, self._shards))
+                    await self._store.purge_identity(IdentityKeyspace.of(identity_pool_id, identity_id, self._shards))
         await self._store.forget_pool_members(identity_pool_id, self._shards)
 
     def _remember(self, pool: IdentityPool, config: SyncConfiguration) -> None:

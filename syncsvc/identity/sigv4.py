@@ -1,5 +1,8 @@
 """AWS Signature Version 4 verification for a server (reference §5). Pure: no I/O.
 
+(Over 400 lines on purpose: one algorithm, its two request forms and AWS's wording of each refusal, kept in one module
+so the canonical request can be checked against botocore in one reading.)
+
 Two steps, because the secret is only known once the access key has been looked up:
 
 * ``parse`` reads what a request claims (header or presigned-URL form) and checks its form, its credential

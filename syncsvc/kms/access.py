@@ -29,8 +29,8 @@ from syncsvc.errors import (
     KmsNotFoundError,
     KmsValidationError,
 )
+from syncsvc.kms.keyservice import KeyService
 from syncsvc.kms.policy import Grant, principal_of
-from syncsvc.kms.service import KeyService
 from syncsvc.model import Caller
 from syncsvc.tokens import TokenSigner
 

@@ -2,7 +2,7 @@
 
 * Each identity pool gets a KMS master key (made on first need, ``owner = "pool:<id>"``, id kept in the pool's hash).
 * Each identity gets a data key generated under it (GenerateDataKey, encryption context ``{"pool", "identity"}``)
-  and stored only wrapped, in the identity's slot (``IdentityKeys.data_keys``). Deleting that hash destroys the
+  and stored only wrapped, in the identity's slot (``IdentityKeyspace.data_keys``). Deleting that hash destroys the
   identity's data everywhere it was copied — outbox, backups, consumers holding ciphertext (crypto-shredding).
 * A record value is stored as ``e1:`` + base64(version | nonce | AES-256-GCM ciphertext and tag), with the pool,
   identity, dataset, record key and data key version as associated data: a value copied to another record, dataset
@@ -47,9 +47,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from syncsvc.errors import InvalidConfigurationError, KmsError, SyncsvcError
-from syncsvc.keys import IdentityKeys
 from syncsvc.kms import material
-from syncsvc.kms.service import KeyService
+from syncsvc.kms.keyservice import KeyService
+from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store.datakeys import WrappedDataKeys
 
 SEALED = "e1:"
@@ -136,7 +136,7 @@ class IdentityCipher:
     """One identity's record values and names: sealed under its current data key, opened under any of its versions;
     names tokenised with ``names`` (None: an identity whose names are stored plain, see the module docstring)."""
 
-    ik: IdentityKeys
+    keyspace: IdentityKeyspace
     current: int
     keys: dict[int, AESGCM]
     charge: Callable[[str, int], None] = field(default=lambda name, size: None)
@@ -144,7 +144,7 @@ class IdentityCipher:
 
     def seal(self, dataset: str, key: str, value: str) -> str:
         plaintext = value.encode()
-        self.charge(self.ik.base, len(plaintext))
+        self.charge(self.keyspace.base, len(plaintext))
         return SEALED + self._seal(plaintext, self._context(dataset, key, self.current))
 
     def open(self, dataset: str, key: str, value: str | None) -> str | None:
@@ -153,7 +153,7 @@ class IdentityCipher:
         plaintext = self._open(value[len(SEALED) :], lambda version: self._context(dataset, key, version))
         if plaintext is None:
             raise UnreadableValueError(f"record '{key[:100]}' of dataset '{dataset}' does not decrypt here")
-        self.charge(self.ik.base, len(plaintext))
+        self.charge(self.keyspace.base, len(plaintext))
         return plaintext.decode()
 
     def token(self, dataset: str, key: str) -> str:
@@ -189,20 +189,19 @@ class IdentityCipher:
         (version,) = struct.unpack(">I", raw[:4])
         data_key = self.keys.get(version)
         if data_key is None:
-            raise UnreadableValueError(f"no data key version {version} for identity {self.ik.identity_id}")
+            raise UnreadableValueError(f"no data key version {version} for identity {self.keyspace.identity_id}")
         try:
             return data_key.decrypt(raw[4 : 4 + _NONCE], raw[4 + _NONCE :], context(version))
         except InvalidTag:
             return None
 
     def _context(self, dataset: str, key: str, version: int) -> bytes:
-        return (
-            f"syncsvc-record\0{self.ik.identity_pool_id}\0{self.ik.identity_id}\0{dataset}\0{key}\0{version}".encode()
-        )
+        identity = f"{self.keyspace.identity_pool_id}\0{self.keyspace.identity_id}"
+        return f"syncsvc-record\0{identity}\0{dataset}\0{key}\0{version}".encode()
 
     def _name_context(self, dataset: str, token: str, version: int) -> bytes:
         return (
-            f"syncsvc-record-name\0{self.ik.identity_pool_id}\0{self.ik.identity_id}\0{dataset}\0{token}\0{version}"
+            f"syncsvc-record-name\0{self.keyspace.identity_pool_id}\0{self.keyspace.identity_id}\0{dataset}\0{token}\0{version}"
         ).encode()
 
 
@@ -214,11 +213,11 @@ def _names_key(first_data_key: bytes) -> bytes:
 class DataKeys(Protocol):
     """Where the envelope keeps identities' wrapped data keys and pools' master key ids (``RedisDataKeys``)."""
 
-    async def wrapped(self, ik: IdentityKeys) -> WrappedDataKeys: ...
+    async def wrapped(self, keyspace: IdentityKeyspace) -> WrappedDataKeys: ...
 
-    async def add_first(self, ik: IdentityKeys, wrapped: bytes) -> None: ...
+    async def add_first(self, keyspace: IdentityKeyspace, wrapped: bytes) -> None: ...
 
-    async def replace(self, ik: IdentityKeys, version: int, wrapped: bytes) -> None: ...
+    async def replace(self, keyspace: IdentityKeyspace, version: int, wrapped: bytes) -> None: ...
 
     async def master_key_id(self, identity_pool_id: str) -> str | None: ...
 
@@ -234,63 +233,68 @@ class Envelope:
         self.cache = cache
         self._pool_keys: dict[str, str] = {}
 
-    async def cipher(self, ik: IdentityKeys, *, create: bool = True) -> IdentityCipher:
+    async def cipher(self, keyspace: IdentityKeyspace, *, create: bool = True) -> IdentityCipher:
         """The identity's cipher. Its first data key is made here, unless ``create`` is False (a reader of stored
         values: no key means the identity's data was shredded, so UnreadableValueError)."""
-        cached = self.cache.get(ik.base)
+        cached = self.cache.get(keyspace.base)
         if cached is not None:
             return cached
-        wrapped = await self._stored.wrapped(ik)
+        wrapped = await self._stored.wrapped(keyspace)
         if not wrapped.versions:
             if not create:
-                raise UnreadableValueError(f"identity {ik.identity_id} has no data key (deleted: its data is shredded)")
-            wrapped = await self._new_data_key(ik)
-        context = _data_key_context(ik)
+                raise UnreadableValueError(
+                    f"identity {keyspace.identity_id} has no data key (deleted: its data is shredded)"
+                )
+            wrapped = await self._new_data_key(keyspace)
+        context = _data_key_context(keyspace)
         try:
             unwrapped = {
                 version: (await self._kms.decrypt(blob, context))[0] for version, blob in wrapped.versions.items()
             }
         except KmsError as exc:
             raise InvalidConfigurationError(
-                f"The master key of identity pool {ik.identity_pool_id} cannot unwrap its data keys: {exc.message}"
+                f"The master key of identity pool {keyspace.identity_pool_id} cannot unwrap its data keys: "
+                f"{exc.message}"
             ) from None
         names = _names_key(unwrapped[min(unwrapped)]) if wrapped.tokenised else None
         ciphers = {version: AESGCM(key) for version, key in unwrapped.items()}
-        cipher = IdentityCipher(ik, wrapped.current, ciphers, self.cache.charge, names)
-        self.cache.put(ik.base, cipher)
+        cipher = IdentityCipher(keyspace, wrapped.current, ciphers, self.cache.charge, names)
+        self.cache.put(keyspace.base, cipher)
         return cipher
 
-    async def rewrap(self, ik: IdentityKeys) -> int:
+    async def rewrap(self, keyspace: IdentityKeyspace) -> int:
         """Re-encrypts the identity's wrapped data keys under the newest backing key of its pool's master key (the
         values they seal stay as they are); returns how many moved. For ``syncsvc keys reencrypt`` after a
         rotation, so that nothing depends on older backing keys any more."""
-        wrapped = await self._stored.wrapped(ik)
+        wrapped = await self._stored.wrapped(keyspace)
         if not wrapped.versions:
             return 0
-        master = await self._kms.key(await self.pool_key(ik.identity_pool_id))
+        master = await self._kms.key(await self.pool_key(keyspace.identity_pool_id))
         moved = 0
         for version, blob in wrapped.versions.items():
             if material.blob_header(blob).version == master.current_version:
                 continue
-            context = _data_key_context(ik)
-            sealed, _, _ = await self._kms.re_encrypt(
+            context = _data_key_context(keyspace)
+            sealed, _, _ = await self._kms.crypto.re_encrypt(
                 blob, master.key_id, source_context=context, destination_context=context
             )
-            await self._stored.replace(ik, version, sealed)
+            await self._stored.replace(keyspace, version, sealed)
             moved += 1
         return moved
 
-    async def _new_data_key(self, ik: IdentityKeys) -> WrappedDataKeys:
+    async def _new_data_key(self, keyspace: IdentityKeyspace) -> WrappedDataKeys:
         """Generates the identity's first data key; a concurrent first write elsewhere may win (its key is used)."""
-        master = await self.pool_key(ik.identity_pool_id)
+        master = await self.pool_key(keyspace.identity_pool_id)
         try:
-            data_key = await self._kms.generate_data_key(master, _data_key_context(ik), number_of_bytes=_DATA_KEY_BYTES)
+            data_key = await self._kms.generate_data_key(
+                master, _data_key_context(keyspace), number_of_bytes=_DATA_KEY_BYTES
+            )
         except KmsError as exc:
             raise InvalidConfigurationError(
-                f"The master key of identity pool {ik.identity_pool_id} cannot make data keys: {exc.message}"
+                f"The master key of identity pool {keyspace.identity_pool_id} cannot make data keys: {exc.message}"
             ) from None
-        await self._stored.add_first(ik, data_key.blob)
-        return await self._stored.wrapped(ik)
+        await self._stored.add_first(keyspace, data_key.blob)
+        return await self._stored.wrapped(keyspace)
 
     async def rotate_pool_key(self, pool_id: str) -> int | None:
         """Rotates the pool's master key: new data keys are made under a new backing key, older ones still unwrap
@@ -308,7 +312,9 @@ class Envelope:
             return known
         stored = await self._stored.master_key_id(pool_id)
         if stored is None:
-            made = await self._kms.create_key(description=f"syncsvc identity pool {pool_id}", owner=f"pool:{pool_id}")
+            made = await self._kms.lifecycle.create_key(
+                description=f"syncsvc identity pool {pool_id}", owner=f"pool:{pool_id}"
+            )
             if not await self._stored.claim_master_key(pool_id, made.key_id):
                 # another instance made the pool's key first: this one was never used
                 await self._kms.discard(made.key_id)
@@ -318,5 +324,5 @@ class Envelope:
         return key_id
 
 
-def _data_key_context(ik: IdentityKeys) -> dict[str, str]:
-    return {"pool": ik.identity_pool_id, "identity": ik.identity_id}
+def _data_key_context(keyspace: IdentityKeyspace) -> dict[str, str]:
+    return {"pool": keyspace.identity_pool_id, "identity": keyspace.identity_id}

@@ -38,7 +38,7 @@ from syncsvc.kms import material
 from syncsvc.kms.material import RootKey
 from syncsvc.kms.model import ACCOUNT, MasterKey, alias_arn, key_arn
 from syncsvc.kms.policy import DEFAULT_POLICY, Grant, Policy, parse_policy
-from syncsvc.store.kms import Outcome, RedisKeyStore, StoredKey
+from syncsvc.store.kms import RedisKeyStore, StoredMasterKey, WriteStatus
 
 #: Reads and re-applications of a rule before a change gives up with ConflictException.
 _ATTEMPTS = 5
@@ -120,7 +120,7 @@ class MasterKeys:
     async def load(self, key_id: str) -> LoadedKey:
         return self.loaded(await self.stored(key_id))
 
-    async def stored(self, key_id: str) -> StoredKey:
+    async def stored(self, key_id: str) -> StoredMasterKey:
         """The key as stored; NotFoundException when there is no such key here (an internal key is not in the public
         view: the same answer, word for word, as for a key id never made)."""
         stored = await self.store.load(key_id) if _looks_like_key_id(key_id) else None
@@ -129,7 +129,7 @@ class MasterKeys:
         return stored
 
     @staticmethod
-    def loaded(stored: StoredKey) -> LoadedKey:
+    def loaded(stored: StoredMasterKey) -> LoadedKey:
         grants = tuple(Grant.from_stored(raw) for raw in stored.grants.values())
         policy = parse_policy(stored.policy or DEFAULT_POLICY)
         return LoadedKey(MasterKey.from_stored(stored.meta), stored.versions, stored.revision, policy, grants)
@@ -174,7 +174,7 @@ class MasterKeys:
                 raise self.not_found(key_id)
         raise KmsConflictError(f"{self.key_arn(key_id)} is being changed by other requests; retry")
 
-    async def write(self, loaded: LoadedKey, changed: MasterKey) -> Outcome:
+    async def write(self, loaded: LoadedKey, changed: MasterKey) -> WriteStatus:
         """Stores ``changed`` over ``loaded`` if the key's revision is still ``loaded``'s; a new current version gets
         new material."""
         new_version = None

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from syncsvc.background import every
-from syncsvc.clock import SYSTEM, Clock
+from syncsvc.clock import Clock
 from syncsvc.config import Settings
 from syncsvc.errors import (
     AlreadyStreamedError,
@@ -43,7 +43,7 @@ from syncsvc.errors import (
     ResourceNotFoundError,
 )
 from syncsvc.identity.pools import PoolDirectory
-from syncsvc.keys import IdentityKeys
+from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store import RedisStore
 from syncsvc.store.bulk import RedisBulkJobs
 from syncsvc.store.outbox import RedisOutbox
@@ -127,7 +127,7 @@ class BulkPublisher:
         settings: Settings,
         *,
         owner: str | None = None,
-        clock: Clock = SYSTEM,
+        clock: Clock,
     ) -> None:
         self._clock = clock
         self._jobs = jobs
@@ -235,15 +235,15 @@ class BulkPublisher:
         if job.total is None:
             total = 0
             async for batch in self._store.pool_members(pool_id, shards):
-                total += await self._jobs.count_datasets([IdentityKeys.of(pool_id, i, shards) for i in batch])
+                total += await self._jobs.count_datasets([IdentityKeyspace.of(pool_id, i, shards) for i in batch])
                 await self._keep(pool_id)
             await self._keep(pool_id, total=total)
         done = job.done
         async for batch in self._store.pool_members(pool_id, shards, after=job.after):
             for identity_id in batch:
-                ik = IdentityKeys.of(pool_id, identity_id, shards)
-                await self._wait_for_relay(pool_id, ik.shard)
-                done += await self._jobs.snapshot(ik, await self._topic(pool_id))
+                keyspace = IdentityKeyspace.of(pool_id, identity_id, shards)
+                await self._wait_for_relay(pool_id, keyspace.shard)
+                done += await self._jobs.snapshot(keyspace, await self._topic(pool_id))
                 await self._keep(pool_id, after=identity_id, done=done)
         return done
 

@@ -2,7 +2,7 @@
 
 How a change reaches a device
 -----------------------------
-The write scripts announce every commit on the identity's sharded Pub/Sub channel (``IdentityKeys.push_channel``,
+The write scripts announce every commit on the identity's sharded Pub/Sub channel (``IdentityKeyspace.push_channel``,
 SPUBLISH inside update_records.lua and delete_dataset.lua), in commit order: the dataset, its new sync count, the
 writer and the DeviceIds subscribed to it. For each identity with at least one socket here, the hub listens to that
 channel (SSUBSCRIBE); an announcement queues a notification on every socket of a subscribed device except the
@@ -39,7 +39,7 @@ import orjson
 from aiohttp import web
 
 from syncsvc.errors import BackendUnavailableError
-from syncsvc.keys import IdentityKeys
+from syncsvc.rediskeys import IdentityKeyspace
 
 log = logging.getLogger("syncsvc.push")
 
@@ -49,7 +49,7 @@ REPLACED = 4009
 #: What a hub that lost Redis waits before trying again, at most.
 _MAX_BACKOFF_SECONDS = 5.0
 
-CatchUp = Callable[[IdentityKeys, str], Awaitable[dict[str, int]]]
+CatchUp = Callable[[IdentityKeyspace, str], Awaitable[dict[str, int]]]
 
 
 class Channels(Protocol):
@@ -75,7 +75,7 @@ class Channels(Protocol):
 class DeviceSocket:
     """One device's socket on this instance, with its bounded queue of outgoing messages (JSON text)."""
 
-    ik: IdentityKeys
+    keyspace: IdentityKeyspace
     device_id: str
     ws: web.WebSocketResponse
     queue: asyncio.Queue[str]
@@ -94,8 +94,8 @@ class DeviceSocket:
         self.send(
             {
                 "source": "cognito-sync",
-                "identityPoolId": self.ik.identity_pool_id,
-                "identityId": self.ik.identity_id,
+                "identityPoolId": self.keyspace.identity_pool_id,
+                "identityId": self.keyspace.identity_id,
                 "datasetName": dataset,
                 "syncCount": sync_count,
             }
@@ -173,12 +173,12 @@ class PushHub:
                 await self._listener
         await self._channels.close()
 
-    def socket(self, ik: IdentityKeys, device_id: str, ws: web.WebSocketResponse) -> DeviceSocket:
-        return DeviceSocket(ik, device_id, ws, asyncio.Queue(self._queue_size))
+    def socket(self, keyspace: IdentityKeyspace, device_id: str, ws: web.WebSocketResponse) -> DeviceSocket:
+        return DeviceSocket(keyspace, device_id, ws, asyncio.Queue(self._queue_size))
 
     async def attach(self, socket: DeviceSocket) -> None:
         """Starts delivering the identity's announcements to ``socket``; closes the device's older sockets."""
-        channel = socket.ik.push_channel
+        channel = socket.keyspace.push_channel
         sockets = self._sockets.setdefault(channel, set())
         sockets.add(socket)
         self._attached += 1
@@ -189,7 +189,7 @@ class PushHub:
         await self._channels.publish(channel, orjson.dumps(hello))
 
     async def detach(self, socket: DeviceSocket) -> None:
-        channel = socket.ik.push_channel
+        channel = socket.keyspace.push_channel
         sockets = self._sockets.get(channel, set())
         if socket in sockets:
             sockets.discard(socket)
@@ -202,7 +202,7 @@ class PushHub:
         """The device holds ``holds``: tells it of every subscribed dataset that moved past, then ``resumed``. What
         the socket remembers is kept to the datasets the device subscribed to: names a device sends beyond those are
         not stored, so no sequence of resumes grows it past the identity's dataset limit."""
-        current = await self._catch_up(socket.ik, socket.device_id)
+        current = await self._catch_up(socket.keyspace, socket.device_id)
         socket.known = {dataset: holds.get(dataset, socket.known.get(dataset, 0)) for dataset in current}
         for dataset, sync_count in current.items():
             socket.notify(dataset, sync_count)
@@ -255,7 +255,7 @@ class PushHub:
         """Every socket is told of each subscribed dataset's stored sync count (what it missed, if anything)."""
         for sockets in list(self._sockets.values()):
             for socket in list(sockets):
-                for dataset, sync_count in (await self._catch_up(socket.ik, socket.device_id)).items():
+                for dataset, sync_count in (await self._catch_up(socket.keyspace, socket.device_id)).items():
                     socket.notify(dataset, sync_count)
 
     def _deliver(self, channel: str, data: bytes) -> None:

@@ -7,8 +7,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from syncsvc import keys
-from syncsvc.keys import IdentityKeys
+from syncsvc import rediskeys
+from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store.backend import backend, text
 from syncsvc.store.connection import RedisClient
 from syncsvc.store.scripts import register
@@ -28,7 +28,7 @@ class RedisBulkJobs:
     async def _act(self, action: str, pool_id: str, owner: str, lease_ms: int, *args: str | int) -> Any:
         async with backend():
             return await self._job(
-                keys=[keys.bulk_publish(pool_id), keys.bulk_publish_lease(pool_id)],
+                keys=[rediskeys.bulk_publish(pool_id), rediskeys.bulk_publish_lease(pool_id)],
                 args=[action, owner, lease_ms, *args],
             )
 
@@ -58,7 +58,7 @@ class RedisBulkJobs:
     async def job(self, pool_id: str) -> dict[str, str]:
         """The job hash (empty when no bulk publish ever started)."""
         async with backend():
-            stored = await self.client.hgetall(keys.bulk_publish(pool_id))
+            stored = await self.client.hgetall(rediskeys.bulk_publish(pool_id))
         return {text(field): text(value) for field, value in stored.items()}
 
     async def in_progress(self, pool_ids: Sequence[str]) -> list[str]:
@@ -66,32 +66,32 @@ class RedisBulkJobs:
         async with backend():
             pipe = self.client.pipeline(transaction=False)
             for pool_id in pool_ids:
-                pipe.hget(keys.bulk_publish(pool_id), "status")
+                pipe.hget(rediskeys.bulk_publish(pool_id), "status")
             statuses = await pipe.execute()
         return [pool_id for pool_id, status in zip(pool_ids, statuses, strict=True) if status == b"IN_PROGRESS"]
 
-    async def count_datasets(self, identities: Sequence[IdentityKeys]) -> int:
+    async def count_datasets(self, identities: Sequence[IdentityKeyspace]) -> int:
         """Live datasets of these identities, summed (one pipelined round trip)."""
         async with backend():
             pipe = self.client.pipeline(transaction=False)
-            for ik in identities:
-                pipe.zcard(ik.datasets)
+            for keyspace in identities:
+                pipe.zcard(keyspace.datasets)
             counts = await pipe.execute()
         return sum(int(count) for count in counts)
 
-    async def snapshot(self, ik: IdentityKeys, topic: str) -> int:
+    async def snapshot(self, keyspace: IdentityKeyspace, topic: str) -> int:
         """Appends the state of each of the identity's live datasets to its shard's outbox (one entry per dataset,
         see snapshot_dataset.lua); returns how many were appended."""
         async with backend():
-            names = [text(name) for name in await self.client.zrangebylex(ik.datasets, "-", "+")]
+            names = [text(name) for name in await self.client.zrangebylex(keyspace.datasets, "-", "+")]
             if not names:
                 return 0
             # Concurrent calls, not a pipeline: a cluster pipeline cannot carry EVALSHA (and its NOSCRIPT reload).
             appended = await asyncio.gather(
                 *(
                     self._snapshot(
-                        keys=[ik.dataset(name), ik.records(name), keys.outbox(ik.shard)],
-                        args=[name, ik.identity_id, ik.identity_pool_id, topic],
+                        keys=[keyspace.dataset(name), keyspace.records(name), rediskeys.outbox(keyspace.shard)],
+                        args=[name, keyspace.identity_id, keyspace.identity_pool_id, topic],
                     )
                     for name in names
                 )

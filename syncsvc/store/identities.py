@@ -1,7 +1,7 @@
 """RedisIdentityStore: the identity registry (profiles, the login index) and per-pool rate counters.
 
-A profile lives in its identity's shard (``keys.profile``) next to the pool's member set, so creating one is one
-script. A login (provider + subject) maps to its identity through a key of its own slot (``keys.login``), claimed
+A profile lives in its identity's shard (``rediskeys.profile``) next to the pool's member set, so creating one is one
+script. A login (provider + subject) maps to its identity through a key of its own slot (``rediskeys.login``), claimed
 with SET NX so that two concurrent first logins agree on one identity.
 
 Order of writes, so that a crash between two steps never leaves a usable credential behind: logins are claimed
@@ -11,12 +11,11 @@ login left pointing at a missing profile is found and healed by the broker (it r
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import orjson
 
-from syncsvc import keys
+from syncsvc import rediskeys
 from syncsvc.errors import StoreOutOfMemoryError
 from syncsvc.model import IdentityProfile, Login
 from syncsvc.store.backend import backend, text
@@ -52,10 +51,10 @@ class RedisIdentityStore:
         self._move = register(client, "move_login.lua")
 
     def _profile_key(self, identity_id: str) -> str:
-        return keys.profile(identity_id, self._shards)
+        return rediskeys.profile(identity_id, self._shards)
 
     def _members_key(self, identity_pool_id: str, identity_id: str) -> str:
-        return keys.pool_members(identity_pool_id, keys.shard_of(identity_id, self._shards))
+        return rediskeys.pool_members(identity_pool_id, rediskeys.shard_of(identity_id, self._shards))
 
     # --- profiles ---------------------------------------------------------------------------------------------------
 
@@ -82,10 +81,17 @@ class RedisIdentityStore:
         return text(pool), int(gen)
 
     async def change_logins(
-        self, identity_id: str, *, add: Sequence[Login] = (), remove: Sequence[Login] = (), revoke: bool = False
+        self,
+        identity_id: str,
+        *,
+        now_ms: int,
+        add: Sequence[Login] = (),
+        remove: Sequence[Login] = (),
+        revoke: bool = False,
     ) -> IdentityProfile | None:
-        """Adds and removes logins (and with ``revoke`` invalidates every credential issued so far)."""
-        args: list[int | bytes | str] = [int(time.time() * 1000), _encode(add), _encode(remove), "1" if revoke else "0"]
+        """Adds and removes logins (and with ``revoke`` invalidates every credential issued so far); the profile
+        records ``now_ms`` as its modification time."""
+        args: list[int | bytes | str] = [now_ms, _encode(add), _encode(remove), "1" if revoke else "0"]
         async with backend():
             flat = await self._change(keys=[self._profile_key(identity_id)], args=args)
         return _profile(identity_id, flat)
@@ -103,7 +109,7 @@ class RedisIdentityStore:
         """Up to ``limit`` identity ids of the pool in one shard, in id order, after ``after``."""
         start = f"({after}" if after is not None else "-"
         async with backend():
-            ids = await self.client.zrangebylex(keys.pool_members(identity_pool_id, shard), start, "+", 0, limit)
+            ids = await self.client.zrangebylex(rediskeys.pool_members(identity_pool_id, shard), start, "+", 0, limit)
         return [text(identity_id) for identity_id in ids]
 
     # --- the login index --------------------------------------------------------------------------------------------
@@ -116,13 +122,13 @@ class RedisIdentityStore:
             # One GET each in one pipeline, not MGET: each login key has a slot of its own on a cluster.
             pipe = self.client.pipeline(transaction=False)
             for login in logins:
-                pipe.get(keys.login(identity_pool_id, *login))
+                pipe.get(rediskeys.login(identity_pool_id, *login))
             found = await pipe.execute()
         return [None if owner is None else text(owner) for owner in found]
 
     async def claim(self, identity_pool_id: str, login: Login, identity_id: str) -> str:
         """Links a free login to ``identity_id``; returns the login's owner afterwards (another id if it was taken)."""
-        key = keys.login(identity_pool_id, *login)
+        key = rediskeys.login(identity_pool_id, *login)
         async with backend():
             (claimed,) = await confirmed(self.client, key, lambda pipe: pipe.set(key, identity_id, nx=True))
             if claimed:
@@ -133,7 +139,7 @@ class RedisIdentityStore:
     async def move(self, identity_pool_id: str, login: Login, *, owner: str, to: str | None) -> bool:
         """Hands a login of ``owner`` to ``to`` (None: forgets it). False when ``owner`` no longer has it."""
         async with backend():
-            moved = await self._move(keys=[keys.login(identity_pool_id, *login)], args=[owner, to or ""])
+            moved = await self._move(keys=[rediskeys.login(identity_pool_id, *login)], args=[owner, to or ""])
         return bool(moved)
 
     async def profiles(self, identity_ids: Sequence[str]) -> list[IdentityProfile | None]:
@@ -150,10 +156,10 @@ class RedisIdentityStore:
 
     # --- rate limits ------------------------------------------------------------------------------------------------
 
-    async def within_rate(self, identity_pool_id: str, operation: str, per_second: int) -> bool:
-        """Counts one call in the current wall-clock second; False when that makes more than ``per_second``. The count
-        is bookkeeping: a Redis too full to keep it lets the call through (it only reads)."""
-        key = keys.rate(identity_pool_id, operation, int(time.time()))
+    async def within_rate(self, identity_pool_id: str, operation: str, per_second: int, *, now_ms: int) -> bool:
+        """Counts one call in the wall-clock second of ``now_ms``; False when that makes more than ``per_second``. The
+        count is bookkeeping: a Redis too full to keep it lets the call through (it only reads)."""
+        key = rediskeys.rate(identity_pool_id, operation, now_ms // 1000)
         try:
             async with backend():
                 pipe = self.client.pipeline(transaction=False)

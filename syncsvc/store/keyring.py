@@ -2,7 +2,7 @@
 
 Each signing key is a KMS asymmetric key (RSA_2048, SIGN_VERIFY, ``syncsvc.kms``): its private key is stored only
 wrapped by the root key and never leaves the key service, which signs on our behalf. The ring itself holds one hash
-(``keys.SIGNING_KEYS``): kid -> JSON ``{kid, alg, key_id, public_pem, created}``, the KMS key id and the public key
+(``rediskeys.SIGNING_KEYS``): kid -> JSON ``{kid, alg, key_id, public_pem, created}``, the KMS key id and the public key
 only, so reading that hash does not let anyone mint identity tokens.
 
 A key is created by whichever instance first needs it, with HSETNX: if two instances race, one write wins and the
@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 import orjson
 
-from syncsvc import keys
+from syncsvc import rediskeys
 from syncsvc.errors import BackendUnavailableError
 from syncsvc.store.backend import backend
 from syncsvc.store.connection import RedisClient
@@ -47,7 +47,7 @@ class LegacyKeyError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class StoredKey:
+class StoredSigningKey:
     """One signing key as stored: its KMS key id and its public key (PEM SubjectPublicKeyInfo). ``created`` is when
     it was made (epoch seconds, the creator's clock)."""
 
@@ -61,7 +61,7 @@ class StoredKey:
         return orjson.dumps(asdict(self))
 
     @classmethod
-    def decode(cls, raw: bytes | str) -> StoredKey:
+    def decode(cls, raw: bytes | str) -> StoredSigningKey:
         stored = orjson.loads(raw)
         if "private_pem" in stored and "key_id" not in stored:
             raise LegacyKeyError(f"signing key {stored.get('kid')!r} is from before the keys moved into KMS")
@@ -87,7 +87,7 @@ class RedisKeyRing:
 
     async def ensure(
         self, kid: str, make: Callable[[], Awaitable[tuple[str, str]]], *, created: float, alg: str = "RS256"
-    ) -> StoredKey:
+    ) -> StoredSigningKey:
         """The key ``kid``: the stored one, or else a new one made with ``make`` (which creates the KMS key and
         returns its id and public PEM) and stored with HSETNX.
 
@@ -95,48 +95,50 @@ class RedisKeyRing:
         gets that one back; the losers discard the KMS keys they made.
         """
         async with backend():
-            raw = await self.client.hget(keys.SIGNING_KEYS, kid)
+            raw = await self.client.hget(rediskeys.SIGNING_KEYS, kid)
         legacy: bytes | str | None = None
         if raw is not None:
             try:
-                return StoredKey.decode(raw)
+                return StoredSigningKey.decode(raw)
             except LegacyKeyError:
                 legacy = raw  # replaced below, exactly as an absent key would be created
         key_id, public_pem = await make()
-        made = StoredKey(kid=kid, alg=alg, key_id=key_id, public_pem=public_pem, created=created)
+        made = StoredSigningKey(kid=kid, alg=alg, key_id=key_id, public_pem=public_pem, created=created)
         # Should Redis fail here, the KMS key may or may not be stored: it is left alone (an unused key is harmless).
         async with backend():
             if legacy is None:
                 (stored,) = await confirmed(
-                    self.client, keys.SIGNING_KEYS, lambda pipe: pipe.hsetnx(keys.SIGNING_KEYS, kid, made.encode())
+                    self.client,
+                    rediskeys.SIGNING_KEYS,
+                    lambda pipe: pipe.hsetnx(rediskeys.SIGNING_KEYS, kid, made.encode()),
                 )
             else:
-                stored = await self.client.eval(_REPLACE_LEGACY, 1, keys.SIGNING_KEYS, kid, legacy, made.encode())
+                stored = await self.client.eval(_REPLACE_LEGACY, 1, rediskeys.SIGNING_KEYS, kid, legacy, made.encode())
             if stored:
                 return made
-            raw = await self.client.hget(keys.SIGNING_KEYS, kid)
+            raw = await self.client.hget(rediskeys.SIGNING_KEYS, kid)
         await self._discard_quietly(key_id)  # another instance stored its key first: ours was never used
         if raw is None:  # pruned between our two calls: only possible for a key long out of use
             raise BackendUnavailableError(f"The signing key {kid} vanished while being created; retry")
-        return StoredKey.decode(raw)
+        return StoredSigningKey.decode(raw)
 
-    async def load_all(self) -> list[StoredKey]:
+    async def load_all(self) -> list[StoredSigningKey]:
         """Every stored key, oldest first. An entry that cannot be decoded is logged and skipped (quietly for one
         from before the keys moved into KMS)."""
         return (await self._load())[0]
 
-    async def _load(self) -> tuple[list[StoredKey], list[str]]:
+    async def _load(self) -> tuple[list[StoredSigningKey], list[str]]:
         """(the stored keys oldest first, the kids of the entries from before the keys moved into KMS)."""
         async with backend():
-            stored = await self.client.hgetall(keys.SIGNING_KEYS)
+            stored = await self.client.hgetall(rediskeys.SIGNING_KEYS)
         loaded, legacy = [], []
         for kid, raw in stored.items():
             try:
-                loaded.append(StoredKey.decode(raw))
+                loaded.append(StoredSigningKey.decode(raw))
             except LegacyKeyError:
                 legacy.append(kid.decode() if isinstance(kid, bytes) else str(kid))
             except (ValueError, KeyError, TypeError):
-                log.exception("skipping the undecodable signing key %r in %s", kid, keys.SIGNING_KEYS)
+                log.exception("skipping the undecodable signing key %r in %s", kid, rediskeys.SIGNING_KEYS)
         return sorted(loaded, key=lambda key: (key.created, key.kid)), legacy
 
     async def prune(self, created_before: float) -> list[str]:
@@ -147,7 +149,7 @@ class RedisKeyRing:
         deleted = [key.kid for key in stale] + legacy
         if deleted:
             async with backend():
-                await self.client.hdel(keys.SIGNING_KEYS, *deleted)
+                await self.client.hdel(rediskeys.SIGNING_KEYS, *deleted)
         for key in stale:
             await self._discard_quietly(key.key_id)
         return deleted

@@ -1,6 +1,6 @@
 """Master keys in Redis: metadata and root-wrapped material per key, the key index and aliases.
 
-A key's hash (``keys.kms_key``) holds ``meta`` (JSON), ``v<n>`` (backing key version n, wrapped) and ``rev`` (its
+A key's hash (``rediskeys.kms_key``) holds ``meta`` (JSON), ``v<n>`` (backing key version n, wrapped) and ``rev`` (its
 revision: every change adds one). Changes and deletions are compare-and-set on ``rev`` (``kms_update_key.lua``,
 ``kms_delete_key.lua``), so concurrent changes of one key through several instances never lose one another.
 
@@ -9,7 +9,7 @@ it, and deleting the key deletes them: ``policy`` (its key policy document, abse
 ``g:<grant id>`` (one grant, JSON) and ``grants`` (how many grants). Grants and policies change without moving
 ``rev`` (they are not part of the key's metadata).
 
-Nothing here is ever key material in the clear: ``syncsvc.kms.service`` wraps and unwraps with the root key.
+Nothing here is ever key material in the clear: ``syncsvc.kms.keyservice`` wraps and unwraps with the root key.
 """
 
 from __future__ import annotations
@@ -20,18 +20,18 @@ from typing import Any, Literal
 
 import orjson
 
-from syncsvc import keys
+from syncsvc import rediskeys
 from syncsvc.store.backend import backend, text
 from syncsvc.store.connection import RedisClient
 from syncsvc.store.scripts import register
 
 #: What a compare-and-set did: written; stale (the key changed since it was read: nothing done); gone (no such key).
-Outcome = Literal["written", "stale", "gone"]
-_OUTCOMES: dict[int, Outcome] = {1: "written", 0: "stale", -1: "gone"}
+WriteStatus = Literal["written", "stale", "gone"]
+_WRITE_STATUSES: dict[int, WriteStatus] = {1: "written", 0: "stale", -1: "gone"}
 
 
 @dataclass(frozen=True, slots=True)
-class StoredKey:
+class StoredMasterKey:
     meta: dict[str, Any]
     #: version -> wrapped material
     versions: dict[int, bytes]
@@ -59,30 +59,30 @@ class RedisKeyStore:
         held them) to the current names; returns how many keys moved. Each RENAME is atomic and the index moves
         last, so a start-up interrupted half-way finishes the move on the next one."""
         async with backend():
-            if not await self._client.exists(keys.LEGACY_KMS_KEYS):
+            if not await self._client.exists(rediskeys.LEGACY_KMS_KEYS):
                 return 0
-            key_ids = [text(key_id) for key_id in await self._client.zrangebylex(keys.LEGACY_KMS_KEYS, "-", "+")]
+            key_ids = [text(key_id) for key_id in await self._client.zrangebylex(rediskeys.LEGACY_KMS_KEYS, "-", "+")]
             moved = 0
             for key_id in key_ids:
-                if await self._client.exists(keys.legacy_kms_key(key_id)):
-                    await self._client.rename(keys.legacy_kms_key(key_id), keys.kms_key(key_id))
+                if await self._client.exists(rediskeys.legacy_kms_key(key_id)):
+                    await self._client.rename(rediskeys.legacy_kms_key(key_id), rediskeys.kms_key(key_id))
                     moved += 1
-            if await self._client.exists(keys.LEGACY_KMS_ALIASES):
-                await self._client.rename(keys.LEGACY_KMS_ALIASES, keys.KMS_ALIASES)
-            await self._client.rename(keys.LEGACY_KMS_KEYS, keys.KMS_KEYS)
+            if await self._client.exists(rediskeys.LEGACY_KMS_ALIASES):
+                await self._client.rename(rediskeys.LEGACY_KMS_ALIASES, rediskeys.KMS_ALIASES)
+            await self._client.rename(rediskeys.LEGACY_KMS_KEYS, rediskeys.KMS_KEYS)
         return moved
 
     async def create(self, key_id: str, meta: dict[str, Any], wrapped: bytes, *, quota: int) -> bool:
         """Stores a new key with its first backing key; False when the quota of keys is reached."""
         async with backend():
             stored = await self._create(
-                keys=[keys.kms_key(key_id), keys.KMS_KEYS], args=[key_id, orjson.dumps(meta), wrapped, quota]
+                keys=[rediskeys.kms_key(key_id), rediskeys.KMS_KEYS], args=[key_id, orjson.dumps(meta), wrapped, quota]
             )
         return bool(stored)
 
-    async def load(self, key_id: str) -> StoredKey | None:
+    async def load(self, key_id: str) -> StoredMasterKey | None:
         async with backend():
-            fields = await self._client.hgetall(keys.kms_key(key_id))
+            fields = await self._client.hgetall(rediskeys.kms_key(key_id))
         if not fields:
             return None
         meta: dict[str, Any] = {}
@@ -103,7 +103,7 @@ class RedisKeyStore:
                 grants[member[2:]] = raw
             elif member.startswith("v"):
                 versions[int(member[1:])] = raw
-        return StoredKey(meta, versions, revision, policy, grants)
+        return StoredMasterKey(meta, versions, revision, policy, grants)
 
     async def update(
         self,
@@ -112,42 +112,42 @@ class RedisKeyStore:
         *,
         revision: int | None,
         new_version: tuple[int, bytes] | None = None,
-    ) -> Outcome:
+    ) -> WriteStatus:
         """Replaces a key's metadata (and adds a backing key version) if its revision is still ``revision``
         (None: whatever it is). A version that exists already is never overwritten (``stale``)."""
         version_field, wrapped = (f"v{new_version[0]}", new_version[1]) if new_version else ("", b"")
         expected = "" if revision is None else str(revision)
         async with backend():
             done = await self._update(
-                keys=[keys.kms_key(key_id)], args=[expected, orjson.dumps(meta), version_field, wrapped]
+                keys=[rediskeys.kms_key(key_id)], args=[expected, orjson.dumps(meta), version_field, wrapped]
             )
-        return _OUTCOMES[int(done)]
+        return _WRITE_STATUSES[int(done)]
 
-    async def delete(self, key_id: str, *, revision: int | None = None) -> Outcome:
+    async def delete(self, key_id: str, *, revision: int | None = None) -> WriteStatus:
         """Removes a key, its material and its aliases for good, if its revision is still ``revision`` (None:
         whatever it is)."""
         expected = "" if revision is None else str(revision)
         async with backend():
             done = await self._delete(
-                keys=[keys.kms_key(key_id), keys.KMS_KEYS, keys.KMS_ALIASES], args=[key_id, expected]
+                keys=[rediskeys.kms_key(key_id), rediskeys.KMS_KEYS, rediskeys.KMS_ALIASES], args=[key_id, expected]
             )
-        return _OUTCOMES[int(done)]
+        return _WRITE_STATUSES[int(done)]
 
     async def replace_version(self, key_id: str, version: int, old: bytes, new: bytes) -> bool:
         """Replaces a backing key's wrapped material (the same material, wrapped anew: a root key rotation) if it is
         still ``old``; False when it is not (the key was deleted meanwhile)."""
         async with backend():
-            return bool(await self._compare_and_set(keys=[keys.kms_key(key_id)], args=[f"v{version}", old, new]))
+            return bool(await self._compare_and_set(keys=[rediskeys.kms_key(key_id)], args=[f"v{version}", old, new]))
 
     async def count(self) -> int:
         async with backend():
-            return int(await self._client.zcard(keys.KMS_KEYS))
+            return int(await self._client.zcard(rediskeys.KMS_KEYS))
 
     async def key_ids(self, *, after: str | None, limit: int) -> list[str]:
         """Key ids in order, the first ``limit`` after ``after``."""
         start = f"({after}" if after is not None else "-"
         async with backend():
-            return [text(key_id) for key_id in await self._client.zrangebylex(keys.KMS_KEYS, start, "+", 0, limit)]
+            return [text(key_id) for key_id in await self._client.zrangebylex(rediskeys.KMS_KEYS, start, "+", 0, limit)]
 
     async def owners(self, key_ids: Sequence[str]) -> list[str | None]:
         """Each key's ``owner`` (``""`` for a key made through the KMS API), None for a key that does not exist; one
@@ -155,40 +155,44 @@ class RedisKeyStore:
         async with backend():
             pipe = self._client.pipeline(transaction=False)
             for key_id in key_ids:
-                pipe.hget(keys.kms_key(key_id), "meta")
+                pipe.hget(rediskeys.kms_key(key_id), "meta")
             metas = await pipe.execute()
         return [None if meta is None else str(orjson.loads(meta).get("owner", "")) for meta in metas]
 
     async def alias_target(self, alias: str) -> str | None:
         async with backend():
-            target = await self._client.hget(keys.KMS_ALIASES, alias)
+            target = await self._client.hget(rediskeys.KMS_ALIASES, alias)
         return None if target is None else text(target)
 
-    async def create_alias(self, alias: str, key_id: str) -> Outcome:
+    async def create_alias(self, alias: str, key_id: str) -> WriteStatus:
         """``written``; ``stale`` when the alias exists already; ``gone`` when the key does not exist."""
         async with backend():
-            done = await self._create_alias(keys=[keys.kms_key(key_id), keys.KMS_ALIASES], args=[alias, key_id])
-        return _OUTCOMES[int(done)]
+            done = await self._create_alias(
+                keys=[rediskeys.kms_key(key_id), rediskeys.KMS_ALIASES], args=[alias, key_id]
+            )
+        return _WRITE_STATUSES[int(done)]
 
     async def aliases(self) -> dict[str, str]:
         """Every alias: name -> key id."""
         async with backend():
-            return {text(name): text(target) for name, target in (await self._client.hgetall(keys.KMS_ALIASES)).items()}
+            return {
+                text(name): text(target) for name, target in (await self._client.hgetall(rediskeys.KMS_ALIASES)).items()
+            }
 
-    async def add_grant(self, key_id: str, grant_id: str, grant: bytes, *, quota: int) -> Outcome:
+    async def add_grant(self, key_id: str, grant_id: str, grant: bytes, *, quota: int) -> WriteStatus:
         """``written``; ``stale`` when the key has ``quota`` grants already; ``gone`` when the key does not exist."""
         async with backend():
-            done = await self._create_grant(keys=[keys.kms_key(key_id)], args=[f"g:{grant_id}", grant, quota])
-        return _OUTCOMES[int(done)]
+            done = await self._create_grant(keys=[rediskeys.kms_key(key_id)], args=[f"g:{grant_id}", grant, quota])
+        return _WRITE_STATUSES[int(done)]
 
-    async def remove_grant(self, key_id: str, grant_id: str) -> Outcome:
+    async def remove_grant(self, key_id: str, grant_id: str) -> WriteStatus:
         """``written``; ``stale`` when the key has no such grant; ``gone`` when the key does not exist."""
         async with backend():
-            done = await self._delete_grant(keys=[keys.kms_key(key_id)], args=[f"g:{grant_id}"])
-        return _OUTCOMES[int(done)]
+            done = await self._delete_grant(keys=[rediskeys.kms_key(key_id)], args=[f"g:{grant_id}"])
+        return _WRITE_STATUSES[int(done)]
 
-    async def put_policy(self, key_id: str, policy: str) -> Outcome:
+    async def put_policy(self, key_id: str, policy: str) -> WriteStatus:
         """``written``, or ``gone`` when the key does not exist."""
         async with backend():
-            done = await self._put_policy(keys=[keys.kms_key(key_id)], args=[policy])
-        return _OUTCOMES[int(done)]
+            done = await self._put_policy(keys=[rediskeys.kms_key(key_id)], args=[policy])
+        return _WRITE_STATUSES[int(done)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from syncsvc import keys
+from syncsvc import rediskeys
 from syncsvc.store.backend import backend, text
 from syncsvc.store.connection import RedisClient
 from syncsvc.store.scripts import register
@@ -21,7 +21,7 @@ class RedisOutbox:
     async def read(self, shard: int, after: str, *, count: int, block_ms: int | None) -> list[Entry]:
         """Up to ``count`` entries after ``after``, waiting up to ``block_ms`` for the first one (None: no wait)."""
         async with backend():
-            reply: Any = await self.client.xread({keys.outbox(shard): after}, count=count, block=block_ms)
+            reply: Any = await self.client.xread({rediskeys.outbox(shard): after}, count=count, block=block_ms)
         return _entries(reply[0][1]) if reply else []
 
     async def read_many(self, after: Mapping[int, str], *, count: int) -> dict[int, list[Entry]]:
@@ -30,7 +30,7 @@ class RedisOutbox:
         async with backend():
             pipe = self.client.pipeline(transaction=False)
             for shard, position in after.items():
-                pipe.xread({keys.outbox(shard): position}, count=count)
+                pipe.xread({rediskeys.outbox(shard): position}, count=count)
             replies: list[Any] = await pipe.execute()
         return {shard: _entries(reply[0][1]) for shard, reply in zip(after, replies, strict=True) if reply}
 
@@ -42,34 +42,34 @@ class RedisOutbox:
         async with backend():
             pipe = self.client.pipeline(transaction=False)
             for shard, position in positions.items():
-                pipe.set(keys.relay_position(shard), position)
-                pipe.xtrim(keys.outbox(shard), minid=position, approximate=False)
+                pipe.set(rediskeys.relay_position(shard), position)
+                pipe.xtrim(rediskeys.outbox(shard), minid=position, approximate=False)
             await pipe.execute()
 
     async def oldest_unpublished(self, shard: int) -> int | None:
         """Epoch ms of the oldest entry after the published position (entry ids start with their time), or None."""
         async with backend():
-            position = await self.client.get(keys.relay_position(shard))
+            position = await self.client.get(rediskeys.relay_position(shard))
             start = "-" if position is None else f"({text(position)}"
-            entries: Any = await self.client.xrange(keys.outbox(shard), start, "+", count=1)
+            entries: Any = await self.client.xrange(rediskeys.outbox(shard), start, "+", count=1)
         return int(text(entries[0][0]).split("-")[0]) if entries else None
 
     async def backlog(self, shard: int) -> int:
         """Entries not yet trimmed (published or not): the shard's lag, give or take the last batch."""
         async with backend():
-            return int(await self.client.xlen(keys.outbox(shard)))
+            return int(await self.client.xlen(rediskeys.outbox(shard)))
 
     async def lease(self, action: str, lane: int, owner: str, ttl_ms: int) -> bool:
         """``take`` / ``keep`` / ``give`` the lane's relay lease (see lease.lua)."""
         async with backend():
-            held = await self._lease(keys=[keys.relay_lane_lease(lane)], args=[action, owner, ttl_ms])
+            held = await self._lease(keys=[rediskeys.relay_lane_lease(lane)], args=[action, owner, ttl_ms])
         return bool(held)
 
     async def check_lanes(self, lanes: int) -> int:
         """Records the relay lane count on first start; returns the recorded one (which the caller compares)."""
         async with backend():
-            await self.client.hsetnx(keys.META, "relay_lanes", lanes)
-            recorded = await self.client.hget(keys.META, "relay_lanes")
+            await self.client.hsetnx(rediskeys.META, "relay_lanes", lanes)
+            recorded = await self.client.hget(rediskeys.META, "relay_lanes")
         return int(text(recorded or b"0"))
 
 

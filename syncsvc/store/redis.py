@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from syncsvc import keys
-from syncsvc.keys import IdentityKeys
+from syncsvc import rediskeys
 from syncsvc.model import DatasetState, Limits, Op, Record, RecordPatch, RecordSealer
+from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store import connection
 from syncsvc.store.backend import backend, text
 from syncsvc.store.connection import RedisClient
@@ -109,38 +109,38 @@ class RedisStore:
     async def check_shards(self, shards: int) -> int:
         """Records the shard count on first start; returns the recorded one (which the caller compares)."""
         async with backend():
-            await self.client.hsetnx(keys.META, "shards", shards)
-            recorded = await self.client.hget(keys.META, "shards")
+            await self.client.hsetnx(rediskeys.META, "shards", shards)
+            recorded = await self.client.hget(rediskeys.META, "shards")
         return int(text(recorded or b"0"))
 
     async def record_root_key(self, old_check: str, new_check: str) -> bool:
         """Records ``new_check`` as the root key's check value if the recorded one is still ``old_check``."""
-        return await self.compare_and_set(keys.META, "root_key_check", old_check, new_check)
+        return await self.compare_and_set(rediskeys.META, "root_key_check", old_check, new_check)
 
     async def check_root_key(self, check_value: str) -> str:
         """Records the root key's check value on first start; returns the recorded one (which the caller compares)."""
         async with backend():
-            await self.client.hsetnx(keys.META, "root_key_check", check_value)
-            recorded = await self.client.hget(keys.META, "root_key_check")
+            await self.client.hsetnx(rediskeys.META, "root_key_check", check_value)
+            recorded = await self.client.hget(rediskeys.META, "root_key_check")
         return text(recorded or b"")
 
     async def token_secret(self, candidate: bytes) -> bytes:
         """The deployment's token secret as stored (sealed by the root key): ``candidate`` when none was yet, so every
         instance ends up with the first one stored."""
         async with backend():
-            await self.client.set(keys.TOKEN_SECRET, candidate, nx=True)
-            stored = await self.client.get(keys.TOKEN_SECRET)
+            await self.client.set(rediskeys.TOKEN_SECRET, candidate, nx=True)
+            stored = await self.client.get(rediskeys.TOKEN_SECRET)
         return stored if isinstance(stored, bytes) else b""
 
     async def stored_token_secret(self) -> bytes | None:
         """The token secret as stored (sealed), None when none was made yet."""
         async with backend():
-            stored = await self.client.get(keys.TOKEN_SECRET)
+            stored = await self.client.get(rediskeys.TOKEN_SECRET)
         return stored if isinstance(stored, bytes) else None
 
     async def replace_token_secret(self, old: bytes, new: bytes) -> bool:
         """Stores ``new`` unless the token secret is no longer ``old`` (another instance replaced it first)."""
-        return await self.compare_and_set(keys.TOKEN_SECRET, "", old, new)
+        return await self.compare_and_set(rediskeys.TOKEN_SECRET, "", old, new)
 
     async def compare_and_set(self, key: str, field: str, old: bytes | str, new: bytes | str) -> bool:
         """Replaces the string ``key`` (or the hash field ``field`` of it) by ``new`` if it is still ``old``."""
@@ -151,7 +151,7 @@ class RedisStore:
 
     async def update_records(
         self,
-        ik: IdentityKeys,
+        keyspace: IdentityKeyspace,
         dataset: str,
         *,
         writer: str,
@@ -176,22 +176,22 @@ class RedisStore:
         ]
         async with backend():
             raw = await self._update(
-                keys=ik.write_keys(dataset),
+                keys=keyspace.write_keys(dataset),
                 args=[
                     *args,
                     encoded_patches,
-                    ik.identity_id,
+                    keyspace.identity_id,
                     topic or "",
-                    ik.identity_pool_id,
+                    keyspace.identity_pool_id,
                     "" if planned_on is None else planned_on,
-                    ik.push_channel,
+                    keyspace.push_channel,
                 ],
             )
         return decode_update(raw)
 
     async def list_records(
         self,
-        ik: IdentityKeys,
+        keyspace: IdentityKeyspace,
         dataset: str,
         *,
         limit: int,
@@ -203,7 +203,13 @@ class RedisStore:
         returned it) the page after that one (see list_records.lua); returns the cursor of the next page, None after
         the last. ``new_session`` counts a sync session for the pool in the same script, best-effort: while Redis is
         out of memory the page is answered and the session not counted."""
-        script_keys = [ik.dataset(dataset), ik.records(dataset), ik.changes(dataset), ik.pool_sessions, ik.datasets]
+        script_keys = [
+            keyspace.dataset(dataset),
+            keyspace.records(dataset),
+            keyspace.changes(dataset),
+            keyspace.pool_sessions,
+            keyspace.datasets,
+        ]
         start = f"[{after_sync_count + 1:0{_MEMBER_PREFIX}d}" if cursor is None else f"({cursor}"
         async with backend():
             meta, members, stored, more, merged = await self._list(
@@ -215,14 +221,14 @@ class RedisStore:
         state = DatasetMeta.of(dataset, _pairs(meta)).state(merged=[text(name) for name in merged])
         return state, records, text(members[-1]) if more else None
 
-    async def write_snapshot(self, ik: IdentityKeys, dataset: str, *, writer: str) -> WriteSnapshot:
+    async def write_snapshot(self, keyspace: IdentityKeyspace, dataset: str, *, writer: str) -> WriteSnapshot:
         """The dataset as a write planned in Python sees it: one atomic read (MULTI) of its sync count, every stored
         record (tombstones included) and ``writer``'s last committed write (see update_records.lua)."""
         async with backend():
             pipe = self.client.pipeline(transaction=True)
-            pipe.hmget(ik.dataset(dataset), _SNAPSHOT_FIELDS)
-            pipe.hgetall(ik.records(dataset))
-            pipe.hget(ik.writers(dataset), writer)
+            pipe.hmget(keyspace.dataset(dataset), _SNAPSHOT_FIELDS)
+            pipe.hgetall(keyspace.records(dataset))
+            pipe.hget(keyspace.writers(dataset), writer)
             values, stored, last = await pipe.execute()
         meta = DatasetMeta.of(
             dataset, {name: text(value) for name, value in zip(_SNAPSHOT_FIELDS, values, strict=True) if value}
@@ -234,35 +240,35 @@ class RedisStore:
             last_write=LastWrite.of(last) if last else None,
         )
 
-    async def dataset_meta(self, ik: IdentityKeys, dataset: str) -> DatasetMeta:
+    async def dataset_meta(self, keyspace: IdentityKeyspace, dataset: str) -> DatasetMeta:
         """The dataset's metadata: live, a deletion marker, or every default for a name never written."""
         async with backend():
-            meta = await self.client.hgetall(ik.dataset(dataset))
+            meta = await self.client.hgetall(keyspace.dataset(dataset))
         return DatasetMeta.of(dataset, _texts(meta))
 
-    async def delete_dataset(self, ik: IdentityKeys, dataset: str, *, now_ms: int) -> DatasetMeta | None:
+    async def delete_dataset(self, keyspace: IdentityKeyspace, dataset: str, *, now_ms: int) -> DatasetMeta | None:
         """Deletes a live dataset; returns its metadata as it was, or None when there was no live dataset."""
         async with backend():
-            meta = await self._delete(keys=ik.write_keys(dataset), args=[dataset, now_ms, ik.push_channel])
+            meta = await self._delete(keys=keyspace.write_keys(dataset), args=[dataset, now_ms, keyspace.push_channel])
         return DatasetMeta.of(dataset, _pairs(meta)) if meta else None
 
-    async def list_datasets(self, ik: IdentityKeys, *, after: str | None, limit: int) -> list[DatasetMeta]:
+    async def list_datasets(self, keyspace: IdentityKeyspace, *, after: str | None, limit: int) -> list[DatasetMeta]:
         """Metadata of up to ``limit`` live datasets named after ``after`` (all when None), in name order."""
         start = f"({after}" if after is not None else "-"
         async with backend():
-            names = await self.client.zrangebylex(ik.datasets, start, "+", start=0, num=limit)
+            names = await self.client.zrangebylex(keyspace.datasets, start, "+", start=0, num=limit)
             pipe = self.client.pipeline(transaction=False)
             for name in names:
-                pipe.hgetall(ik.dataset(text(name)))
+                pipe.hgetall(keyspace.dataset(text(name)))
             metas = await pipe.execute()
         return [DatasetMeta.of(text(name), _texts(meta)) for name, meta in zip(names, metas, strict=True)]
 
-    async def identity_usage(self, ik: IdentityKeys) -> tuple[int, Usage]:
+    async def identity_usage(self, keyspace: IdentityKeyspace) -> tuple[int, Usage]:
         """(live dataset count, usage) of one identity."""
         async with backend():
             pipe = self.client.pipeline(transaction=False)
-            pipe.zcard(ik.datasets)
-            pipe.hgetall(ik.usage)
+            pipe.zcard(keyspace.datasets)
+            pipe.hgetall(keyspace.usage)
             count, usage = await pipe.execute()
         return int(count), Usage.of(_texts(usage))
 
@@ -271,7 +277,7 @@ class RedisStore:
         async with backend():
             pipe = self.client.pipeline(transaction=False)
             for shard in range(shards):
-                pipe.get(keys.pool_sessions(identity_pool_id, shard))
+                pipe.get(rediskeys.pool_sessions(identity_pool_id, shard))
             counts = await pipe.execute()
         return sum(int(count) for count in counts if count is not None)
 
@@ -280,9 +286,9 @@ class RedisStore:
     ) -> AsyncIterator[list[str]]:
         """The pool's identity ids, shard by shard, in batches of at most 500 (never one long command). With
         ``after`` (an identity id: a resume cursor), only those that come after it in this order."""
-        first = 0 if after is None else keys.shard_of(after, shards)
+        first = 0 if after is None else rediskeys.shard_of(after, shards)
         for shard in range(first, shards):
-            key = keys.pool_members(identity_pool_id, shard)
+            key = rediskeys.pool_members(identity_pool_id, shard)
             start = f"({after}" if after is not None and shard == first else "-"
             while True:
                 async with backend():
@@ -292,41 +298,43 @@ class RedisStore:
                 yield batch
                 start = f"({batch[-1]}"
 
-    async def usage_of(self, identities: Sequence[IdentityKeys]) -> list[Usage]:
+    async def usage_of(self, identities: Sequence[IdentityKeyspace]) -> list[Usage]:
         """The usage of each identity, in order (one pipeline)."""
         async with backend():
             pipe = self.client.pipeline(transaction=False)
-            for ik in identities:
-                pipe.hgetall(ik.usage)
+            for keyspace in identities:
+                pipe.hgetall(keyspace.usage)
             replies = await pipe.execute()
         return [Usage.of(_texts(reply)) for reply in replies]
 
-    async def purge_identity(self, ik: IdentityKeys) -> None:
+    async def purge_identity(self, keyspace: IdentityKeyspace) -> None:
         """Deletes every key of one identity (all in one slot, so one DEL)."""
         async with backend():
-            names = [text(name) for name in await self.client.smembers(ik.every_dataset)]
-            devices = [text(device) for device in await self.client.hkeys(ik.devices)]
-            every_key = ik.all_keys(names, devices)
+            names = [text(name) for name in await self.client.smembers(keyspace.every_dataset)]
+            devices = [text(device) for device in await self.client.hkeys(keyspace.devices)]
+            every_key = keyspace.all_keys(names, devices)
             await confirmed(self.client, every_key[0], lambda pipe: pipe.delete(*every_key))
 
     # --- identity pools ---------------------------------------------------------------------------------------------
 
     async def put_pool(self, identity_pool_id: str, description: dict[str, Any], *, create: bool) -> bool:
         """Stores a pool's description; with ``create`` only if new, else only if it exists. True if stored."""
-        key = keys.pool(identity_pool_id)
+        key = rediskeys.pool(identity_pool_id)
         encoded = orjson.dumps(description)
         async with backend():
             if create:
                 (stored,) = await confirmed(self.client, key, lambda pipe: pipe.hsetnx(key, "desc", encoded))
                 if stored:
-                    await confirmed(self.client, keys.POOLS, lambda pipe: pipe.zadd(keys.POOLS, {identity_pool_id: 0}))
+                    await confirmed(
+                        self.client, rediskeys.POOLS, lambda pipe: pipe.zadd(rediskeys.POOLS, {identity_pool_id: 0})
+                    )
                 return bool(stored)
             return bool(await self._replace_if_exists(keys=[key], args=["desc", encoded]))
 
     async def get_pool(self, identity_pool_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(description, Sync configuration) of a pool, or None. The configuration is ``{}`` until one is set."""
         async with backend():
-            desc, config = await self.client.hmget(keys.pool(identity_pool_id), ["desc", "sync"])
+            desc, config = await self.client.hmget(rediskeys.pool(identity_pool_id), ["desc", "sync"])
         if desc is None:
             return None
         return dict(orjson.loads(desc)), dict(orjson.loads(config)) if config else {}
@@ -335,14 +343,14 @@ class RedisStore:
         """Stores a pool's Sync configuration (push sync, streams) if the pool exists. True if stored."""
         async with backend():
             stored = await self._replace_if_exists(
-                keys=[keys.pool(identity_pool_id)], args=["sync", orjson.dumps(config)]
+                keys=[rediskeys.pool(identity_pool_id)], args=["sync", orjson.dumps(config)]
             )
         return bool(stored)
 
     async def list_pools(self, *, after: str | None, limit: int) -> list[str]:
         start = f"({after}" if after is not None else "-"
         async with backend():
-            ids = await self.client.zrangebylex(keys.POOLS, start, "+", start=0, num=limit)
+            ids = await self.client.zrangebylex(rediskeys.POOLS, start, "+", start=0, num=limit)
         return [text(pool_id) for pool_id in ids]
 
     async def delete_pool(self, identity_pool_id: str) -> bool:
@@ -350,9 +358,9 @@ class RedisStore:
         it existed."""
         async with backend():
             pipe = self.client.pipeline(transaction=False)
-            pipe.delete(keys.pool(identity_pool_id))
-            pipe.zrem(keys.POOLS, identity_pool_id)
-            pipe.delete(keys.bulk_publish(identity_pool_id), keys.bulk_publish_lease(identity_pool_id))
+            pipe.delete(rediskeys.pool(identity_pool_id))
+            pipe.zrem(rediskeys.POOLS, identity_pool_id)
+            pipe.delete(rediskeys.bulk_publish(identity_pool_id), rediskeys.bulk_publish_lease(identity_pool_id))
             removed, _, _ = await pipe.execute()
         return bool(removed)
 
@@ -361,5 +369,7 @@ class RedisStore:
         async with backend():
             pipe = self.client.pipeline(transaction=False)
             for shard in range(shards):
-                pipe.delete(keys.pool_members(identity_pool_id, shard), keys.pool_sessions(identity_pool_id, shard))
+                pipe.delete(
+                    rediskeys.pool_members(identity_pool_id, shard), rediskeys.pool_sessions(identity_pool_id, shard)
+                )
             await pipe.execute()

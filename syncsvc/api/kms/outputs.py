@@ -7,7 +7,12 @@ typed here by :func:`key_metadata` and :func:`grant_entry`. Imports the KMS doma
 
 from __future__ import annotations
 
-from typing import NotRequired, TypedDict, cast
+from typing import (
+    NotRequired,  # pydantic describes these TypedDicts on Python 3.11
+    cast,
+)
+
+from typing_extensions import TypedDict
 
 from syncsvc.kms.model import MasterKey
 from syncsvc.kms.policy import Grant

@@ -69,17 +69,6 @@ class KeyService:
 
     # --- what syncsvc's own code calls --------------------------------------------------------------------------------
 
-    async def create_key(
-        self,
-        *,
-        description: str = "",
-        owner: str = "",
-        spec: str = "SYMMETRIC_DEFAULT",
-        usage: str = "ENCRYPT_DECRYPT",
-        tags: Mapping[str, str] | None = None,
-    ) -> MasterKey:
-        return await self.lifecycle.create_key(description=description, owner=owner, spec=spec, usage=usage, tags=tags)
-
     async def discard(self, key_id: str) -> None:
         await self.lifecycle.discard(key_id)
 
@@ -99,23 +88,6 @@ class KeyService:
         self, blob: bytes, context: Mapping[str, str] | None = None, *, key_ref: str | None = None
     ) -> tuple[bytes, MasterKey]:
         return await self.crypto.decrypt(blob, context, key_ref=key_ref)
-
-    async def re_encrypt(
-        self,
-        blob: bytes,
-        destination_ref: str,
-        *,
-        source_context: Mapping[str, str] | None = None,
-        source_key_ref: str | None = None,
-        destination_context: Mapping[str, str] | None = None,
-    ) -> tuple[bytes, MasterKey, MasterKey]:
-        return await self.crypto.re_encrypt(
-            blob,
-            destination_ref,
-            source_context=source_context,
-            source_key_ref=source_key_ref,
-            destination_context=destination_context,
-        )
 
     async def generate_data_key(
         self, key_ref: str, context: Mapping[str, str] | None = None, *, number_of_bytes: int = 32

@@ -1,4 +1,5 @@
-"""The Cognito Sync use-cases: pull, push, describe, delete and usage.
+"""The Cognito Sync use-cases of an identity's data: pull, push, describe, delete, usage, and merges (pool-wide
+operations: ``syncsvc.pool_sync``).
 
 It holds a caller to its own identity's data (``syncsvc.access.DataAccess``; which operations a caller may call at
 all is the operation tables' rule), checks the pool and the inputs, asks the store, and turns the store's outcomes
@@ -16,15 +17,14 @@ from dataclasses import dataclass
 import orjson
 
 from syncsvc.access import DataAccess
-from syncsvc.clock import SYSTEM, Clock
+from syncsvc.clock import Clock
 from syncsvc.config import Settings
 from syncsvc.errors import (
     InvalidParameterError,
     LimitExceededError,
     ResourceNotFoundError,
 )
-from syncsvc.identity.pools import PoolDirectory, SyncConfiguration
-from syncsvc.keys import IdentityKeys
+from syncsvc.identity.pools import PoolDirectory
 from syncsvc.kms.envelope import Envelope
 from syncsvc.model import (
     Caller,
@@ -33,26 +33,23 @@ from syncsvc.model import (
     IdentityUsage,
     Limits,
     Op,
-    PoolUsage,
     Record,
     RecordPatch,
     WriteResult,
     check_dataset_name,
 )
-from syncsvc.outcomes import limit_error, opened, result_of
+from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store import RedisStore
 from syncsvc.store.redis import encode_patches
 from syncsvc.store.results import DatasetMeta, OverLimit
 from syncsvc.tokens import TokenSigner
-from syncsvc.triggers.events import SYNC_CONFLICT, SYNC_TRIGGER, EventSource
-from syncsvc.triggers.registry import TriggerError, TriggerRegistry, resolve_arn
+from syncsvc.triggers.events import EventSource
 from syncsvc.triggers.runner import TriggerRunner
-from syncsvc.triggers.spec import LAST_WRITER_WINS, REJECT
 from syncsvc.write_hooks import HookedWrite, Hooks, WriteHooks
+from syncsvc.write_results import limit_error, opened, result_of
 
 _SESSION = "SyncSessionToken"
 _MAX_LIST_RECORDS = 1024
-CONFLICT_POLICIES = (REJECT, LAST_WRITER_WINS)
 _MAX_LIST_DATASETS = 1024
 
 
@@ -91,16 +88,14 @@ class SyncService:
         pools: PoolDirectory,
         signer: TokenSigner,
         settings: Settings,
-        triggers: TriggerRegistry,
         runner: TriggerRunner,
         envelope: Envelope,
         access: DataAccess,
-        clock: Clock = SYSTEM,
+        clock: Clock,
     ) -> None:
         self._access = access
         self._clock = clock
         self._store = store
-        self._triggers = triggers
         self._pools = pools
         self._signer = signer
         self._settings = settings
@@ -111,7 +106,7 @@ class SyncService:
             max_value_bytes=settings.max_value_bytes,
         )
         self._envelope = envelope
-        self._hooks = WriteHooks(store, runner, self._limits)
+        self._hooks = WriteHooks(store, runner, self._limits, clock)
 
     # --- records -----------------------------------------------------------------------------------------------------
 
@@ -129,9 +124,9 @@ class SyncService:
     ) -> ListRecordsResult:
         """ListRecords: the records changed after ``last_sync_count`` (all when absent), one page at a time."""
         check_dataset_name(dataset)
-        ik = await self._access.authorize(caller, pool_id, identity_id)
+        keyspace = await self._access.authorize(caller, pool_id, identity_id)
         since = _non_negative("LastSyncCount", last_sync_count or 0)
-        limit = _page_size(max_results, default=_MAX_LIST_RECORDS, most=_MAX_LIST_RECORDS)
+        limit = page_size(max_results, default=_MAX_LIST_RECORDS, most=_MAX_LIST_RECORDS)
         bound = {"p": pool_id, "i": identity_id, "d": dataset}
         cursor = None
         if next_token:
@@ -145,9 +140,9 @@ class SyncService:
         else:
             session_token = self._signer.seal(_SESSION, bound, self._settings.sync_session_ttl_seconds)
         state, stored, cursor = await self._store.list_records(
-            ik, dataset, after_sync_count=since, cursor=cursor, limit=limit, new_session=new_session
+            keyspace, dataset, after_sync_count=since, cursor=cursor, limit=limit, new_session=new_session
         )
-        cipher = await self._envelope.cipher(ik) if stored else None
+        cipher = await self._envelope.cipher(keyspace) if stored else None
         records = [opened(dataset, record, cipher) for record in stored] if cipher else []
         # Pages follow the change log's order: SyncCount, then the names as stored (tokens, in no meaningful order);
         # within a page, records that share a SyncCount are given by name.
@@ -182,23 +177,23 @@ class SyncService:
     ) -> WriteResult:
         """UpdateRecords: applies every patch or none; raises RecordConflictError, LimitExceededError, …"""
         check_dataset_name(dataset)
-        ik = await self._access.authorize(caller, pool_id, identity_id)
+        keyspace = await self._access.authorize(caller, pool_id, identity_id)
         self.check_session(session_token, pool_id, identity_id, dataset)
         self._check_patches(patches)
         if not patches:  # nothing to write: no new sync count, no change to stream
-            meta = await self._store.dataset_meta(ik, dataset)
+            meta = await self._store.dataset_meta(keyspace, dataset)
             return WriteResult(records=[], sync_count=meta.sync_count)
         writer = writer_of(identity_id, device_id, client_context)
         fingerprint = hashlib.sha256(writer.encode() + b"\0" + encode_patches(patches)).hexdigest()
-        cipher = await self._envelope.cipher(ik)
+        cipher = await self._envelope.cipher(keyspace)
         config = await self._pools.configuration(pool_id)
         hooks = Hooks.of(config.Events or {}, caller, developer_writes=self._settings.triggers_on_developer_writes)
         if hooks.needed:
             source = EventSource(self._settings.region, pool_id, identity_id, dataset)
-            write = HookedWrite(ik, source, patches, writer, fingerprint, config.streaming_topic, cipher)
+            write = HookedWrite(keyspace, source, patches, writer, fingerprint, config.streaming_topic, cipher)
             return await self._hooks.commit(write, hooks)
         outcome = await self._store.update_records(
-            ik,
+            keyspace,
             dataset,
             writer=writer,
             encoded_patches=encode_patches(patches, cipher, dataset),
@@ -233,16 +228,16 @@ class SyncService:
 
     async def describe_dataset(self, caller: Caller, pool_id: str, identity_id: str, dataset: str) -> Dataset:
         check_dataset_name(dataset)
-        ik = await self._access.authorize(caller, pool_id, identity_id)
-        meta = await self._store.dataset_meta(ik, dataset)
+        keyspace = await self._access.authorize(caller, pool_id, identity_id)
+        meta = await self._store.dataset_meta(keyspace, dataset)
         if not meta.live:
             raise ResourceNotFoundError(f"Dataset '{dataset}' does not exist.")
         return _dataset(identity_id, meta)
 
     async def delete_dataset(self, caller: Caller, pool_id: str, identity_id: str, dataset: str) -> Dataset:
         check_dataset_name(dataset)
-        ik = await self._access.authorize(caller, pool_id, identity_id)
-        meta = await self._store.delete_dataset(ik, dataset, now_ms=self._clock.now_ms())
+        keyspace = await self._access.authorize(caller, pool_id, identity_id)
+        meta = await self._store.delete_dataset(keyspace, dataset, now_ms=self._clock.now_ms())
         if meta is None:
             raise ResourceNotFoundError(f"Dataset '{dataset}' does not exist.")
         return _dataset(identity_id, meta)
@@ -256,15 +251,15 @@ class SyncService:
         max_results: int | None,
         next_token: str | None,
     ) -> tuple[list[Dataset], str | None]:
-        ik = await self._access.authorize(caller, pool_id, identity_id)
-        limit = _page_size(max_results, default=64, most=_MAX_LIST_DATASETS)
+        keyspace = await self._access.authorize(caller, pool_id, identity_id)
+        limit = page_size(max_results, default=64, most=_MAX_LIST_DATASETS)
         after = None
         if next_token:
             claims = self._signer.open("ListDatasets", next_token, name="NextToken")
             if (claims.get("p"), claims.get("i")) != (pool_id, identity_id):
                 raise InvalidParameterError("NextToken not valid for these inputs")
             after = str(claims["a"])
-        metas = await self._store.list_datasets(ik, after=after, limit=limit + 1)
+        metas = await self._store.list_datasets(keyspace, after=after, limit=limit + 1)
         more = len(metas) > limit
         page = [_dataset(identity_id, meta) for meta in metas[:limit]]
         token = None
@@ -275,8 +270,8 @@ class SyncService:
     # --- usage -------------------------------------------------------------------------------------------------------
 
     async def describe_identity_usage(self, caller: Caller, pool_id: str, identity_id: str) -> IdentityUsage:
-        ik = await self._access.authorize(caller, pool_id, identity_id)
-        count, usage = await self._store.identity_usage(ik)
+        keyspace = await self._access.authorize(caller, pool_id, identity_id)
+        count, usage = await self._store.identity_usage(keyspace)
         return IdentityUsage(
             identity_pool_id=pool_id,
             identity_id=identity_id,
@@ -284,74 +279,6 @@ class SyncService:
             storage_bytes=usage.storage_bytes,
             modified_ms=usage.modified_ms,
         )
-
-    async def describe_pool_usage(self, pool_id: str) -> PoolUsage:
-        """Pool usage, summed over the pool's identities (an admin call: O(identities), pipelined in batches)."""
-        await self._pools.require(pool_id)
-        sessions = await self._store.pool_sessions(pool_id, self._settings.shards)
-        storage, modified = 0, None
-        async for batch in self._store.pool_members(pool_id, self._settings.shards):
-            identities = [IdentityKeys.of(pool_id, identity, self._settings.shards) for identity in batch]
-            for usage in await self._store.usage_of(identities):
-                storage += usage.storage_bytes
-                stamp = usage.modified_ms
-                if stamp is not None and (modified is None or stamp > modified):
-                    modified = stamp
-        return PoolUsage(pool_id, sessions, storage, modified)
-
-    async def list_pool_usage(
-        self, *, max_results: int | None, next_token: str | None
-    ) -> tuple[list[PoolUsage], int, str | None]:
-        """ListIdentityPoolUsage: a page of pool usages, the page size used, and the next page's token."""
-        limit = _page_size(max_results, default=16, most=60)
-        after = None
-        if next_token:
-            after = str(self._signer.open("ListIdentityPoolUsage", next_token, name="NextToken")["a"])
-        pool_ids = await self._store.list_pools(after=after, limit=limit + 1)
-        page = [await self.describe_pool_usage(pool_id) for pool_id in pool_ids[:limit]]
-        token = None
-        if len(pool_ids) > limit:
-            token = self._signer.seal("ListIdentityPoolUsage", {"a": pool_ids[limit - 1]})
-        return page, limit, token
-
-    # --- pool configuration -------------------------------------------------------------------------------------------
-
-    async def configuration(self, pool_id: str) -> SyncConfiguration:
-        """GetIdentityPoolConfiguration."""
-        return await self._pools.configuration(pool_id)
-
-    async def configure(self, pool_id: str, change: SyncConfiguration) -> SyncConfiguration:
-        """SetIdentityPoolConfiguration: the members given replace the stored ones."""
-        return await self._pools.configure(pool_id, change)
-
-    async def cognito_events(self, pool_id: str) -> dict[str, str]:
-        """GetCognitoEvents: event type → trigger name, ``{}`` when none is set."""
-        return dict((await self._pools.configuration(pool_id)).Events or {})
-
-    async def set_cognito_events(self, pool_id: str, events: dict[str, str]) -> None:
-        """SetCognitoEvents. ``SyncTrigger``: a registered trigger's name or a Lambda ARN
-        ending in one (stored as the name). ``SyncConflict`` (a syncsvc extension): the conflict policy, ``reject``
-        (Cognito's behaviour, the default), ``last-writer-wins`` or a registered handler's name. An empty value
-        removes the event type; event types not given are left as they are."""
-        kinds = (SYNC_TRIGGER, SYNC_CONFLICT)
-        if len(events) > len(kinds):
-            raise InvalidParameterError(f"Events: at most {len(kinds)} entries are allowed, not {len(events)}")
-        resolved = {}
-        for kind, value in events.items():
-            if kind not in kinds:
-                raise InvalidParameterError(
-                    f"Events: unknown event type '{kind[:64]}'; the event types are {' and '.join(kinds)}"
-                )
-            if not value or (kind == SYNC_CONFLICT and value in CONFLICT_POLICIES):
-                resolved[kind] = value
-                continue
-            try:
-                resolved[kind] = self._triggers.resolve(value)
-            except TriggerError:
-                raise InvalidParameterError(
-                    f"Events.{kind}: no trigger named '{resolve_arn(value)[:256]}' is registered on this server"
-                ) from None
-        await self._pools.configure(pool_id, SyncConfiguration(Events=resolved))
 
     # --- merges -------------------------------------------------------------------------------------------------------
 
@@ -362,8 +289,8 @@ class SyncService:
         that cannot fit copies nothing."""
         shards = self._settings.shards
         source, destination = (
-            IdentityKeys.of(pool_id, source_id, shards),
-            IdentityKeys.of(pool_id, destination_id, shards),
+            IdentityKeyspace.of(pool_id, source_id, shards),
+            IdentityKeyspace.of(pool_id, destination_id, shards),
         )
         names = [meta.name for meta in await self._store.list_datasets(source, after=None, limit=100_000)]
         count, _ = await self._store.identity_usage(destination)
@@ -397,11 +324,11 @@ class SyncService:
             merged.append(target)
         return merged
 
-    async def _all_live_records(self, ik: IdentityKeys, dataset: str) -> list[Record]:
+    async def _all_live_records(self, keyspace: IdentityKeyspace, dataset: str) -> list[Record]:
         records: list[Record] = []
         cursor = None
         while True:
-            _, page, cursor = await self._store.list_records(ik, dataset, cursor=cursor, limit=_MAX_LIST_RECORDS)
+            _, page, cursor = await self._store.list_records(keyspace, dataset, cursor=cursor, limit=_MAX_LIST_RECORDS)
             records += [record for record in page if record.value is not None]
             if cursor is None:
                 return records
@@ -415,7 +342,7 @@ def merged_name(name: str, source_id: str) -> str:
 # --- helpers --------------------------------------------------------------------------------------------------------
 
 
-def _page_size(max_results: int | None, *, default: int, most: int) -> int:
+def page_size(max_results: int | None, *, default: int, most: int) -> int:
     """MaxResults: ``default`` when absent; 0 or less is invalid (not "absent"); more than ``most`` is ``most``."""
     if max_results is None:
         return default

@@ -8,12 +8,12 @@ the device's token, so registering the same device again answers the same Device
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Final
 
 from syncsvc.access import DataAccess
+from syncsvc.clock import Clock
 from syncsvc.errors import (
     InvalidConfigurationError,
     InvalidParameterError,
@@ -22,8 +22,8 @@ from syncsvc.errors import (
     ResourceNotFoundError,
 )
 from syncsvc.identity.pools import PoolDirectory
-from syncsvc.keys import IdentityKeys
 from syncsvc.model import Caller, check_dataset_name
+from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store.push import RedisPushStore
 
 #: Cognito's platforms, and WEBSOCKET: a device that holds a socket to syncsvc (every platform may, see the README).
@@ -44,12 +44,19 @@ class PushLimits:
 
 class PushService:
     def __init__(
-        self, access: DataAccess, pools: PoolDirectory, store: RedisPushStore, limits: PushLimits = PushLimits()
+        self,
+        access: DataAccess,
+        pools: PoolDirectory,
+        store: RedisPushStore,
+        limits: PushLimits = PushLimits(),
+        *,
+        clock: Clock,
     ) -> None:
         self._access = access
         self._pools = pools
         self._store = store
         self._limits = limits
+        self._clock = clock
 
     async def register_device(
         self, caller: Caller, pool_id: str, identity_id: str, *, platform: str, token: str
@@ -59,10 +66,11 @@ class PushService:
             raise InvalidParameterError(f"Platform must be one of {', '.join(PLATFORMS)}, not '{platform[:32]}'")
         if not 1 <= len(token) <= _MAX_TOKEN:
             raise InvalidParameterError(f"Token must be 1 to {_MAX_TOKEN} characters, not {len(token)}")
-        ik = await self._device_owner(caller, pool_id, identity_id, "RegisterDevice")
+        keyspace = await self._device_owner(caller, pool_id, identity_id, "RegisterDevice")
         device_id = str(uuid.uuid5(_DEVICE_IDS, f"{pool_id}/{identity_id}/{token}"))
-        now_ms = int(time.time() * 1000)
-        if not await self._store.register_device(ik, device_id, platform, token, now_ms, limit=self._limits.devices):
+        if not await self._store.register_device(
+            keyspace, device_id, platform, token, self._clock.now_ms(), limit=self._limits.devices
+        ):
             raise LimitExceededError(
                 f"Identity {identity_id} already has {self._limits.devices} registered devices, the most it may have"
             )
@@ -74,9 +82,9 @@ class PushService:
         """SubscribeToDataset (``on``) or UnsubscribeFromDataset: the device must be registered to the identity."""
         check_dataset_name(dataset)
         operation = "SubscribeToDataset" if on else "UnsubscribeFromDataset"
-        ik = await self._device_owner(caller, pool_id, identity_id, operation)
+        keyspace = await self._device_owner(caller, pool_id, identity_id, operation)
         done = await self._store.subscribe(
-            ik, _checked_device_id(device_id), dataset, on=on, limit=self._limits.subscriptions
+            keyspace, _checked_device_id(device_id), dataset, on=on, limit=self._limits.subscriptions
         )
         if done == 0:
             raise _unknown_device(device_id, identity_id)
@@ -85,27 +93,27 @@ class PushService:
                 f"Device {device_id[:64]} already follows {self._limits.subscriptions} datasets, the most it may"
             )
 
-    async def open_socket(self, caller: Caller, pool_id: str, identity_id: str, device_id: str) -> IdentityKeys:
+    async def open_socket(self, caller: Caller, pool_id: str, identity_id: str, device_id: str) -> IdentityKeyspace:
         """Checks that ``caller`` may hold the push socket of ``device_id``; returns the identity's keys."""
-        ik = await self._device_owner(caller, pool_id, identity_id, "the push socket")
-        if not await self._store.device_exists(ik, _checked_device_id(device_id)):
+        keyspace = await self._device_owner(caller, pool_id, identity_id, "the push socket")
+        if not await self._store.device_exists(keyspace, _checked_device_id(device_id)):
             raise _unknown_device(device_id, identity_id)
-        return ik
+        return keyspace
 
-    async def catch_up(self, ik: IdentityKeys, device_id: str) -> dict[str, int]:
+    async def catch_up(self, keyspace: IdentityKeyspace, device_id: str) -> dict[str, int]:
         """Dataset → current sync count, for every dataset the device subscribed to."""
-        return await self._store.catch_up(ik, device_id)
+        return await self._store.catch_up(keyspace, device_id)
 
-    async def _device_owner(self, caller: Caller, pool_id: str, identity_id: str, operation: str) -> IdentityKeys:
+    async def _device_owner(self, caller: Caller, pool_id: str, identity_id: str, operation: str) -> IdentityKeyspace:
         if caller.is_developer:
             raise NotAuthorizedError(f"{operation} needs the identity's own credentials, not developer credentials")
-        ik = await self._access.authorize(caller, pool_id, identity_id)
+        keyspace = await self._access.authorize(caller, pool_id, identity_id)
         if not (await self._pools.configuration(pool_id)).push_enabled:
             raise InvalidConfigurationError(
                 f"Push sync is not configured for identity pool {pool_id}: set PushSync with "
                 "SetIdentityPoolConfiguration"
             )
-        return ik
+        return keyspace
 
 
 def _checked_device_id(device_id: str) -> str:

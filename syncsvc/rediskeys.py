@@ -100,7 +100,7 @@ def pool_sessions(identity_pool_id: str, shard: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class IdentityKeys:
+class IdentityKeyspace:
     """The keys of one identity's data; build once per request with :meth:`of`."""
 
     identity_pool_id: str
@@ -109,7 +109,7 @@ class IdentityKeys:
     base: str
 
     @classmethod
-    def of(cls, identity_pool_id: str, identity_id: str, shards: int) -> IdentityKeys:
+    def of(cls, identity_pool_id: str, identity_id: str, shards: int) -> IdentityKeyspace:
         shard = shard_of(identity_id, shards)
         return cls(identity_pool_id, identity_id, shard, f"{shard_tag(shard)}:{identity_pool_id}/{identity_id}")
 

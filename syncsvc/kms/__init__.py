@@ -1,0 +1,2 @@
+"""KMS: master keys (lifecycle, cryptography, grants and policies, the sweep), the root key, and envelope encryption of
+values at rest."""
