@@ -15,7 +15,7 @@ import sys
 
 from syncsvc.api.app import create_app
 from syncsvc.api.connections import serve
-from syncsvc.cli.signals import cancelled_on_signals
+from syncsvc.cli.signals import until_signalled
 from syncsvc.config import Settings
 from syncsvc.runtime import StartupError, open_services
 
@@ -93,9 +93,7 @@ def _serve_many(settings: Settings, workers: int) -> None:
 async def _relay(settings: Settings) -> int:
     try:
         async with open_services(settings) as services:
-            task = cancelled_on_signals(asyncio.create_task(services.relay.run()))
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await until_signalled(services.relay.run())
             return 0
     except StartupError as exc:
         print(f"syncsvc: {exc}", file=sys.stderr)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from typing import TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -15,3 +17,10 @@ def cancelled_on_signals(task: asyncio.Task[T]) -> asyncio.Task[T]:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, task.cancel)
     return task
+
+
+async def until_signalled(work: Coroutine[Any, Any, None]) -> None:
+    """Runs ``work`` until it ends or SIGINT/SIGTERM stops it (a stop is a normal end)."""
+    task = cancelled_on_signals(asyncio.create_task(work))
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from syncsvc.cli.signals import cancelled_on_signals
+from syncsvc.cli.signals import until_signalled
 from syncsvc.config import Settings
 from syncsvc.errors import InvalidParameterError
 from syncsvc.model import check_identity_id
@@ -55,9 +55,7 @@ async def _watch(settings: Settings, args: argparse.Namespace) -> int:
             keyspace = IdentityKeyspace.of(args.pool, args.identity, settings.shards)
             await channels.subscribe(keyspace.push_channel)
             print(f"watching identity {args.identity} of pool {args.pool} (Ctrl-C to stop)", file=sys.stderr)
-            task = cancelled_on_signals(asyncio.create_task(_print(channels, keyspace, as_json=args.json)))
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await until_signalled(_print(channels, keyspace, as_json=args.json))
             return 0
     except StartupError as exc:
         print(f"syncsvc: {exc}", file=sys.stderr)
