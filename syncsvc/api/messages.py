@@ -8,6 +8,7 @@ by the operation dispatchers (``syncsvc.api.operations``).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -38,7 +39,7 @@ async def body_of(request: web.Request) -> bytes:
     return body
 
 
-def respond(payload: dict[str, Any], *, content_type: str = REST_JSON, status: int = 200) -> web.Response:
+def respond(payload: Mapping[str, Any], *, content_type: str = REST_JSON, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(payload), status=status, content_type=content_type)
 
 

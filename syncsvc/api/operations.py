@@ -98,6 +98,15 @@ class Operation(Generic[InputT]):
     run: Run[InputT]
     #: rest-json only: where the operation is served.
     route: Route | None = None
+    #: Whether a body is read: an input without members (every input in the path and query) reads none, as AWS
+    #: ignores one. Worked out once, here, not per request.
+    reads_body: bool = field(init=False)
+    #: Whether the input has a ``DryRun`` member (the dispatcher then answers DryRunOperationException when set).
+    dry_runs: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads_body", bool(self.input.model_fields))
+        object.__setattr__(self, "dry_runs", "DryRun" in self.input.model_fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,14 +154,11 @@ async def _answer(
     caller: Caller = request[CALLER]
     if not admits(operation.access, caller):
         raise surface.refusal(operation.name, caller)
-    # an input without members (every input in the path and query) reads no body, as AWS ignores one
-    given = (
-        await parse(request, operation.input, surface.invalid) if operation.input.model_fields else operation.input()
-    )
+    given = await parse(request, operation.input, surface.invalid) if operation.reads_body else operation.input()
     output = await operation.run(request.app[SERVICES], call(given))
-    if getattr(given, "DryRun", False) is True:
+    if operation.dry_runs and given.DryRun is True:
         raise DryRunOperationError(DRY_RUN)
-    return respond(dict(output), content_type=surface.content_type)
+    return respond(output, content_type=surface.content_type)
 
 
 def json_dispatcher(surfaces: Iterable[Surface]) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -192,7 +198,7 @@ def _rest_handler(
                 )
                 for parameter in route.query
             }
-            return Call(given, request[CALLER], dict(request.match_info), query, request.headers)
+            return Call(given, request[CALLER], request.match_info, query, request.headers)
 
         return await _answer(request, surface, operation, call)
 
