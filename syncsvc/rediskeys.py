@@ -82,6 +82,13 @@ def profile(identity_id: str, shards: int) -> str:
     return f"{shard_tag(shard_of(identity_id, shards))}:profile:{identity_id}"
 
 
+def merged(identity_id: str, shards: int) -> str:
+    """Hash, next to the profile it replaced: an identity merged into another (a guest who signed in with another
+    identity's login, or MergeDeveloperIdentities' source): ``into`` (the identity now answered for it), ``pool``
+    and ``purged`` ("1" once its data is gone). Expires after ``identity.broker.MERGED_MARKER_SECONDS``."""
+    return f"{shard_tag(shard_of(identity_id, shards))}:merged:{identity_id}"
+
+
 def login(identity_pool_id: str, provider: str, subject: str) -> str:
     """String: the identity a login (provider + subject) of a pool belongs to. The hash tag is a digest, so every
     login lands in its own slot whatever characters the subject holds."""

@@ -254,8 +254,8 @@ async def get_credentials_for_identity(services: Services, call: Call[GetCredent
 
 
 async def get_open_id_token(services: Services, call: Call[IdentityLoginsIn]) -> TokenOut:
-    token = await services.broker.open_id_token(call.given.IdentityId, call.given.Logins)
-    return {"IdentityId": call.given.IdentityId, "Token": token}
+    identity_id, token = await services.broker.open_id_token(call.given.IdentityId, call.given.Logins)
+    return {"IdentityId": identity_id, "Token": token}
 
 
 async def get_open_id_token_for_developer_identity(services: Services, call: Call[DeveloperTokenIn]) -> TokenOut:

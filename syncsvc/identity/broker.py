@@ -11,15 +11,23 @@ in both cases the provider must also be configured (``SYNCSVC_OIDC_PROVIDERS``).
 ``DeveloperProviderName`` is reserved to developer calls (GetOpenIdTokenForDeveloperIdentity).
 
 The same login always maps to the same identity; several logins of one call link to one identity; a login that
-already belongs to another identity is a ResourceConflictException.
+already belongs to another identity is a ResourceConflictException — except for a guest. A guest (unauthenticated
+identity) that signs in with a login another identity already has is merged into that identity, as Cognito does
+("Switching unauthenticated users to authenticated users"): its datasets are copied there as ``<name>.<guest id>``
+(Cognito Sync's MergedDatasetNames), the call answers the other identity's IdentityId (the SDKs' identity-changed
+listener), and the guest is deleted, which revokes its credentials and tokens. Each step is idempotent, so a merge
+interrupted by a crash completes when the device retries; a marker left where the guest was (``rediskeys.merged``)
+lets a retry with the old id find the identity it became. Two authenticated identities are never merged implicitly
+(ResourceConflictException; MergeDeveloperIdentities is the explicit way).
 
 A token this service issued stands for the login it was issued for (its ``amr``) only while that login stays linked,
 and a guest's token only while the identity is a guest (:func:`token_opens`): unlinking a login revokes its tokens
 as well as the identity's credentials. An identity whose every login was unlinked is no longer accessible, not even
 as a guest (:func:`abandoned`).
 
-(About 400 lines on purpose: every operation here goes through one core that verifies logins and links or unlinks
-them (``_verify_logins``, ``_link``, ``_unlink``); splitting the operations off would split that core.)
+(About 480 lines on purpose: every operation here goes through one core that verifies logins and links, merges or
+unlinks them (``_verify_logins``, ``_link``, ``_merge_guest``, ``_unlink``); splitting the operations off would split
+that core.)
 """
 
 from __future__ import annotations
@@ -57,6 +65,11 @@ _NO_GUESTS = "Unauthenticated access is not supported for this identity pool."
 _FIRST_GENERATION = 1  # a new identity's generation (create_identity.lua)
 _ABANDONED = "Every login of this identity was unlinked: it is no longer accessible."
 _STALE_LOGIN = "Invalid login token: the identity's logins changed since it was issued"
+_TAKEN = "These logins are already linked to different identities"
+#: How long a merged identity's id keeps leading to the identity it was merged into (a device that retries a sign-in
+#: after a timeout, or comes back online with the old id cached). Afterwards the old id is simply not found.
+MERGED_MARKER_SECONDS = 90 * 24 * 3600
+_MAX_MERGE_HOPS = 8  # an identity merged into one that was itself merged later, and so on
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +129,11 @@ class IdentityBroker:
         profile = await self._authorize(identity_id, logins)
         return profile, self._credentials.issue(profile)
 
-    async def open_id_token(self, identity_id: str, logins: Mapping[str, str]) -> str:
-        """GetOpenIdToken: a 10-minute token for the identity."""
+    async def open_id_token(self, identity_id: str, logins: Mapping[str, str]) -> tuple[str, str]:
+        """GetOpenIdToken: (identity id, a 10-minute token for it) — the id differs from the one given when a guest
+        was merged into the identity its logins belong to."""
         profile = await self._authorize(identity_id, logins)
-        return await self._token(profile, OPENID_TOKEN_SECONDS)
+        return profile.identity_id, await self._token(profile, OPENID_TOKEN_SECONDS)
 
     async def developer_token(
         self,
@@ -137,7 +151,7 @@ class IdentityBroker:
         others = {name: token for name, token in logins.items() if name != provider}
         verified = [(provider, logins[provider]), *await self._verify_logins(pool, others)]
         if identity_id is not None:
-            await self._profile_in(pool, identity_id)
+            identity_id = (await self._current(identity_id, pool)).identity_id
         linked = await self._link(pool, verified, identity_id=identity_id)
         profile = await self._profile_in(pool, linked)
         return linked, await self._token(profile, duration_seconds or DEVELOPER_TOKEN_SECONDS, login=verified[0])
@@ -187,7 +201,7 @@ class IdentityBroker:
         for login in source.logins:
             await self._identities.move(pool.IdentityPoolId, login, owner=source_id, to=destination_id)
         await self._identities.change_logins(destination_id, add=source.logins, now_ms=self._clock.now_ms())
-        await self._delete(source)
+        await self._delete(source, merged_into=destination_id)
         return destination_id
 
     async def unlink_developer_identity(
@@ -262,10 +276,9 @@ class IdentityBroker:
 
     async def _authorize(self, identity_id: str, logins: Mapping[str, str]) -> IdentityProfile:
         """The identity, when the logins given prove it (or it is a guest of a pool that allows guests); links any
-        new verified logins to it."""
-        profile = await self._identities.get(identity_id)
-        if profile is None:
-            raise ResourceNotFoundError(f"Identity '{identity_id}' not found.")
+        new verified logins to it, or merges a guest into the identity its logins belong to (then that identity is
+        the one answered). An id merged away earlier stands for the identity it was merged into."""
+        profile = await self._current(identity_id)
         pool = await self._pools.require(profile.identity_pool_id)
         await self._limit(pool, "Tokens", self._rates.tokens)
         if abandoned(profile):
@@ -278,8 +291,8 @@ class IdentityBroker:
             raise NotAuthorizedError(_NO_GUESTS)
         fresh = [login for login in verified if login not in profile.logins and login[0] != COGNITO_PROVIDER]
         if fresh:
-            await self._link(pool, fresh, identity_id=identity_id)
-            profile = await self._profile_in(pool, identity_id)
+            linked = await self._link(pool, fresh, identity_id=profile.identity_id)
+            profile = await self._profile_in(pool, linked)
         return profile
 
     async def _verify_logins(
@@ -308,16 +321,23 @@ class IdentityBroker:
         return verified
 
     async def _link(self, pool: IdentityPool, logins: Sequence[Login], *, identity_id: str | None = None) -> str:
-        """The identity the logins belong to (created when none does), with every login linked to it.
+        """The identity the logins belong to (created when none does), with every login linked to it. Given an
+        ``identity_id`` whose logins belong to another identity: a guest is merged into that identity (which is
+        returned), an authenticated identity is a conflict.
 
         Logins are claimed before the profile is written, so a crash leaves at worst a login that points at a
         missing profile — which the next call heals by creating that profile."""
         owners = await self._identities.owners(pool.IdentityPoolId, logins)
         known = {owner for owner in owners if owner is not None}
+        if identity_id is not None and known - {identity_id}:
+            guest = await self._identities.get(identity_id)
+            if len(known) == 1 and guest is not None and not guest.authenticated and not abandoned(guest):
+                return await self._merge_guest(pool, guest, known.pop(), logins)
+            raise ResourceConflictError(_TAKEN)
         if identity_id is not None:
             known.add(identity_id)
         if len(known) > 1:
-            raise ResourceConflictError("These logins are already linked to different identities")
+            raise ResourceConflictError(_TAKEN)
         target = known.pop() if known else self._new_id()
         fresh = identity_id is None and not any(owners)
         for index, (login, owner) in enumerate(zip(logins, owners, strict=True)):
@@ -336,6 +356,39 @@ class IdentityBroker:
             await self._identities.change_logins(target, add=missing, now_ms=self._clock.now_ms())
         return target
 
+    async def _merge_guest(
+        self, pool: IdentityPool, guest: IdentityProfile, destination: str, logins: Sequence[Login]
+    ) -> str:
+        """Merges a guest into the identity its logins belong to; returns that identity. Copies the guest's datasets
+        first (each copy atomic; a copy made before a crash is kept), then links the logins no one has yet, then
+        deletes the guest leaving the merge marker (its credentials stop working at once), then its data. Every step
+        can be repeated, so a retry after a crash anywhere finishes the merge."""
+        await self._sync.merge_datasets(pool.IdentityPoolId, guest.identity_id, destination)
+        destination = await self._link(pool, logins)
+        await self._delete(guest, merged_into=destination)
+        log.info("Guest identity %s signed in as identity %s: merged into it", guest.identity_id, destination)
+        return destination
+
+    async def _current(self, identity_id: str, pool: IdentityPool | None = None) -> IdentityProfile:
+        """The identity's profile; for an id merged into another identity, that identity's (finishing the removal
+        of the merged identity's data if a crash interrupted it). ResourceNotFoundException when there is none, or
+        when ``pool`` is given and the identity belongs to another pool."""
+        for _ in range(_MAX_MERGE_HOPS):
+            profile = await self._identities.get(identity_id)
+            if profile is not None:
+                if pool is not None and profile.identity_pool_id != pool.IdentityPoolId:
+                    break
+                return profile
+            merge = await self._identities.merged_into(identity_id)
+            if merge is None:
+                break
+            into, pool_id, purged = merge
+            if not purged:
+                await self._store.purge_identity(IdentityKeyspace.of(pool_id, identity_id, self._shards))
+                await self._identities.note_purged(identity_id)
+            identity_id = into
+        raise ResourceNotFoundError(f"Identity '{identity_id}' not found.")
+
     async def _unlink(self, profile: IdentityProfile, removed: Sequence[Login]) -> None:
         """Removes logins from the profile first (revoking its credentials), then frees them in the index. Removing
         nothing changes nothing: the generation only rises when a login goes (see :func:`abandoned`)."""
@@ -347,14 +400,22 @@ class IdentityBroker:
         for login in removed:
             await self._identities.move(profile.identity_pool_id, login, owner=profile.identity_id, to=None)
 
-    async def _delete(self, profile: IdentityProfile) -> None:
-        """Profile first (revokes its credentials at once), then the login index, then the data."""
-        await self._identities.delete(profile.identity_id, profile.identity_pool_id)
+    async def _delete(self, profile: IdentityProfile, *, merged_into: str | None = None) -> None:
+        """Profile first (revokes its credentials at once; an identity merged into another leaves the merge marker
+        in the same transaction), then the login index, then the data."""
+        await self._identities.delete(
+            profile.identity_id,
+            profile.identity_pool_id,
+            merged_into=merged_into,
+            remember_seconds=MERGED_MARKER_SECONDS,
+        )
         for login in profile.logins:
             await self._identities.move(profile.identity_pool_id, login, owner=profile.identity_id, to=None)
         await self._store.purge_identity(
             IdentityKeyspace.of(profile.identity_pool_id, profile.identity_id, self._shards)
         )
+        if merged_into is not None:
+            await self._identities.note_purged(profile.identity_id)
 
     async def _profile_in(self, pool: IdentityPool, identity_id: str) -> IdentityProfile:
         profile = await self._identities.get(identity_id)

@@ -49,6 +49,7 @@ class RedisIdentityStore:
         self._create = register(client, "create_identity.lua")
         self._change = register(client, "change_logins.lua")
         self._move = register(client, "move_login.lua")
+        self._replace_if_exists = register(client, "replace_if_exists.lua")
 
     def _profile_key(self, identity_id: str) -> str:
         return rediskeys.profile(identity_id, self._shards)
@@ -96,14 +97,37 @@ class RedisIdentityStore:
             flat = await self._change(keys=[self._profile_key(identity_id)], args=args)
         return _profile(identity_id, flat)
 
-    async def delete(self, identity_id: str, identity_pool_id: str) -> bool:
-        """Removes the profile and the pool membership in one transaction (same slot). True if it existed."""
+    async def delete(
+        self, identity_id: str, identity_pool_id: str, *, merged_into: str | None = None, remember_seconds: int = 0
+    ) -> bool:
+        """Removes the profile and the pool membership in one transaction (same slot). True if it existed. With
+        ``merged_into``, the same transaction leaves a marker (``rediskeys.merged``) naming the identity that now
+        answers for this one, kept ``remember_seconds``."""
         async with backend():
             pipe = self.client.pipeline(transaction=True)
             pipe.delete(self._profile_key(identity_id))
             pipe.zrem(self._members_key(identity_pool_id, identity_id), identity_id)
-            deleted, _ = await pipe.execute()
+            if merged_into is not None:
+                marker = rediskeys.merged(identity_id, self._shards)
+                pipe.hset(marker, mapping={"into": merged_into, "pool": identity_pool_id, "purged": "0"})
+                pipe.expire(marker, remember_seconds)
+            deleted, *_ = await pipe.execute()
         return bool(deleted)
+
+    async def merged_into(self, identity_id: str) -> tuple[str, str, bool] | None:
+        """(identity it was merged into, pool id, whether its data was purged) of an identity merged away, or None."""
+        async with backend():
+            into, pool, purged = await self.client.hmget(
+                rediskeys.merged(identity_id, self._shards), ["into", "pool", "purged"]
+            )
+        if into is None or pool is None:
+            return None
+        return text(into), text(pool), purged is not None and text(purged) == "1"
+
+    async def note_purged(self, identity_id: str) -> None:
+        """Records on a merge marker that the merged identity's data is gone (see :meth:`merged_into`)."""
+        async with backend():
+            await self._replace_if_exists(keys=[rediskeys.merged(identity_id, self._shards)], args=["purged", "1"])
 
     async def members(self, identity_pool_id: str, shard: int, *, after: str | None, limit: int) -> list[str]:
         """Up to ``limit`` identity ids of the pool in one shard, in id order, after ``after``."""
