@@ -293,10 +293,11 @@ class SyncService:
             IdentityKeyspace.of(pool_id, destination_id, shards),
         )
         names = [meta.name for meta in await self._store.list_datasets(source, after=None, limit=100_000)]
-        count, _ = await self._store.identity_usage(destination)
-        if count + len(names) > self._limits.max_datasets:
+        present = {meta.name for meta in await self._store.list_datasets(destination, after=None, limit=100_000)}
+        total = len(present | {merged_name(name, source_id) for name in names})
+        if total > self._limits.max_datasets:
             raise LimitExceededError(
-                f"Merging would give identity {destination_id} {count + len(names)} datasets; "
+                f"Merging would give identity {destination_id} {total} datasets; "
                 f"the limit is {self._limits.max_datasets}"
             )
         topic = (await self._pools.configuration(pool_id)).streaming_topic
