@@ -33,6 +33,17 @@ notifications over a WebSocket::
 
     asyncio.run(main())
 
+Signing in, as Cognito's guests do: ``await client.sign_in({"login.example.com": id_token})`` (GetOpenIdToken with
+the guest's id and the logins). When the login already belongs to another identity, the server merges the guest into
+it and the client follows: ``on_identity_changed(old_id, new_id)`` is told, the local copy moves to the new identity
+(nothing local is lost, no old sync count is sent) and the next ``synchronize`` of each dataset folds the guest's
+data (``<name>.<guest id>``) into it with the ``merge_policy`` (default: the value written last wins), then deletes
+the merged copy. Apps with developer-authenticated identities call ``await client.switch_identity(identity_id,
+token_provider)`` with what their backend's GetOpenIdTokenForDeveloperIdentity answered. See
+:mod:`syncsvc.client.merges`. After a restart, ``SyncClient.guest(…, state_path=…)`` gives back the identity the state
+file holds (signed in or not), and ``sign_in`` again gives it the logins' tokens (or finishes a sign-in the file
+never recorded).
+
 Conflict handlers get ``(dataset, [SyncConflict])`` and return one :class:`Resolution` per conflict, from the
 conflict's ``resolve_with_remote()``, ``resolve_with_local()`` or ``resolve_with_value(v)``; the default,
 :func:`last_writer_wins`, keeps the later of the server's LastModifiedDate and the local modification time.
@@ -46,14 +57,19 @@ from syncsvc.client.conflicts import ConflictHandler, RemoteRecord, Resolution, 
 from syncsvc.client.core import SyncClient
 from syncsvc.client.errors import SyncClientError, SyncRetriesExceededError
 from syncsvc.client.local import Record
+from syncsvc.client.merges import MergeConflict, MergePolicy, fold_last_writer_wins
 from syncsvc.client.push import Backoff, ChangeHandler, PushListener
-from syncsvc.client.transport import GuestTokens, TokenProvider
+from syncsvc.client.transport import GuestTokens, Logins, LoginTokens, TokenProvider
 
 __all__ = [
     "Backoff",
     "ChangeHandler",
     "ConflictHandler",
     "GuestTokens",
+    "LoginTokens",
+    "Logins",
+    "MergeConflict",
+    "MergePolicy",
     "PushListener",
     "Record",
     "RemoteRecord",
@@ -64,5 +80,6 @@ __all__ = [
     "SyncResult",
     "SyncRetriesExceededError",
     "TokenProvider",
+    "fold_last_writer_wins",
     "last_writer_wins",
 ]

@@ -12,6 +12,10 @@
 6. A push refused with ResourceConflictException lowers the last sync count to the largest patch SyncCount and
    restarts from 1, ``max_retries`` times at most.
 
+With a merge policy, between 4 and 5 the merged copies of the dataset (``<name>.<identity id>``: reported by the
+pull, or kept aside when the device's identity changed) are folded into it, and after 5 deleted on the server (see
+:mod:`syncsvc.client.merges`).
+
 A run sees the client only through :class:`Device`, the few members it reads and calls (``SyncClient`` is one).
 """
 
@@ -19,18 +23,20 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from syncsvc.client.conflicts import ConflictHandler, RemoteRecord, Resolution, SyncConflict
 from syncsvc.client.errors import SYNC_CANCELLED, SyncClientError, SyncRetriesExceededError
 from syncsvc.client.local import DELETED, LocalDataset, LocalState, Record
+from syncsvc.client.merges import Fold, MergeConflict, MergePolicy, merged_copies, newest
 from syncsvc.client.transport import SyncTransport, client_context
 
 log = logging.getLogger("syncsvc.client")
 
 CONFLICT = "ResourceConflictException"
+NOT_FOUND = "ResourceNotFoundException"
 #: key -> (the local record the decision was based on, the record to store)
 Decisions = dict[str, tuple[Record | None, Record]]
 
@@ -75,7 +81,9 @@ class SyncResult:
     """What one ``synchronize`` did. ``pulled``: every record ListRecords returned (all attempts); ``pushed``: the
     records UpdateRecords stored; ``conflicts``: those given to the conflict handler; ``sync_count``: the local last
     sync count afterwards; ``deleted_remotely``: the dataset had been deleted on the server since the last sync;
-    ``attempts``: 1 plus the restarts after a ResourceConflictException."""
+    ``attempts``: 1 plus the restarts after a ResourceConflictException; ``merged_datasets``: the MergedDatasetNames
+    of the last pull; ``folded``: the merged copies folded into the dataset and then deleted on the server;
+    ``merge_conflicts``: those given to the merge policy."""
 
     dataset: str
     sync_count: int = 0
@@ -83,6 +91,8 @@ class SyncResult:
     pushed: list[RemoteRecord] = field(default_factory=list)
     conflicts: list[SyncConflict] = field(default_factory=list)
     merged_datasets: list[str] = field(default_factory=list)
+    folded: list[str] = field(default_factory=list)
+    merge_conflicts: list[MergeConflict] = field(default_factory=list)
     deleted_remotely: bool = False
     attempts: int = 0
 
@@ -100,12 +110,16 @@ class Pull:
 
 
 class SyncRun:
-    """One synchronize of ``dataset`` by ``device`` (which holds the dataset's lock meanwhile)."""
+    """One synchronize of ``dataset`` by ``device`` (which holds the dataset's lock meanwhile); merged copies are
+    folded with ``merge_policy``, or left alone without one."""
 
-    def __init__(self, device: Device, dataset: str, handler: ConflictHandler) -> None:
+    def __init__(
+        self, device: Device, dataset: str, handler: ConflictHandler, merge_policy: MergePolicy | None = None
+    ) -> None:
         self.device = device
         self.dataset = dataset
         self.handler = handler
+        self.merge_policy = merge_policy
         self.result = SyncResult(dataset)
 
     @property
@@ -140,17 +154,23 @@ class SyncRun:
             self._forget_deleted()
             pull = await self._pull(0)
         await self._merge(pull)
+        folded = [] if self.merge_policy is None else await self._fold(self.merge_policy, pull.merged)
         await self._push(pull.session_token)
+        await self._drop(folded)
 
     # --- deletion -----------------------------------------------------------------------------------------------
 
     async def _delete_remotely(self) -> None:
-        try:
-            await self.device.transport.call("DELETE", self.device.dataset_path(self.dataset))
-        except SyncClientError as exc:
-            if exc.code != "ResourceNotFoundException":
-                raise
+        await self._delete(self.dataset)
         self.device.state.datasets.pop(self.dataset, None)
+
+    async def _delete(self, dataset: str) -> None:
+        """DeleteDataset; one already gone is fine."""
+        try:
+            await self.device.transport.call("DELETE", self.device.dataset_path(dataset))
+        except SyncClientError as exc:
+            if exc.code != NOT_FOUND:
+                raise
 
     def _forget_deleted(self) -> None:
         """The dataset was deleted on the server: drop the local copy, or keep its values as new local changes."""
@@ -168,9 +188,17 @@ class SyncRun:
     # --- pull ---------------------------------------------------------------------------------------------------
 
     async def _pull(self, since: int) -> Pull:
-        """ListRecords(lastSyncCount=since), every page."""
+        """ListRecords(lastSyncCount=since) of the dataset, every page; its merged names told to the device."""
+        pull = await self._list(self.dataset, since)
+        self.result.pulled += pull.records
+        self.result.merged_datasets = pull.merged
+        self.device.note_merged(self.dataset, pull.merged)
+        return pull
+
+    async def _list(self, dataset: str, since: int) -> Pull:
+        """ListRecords(lastSyncCount=since) of ``dataset``, every page."""
         query = {"lastSyncCount": str(since), "maxResults": str(self.device.page_size)}
-        target = self.device.dataset_path(self.dataset) + "/records"
+        target = self.device.dataset_path(dataset) + "/records"
         page = await self.device.transport.call("GET", target, query=query)
         session_token: str = page["SyncSessionToken"]
         records = [RemoteRecord.from_wire(item) for item in page.get("Records", [])]
@@ -178,16 +206,12 @@ class SyncRun:
             more = {**query, "nextToken": page["NextToken"], "syncSessionToken": session_token}
             page = await self.device.transport.call("GET", target, query=more)
             records += [RemoteRecord.from_wire(item) for item in page.get("Records", [])]
-        merged = list(page.get("MergedDatasetNames") or [])
-        self.result.pulled += records
-        self.result.merged_datasets = merged
-        self.device.note_merged(self.dataset, merged)
         return Pull(
             records=records,
             sync_count=int(page.get("DatasetSyncCount", 0)),
             exists=bool(page.get("DatasetExists", True)),
             deleted_after=bool(page.get("DatasetDeletedAfterRequestedSyncCount", False)),
-            merged=merged,
+            merged=list(page.get("MergedDatasetNames") or []),
             session_token=session_token,
         )
 
@@ -210,17 +234,11 @@ class SyncRun:
                 conflicts.append(SyncConflict(key, mine, remote))
         if conflicts:
             self.result.conflicts += conflicts
-            decided.update(self._resolved(conflicts, await self._resolutions(conflicts)))
+            decided.update(self._resolved(conflicts, await _ask(self.handler, self.dataset, conflicts)))
         for key, (seen, stored) in decided.items():
             if local.records.get(key) == seen:
                 local.records[key] = stored
         local.last_sync_count = pull.sync_count
-
-    async def _resolutions(self, conflicts: list[SyncConflict]) -> Sequence[Resolution]:
-        answer = self.handler(self.dataset, list(conflicts))
-        if inspect.isawaitable(answer):
-            return await answer
-        return answer
 
     def _resolved(self, conflicts: list[SyncConflict], resolutions: Sequence[Resolution]) -> Decisions:
         """The records the resolutions keep; one resolution per conflict is required."""
@@ -244,6 +262,34 @@ class SyncRun:
                 Record(resolution.value, resolution.sync_count, resolution.modified, moment),
             )
         return decided
+
+    # --- merged copies (syncsvc.client.merges) ---------------------------------------------------------------------
+
+    async def _fold(self, policy: MergePolicy, reported: list[str]) -> list[str]:
+        """Folds every merged copy of the dataset into the local copy: those the pull reported and those kept aside
+        when the device's identity changed. Returns their names, to delete once the push is through."""
+        kept = self.device.state.unfolded.get(self.dataset, {})
+        names = [*kept, *(name for name in merged_copies(self.dataset, reported) if name not in kept)]
+        for name in names:
+            aside = kept.get(name)
+            if aside is not None and aside.last_sync_count == DELETED:
+                continue  # deleted on this device before its identity changed: the copy goes unfolded
+            copied = {record.key: record.as_local() for record in (await self._list(name, 0)).records}
+            fold = Fold.plan(self.local, name, copied if aside is None else newest(aside.records, copied))
+            resolutions = await _ask(policy, self.dataset, fold.conflicts) if fold.conflicts else []
+            self.result.merge_conflicts += fold.conflicts
+            fold.apply(self.local, resolutions, self.device.clock())
+        return names
+
+    async def _drop(self, folded: list[str]) -> None:
+        """Deletes the folded copies on the server and forgets those kept aside (after the push that carried them)."""
+        for name in folded:
+            await self._delete(name)
+            kept = self.device.state.unfolded.get(self.dataset, {})
+            kept.pop(name, None)
+            if not kept:
+                self.device.state.unfolded.pop(self.dataset, None)
+            self.result.folded.append(name)
 
     # --- push ---------------------------------------------------------------------------------------------------
 
@@ -284,6 +330,21 @@ class SyncRun:
                 local.records[remote.key] = current._replace(sync_count=remote.sync_count)
         if written and max(remote.sync_count for remote in written) == local.last_sync_count + 1:
             local.last_sync_count += 1  # else another write came in between: the next pull brings it
+
+
+Conflict = TypeVar("Conflict")
+
+
+async def _ask(
+    handler: Callable[[str, list[Conflict]], Sequence[Resolution] | Awaitable[Sequence[Resolution]]],
+    dataset: str,
+    conflicts: list[Conflict],
+) -> Sequence[Resolution]:
+    """A conflict handler's or merge policy's resolutions (awaited when it is async)."""
+    answer = handler(dataset, list(conflicts))
+    if inspect.isawaitable(answer):
+        return await answer
+    return answer
 
 
 def patch_of(key: str, record: Record) -> dict[str, Any]:

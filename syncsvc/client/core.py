@@ -1,5 +1,6 @@
 """SyncClient: one identity's datasets on one device — the local copy, its file, synchronize (see
-:mod:`syncsvc.client.algorithm`) and push sync (see :mod:`syncsvc.client.push`).
+:mod:`syncsvc.client.algorithm`), signing in and identity changes (see :mod:`syncsvc.client.merges`) and push sync
+(see :mod:`syncsvc.client.push`).
 
 The sync run and the push listener see a client only through the protocols they define (``algorithm.Device``,
 ``push.Subscriber``), which SyncClient satisfies structurally; no module of the package but ``__init__`` imports
@@ -25,16 +26,21 @@ from syncsvc.client.errors import (
     DEVICE_NOT_REGISTERED,
     SyncClientError,
 )
-from syncsvc.client.local import DELETED, LocalDataset, LocalState, Record, StateFile, read_state
+from syncsvc.client.local import DELETED, DatasetLocks, LocalDataset, LocalState, Record, StateFile, read_state
+from syncsvc.client.merges import MergePolicy, fold_last_writer_wins, rebase
 from syncsvc.client.push import ChangeHandler, PushListener
 from syncsvc.client.transport import (
     DEFAULT_TIMEOUT,
     GuestTokens,
+    Logins,
+    LoginTokens,
     SyncTransport,
     TokenProvider,
+    current_logins,
     label,
     new_guest_identity,
     path,
+    signed_in,
 )
 
 log = logging.getLogger("syncsvc.client")
@@ -64,6 +70,10 @@ class SyncClient:
     sync reports (also kept in :attr:`merged_datasets`). ``on_dataset_deleted(dataset) -> bool``: told that the
     dataset was deleted on the server; True (the default) deletes the local copy too, False keeps the local values
     and pushes them again as new records (re-creating the dataset). ``page_size``: ListRecords MaxResults.
+    ``merge_policy``: how :meth:`synchronize` folds the merged copies of a dataset into it (default
+    :func:`~syncsvc.client.merges.fold_last_writer_wins`; None: never automatically, see :meth:`merge_datasets`).
+    ``on_identity_changed(old_id, new_id)``: told when :meth:`sign_in` or :meth:`switch_identity` moved this client
+    to another identity (Cognito's identity-changed listener).
 
     Every UpdateRecords names the device: ``DeviceId`` once :meth:`register_device` gave one, and always the
     ``x-amz-Client-Context`` header with this installation's id (so devices of one identity are distinct writers
@@ -87,6 +97,8 @@ class SyncClient:
         on_datasets_merged: Callable[[str, list[str]], None] | None = None,
         on_dataset_deleted: Callable[[str], bool] = _always_delete,
         page_size: int = PAGE_SIZE,
+        merge_policy: MergePolicy | None = fold_last_writer_wins,
+        on_identity_changed: Callable[[str, str], None] | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.pool_id = pool_id
@@ -96,12 +108,14 @@ class SyncClient:
         self.on_datasets_merged = on_datasets_merged
         self.on_dataset_deleted = on_dataset_deleted
         self.page_size = page_size
+        self.merge_policy = merge_policy
+        self.on_identity_changed = on_identity_changed
         #: MergedDatasetNames of each dataset as its last sync reported them (absent when there are none).
         self.merged_datasets: dict[str, list[str]] = {}
         self._transport = SyncTransport(self.endpoint, token_provider, session=session, timeout=timeout)
         self._file = None if state_path is None else StateFile(Path(state_path))
         self._state: LocalState | None = LocalState(pool_id, identity_id) if self._file is None else None
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = DatasetLocks()
         self._save_pending = False
         self._saves: set[asyncio.Task[None]] = set()
 
@@ -155,6 +169,45 @@ class SyncClient:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         await self.close()
+
+    # --- signing in -----------------------------------------------------------------------------------------------
+
+    async def sign_in(self, logins: Logins) -> str:
+        """Signs this client's identity in with ``logins`` (``{provider: the user's token}``; or an async callable
+        giving fresh ones) as Cognito's guests do: an unsigned GetOpenIdToken with the identity id and the logins.
+        Logins that belong to no one are linked to this identity (the id stays); logins of another identity make the
+        server merge this one (a guest) into it and answer its id. Either way, :meth:`switch_identity` to the id
+        answered, with tokens from GetOpenIdToken with the logins (:class:`LoginTokens`); returns that id."""
+        identity_id, token = await signed_in(
+            self.endpoint, self.pool_id, self.identity_id, await current_logins(logins)
+        )
+        await self.switch_identity(identity_id, LoginTokens(self.endpoint, identity_id, logins), token=token)
+        return identity_id
+
+    async def switch_identity(
+        self, identity_id: str, token_provider: TokenProvider, *, token: str | None = None
+    ) -> None:
+        """Makes this the client of ``identity_id``, with tokens from ``token_provider`` (``token``: a first one in
+        hand). The developer-authenticated sign in: the app's backend called GetOpenIdTokenForDeveloperIdentity with
+        this client's identity id and handed the device the IdentityId and Token answered. Waits for running syncs;
+        the previous provider's token is never sent again. When the id changed, the local copy moves to the new
+        identity (see :mod:`syncsvc.client.merges`: nothing local is lost, no old sync count is sent) and is saved,
+        ``on_identity_changed(old, new)`` is told; register the device and subscribe again. Only for the identity
+        this one became: another user's identity needs a client and a state file of its own."""
+        state, previous = self.state, self.identity_id
+        async with self._locks.every():
+            self._transport.use(token_provider, token)
+            self.token_provider = token_provider
+            if identity_id != previous:
+                rebase(state, identity_id)
+                self.identity_id = identity_id
+                self.merged_datasets = {}
+        if identity_id == previous:
+            return
+        log.info("identity %s is now %s: the local copy moved to it", previous, identity_id)
+        await self.flush()
+        if self.on_identity_changed is not None:
+            self.on_identity_changed(previous, identity_id)
 
     @property
     def state(self) -> LocalState:
@@ -259,7 +312,7 @@ class SyncClient:
         ``on_conflict`` (default :func:`last_writer_wins`). Syncs of one dataset run one at a time.
         """
         check_dataset_name(dataset)
-        async with self._locks.setdefault(dataset, asyncio.Lock()):
+        async with self._locks(dataset):
             return await self._synchronize(dataset, on_conflict)
 
     async def synchronize_if_behind(
@@ -268,14 +321,30 @@ class SyncClient:
         """:meth:`synchronize` if the local copy is older than ``sync_count`` once any running sync of the dataset
         is done (else None): what a push notification asks for."""
         check_dataset_name(dataset)
-        async with self._locks.setdefault(dataset, asyncio.Lock()):
+        async with self._locks(dataset):
             if sync_count <= self.last_sync_count(dataset):
                 return None
             return await self._synchronize(dataset, on_conflict)
 
-    async def _synchronize(self, dataset: str, on_conflict: ConflictHandler | None) -> SyncResult:
+    async def merge_datasets(
+        self,
+        dataset: str,
+        policy: MergePolicy = fold_last_writer_wins,
+        on_conflict: ConflictHandler | None = None,
+    ) -> SyncResult:
+        """:meth:`synchronize` folding the dataset's merged copies with ``policy``: for a client made with
+        ``merge_policy=None`` (e.g. to ask the user first, on the names ``on_datasets_merged`` was told), or to fold
+        once with another policy. Folded copies are deleted on the server (``SyncResult.folded``)."""
+        check_dataset_name(dataset)
+        async with self._locks(dataset):
+            return await self._synchronize(dataset, on_conflict, policy)
+
+    async def _synchronize(
+        self, dataset: str, on_conflict: ConflictHandler | None, policy: MergePolicy | None = None
+    ) -> SyncResult:
         try:
-            return await SyncRun(self, dataset, on_conflict or last_writer_wins).run()
+            run = SyncRun(self, dataset, on_conflict or last_writer_wins, policy or self.merge_policy)
+            return await run.run()
         finally:
             await self.flush()
 

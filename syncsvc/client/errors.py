@@ -10,6 +10,8 @@ CONNECTION_ERROR = "ConnectionError"
 SYNC_CANCELLED = "SyncCancelled"
 #: ``code`` of a push call made before :meth:`SyncClient.register_device`.
 DEVICE_NOT_REGISTERED = "DeviceNotRegistered"
+#: ``code`` of a token refresh whose logins now open another identity than the client's (sign in again).
+IDENTITY_CHANGED = "IdentityChanged"
 #: ``code`` of a WebSocket closed with 4009: a newer connection of the same device replaced this one.
 CONNECTION_REPLACED = "ConnectionReplaced"
 

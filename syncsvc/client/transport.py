@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -13,10 +13,13 @@ import aiohttp
 import orjson
 import yarl
 
-from syncsvc.client.errors import CONNECTION_ERROR, SyncClientError, error_code, error_message
+from syncsvc.client.errors import CONNECTION_ERROR, IDENTITY_CHANGED, SyncClientError, error_code, error_message
 
 #: Gives a valid OpenID token of the identity (a new one each call: it is called again when the server refuses one).
 TokenProvider = Callable[[], Awaitable[str]]
+#: A Cognito ``Logins`` map {provider: the user's token from it}, or an async callable giving a fresh one each call
+#: (login tokens expire: an app that can refresh them passes a callable).
+Logins = Mapping[str, str] | Callable[[], Awaitable[Mapping[str, str]]]
 
 #: Answers after which the token is renewed and the call made once more.
 RENEW_ON = frozenset({"NotAuthorizedException", "ExpiredTokenException"})
@@ -78,6 +81,13 @@ async def new_guest_identity(endpoint: str, pool_id: str) -> str:
     return identity_id
 
 
+async def identity_of(endpoint: str, pool_id: str, logins: Mapping[str, str]) -> str:
+    """The identity the logins belong to (unsigned GetId with them; a new identity when they belong to no one)."""
+    answer = await identity_call(endpoint, "GetId", {"IdentityPoolId": pool_id, "Logins": dict(logins)})
+    identity_id: str = answer["IdentityId"]
+    return identity_id
+
+
 class GuestTokens:
     """The token provider of a guest identity: each call is an unsigned GetOpenIdToken (tokens live 10 minutes)."""
 
@@ -88,6 +98,46 @@ class GuestTokens:
     async def __call__(self) -> str:
         answer = await identity_call(self.endpoint, "GetOpenIdToken", {"IdentityId": self.identity_id})
         token: str = answer["Token"]
+        return token
+
+
+async def open_id_token(endpoint: str, identity_id: str, logins: Mapping[str, str]) -> tuple[str, str]:
+    """Unsigned GetOpenIdToken of an identity with its logins: (the identity id answered, the token). The id differs
+    from ``identity_id`` when the server merged that identity (a guest) into the one the logins belong to."""
+    answer = await identity_call(endpoint, "GetOpenIdToken", {"IdentityId": identity_id, "Logins": dict(logins)})
+    return answer["IdentityId"], answer["Token"]
+
+
+async def signed_in(endpoint: str, pool_id: str, identity_id: str, logins: Mapping[str, str]) -> tuple[str, str]:
+    """GetOpenIdToken of ``identity_id`` with ``logins``: (the identity id answered, its token). An identity the
+    server no longer knows (merged so long ago that its forwarding expired) gives way to the identity of the logins
+    (GetId with them)."""
+    try:
+        return await open_id_token(endpoint, identity_id, logins)
+    except SyncClientError as exc:
+        if exc.code != "ResourceNotFoundException":
+            raise
+    return await open_id_token(endpoint, await identity_of(endpoint, pool_id, logins), logins)
+
+
+async def current_logins(logins: Logins) -> Mapping[str, str]:
+    return await logins() if callable(logins) else logins
+
+
+class LoginTokens:
+    """The token provider of an identity signed in with logins: each call is an unsigned GetOpenIdToken with the
+    identity id and the logins (``logins`` called first when it is a callable). An answer naming another identity
+    (the logins were moved to it since) raises SyncClientError ``IdentityChanged``: sign in again."""
+
+    def __init__(self, endpoint: str, identity_id: str, logins: Logins) -> None:
+        self.endpoint = endpoint
+        self.identity_id = identity_id
+        self.logins = logins
+
+    async def __call__(self) -> str:
+        identity_id, token = await open_id_token(self.endpoint, self.identity_id, await current_logins(self.logins))
+        if identity_id != self.identity_id:
+            raise SyncClientError(IDENTITY_CHANGED, f"the logins now open identity {identity_id}: sign in again", 0)
         return token
 
 
@@ -113,6 +163,7 @@ class SyncTransport:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._token: str | None = None
         self._renewing = asyncio.Lock()
+        self._generation = 0  # rises with each use(): a token the previous provider gives afterwards is not kept
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -130,9 +181,20 @@ class SyncTransport:
     async def token(self, *, refused: str | None = None) -> str:
         """The current token; a new one when there is none yet or ``refused`` (the one just refused) is current."""
         async with self._renewing:
-            if self._token is None or self._token == refused:
-                self._token = await self.token_provider()
+            while self._token is None or self._token == refused:
+                generation = self._generation
+                token = await self.token_provider()
+                if generation == self._generation:  # else use() changed the provider meanwhile: ask the new one
+                    self._token = token
+                    return token
             return self._token
+
+    def use(self, token_provider: TokenProvider, token: str | None = None) -> None:
+        """Calls made from now on use tokens of ``token_provider`` only (``token``: its first one, when already
+        known); a token the previous provider was still fetching is dropped."""
+        self.token_provider = token_provider
+        self._token = token
+        self._generation += 1
 
     async def call(
         self,
