@@ -175,7 +175,7 @@ class IdentityBroker:
             identity_id = owner
         assert identity_id is not None
         profile = await self._profile_in(pool, identity_id)
-        return identity_id, profile.subjects(provider)
+        return identity_id, [subject for subject in profile.subjects(provider) if subject]
 
     async def merge_developer_identities(
         self, identity_pool_id: str, provider: str, source_user: str, destination_user: str
@@ -427,7 +427,8 @@ class IdentityBroker:
         if not profile.authenticated:
             amr = ["unauthenticated"]
         else:
-            provider, subject = login or profile.logins[0]
+            # a login whose subject is known (an imported identity may list a provider without it)
+            provider, subject = login or next((item for item in profile.logins if item[1]), profile.logins[0])
             amr = ["authenticated", provider, f"{provider}:{profile.identity_pool_id}:{subject}"]
         return await self._issuer.issue(
             identity_pool_id=profile.identity_pool_id,
