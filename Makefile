@@ -125,7 +125,8 @@ CLUSTER_SUITE := tests/test_sync_records.py tests/test_sync_datasets.py tests/te
   tests/test_push.py tests/test_push_instances.py tests/test_relay.py tests/test_bulk_publish.py \
   tests/test_sync_triggers.py tests/test_cognito_events.py tests/test_admin_cli.py tests/test_stream_tail.py \
   tests/test_push_watch.py tests/test_kms_cli.py tests/test_root_rotation.py tests/test_issuer.py tests/test_outbox.py \
-  tests/test_guest_merge.py tests/test_import_target.py tests/test_import.py
+  tests/test_guest_merge.py tests/test_import_target.py tests/test_import.py tests/test_userpools_directory.py \
+  tests/test_userpools_signin.py
 test: venv redis-bin kafka-bin wrk-bin ## run the test suite, then its end-to-end modules on a Redis Cluster (extra pytest flags: PYTEST_ARGS="-k vv -x")
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 	SYNCSVC_TEST_REDIS=cluster $(VENV)/bin/pytest -q -m "not cluster" $(PYTEST_ARGS) $(CLUSTER_SUITE)

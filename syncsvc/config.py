@@ -273,6 +273,20 @@ class Settings(BaseSettings):
     trace_trigger_values: bool = Field(
         False, description="With trace_triggers, log record values as they are instead of their length."
     )
+    smtp_url: SecretStr | None = Field(
+        None,
+        description="SMTP server that delivers user pools' codes and temporary passwords by e-mail: "
+        "smtp://host:port (plain), smtp+starttls://host:port, smtps://host:port (TLS), with user:password@ to log "
+        "in. Unset: codes are only logged as sent (see log_codes).",
+    )
+    smtp_from: str = Field(
+        "no-reply@localhost", min_length=3, description="The From address of user pools' code e-mails."
+    )
+    log_codes: bool = Field(
+        False,
+        description="Log user pools' codes and temporary passwords in clear (development only: whoever reads the "
+        "log can confirm or reset any account). Off: a log line says only that a code was sent, and where (masked).",
+    )
     push_queue_size: int = Field(
         64,
         ge=1,

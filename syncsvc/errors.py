@@ -309,3 +309,78 @@ class StoreOutOfMemoryError(BackendUnavailableError):
     and ``TooManyRequestsException`` as the caller's rate); the message names the cause. Reads keep working."""
 
     retry_after_seconds: ClassVar[int] = 5
+
+
+# --- Cognito user pools (AWSCognitoIdentityProviderService: every error 400, as its json 1.1 model gives none) -----
+
+
+class UserPoolError(SyncsvcError):
+    status = 400
+
+
+class UserPoolNotAuthorizedError(UserPoolError):
+    """A wrong password, a disabled user, a caller without developer credentials on an admin operation."""
+
+    code = "NotAuthorizedException"
+
+
+class UserPoolNotFoundError(UserPoolError):
+    """No such user pool, app client or group."""
+
+    code = "ResourceNotFoundException"
+
+
+class UserNotFoundError(UserPoolError):
+    code = "UserNotFoundException"
+
+
+class UsernameExistsError(UserPoolError):
+    code = "UsernameExistsException"
+
+
+class AliasExistsError(UserPoolError):
+    code = "AliasExistsException"
+
+
+class GroupExistsError(UserPoolError):
+    code = "GroupExistsException"
+
+
+class CodeMismatchError(UserPoolError):
+    code = "CodeMismatchException"
+
+
+class ExpiredCodeError(UserPoolError):
+    code = "ExpiredCodeException"
+
+
+class InvalidPasswordError(UserPoolError):
+    code = "InvalidPasswordException"
+
+
+class UserNotConfirmedError(UserPoolError):
+    code = "UserNotConfirmedException"
+
+
+class UserPoolLimitExceededError(UserPoolError):
+    code = "LimitExceededException"
+
+
+class TooManyFailedAttemptsError(UserPoolError):
+    code = "TooManyFailedAttemptsException"
+
+
+class PasswordResetRequiredError(UserPoolError):
+    code = "PasswordResetRequiredException"
+
+
+class CodeDeliveryFailureError(UserPoolError):
+    """The code sender (SMTP) refused or could not be reached; nothing was changed that needs the code."""
+
+    code = "CodeDeliveryFailureException"
+
+
+class UnsupportedUserStateError(UserPoolError):
+    """AdminCreateUser RESEND for a user who is not waiting for a first sign-in."""
+
+    code = "UnsupportedUserStateException"

@@ -35,6 +35,7 @@ from syncsvc.kms.access import KeyAccess
 from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope
 from syncsvc.kms.keyservice import KeyService
 from syncsvc.kms.material import MaterialError, RootKey
+from syncsvc.kms.model import ACCOUNT
 from syncsvc.outbox.bulk import BulkPublisher
 from syncsvc.outbox.relay import Relay
 from syncsvc.pool_sync import PoolSync
@@ -52,11 +53,19 @@ from syncsvc.store.kms import RedisKeyStore
 from syncsvc.store.outbox import RedisOutbox
 from syncsvc.store.push import RedisPushStore
 from syncsvc.store.scripts import Durability
+from syncsvc.store.userpools import RedisUserPools
+from syncsvc.store.usersessions import RedisUserSessions
 from syncsvc.sync import SyncService
 from syncsvc.tokens import TokenSigner
 from syncsvc.triggers.failures import TriggerFailure
 from syncsvc.triggers.registry import TriggerError, TriggerRegistry, load_registry
 from syncsvc.triggers.runner import TriggerRunner
+from syncsvc.userpools.accounts import Accounts
+from syncsvc.userpools.codes import CodeSender, LogSender, SmtpSender, SmtpServer
+from syncsvc.userpools.directory import UserDirectory
+from syncsvc.userpools.sealing import PoolSecrets
+from syncsvc.userpools.signin import SignIn
+from syncsvc.userpools.tokens import UserPoolTokens
 
 log = logging.getLogger("syncsvc")
 
@@ -100,6 +109,16 @@ class Services:
     relay: Relay
     #: Redis's eviction policy and memory, watched while serving (see ``syncsvc.store.health``).
     redis_watch: RedisWatch
+    #: Cognito user pools: pools, app clients, users, groups, passwords (``syncsvc.userpools.directory``).
+    userpools: UserDirectory
+    #: Sign-up, confirmation, forgotten passwords, invitations and their codes.
+    user_accounts: Accounts
+    #: Delivers user pools' codes: SMTP when SYNCSVC_SMTP_URL is set, else a log line.
+    code_sender: CodeSender
+    #: User pools' ID, access and refresh tokens; their JWKS and OpenID discovery.
+    userpool_tokens: UserPoolTokens
+    #: InitiateAuth, RespondToAuthChallenge and the operations an access or refresh token opens.
+    signin: SignIn
 
 
 @asynccontextmanager
@@ -296,6 +315,13 @@ def _build(
     envelope = Envelope(kms, RedisDataKeys(store.client), cache)
     access = DataAccess(pools, shards=settings.shards)
     sync = SyncService(store, pools, signer, settings, runner, envelope, access, clock=clock)
+    userpool_store = RedisUserPools(store.client)
+    userpool_secrets = PoolSecrets(secret)
+    userpools = UserDirectory(userpool_store, userpool_secrets, region=settings.region, account=ACCOUNT, clock=clock)
+    user_sessions = RedisUserSessions(store.client)
+    userpool_tokens = UserPoolTokens(
+        issuer, user_sessions, userpools, public_url=settings.issuer_url, secret=secret, clock=clock
+    )
     broker = IdentityBroker(
         identities=identities,
         store=store,
@@ -308,6 +334,7 @@ def _build(
         shards=settings.shards,
         rates=RateLimits(get_id=settings.get_id_per_second, tokens=settings.token_calls_per_second),
         clock=clock,
+        user_pools=userpool_tokens,
     )
     authenticator = Authenticator(settings, credentials=credentials, identities=identities, issuer=issuer, clock=clock)
     outbox = RedisOutbox(store.client)
@@ -322,6 +349,7 @@ def _build(
         queue_size=settings.push_queue_size,
         max_sockets=settings.push_max_sockets or max(1, connection_limit(settings) * 9 // 10),
     )
+    code_sender = _code_sender(settings)
     return Services(
         settings=settings,
         clock=clock,
@@ -344,7 +372,23 @@ def _build(
         hub=hub,
         relay=Relay(outbox, settings, envelope, clock=clock),
         redis_watch=RedisWatch(store.client, allow_eviction=settings.redis_allow_eviction),
+        userpools=userpools,
+        user_accounts=Accounts(userpools, userpool_store, userpool_secrets, code_sender, clock=clock),
+        code_sender=code_sender,
+        userpool_tokens=userpool_tokens,
+        signin=SignIn(userpools, userpool_tokens, user_sessions, secret=secret, clock=clock),
     )
+
+
+def _code_sender(settings: Settings) -> CodeSender:
+    """SMTP when ``smtp_url`` is set (StartupError when it does not parse), else the log."""
+    if settings.smtp_url is None:
+        return LogSender(log_codes=settings.log_codes)
+    try:
+        server = SmtpServer.from_url(settings.smtp_url.get_secret_value())
+    except ValueError as exc:
+        raise StartupError(f"SYNCSVC_SMTP_URL: {exc}") from None
+    return SmtpSender(server, sender=settings.smtp_from, log_codes=settings.log_codes)
 
 
 def _safe_url(url: str) -> str:

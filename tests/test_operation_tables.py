@@ -9,10 +9,15 @@ import pytest
 from pydantic import TypeAdapter
 
 from syncsvc.access import Access
-from syncsvc.api import identity, kms, sync
+from syncsvc.api import identity, kms, sync, userpools
 from syncsvc.api.operations import Operation, Surface, anonymous_targets
 
-SURFACES = {"cognito-identity": identity.SURFACE, "kms": kms.SURFACE, "cognito-sync": sync.SURFACE}
+SURFACES = {
+    "cognito-identity": identity.SURFACE,
+    "kms": kms.SURFACE,
+    "cognito-sync": sync.SURFACE,
+    "cognito-idp": userpools.SURFACE,
+}
 OPERATIONS = [
     pytest.param(operation, id=f"{name}.{operation.name}")
     for name, served in SURFACES.items()
@@ -38,6 +43,23 @@ def test_only_the_operations_aws_serves_without_a_signature_are_anonymous() -> N
         "AWSCognitoIdentityService.GetCredentialsForIdentity",
         "AWSCognitoIdentityService.GetOpenIdToken",
         "AWSCognitoIdentityService.UnlinkIdentity",
+        # user pools: what a signed-out device calls, and what carries its own proof (an access or refresh token)
+        *(
+            f"AWSCognitoIdentityProviderService.{name}"
+            for name in (
+                "SignUp",
+                "ConfirmSignUp",
+                "ResendConfirmationCode",
+                "ForgotPassword",
+                "ConfirmForgotPassword",
+                "InitiateAuth",
+                "RespondToAuthChallenge",
+                "GetUser",
+                "ChangePassword",
+                "GlobalSignOut",
+                "RevokeToken",
+            )
+        ),
     }
 
 
@@ -73,3 +95,9 @@ def test_pool_wide_cognito_sync_operations_take_developer_credentials() -> None:
         "SetIdentityPoolConfiguration",
     }
     assert rule_of(sync.SURFACE, Access.ANONYMOUS) | rule_of(sync.SURFACE, Access.GRANTED) == set()
+
+
+def test_every_other_user_pool_operation_needs_developer_credentials() -> None:
+    served = userpools.SURFACE
+    assert rule_of(served, Access.DEVELOPER) == set(served.operations) - rule_of(served, Access.ANONYMOUS)
+    assert {"CreateUserPool", "AdminCreateUser", "AdminInitiateAuth", "ListUsers"} <= rule_of(served, Access.DEVELOPER)

@@ -69,6 +69,17 @@ async def jwks(request: web.Request) -> web.Response:
     return respond(await request.app[SERVICES].issuer.jwks())
 
 
+async def user_pool_openid_configuration(request: web.Request) -> web.Response:
+    """OpenID discovery for a user pool's tokens (its ``iss`` is ``<public URL>/<userPoolId>``)."""
+    tokens = request.app[SERVICES].userpool_tokens
+    return respond(await tokens.openid_configuration(request.match_info["userPoolId"]))
+
+
+async def user_pool_jwks(request: web.Request) -> web.Response:
+    """The public keys that verify a user pool's tokens (the service's one key ring: ``iss`` tells pools apart)."""
+    return respond(await request.app[SERVICES].userpool_tokens.jwks(request.match_info["userPoolId"]))
+
+
 async def readyz(request: web.Request) -> web.Response:
     """The process can serve: Redis answers (else 503) with an eviction policy syncsvc accepts (else 503, ``"status":
     "unsafe"``). Redis out of memory (writes refused, reads served) and Kafka trouble (writes go on) show as
@@ -132,6 +143,8 @@ def create_app(settings: Settings, *, triggers: TriggerRegistry | None = None) -
             web.get("/readyz", readyz),
             web.get("/.well-known/openid-configuration", openid_configuration),
             web.get("/.well-known/jwks.json", jwks),
+            web.get("/{userPoolId}/.well-known/openid-configuration", user_pool_openid_configuration),
+            web.get("/{userPoolId}/.well-known/jwks.json", user_pool_jwks),
         ]
     )
     app.add_routes(rest_routes(sync.SURFACE))

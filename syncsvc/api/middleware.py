@@ -10,13 +10,14 @@ message quoting request bytes that are not UTF-8 shows them as ``?``.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from syncsvc.api import identity, kms, sync, wire
+from syncsvc.api import identity, kms, sync, userpools, wire
 from syncsvc.api.bodies import BODIES
 from syncsvc.api.messages import AMZ_JSON, BODY, CALLER, REST_JSON, SERVICES, SETTINGS, respond
 from syncsvc.api.operations import anonymous_targets
@@ -35,7 +36,9 @@ log = logging.getLogger("syncsvc.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: Paths that need no signature.
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/.well-known/openid-configuration", "/.well-known/jwks.json"})
-JSON_SURFACES = (identity.SURFACE, kms.SURFACE)
+#: A user pool's discovery paths (``/<userPoolId>/.well-known/…``), public as the ones above.
+USER_POOL_DISCOVERY = re.compile(r"^/[\w-]+_[0-9a-zA-Z]+/\.well-known/(openid-configuration|jwks\.json)$")
+JSON_SURFACES = (identity.SURFACE, kms.SURFACE, userpools.SURFACE)
 #: Operations AWS serves without a signature (``authtype: none`` in the service model: Access.ANONYMOUS).
 UNAUTHENTICATED_TARGETS = anonymous_targets(JSON_SURFACES)
 #: X-Amz-Target prefix -> SigV4 service name; requests without a target are Cognito Sync (rest-json).
@@ -107,7 +110,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """Authenticates every request except :data:`PUBLIC_PATHS` and sets ``request[CALLER]``: the caller is admitted
     on its headers first, then its body is read (within the body budget, see ``syncsvc.api.bodies``) and the
     signature checked over it."""
-    if request.path in PUBLIC_PATHS:
+    if request.path in PUBLIC_PATHS or USER_POOL_DISCOVERY.match(request.path):
         return await handler(request)
     raw_path, _, raw_query = request.raw_path.partition("?")
     headers = tuple(request.headers.items())

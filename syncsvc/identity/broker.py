@@ -7,7 +7,10 @@ Logins arrive as a Cognito ``Logins`` map ``{provider: token}``. A provider is u
 pool's ``SupportedLoginProviders`` (the value is the app client id, or several separated by commas, accepted as the
 token's audience) or when one of the pool's ``OpenIdConnectProviderARNs`` ends with ``oidc-provider/<provider>``;
 in both cases the provider must also be configured (``SYNCSVC_OIDC_PROVIDERS``). The provider
-``cognito-identity.amazonaws.com`` takes a token this service issued (the "enhanced" developer flow). The pool's
+``cognito-identity.amazonaws.com`` takes a token this service issued (the "enhanced" developer flow). A user pool
+of this service (``cognito-idp.<region>.amazonaws.com/<userPoolId>``) is usable when one of the pool's
+``CognitoIdentityProviders`` names it: its ID tokens, for one of the listed ClientIds, are checked by the
+:class:`UserPoolLogins` verifier the composition root hands in (the subject is the user's ``sub``). The pool's
 ``DeveloperProviderName`` is reserved to developer calls (GetOpenIdTokenForDeveloperIdentity).
 
 The same login always maps to the same identity; several logins of one call link to one identity; a login that
@@ -36,6 +39,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from syncsvc.clock import Clock
 from syncsvc.errors import (
@@ -48,7 +52,7 @@ from syncsvc.errors import (
 from syncsvc.identity.credentials import CredentialAuthority, TemporaryCredentials
 from syncsvc.identity.issuer import TokenIssuer
 from syncsvc.identity.oidc import OidcVerifier
-from syncsvc.identity.pools import IdentityPool, PoolDirectory
+from syncsvc.identity.pools import CognitoIdentityProvider, IdentityPool, PoolDirectory
 from syncsvc.model import IdentityProfile, Login
 from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store import RedisStore
@@ -70,6 +74,16 @@ _TAKEN = "These logins are already linked to different identities"
 #: after a timeout, or comes back online with the old id cached). Afterwards the old id is simply not found.
 MERGED_MARKER_SECONDS = 90 * 24 * 3600
 _MAX_MERGE_HOPS = 8  # an identity merged into one that was itself merged later, and so on
+
+
+class UserPoolLogins(Protocol):
+    """Verifies a user pool's ID token given in ``Logins`` under the pool's provider name
+    (``cognito-idp.<region>.amazonaws.com/<userPoolId>``, listed in the identity pool's ``CognitoIdentityProviders``):
+    returns its subject (the user's ``sub``), or raises NotAuthorizedError. The token's ``aud`` must be one of
+    ``client_ids``; with ``server_side_check`` the user must still be enabled and not signed out since. Built by the
+    composition root from ``syncsvc.userpools`` (a sibling package this one may not import)."""
+
+    async def verify(self, provider: str, token: str, client_ids: Sequence[str], *, server_side_check: bool) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +109,7 @@ class IdentityBroker:
         shards: int,
         rates: RateLimits,
         clock: Clock,
+        user_pools: UserPoolLogins | None = None,
     ) -> None:
         self._identities = identities
         self._store = store
@@ -107,6 +122,7 @@ class IdentityBroker:
         self._shards = shards
         self._rates = rates
         self._clock = clock
+        self._user_pools = user_pools
 
     # --- GetId, credentials and tokens --------------------------------------------------------------------------------
 
@@ -313,6 +329,16 @@ class IdentityBroker:
                 continue
             if provider == pool.DeveloperProviderName:
                 raise NotAuthorizedError(f"Logins of '{provider}' are only accepted from the developer's backend")
+            user_pool_clients = _user_pool_clients(pool, provider)
+            if user_pool_clients and self._user_pools is not None:
+                subject = await self._user_pools.verify(
+                    provider,
+                    token,
+                    [entry.ClientId for entry in user_pool_clients if entry.ClientId],
+                    server_side_check=any(entry.ServerSideTokenCheck for entry in user_pool_clients),
+                )
+                verified.append((provider, subject))
+                continue
             audiences = _audiences(pool, provider)
             if audiences is None:
                 raise NotAuthorizedError(f"Login provider '{provider}' is not configured for this identity pool")
@@ -467,6 +493,11 @@ def _developer_provider(pool: IdentityPool) -> str:
     if not pool.DeveloperProviderName:
         raise InvalidParameterError("This identity pool has no DeveloperProviderName")
     return pool.DeveloperProviderName
+
+
+def _user_pool_clients(pool: IdentityPool, provider: str) -> list[CognitoIdentityProvider]:
+    """The pool's ``CognitoIdentityProviders`` entries for ``provider`` (a user pool; one entry per app client)."""
+    return [entry for entry in pool.CognitoIdentityProviders or () if entry.ProviderName == provider]
 
 
 def _audiences(pool: IdentityPool, provider: str) -> list[str] | None:

@@ -28,7 +28,7 @@ import hashlib
 import math
 import secrets
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,11 +230,57 @@ class TokenIssuer:
             "amr": list(amr),
             "jti": secrets.token_hex(16),
         }
+        return await self._signed(claims, key)
+
+    async def _signed(self, claims: Mapping[str, Any], key: _SigningKey) -> str:
+        """``claims`` as a JWT signed by ``key`` (through the key service)."""
         header = {"alg": ALGORITHM, "typ": "JWT", "kid": key.kid}
         signing_input = f"{_b64url(orjson.dumps(header))}.{_b64url(orjson.dumps(claims))}"
         digest = hashlib.sha256(signing_input.encode("ascii")).digest()
         signature, _ = await self.kms.sign(key.key_id, digest, KMS_SIGNING_ALGORITHM, digest=True)
         return f"{signing_input}.{_b64url(signature)}"
+
+    # --- other issuers' tokens, on the same keys --------------------------------------------------------------------
+
+    async def sign(self, claims: Mapping[str, Any], lifetime_seconds: int) -> str:
+        """A JWT of ``claims`` plus ``iat`` (now) and ``exp`` (now + ``lifetime_seconds``, 1..``max_lifetime_seconds``)
+        signed with the current key, for another issuer of this service (user pools: their ``iss`` is their own,
+        their JWKS these same keys). The caller owns every other claim, ``iss`` included."""
+        if not 1 <= lifetime_seconds <= self.max_lifetime_seconds:
+            raise ValueError(f"lifetime_seconds must be within 1..{self.max_lifetime_seconds}, not {lifetime_seconds}")
+        now = self._now()
+        key = await self._key_of_epoch(self._epoch(now))
+        issued_at = int(now)
+        return await self._signed({**claims, "iat": issued_at, "exp": issued_at + lifetime_seconds}, key)
+
+    async def verify_signature(self, token: str) -> dict[str, Any]:
+        """The claims of a token made by :meth:`sign`: RS256 only, signed by one of our live keys, ``iat`` and
+        ``exp`` integers no further apart than ``max_lifetime_seconds`` (see :meth:`_check_lifetime`). Nothing
+        else is checked — ``iss``, audience, ``exp`` against now and the rest are the calling issuer's rules.
+        NotAuthorizedError ("Invalid token: <reason>") otherwise."""
+        now = self._now()
+        try:
+            kid = self._kid_of(token)
+            key = await self._verification_key(kid, now)
+            if key is None:
+                raise _invalid("unknown signing key")
+            try:
+                claims: dict[str, Any] = jwt.decode(
+                    token,
+                    key.public_key,
+                    algorithms=[ALGORITHM],
+                    options={"verify_exp": False, "verify_nbf": False, "verify_iat": False, "verify_aud": False},
+                )
+            except jwt.InvalidSignatureError as exc:
+                raise _invalid("bad signature") from exc
+            except jwt.InvalidTokenError as exc:
+                raise _invalid(f"malformed ({exc})") from exc
+            if "iat" not in claims or "exp" not in claims:
+                raise _invalid("iat and exp are required")
+            self._check_lifetime(claims, now)
+        except NotAuthorizedError as exc:
+            raise NotAuthorizedError(exc.message.replace("Invalid identity token", "Invalid token", 1)) from None
+        return claims
 
     async def verify(self, token: str) -> IssuedToken:
         """The claims of a token this service issued, or :class:`ExpiredTokenError` / :class:`NotAuthorizedError`.
