@@ -384,3 +384,29 @@ class UnsupportedUserStateError(UserPoolError):
     """AdminCreateUser RESEND for a user who is not waiting for a first sign-in."""
 
     code = "UnsupportedUserStateException"
+
+
+class EnableSoftwareTokenMfaError(UserPoolError):
+    """VerifySoftwareToken: the code does not match the secret AssociateSoftwareToken gave (TOTP not set up)."""
+
+    code = "EnableSoftwareTokenMFAException"
+
+
+class UserLambdaValidationError(UserPoolError):
+    """A user-pool trigger (PreSignUp, PostConfirmation, PreAuthentication …) refused the request or raised; the
+    message is Cognito's ``<Trigger> failed with error <the trigger's message>.``"""
+
+    code = "UserLambdaValidationException"
+
+
+class InvalidLambdaResponseError(UserPoolError):
+    """A user-pool trigger answered something that is not its event with a usable ``response``."""
+
+    code = "InvalidLambdaResponseException"
+
+
+class UnexpectedLambdaError(UserPoolError):
+    """A user-pool trigger could not be called: not registered on this server, timed out, or at its concurrency
+    limit."""
+
+    code = "UnexpectedLambdaException"

@@ -63,6 +63,7 @@ from syncsvc.triggers.runner import TriggerRunner
 from syncsvc.userpools.accounts import Accounts
 from syncsvc.userpools.codes import CodeSender, LogSender, SmtpSender, SmtpServer
 from syncsvc.userpools.directory import UserDirectory
+from syncsvc.userpools.hooks import UserPoolHooks
 from syncsvc.userpools.sealing import PoolSecrets
 from syncsvc.userpools.signin import SignIn
 from syncsvc.userpools.tokens import UserPoolTokens
@@ -320,7 +321,13 @@ def _build(
     userpools = UserDirectory(userpool_store, userpool_secrets, region=settings.region, account=ACCOUNT, clock=clock)
     user_sessions = RedisUserSessions(store.client)
     userpool_tokens = UserPoolTokens(
-        issuer, user_sessions, userpools, public_url=settings.issuer_url, secret=secret, clock=clock
+        issuer,
+        user_sessions,
+        userpools,
+        public_url=settings.issuer_url,
+        secret=secret,
+        clock=clock,
+        hooks=UserPoolHooks(runner, userpools),
     )
     broker = IdentityBroker(
         identities=identities,
@@ -373,7 +380,9 @@ def _build(
         relay=Relay(outbox, settings, envelope, clock=clock),
         redis_watch=RedisWatch(store.client, allow_eviction=settings.redis_allow_eviction),
         userpools=userpools,
-        user_accounts=Accounts(userpools, userpool_store, userpool_secrets, code_sender, clock=clock),
+        user_accounts=Accounts(
+            userpools, userpool_store, userpool_secrets, code_sender, clock=clock, hooks=userpool_tokens.hooks
+        ),
         code_sender=code_sender,
         userpool_tokens=userpool_tokens,
         signin=SignIn(userpools, userpool_tokens, user_sessions, secret=secret, clock=clock),

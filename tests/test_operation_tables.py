@@ -58,6 +58,14 @@ def test_only_the_operations_aws_serves_without_a_signature_are_anonymous() -> N
                 "ChangePassword",
                 "GlobalSignOut",
                 "RevokeToken",
+                "AssociateSoftwareToken",
+                "VerifySoftwareToken",
+                "SetUserMFAPreference",
+                "UpdateUserAttributes",
+                "GetUserAttributeVerificationCode",
+                "VerifyUserAttribute",
+                "DeleteUserAttributes",
+                "DeleteUser",
             )
         ),
     }

@@ -11,14 +11,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from syncsvc.cli import admin, bulk, importer, keys, serve, stream, triggers, watch
+from syncsvc.cli import admin, bulk, importer, keys, serve, stream, triggers, users, watch
 from syncsvc.config import SettingsError, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syncsvc", description="Self-hosted Cognito Sync compatible service")
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (serve, admin, stream, bulk, triggers, watch, keys, importer):  # the order of `syncsvc --help`
+    for group in (serve, admin, users, stream, bulk, triggers, watch, keys, importer):  # the order of `syncsvc --help`
         group.add_commands(commands)
     return parser
 

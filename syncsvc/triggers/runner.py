@@ -78,17 +78,19 @@ class TriggerRunner:
         name: str,
         event: dict[str, Any],
         *,
-        identity: CognitoIdentity,
+        identity: CognitoIdentity | None,
         label: str = "Sync trigger",
         on_rejected: Callable[[str], Exception] = InvalidLambdaFunctionOutputError,
+        on_failure: Callable[[TriggerFailure], Exception] | None = None,
     ) -> Any:
         """The answer of trigger ``name`` to ``event`` (not yet checked: see :mod:`syncsvc.triggers.events`).
         ``label`` names the handler's role in the device's error messages; ``on_rejected`` makes the error a
-        ``Rejected`` message becomes."""
+        ``Rejected`` message becomes; ``on_failure`` (user-pool triggers) the error any other failure becomes, after
+        it is logged. ``identity`` is None for callers that are not identities (user-pool triggers)."""
         try:
             spec = self._registry.get(name)
         except TriggerError:
-            pool = identity.cognito_identity_pool_id
+            pool = identity.cognito_identity_pool_id if identity is not None else "(a user pool)"
             log.error("trigger %r is attached to pool %s but not registered on this server", name, pool)
             raise InvalidLambdaFunctionOutputError(f"{label} '{name}' is not registered on this server") from None
         if self._busy.get(name, 0) >= spec.max_concurrency:
@@ -114,7 +116,8 @@ class TriggerRunner:
             raise on_rejected(str(rejected.message)[:_MAX_MESSAGE]) from None
         except TriggerFailure as failure:
             outcome = type(failure).__name__
-            raise _failed(spec, context, failure, label) from None
+            error = _failed(spec, context, failure, label)
+            raise (error if on_failure is None else on_failure(failure)) from None
         finally:
             if self._trace:
                 self._log_call(spec, context, outcome, time.monotonic() - started, given, answer)

@@ -13,7 +13,7 @@ Rules that live here:
 * Failed sign-ins: from the 5th failure within 15 minutes the user is locked out for 1 s, 2 s, 4 s … up to 15 minutes
   (AWS's "Password attempts exceeded").
 
-(About 420 lines on purpose: pools, clients, users and groups share one store and one sealing, and each operation is
+(About 460 lines on purpose: pools, clients, users and groups share one store and one sealing, and each operation is
 a few lines over them; sign-up and codes live in ``accounts.py``, records' encoding in ``records.py``.)
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import secrets
 import string
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -266,16 +266,25 @@ class UserDirectory:
         return user
 
     async def change_user(
-        self, pool_id: str, username: str, change: Callable[[User], User], *, new_generation: bool = False
+        self,
+        pool_id: str,
+        username: str,
+        change: Callable[[User], User],
+        *,
+        new_generation: bool = False,
+        touch: bool = True,
     ) -> User:
-        """Applies ``change`` to the stored user (read, change, write if unchanged meanwhile; a few tries)."""
+        """Applies ``change`` to the stored user (read, change, write if unchanged meanwhile; a few tries).
+        ``touch``: the change is the user's (UserLastModifiedDate moves); not for bookkeeping such as a spent MFA
+        code."""
         pool = await self.pool(pool_id)
         for _ in range(5):
             stored = await self._store.user(pool_id, username)
             if stored is None:
                 raise UserNotFoundError("User does not exist.")
             user = change(self._user(pool_id, stored))
-            user = replace(user, modified_ms=self._clock.now_ms())
+            if touch:
+                user = replace(user, modified_ms=self._clock.now_ms())
             fresh = self._stored(pool, user, stored.version)
             alias_error = UsernameExistsError if pool.username_is_alias() else AliasExistsError
             try:
@@ -412,6 +421,29 @@ class UserDirectory:
     async def groups_of(self, pool_id: str, username: str) -> list[str]:
         """The names of the user's groups (``cognito:groups``), sorted."""
         return await self._store.groups_of(pool_id, username)
+
+    async def set_enabled(self, pool_id: str, username: str, *, enabled: bool) -> User:
+        """Enables or disables a user; disabling also ends every session (tokens issued before die), as Cognito
+        revokes them."""
+        user = await self.user(pool_id, username)
+        return await self.change_user(
+            pool_id, user.username, lambda current: replace(current, enabled=enabled), new_generation=not enabled
+        )
+
+    async def delete_attributes(self, pool_id: str, username: str, names: Collection[str]) -> User:
+        """Removes attributes (an e-mail address's or phone number's ``*_verified`` with it, and any alias it was);
+        ``sub`` and the pool's UsernameAttributes cannot go (InvalidParameterException)."""
+        pool = await self.pool(pool_id)
+        kept = {"sub", *(pool.UsernameAttributes or ())}
+        if refused := sorted(kept.intersection(names)):
+            raise InvalidParameterError(f"Cannot delete the required attribute(s): {', '.join(refused)}")
+        doomed = set(names) | {f"{name}_verified" for name in names if name in ("email", "phone_number")}
+        user = await self.user(pool_id, username)
+
+        def change(current: User) -> User:
+            return replace(current, attributes={k: v for k, v in current.attributes.items() if k not in doomed})
+
+        return await self.change_user(pool_id, user.username, change)
 
 
 def _group(wire: Mapping[str, Any]) -> Group:

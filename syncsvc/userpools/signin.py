@@ -11,10 +11,17 @@ whose salt is derived from the username, so asking twice tells nothing); a disab
 one too, only after the password checked out; failed attempts are counted per user by the directory, which refuses
 sign-ins for a while after too many ("Password attempts exceeded").
 
-A challenge's server state stays in Redis (``RedisUserSessions``) under the digest of the ``Session`` string the
-client gets, for 3 minutes, and is taken once: a Session string cannot be replayed, and the SRP secret never leaves
-the server. A PASSWORD_VERIFIER's Session is its SECRET_BLOCK (64 random bytes): Cognito's clients (pycognito,
-amplify) answer that challenge without a Session, and the secret block they echo finds the state.
+A challenge's server state stays in Redis (``syncsvc.userpools.challenges``) under the digest of the ``Session``
+string the client gets, for 3 minutes, and is taken once: a Session string cannot be replayed, and the SRP secret
+never leaves the server. A PASSWORD_VERIFIER's Session is its SECRET_BLOCK (64 random bytes): Cognito's clients
+(pycognito, amplify) answer that challenge without a Session, and the secret block they echo finds the state.
+
+MFA (``syncsvc.userpools.mfa``): once the password checked out, a pool whose MfaConfiguration is ON or OPTIONAL
+answers SOFTWARE_TOKEN_MFA to a user with TOTP (a wrong code: CodeMismatchException, the Session survives up to 5),
+and a pool whose MFA is ON answers MFA_SETUP to a user without (AssociateSoftwareToken / VerifySoftwareToken take
+that Session, then RespondToAuthChallenge MFA_SETUP gives the tokens).
+
+(About 410 lines: every flow ends in the same challenge and token steps; the challenge store is in challenges.py.)
 """
 
 from __future__ import annotations
@@ -23,15 +30,15 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
 from syncsvc.clock import Clock
 from syncsvc.errors import (
+    CodeMismatchError,
     InvalidParameterError,
     InvalidPasswordError,
     PasswordResetRequiredError,
@@ -41,12 +48,13 @@ from syncsvc.errors import (
 )
 from syncsvc.store.usersessions import RedisUserSessions
 from syncsvc.userpools import passwords, srp
+from syncsvc.userpools.challenges import Challenge, Challenges
 from syncsvc.userpools.directory import UserDirectory
+from syncsvc.userpools.mfa import SoftwareTokens, SoftwareTokenSetUp, challenge_for
 from syncsvc.userpools.model import AppClient, User, UserPool, UserStatus
+from syncsvc.userpools.sealing import PoolSecrets
 from syncsvc.userpools.tokens import SignedIn, Tokens, UserPoolTokens
 
-#: How long a challenge's Session string works (Cognito: 3 minutes).
-CHALLENGE_SECONDS = 180
 #: How far a PASSWORD_VERIFIER's TIMESTAMP may be from our clock.
 TIMESTAMP_SKEW_SECONDS = 300
 INCORRECT = "Incorrect username or password."
@@ -60,7 +68,7 @@ _ALLOWED_BY = {
     "USER_SRP_AUTH": ("ALLOW_USER_SRP_AUTH",),
 }
 _ADMIN_FLOWS = frozenset({"ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"})
-_SESSION_KEY_LABEL = b"syncsvc user-pool challenge sessions"
+_ANSWERABLE = frozenset({"NEW_PASSWORD_REQUIRED", "PASSWORD_VERIFIER", "SOFTWARE_TOKEN_MFA", "MFA_SETUP"})
 _UNKNOWN_USER_LABEL = b"syncsvc user-pool unknown users"
 
 
@@ -79,34 +87,6 @@ class AuthResult:
         return {"ChallengeName": self.challenge, "Session": self.session, "ChallengeParameters": self.parameters}
 
 
-@dataclass(frozen=True, slots=True)
-class _Challenge:
-    """A pending challenge as stored: which, for whom (None: a user that does not exist), through which client."""
-
-    name: str
-    pool_id: str
-    client_id: str
-    username: str | None
-    expires_ms: int
-    srp_state: str | None = None  # base64 of srp.ServerState.to_bytes()
-
-    def encode(self) -> bytes:
-        return orjson.dumps(
-            {
-                "name": self.name,
-                "pool_id": self.pool_id,
-                "client_id": self.client_id,
-                "username": self.username,
-                "expires_ms": self.expires_ms,
-                "srp_state": self.srp_state,
-            }
-        )
-
-    @classmethod
-    def decode(cls, raw: bytes) -> _Challenge:
-        return cls(**orjson.loads(raw))
-
-
 class SignIn:
     """The sign-in use-cases over the directory (users, passwords, throttling) and the tokens."""
 
@@ -121,10 +101,13 @@ class SignIn:
     ) -> None:
         self._directory = directory
         self._tokens = tokens
-        self._sessions = sessions
-        self._session_key = hmac.new(secret, _SESSION_KEY_LABEL, hashlib.sha256).digest()
+        self._challenges = Challenges(sessions, secret=secret, clock=clock)
         self._unknown_key = hmac.new(secret, _UNKNOWN_USER_LABEL, hashlib.sha256).digest()
         self._clock = clock
+        #: TOTP authenticators (``syncsvc.userpools.mfa``), sealed with the directory's keys (same secret), and
+        #: their set-up by access token or inside the MFA_SETUP challenge.
+        self.mfa = SoftwareTokens(directory, PoolSecrets(secret), clock=clock)
+        self.mfa_setup = SoftwareTokenSetUp(self.mfa, tokens, self._challenges)
 
     # --- InitiateAuth -----------------------------------------------------------------------------------------------
 
@@ -146,11 +129,12 @@ class SignIn:
         if flow in ("REFRESH_TOKEN_AUTH", "REFRESH_TOKEN"):
             return AuthResult(tokens=await self._refresh(pool, client, parameters))
         username = _required(parameters, "USERNAME")
+        self._check_secret_hash(client, username, parameters.get("SECRET_HASH"))
+        # the pool's PreAuthentication trigger: before any password work, never on a refresh (as Cognito)
+        await self._tokens.hooks.pre_authentication(pool, client, username)
         if flow == "USER_SRP_AUTH":
-            self._check_secret_hash(client, username, parameters.get("SECRET_HASH"))
             return await self._srp_challenge(pool, client, username, _required(parameters, "SRP_A"))
         password = _required(parameters, "PASSWORD")
-        self._check_secret_hash(client, username, parameters.get("SECRET_HASH"))
         user = await self._password_user(pool, username, password)
         return await self._signed_in(pool, client, user)
 
@@ -172,8 +156,11 @@ class SignIn:
         if not await self._directory.sign_in_allowed(pool.Id, user.username):
             raise UserPoolNotAuthorizedError("Password attempts exceeded")
 
-    async def _signed_in(self, pool: UserPool, client: AppClient, user: User) -> AuthResult:
-        """After the password checked out: the user's state decides between tokens, a challenge and an error."""
+    async def _signed_in(
+        self, pool: UserPool, client: AppClient, user: User, *, mfa_passed: bool = False
+    ) -> AuthResult:
+        """After the password (and, ``mfa_passed``, the MFA code) checked out: the user's state decides between
+        tokens, a challenge (a new password, MFA) and an error."""
         if not user.enabled:
             raise UserPoolNotAuthorizedError("User is disabled.")
         if user.status == UserStatus.UNCONFIRMED:
@@ -191,6 +178,12 @@ class SignIn:
                 "userAttributes": orjson.dumps(dict(user.attributes)).decode(),
             }
             return await self._challenge("NEW_PASSWORD_REQUIRED", pool, client, user.username, parameters)
+        mfa = None if mfa_passed else challenge_for(pool, user)
+        if mfa is not None:
+            parameters = {"USER_ID_FOR_SRP": user.username}
+            if mfa == "MFA_SETUP":
+                parameters["MFAS_CAN_SETUP"] = '["SOFTWARE_TOKEN_MFA"]'
+            return await self._challenge(mfa, pool, client, user.username, parameters)
         await self._directory.clear_failed_sign_ins(pool.Id, user.username)
         groups = await self._directory.groups_of(pool.Id, user.username)
         return AuthResult(tokens=await self._tokens.sign_in(pool, client, user, groups))
@@ -243,7 +236,7 @@ class SignIn:
         return seed[: srp.SALT_BYTES], pow(srp.G, int.from_bytes(seed, "big"), srp.N).to_bytes(srp.N_BYTES, "big")
 
     async def _password_verifier(
-        self, pool: UserPool, client: AppClient, challenge: _Challenge, responses: Mapping[str, str]
+        self, pool: UserPool, client: AppClient, challenge: Challenge, responses: Mapping[str, str]
     ) -> AuthResult:
         username = _required(responses, "USERNAME")
         timestamp = _required(responses, "TIMESTAMP")
@@ -278,20 +271,21 @@ class SignIn:
         *,
         admin_pool_id: str | None = None,
     ) -> AuthResult:
-        """RespondToAuthChallenge / AdminRespondToAuthChallenge: NEW_PASSWORD_REQUIRED, PASSWORD_VERIFIER."""
+        """RespondToAuthChallenge / AdminRespondToAuthChallenge: NEW_PASSWORD_REQUIRED, PASSWORD_VERIFIER,
+        SOFTWARE_TOKEN_MFA, MFA_SETUP."""
         if admin_pool_id is None:
             pool, client = await self._directory.client_by_id(client_id)
         else:
             pool = await self._directory.pool(admin_pool_id)
             client = await self._directory.client(admin_pool_id, client_id)
-        if challenge_name not in ("NEW_PASSWORD_REQUIRED", "PASSWORD_VERIFIER"):
+        if challenge_name not in _ANSWERABLE:
             raise InvalidParameterError(f"The challenge {challenge_name} is not supported by syncsvc")
         self._check_secret_hash(client, _required(responses, "USERNAME"), responses.get("SECRET_HASH"))
         if challenge_name == "PASSWORD_VERIFIER":  # Cognito's clients send no Session here: the secret block is one
             session = session or responses.get("PASSWORD_CLAIM_SECRET_BLOCK")
         if not session:
             raise InvalidParameterError("Missing required parameter Session")
-        challenge = await self._take(session)
+        challenge = await self._challenges.take(session)
         if challenge is None or (challenge.pool_id, challenge.client_id, challenge.name) != (
             pool.Id,
             client.ClientId,
@@ -300,10 +294,12 @@ class SignIn:
             raise UserPoolNotAuthorizedError("Invalid session for the user, session is expired.")
         if challenge_name == "PASSWORD_VERIFIER":
             return await self._password_verifier(pool, client, challenge, responses)
+        if challenge_name in ("SOFTWARE_TOKEN_MFA", "MFA_SETUP"):
+            return await self._mfa_answer(pool, client, challenge, session, responses)
         return await self._new_password(pool, client, challenge, session, responses)
 
     async def _new_password(
-        self, pool: UserPool, client: AppClient, challenge: _Challenge, session: str, responses: Mapping[str, str]
+        self, pool: UserPool, client: AppClient, challenge: Challenge, session: str, responses: Mapping[str, str]
     ) -> AuthResult:
         """NEW_PASSWORD_REQUIRED: the user sets a password of its own, becomes CONFIRMED, and is signed in. A
         password the policy refuses leaves the session usable for another try."""
@@ -315,11 +311,31 @@ class SignIn:
         try:
             user = await self._directory.set_password(pool.Id, challenge.username, password, permanent=True)
         except InvalidPasswordError:
-            left_ms = challenge.expires_ms - self._clock.now_ms()
-            if left_ms > 0:
-                await self._sessions.put_challenge(self._digest(session), challenge.encode(), ttl_ms=left_ms)
+            await self._challenges.keep(challenge, session)
             raise
         return await self._signed_in(pool, client, user)
+
+    async def _mfa_answer(
+        self, pool: UserPool, client: AppClient, challenge: Challenge, session: str, responses: Mapping[str, str]
+    ) -> AuthResult:
+        """SOFTWARE_TOKEN_MFA (a code from the user's authenticator: CodeMismatchException when wrong, and the
+        Session survives MFA_TRIES wrong codes) or MFA_SETUP (answered once VerifySoftwareToken set one up)."""
+        assert challenge.username is not None
+        if await self._resolve(pool, _required(responses, "USERNAME")) != challenge.username:
+            raise UserPoolNotAuthorizedError("Invalid session for the user.")
+        user = await self._directory.user(pool.Id, challenge.username)
+        await self._throttle(pool, user)
+        if challenge.name == "MFA_SETUP":
+            if challenge_for(pool, user) != "SOFTWARE_TOKEN_MFA":
+                await self._challenges.keep(challenge, session)
+                raise InvalidParameterError("Set up a software token (VerifySoftwareToken) before answering MFA_SETUP.")
+            return await self._signed_in(pool, client, user, mfa_passed=True)
+        code = _required(responses, "SOFTWARE_TOKEN_MFA_CODE")
+        if not await self.mfa.check(pool.Id, user.username, code):
+            await self._directory.note_failed_sign_in(pool.Id, user.username)
+            await self._challenges.keep(replace(challenge, failures=challenge.failures + 1), session)
+            raise CodeMismatchError("Invalid code received for user")
+        return await self._signed_in(pool, client, user, mfa_passed=True)
 
     async def _resolve(self, pool: UserPool, username: str) -> str | None:
         try:
@@ -338,23 +354,11 @@ class SignIn:
         srp_state: str | None = None,
         session: str | None = None,
     ) -> AuthResult:
-        """A pending challenge, stored under the digest of its Session string (random unless given: a
-        PASSWORD_VERIFIER's is its SECRET_BLOCK, which the client answers with, Session or not)."""
-        session = session or secrets.token_urlsafe(48)
-        expires_ms = self._clock.now_ms() + CHALLENGE_SECONDS * 1000
-        stored = _Challenge(name, pool.Id, client.ClientId, username, expires_ms, srp_state)
-        await self._sessions.put_challenge(self._digest(session), stored.encode(), ttl_ms=CHALLENGE_SECONDS * 1000)
+        """A pending challenge (``Challenges.open``), answered with its Session string."""
+        session = await self._challenges.open(
+            name, pool.Id, client.ClientId, username, srp_state=srp_state, session=session
+        )
         return AuthResult(challenge=name, session=session, parameters=parameters)
-
-    async def _take(self, session: str) -> _Challenge | None:
-        raw = await self._sessions.take_challenge(self._digest(session))
-        challenge = _Challenge.decode(raw) if raw is not None else None
-        if challenge is None or challenge.expires_ms <= self._clock.now_ms():
-            return None
-        return challenge
-
-    def _digest(self, session: str) -> str:
-        return hmac.new(self._session_key, session.encode(), hashlib.sha256).hexdigest()
 
     # --- with a token -----------------------------------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ token, as Cognito.
 Verifying an access token (GetUser, ChangePassword, GlobalSignOut): RS256 only, one of our live keys, ``iss`` an
 existing pool's, ``token_use`` "access", ``exp`` with ``LEEWAY_SECONDS``, the client existing, the origin standing
 for this pool, client and user, the user enabled and of the origin's generation.
+
+(About 420 lines: issuing, verifying, refreshing and revoking share the origin record and its checks.)
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from syncsvc.errors import (
 )
 from syncsvc.store.usersessions import RedisUserSessions
 from syncsvc.userpools.directory import UserDirectory
+from syncsvc.userpools.hooks import NO_OVERRIDE, ClaimsOverride, UserPoolHooks
 from syncsvc.userpools.model import AppClient, User, UserPool
 
 #: Clock skew tolerated on ``exp``.
@@ -70,6 +73,7 @@ class Origin:
     pool_id: str
     client_id: str
     username: str
+    sub: str  # a user deleted and re-created under the same name is another user: its sign-ins are not theirs
     generation: int
     refresh_digest: str
     refresh_expires_ms: int
@@ -131,7 +135,8 @@ class UserPoolTokens:
     """Issues and verifies user pools' tokens; serves their JWKS and OpenID discovery.
 
     ``public_url`` is the service's public URL (``Settings.issuer_url``); ``secret`` the deployment's token secret
-    (refresh-token digests are keyed by a key derived from it).
+    (refresh-token digests are keyed by a key derived from it). ``hooks`` calls the pools' triggers (PreTokenGeneration
+    here; :attr:`hooks` is also how sign-in reaches PreAuthentication); None: no triggers.
     """
 
     def __init__(
@@ -143,7 +148,9 @@ class UserPoolTokens:
         public_url: str,
         secret: bytes,
         clock: Clock,
+        hooks: UserPoolHooks | None = None,
     ) -> None:
+        self.hooks = hooks or UserPoolHooks(None, directory)
         self._signer = signer
         self._sessions = sessions
         self._directory = directory
@@ -157,8 +164,21 @@ class UserPoolTokens:
 
     # --- issuing --------------------------------------------------------------------------------------------------
 
-    async def sign_in(self, pool: UserPool, client: AppClient, user: User, groups: Sequence[str]) -> Tokens:
-        """A new sign-in: its origin stored, then ID, access and refresh tokens."""
+    async def sign_in(
+        self,
+        pool: UserPool,
+        client: AppClient,
+        user: User,
+        groups: Sequence[str],
+        *,
+        source: str = "TokenGeneration_Authentication",
+        client_metadata: Mapping[str, str] | None = None,
+    ) -> Tokens:
+        """A new sign-in: its origin stored, then ID, access and refresh tokens (``source`` and ``client_metadata``
+        go to the pool's PreTokenGeneration trigger, which runs before anything is stored)."""
+        override = await self.hooks.pre_token_generation(
+            pool, client, user, groups, source=source, client_metadata=client_metadata
+        )
         origin_jti = str(uuid.uuid4())
         secret = secrets.token_urlsafe(32)
         now_ms = self._clock.now_ms()
@@ -167,6 +187,7 @@ class UserPoolTokens:
             pool_id=pool.Id,
             client_id=client.ClientId,
             username=user.username,
+            sub=user.sub,
             generation=user.generation,
             refresh_digest=self._digest(secret),
             refresh_expires_ms=now_ms + refresh_seconds * 1000,
@@ -174,7 +195,7 @@ class UserPoolTokens:
         )
         keep_seconds = max(refresh_seconds, client.access_token_seconds, client.id_token_seconds) + LEEWAY_SECONDS
         await self._sessions.put_origin(origin_jti, origin.encode(), ttl_ms=keep_seconds * 1000)
-        tokens = await self._tokens(pool, client, user, groups, origin_jti, origin.auth_time)
+        tokens = await self._tokens(pool, client, user, groups, origin_jti, origin.auth_time, override)
         return Tokens(tokens.id_token, tokens.access_token, tokens.expires_in, f"{origin_jti}.{secret}")
 
     async def refresh(
@@ -196,7 +217,10 @@ class UserPoolTokens:
         user = await self._current_user(pool.Id, origin, "Refresh Token")
         accept(user)
         groups = await groups_of(pool.Id, user.username)
-        return await self._tokens(pool, client, user, groups, origin_jti, origin.auth_time)
+        override = await self.hooks.pre_token_generation(
+            pool, client, user, groups, source="TokenGeneration_RefreshTokens"
+        )
+        return await self._tokens(pool, client, user, groups, origin_jti, origin.auth_time, override)
 
     async def revoke(self, pool: UserPool, client: AppClient, refresh_token: str) -> None:
         """RevokeToken: the refresh token's sign-in is deleted, so the refresh token and every access and ID token
@@ -208,8 +232,19 @@ class UserPoolTokens:
         await self._sessions.revoke_origin(origin_jti)
 
     async def _tokens(
-        self, pool: UserPool, client: AppClient, user: User, groups: Sequence[str], origin_jti: str, auth_time: int
+        self,
+        pool: UserPool,
+        client: AppClient,
+        user: User,
+        groups: Sequence[str],
+        origin_jti: str,
+        auth_time: int,
+        override: ClaimsOverride = NO_OVERRIDE,
     ) -> Tokens:
+        """Signed ID and access tokens; a PreTokenGeneration ``override`` changes the ID token's claims and the
+        groups of both (never the claims the token's checks read: ``hooks.RESERVED_CLAIMS``)."""
+        if override.groups is not None:
+            groups = override.groups
         event_id = str(uuid.uuid4())
         common: dict[str, Any] = {
             "sub": user.sub,
@@ -229,8 +264,7 @@ class UserPoolTokens:
             "jti": str(uuid.uuid4()),
         }
         identity = {
-            **_attribute_claims(user),
-            **common,
+            **override.apply({**_attribute_claims(user), **common}),
             "aud": client.ClientId,
             "token_use": "id",
             "cognito:username": user.username,
@@ -320,14 +354,15 @@ class UserPoolTokens:
             raise _invalid_access() from None
 
     async def _current_user(self, pool_id: str, origin: Origin, what: str) -> User:
-        """The origin's user, when still enabled and of the origin's generation (not signed out since)."""
+        """The origin's user — the same user (``sub``), not one re-created under its name — when still enabled and of
+        the origin's generation (not signed out since)."""
         try:
             user = await self._directory.user(pool_id, origin.username)
         except UserNotFoundError:
             raise _revoked(what) from None
         if not user.enabled:
             raise UserPoolNotAuthorizedError("User is disabled.")
-        if user.generation != origin.generation:
+        if user.sub != origin.sub or user.generation != origin.generation:
             raise _revoked(what)
         return user
 

@@ -4,6 +4,10 @@ InitiateAuth, RespondToAuthChallenge, GetUser, ChangePassword, GlobalSignOut and
 serves them (the body carries what authenticates: a password, an SRP proof, an access or refresh token);
 AdminInitiateAuth and AdminRespondToAuthChallenge need developer credentials. Each row runs
 :class:`~syncsvc.userpools.signin.SignIn`.
+
+TOTP MFA (``syncsvc.userpools.mfa``): AssociateSoftwareToken, VerifySoftwareToken (an access token or an MFA_SETUP
+Session) and SetUserMFAPreference are public; AdminSetUserMFAPreference, SetUserPoolMfaConfig and
+GetUserPoolMfaConfig need developer credentials.
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ from typing_extensions import TypedDict
 
 from syncsvc.access import Access
 from syncsvc.api.operations import Call, Operation
+from syncsvc.errors import InvalidParameterError
 from syncsvc.runtime import Services
+from syncsvc.userpools.mfa import settings_of
 from syncsvc.userpools.model import ClientId, UserPoolId
 
 Text = Annotated[str, StringConstraints(max_length=131072)]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=131072, pattern=r"^[A-Za-z0-9\-_=.]+$")]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 SessionText = Annotated[str, StringConstraints(min_length=20, max_length=2048)]
+Username = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[\p{L}\p{M}\p{S}\p{N}\p{P}]+$")]
 SecretText = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w+]+$")]
 AuthFlowName = Literal[
     "USER_SRP_AUTH",
@@ -110,6 +117,57 @@ class RevokeTokenIn(Input):
     ClientMetadata: dict[str, str] | None = None
 
 
+class _SessionOrTokenIn(Input):
+    AccessToken: Token | None = None
+    Session: SessionText | None = None
+
+
+class AssociateSoftwareTokenIn(_SessionOrTokenIn):
+    pass
+
+
+class VerifySoftwareTokenIn(_SessionOrTokenIn):
+    UserCode: Annotated[str, StringConstraints(min_length=6, max_length=6, pattern=r"^[0-9]+$")]
+    FriendlyDeviceName: Annotated[str, StringConstraints(max_length=131072)] | None = None
+
+
+class MfaSettingsIn(Input):
+    Enabled: bool | None = None
+    PreferredMfa: bool | None = None
+
+
+class _MfaPreferenceIn(Input):
+    SMSMfaSettings: MfaSettingsIn | None = None
+    SoftwareTokenMfaSettings: MfaSettingsIn | None = None
+    EmailMfaSettings: MfaSettingsIn | None = None
+
+
+class SetUserMfaPreferenceIn(_MfaPreferenceIn):
+    AccessToken: Token
+
+
+class AdminSetUserMfaPreferenceIn(_MfaPreferenceIn):
+    UserPoolId: UserPoolId
+    Username: Username
+
+
+class SoftwareTokenMfaConfigIn(Input):
+    Enabled: bool | None = None
+
+
+class SetUserPoolMfaConfigIn(Input):
+    UserPoolId: UserPoolId
+    SoftwareTokenMfaConfiguration: SoftwareTokenMfaConfigIn | None = None
+    SmsMfaConfiguration: dict[str, Any] | None = None
+    EmailMfaConfiguration: dict[str, Any] | None = None
+    WebAuthnConfiguration: dict[str, Any] | None = None
+    MfaConfiguration: Literal["OFF", "ON", "OPTIONAL"] | None = None
+
+
+class UserPoolIdIn(Input):
+    UserPoolId: UserPoolId
+
+
 # --- outputs ---------------------------------------------------------------------------------------------------------
 
 
@@ -142,6 +200,27 @@ class AttributeOut(TypedDict):
 class GetUserOut(TypedDict):
     Username: str
     UserAttributes: list[AttributeOut]
+    UserMFASettingList: NotRequired[list[str]]
+    PreferredMfaSetting: NotRequired[str]
+
+
+class AssociateSoftwareTokenOut(TypedDict):
+    SecretCode: str
+    Session: NotRequired[str]
+
+
+class VerifySoftwareTokenOut(TypedDict):
+    Status: Literal["SUCCESS", "ERROR"]
+    Session: NotRequired[str]
+
+
+class SoftwareTokenMfaConfigOut(TypedDict):
+    Enabled: bool
+
+
+class UserPoolMfaConfigOut(TypedDict):
+    SoftwareTokenMfaConfiguration: SoftwareTokenMfaConfigOut
+    MfaConfiguration: str
 
 
 # --- run functions ---------------------------------------------------------------------------------------------------
@@ -186,7 +265,13 @@ async def admin_respond_to_auth_challenge(
 async def get_user(services: Services, call: Call[AccessTokenIn]) -> GetUserOut:
     user = await services.signin.get_user(call.given.AccessToken)
     attributes: list[AttributeOut] = [{"Name": a["Name"], "Value": a["Value"]} for a in user.attribute_list()]
-    return {"Username": user.username, "UserAttributes": attributes}
+    out: GetUserOut = {"Username": user.username, "UserAttributes": attributes}
+    mfa = settings_of(user)
+    if mfa.setting_list:
+        out["UserMFASettingList"] = mfa.setting_list
+    if mfa.preferred_setting is not None:
+        out["PreferredMfaSetting"] = mfa.preferred_setting
+    return out
 
 
 async def change_password(services: Services, call: Call[ChangePasswordIn]) -> Empty:
@@ -206,6 +291,73 @@ async def revoke_token(services: Services, call: Call[RevokeTokenIn]) -> Empty:
     return {}
 
 
+async def associate_software_token(
+    services: Services, call: Call[AssociateSoftwareTokenIn]
+) -> AssociateSoftwareTokenOut:
+    given = call.given
+    secret, session = await services.signin.mfa_setup.associate(given.AccessToken, given.Session)
+    out: AssociateSoftwareTokenOut = {"SecretCode": secret}
+    if session is not None:
+        out["Session"] = session
+    return out
+
+
+async def verify_software_token(services: Services, call: Call[VerifySoftwareTokenIn]) -> VerifySoftwareTokenOut:
+    given = call.given
+    session = await services.signin.mfa_setup.verify(
+        given.AccessToken, given.Session, given.UserCode, given.FriendlyDeviceName
+    )
+    out: VerifySoftwareTokenOut = {"Status": "SUCCESS"}
+    if session is not None:
+        out["Session"] = session
+    return out
+
+
+def _software_token(given: _MfaPreferenceIn) -> MfaSettingsIn:
+    if given.SMSMfaSettings is not None and (given.SMSMfaSettings.Enabled or given.SMSMfaSettings.PreferredMfa):
+        raise InvalidParameterError("SMS MFA is not supported by syncsvc (only software token MFA).")
+    if given.EmailMfaSettings is not None and (given.EmailMfaSettings.Enabled or given.EmailMfaSettings.PreferredMfa):
+        raise InvalidParameterError("E-mail MFA is not supported by syncsvc (only software token MFA).")
+    return given.SoftwareTokenMfaSettings or MfaSettingsIn()
+
+
+async def set_user_mfa_preference(services: Services, call: Call[SetUserMfaPreferenceIn]) -> Empty:
+    settings = _software_token(call.given)
+    signed_in = await services.userpool_tokens.access(call.given.AccessToken)
+    await services.signin.mfa.set_preference(
+        signed_in.pool.Id, signed_in.user.username, enabled=settings.Enabled, preferred=settings.PreferredMfa
+    )
+    return {}
+
+
+async def admin_set_user_mfa_preference(services: Services, call: Call[AdminSetUserMfaPreferenceIn]) -> Empty:
+    settings = _software_token(call.given)
+    await services.signin.mfa.set_preference(
+        call.given.UserPoolId, call.given.Username, enabled=settings.Enabled, preferred=settings.PreferredMfa
+    )
+    return {}
+
+
+def _mfa_config(configuration: str) -> UserPoolMfaConfigOut:
+    return {
+        "SoftwareTokenMfaConfiguration": {"Enabled": configuration != "OFF"},
+        "MfaConfiguration": configuration,
+    }
+
+
+async def set_user_pool_mfa_config(services: Services, call: Call[SetUserPoolMfaConfigIn]) -> UserPoolMfaConfigOut:
+    given = call.given
+    if given.SmsMfaConfiguration or given.EmailMfaConfiguration or given.WebAuthnConfiguration:
+        raise InvalidParameterError("Only software token MFA is supported by syncsvc.")
+    software = given.SoftwareTokenMfaConfiguration.Enabled if given.SoftwareTokenMfaConfiguration else None
+    configuration = await services.signin.mfa.set_pool_config(given.UserPoolId, given.MfaConfiguration, software)
+    return _mfa_config(configuration)
+
+
+async def get_user_pool_mfa_config(services: Services, call: Call[UserPoolIdIn]) -> UserPoolMfaConfigOut:
+    return _mfa_config(await services.signin.mfa.pool_config(call.given.UserPoolId))
+
+
 DEVELOPER, ANONYMOUS = Access.DEVELOPER, Access.ANONYMOUS
 #: The sign-in rows of the ``cognito-idp`` surface (``syncsvc.api.userpools`` builds the surface).
 OPERATIONS: list[Operation[Any]] = [
@@ -223,4 +375,20 @@ OPERATIONS: list[Operation[Any]] = [
     Operation("ChangePassword", ChangePasswordIn, Empty, ANONYMOUS, change_password),
     Operation("GlobalSignOut", AccessTokenIn, Empty, ANONYMOUS, global_sign_out),
     Operation("RevokeToken", RevokeTokenIn, Empty, ANONYMOUS, revoke_token),
+    Operation(
+        "AssociateSoftwareToken",
+        AssociateSoftwareTokenIn,
+        AssociateSoftwareTokenOut,
+        ANONYMOUS,
+        associate_software_token,
+    ),
+    Operation("VerifySoftwareToken", VerifySoftwareTokenIn, VerifySoftwareTokenOut, ANONYMOUS, verify_software_token),
+    Operation("SetUserMFAPreference", SetUserMfaPreferenceIn, Empty, ANONYMOUS, set_user_mfa_preference),
+    Operation(
+        "AdminSetUserMFAPreference", AdminSetUserMfaPreferenceIn, Empty, DEVELOPER, admin_set_user_mfa_preference
+    ),
+    Operation(
+        "SetUserPoolMfaConfig", SetUserPoolMfaConfigIn, UserPoolMfaConfigOut, DEVELOPER, set_user_pool_mfa_config
+    ),
+    Operation("GetUserPoolMfaConfig", UserPoolIdIn, UserPoolMfaConfigOut, DEVELOPER, get_user_pool_mfa_config),
 ]

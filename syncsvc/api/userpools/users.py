@@ -3,11 +3,13 @@ and the Admin* user operations, ListUsers and group membership (developer creden
 
 Rows run :class:`~syncsvc.userpools.accounts.Accounts` (flows with codes) and
 :class:`~syncsvc.userpools.directory.UserDirectory`.
+
+(About 420 lines: one wire model and one short run function per user operation; self-service ones are in
+self_service.py.)
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -18,6 +20,7 @@ from syncsvc.api.operations import Call, Operation
 from syncsvc.errors import InvalidParameterError
 from syncsvc.runtime import Services
 from syncsvc.userpools.filters import UserFilter
+from syncsvc.userpools.mfa import settings_of
 from syncsvc.userpools.model import STANDARD_ATTRIBUTES, ClientId, User, UserPoolId, seconds
 
 UsernameText = Annotated[
@@ -45,17 +48,18 @@ class AttributeIn(Input):
 Attributes = Annotated[list[AttributeIn], Field(max_length=100)]
 
 
-def _attributes(given: list[AttributeIn] | None) -> dict[str, str]:
+def attribute_map(given: list[AttributeIn] | None) -> dict[str, str]:
     """The attributes as a map; InvalidParameterException for one the schema does not have or that is read-only."""
-    out: dict[str, str] = {}
-    for attribute in given or ():
-        name = attribute.Name
-        if name in _READ_ONLY or (name not in STANDARD_ATTRIBUTES and not name.startswith("custom:")):
-            raise InvalidParameterError(
-                f"Attributes did not conform to the schema: {name}: Attribute does not exist in the schema."
-            )
-        out[name] = attribute.Value or ""
-    return out
+    return {checked_name(attribute.Name): attribute.Value or "" for attribute in given or ()}
+
+
+def checked_name(name: str) -> str:
+    """``name`` if a caller may set or delete the attribute (standard or ``custom:*``, not read-only)."""
+    if name in _READ_ONLY or (name not in STANDARD_ATTRIBUTES and not name.startswith("custom:")):
+        raise InvalidParameterError(
+            f"Attributes did not conform to the schema: {name}: Attribute does not exist in the schema."
+        )
+    return name
 
 
 class ClientCallIn(Input):
@@ -179,6 +183,8 @@ class AdminGetUserOut(TypedDict):
     UserLastModifiedDate: float
     Enabled: bool
     UserStatus: str
+    UserMFASettingList: NotRequired[list[str]]
+    PreferredMfaSetting: NotRequired[str]
 
 
 class ListUsersOut(TypedDict):
@@ -211,7 +217,13 @@ def user_out(user: User, only: list[str] | None = None) -> UserOut:
 async def sign_up(services: Services, call: Call[SignUpIn]) -> SignUpOut:
     given = call.given
     user, delivery = await services.user_accounts.sign_up(
-        given.ClientId, given.Username, given.Password, _attributes(given.UserAttributes), given.SecretHash
+        given.ClientId,
+        given.Username,
+        given.Password,
+        attribute_map(given.UserAttributes),
+        given.SecretHash,
+        validation_data=_validation_data(given.ValidationData),
+        client_metadata=given.ClientMetadata,
     )
     output: SignUpOut = {"UserConfirmed": user.confirmed, "UserSub": user.sub}
     if delivery is not None:
@@ -222,7 +234,7 @@ async def sign_up(services: Services, call: Call[SignUpIn]) -> SignUpOut:
 async def confirm_sign_up(services: Services, call: Call[ConfirmSignUpIn]) -> Empty:
     given = call.given
     await services.user_accounts.confirm_sign_up(
-        given.ClientId, given.Username, given.ConfirmationCode, given.SecretHash
+        given.ClientId, given.Username, given.ConfirmationCode, given.SecretHash, client_metadata=given.ClientMetadata
     )
     return {}
 
@@ -242,9 +254,19 @@ async def forgot_password(services: Services, call: Call[UsernameCallIn]) -> Del
 async def confirm_forgot_password(services: Services, call: Call[ConfirmForgotPasswordIn]) -> Empty:
     given = call.given
     await services.user_accounts.confirm_forgot_password(
-        given.ClientId, given.Username, given.ConfirmationCode, given.Password, given.SecretHash
+        given.ClientId,
+        given.Username,
+        given.ConfirmationCode,
+        given.Password,
+        given.SecretHash,
+        client_metadata=given.ClientMetadata,
     )
     return {}
+
+
+def _validation_data(given: list[AttributeIn] | None) -> dict[str, str]:
+    """ValidationData for the PreSignUp trigger: any names (not schema attributes), as given."""
+    return {item.Name: item.Value or "" for item in given or ()}
 
 
 # --- admin -----------------------------------------------------------------------------------------------------------
@@ -255,10 +277,12 @@ async def admin_create_user(services: Services, call: Call[AdminCreateUserIn]) -
     user = await services.user_accounts.admin_create_user(
         given.UserPoolId,
         given.Username,
-        _attributes(given.UserAttributes),
+        attribute_map(given.UserAttributes),
         temporary_password=given.TemporaryPassword,
         message_action=given.MessageAction,
         mediums=list(given.DesiredDeliveryMediums or ["SMS"]),
+        validation_data=_validation_data(given.ValidationData),
+        client_metadata=given.ClientMetadata,
     )
     return {"User": user_out(user)}
 
@@ -266,7 +290,7 @@ async def admin_create_user(services: Services, call: Call[AdminCreateUserIn]) -
 async def admin_get_user(services: Services, call: Call[AdminUserIn]) -> AdminGetUserOut:
     user = await services.userpools.user(call.given.UserPoolId, call.given.Username)
     out = user_out(user)
-    return {
+    answer: AdminGetUserOut = {
         "Username": out["Username"],
         "UserAttributes": out["Attributes"],
         "UserCreateDate": out["UserCreateDate"],
@@ -274,6 +298,12 @@ async def admin_get_user(services: Services, call: Call[AdminUserIn]) -> AdminGe
         "Enabled": out["Enabled"],
         "UserStatus": out["UserStatus"],
     }
+    mfa = settings_of(user)
+    if mfa.setting_list:
+        answer["UserMFASettingList"] = mfa.setting_list
+    if mfa.preferred_setting is not None:
+        answer["PreferredMfaSetting"] = mfa.preferred_setting
+    return answer
 
 
 async def admin_delete_user(services: Services, call: Call[AdminUserIn]) -> Empty:
@@ -282,12 +312,7 @@ async def admin_delete_user(services: Services, call: Call[AdminUserIn]) -> Empt
 
 
 async def _set_enabled(services: Services, given: AdminUserIn, enabled: bool) -> Empty:
-    directory = services.userpools
-    user = await directory.user(given.UserPoolId, given.Username)
-    # Disabling also ends every session (tokens issued before die), as Cognito revokes them.
-    await directory.change_user(
-        given.UserPoolId, user.username, lambda u: replace(u, enabled=enabled), new_generation=not enabled
-    )
+    await services.userpools.set_enabled(given.UserPoolId, given.Username, enabled=enabled)
     return {}
 
 
@@ -300,7 +325,8 @@ async def admin_enable_user(services: Services, call: Call[AdminUserIn]) -> Empt
 
 
 async def admin_confirm_sign_up(services: Services, call: Call[AdminConfirmIn]) -> Empty:
-    await services.user_accounts.admin_confirm(call.given.UserPoolId, call.given.Username)
+    given = call.given
+    await services.user_accounts.admin_confirm(given.UserPoolId, given.Username, client_metadata=given.ClientMetadata)
     return {}
 
 
@@ -317,7 +343,7 @@ async def admin_user_global_sign_out(services: Services, call: Call[AdminUserIn]
 
 async def admin_update_user_attributes(services: Services, call: Call[AdminUpdateAttributesIn]) -> Empty:
     given = call.given
-    await services.userpools.update_attributes(given.UserPoolId, given.Username, _attributes(given.UserAttributes))
+    await services.userpools.update_attributes(given.UserPoolId, given.Username, attribute_map(given.UserAttributes))
     return {}
 
 
