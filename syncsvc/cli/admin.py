@@ -9,21 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime
-import sys
-from collections.abc import Sequence
 from typing import Any
 
-import orjson
-from rich.console import Console
-from rich.table import Table
-
+from syncsvc.cli.tables import Rows, answer, when
 from syncsvc.config import Settings
-from syncsvc.errors import SyncsvcError
 from syncsvc.model import Caller, IdentityProfile
-from syncsvc.runtime import Services, StartupError, open_services
-
-console = Console()
+from syncsvc.runtime import Services
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,29 +44,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """Runs one operator command; returns the exit code (errors are printed as one line)."""
-    return asyncio.run(_run(settings, args))
+    return asyncio.run(answer(settings, args, _rows))
 
 
-async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    try:
-        async with open_services(settings) as services:
-            return await _answer(services, args)
-    except StartupError as exc:
-        print(f"syncsvc: {exc}", file=sys.stderr)
-        return 1
-
-
-async def _answer(services: Services, args: argparse.Namespace) -> int:
-    try:
-        if args.command == "pools":
-            rows = await _pools(services, args)
-        else:
-            rows = await _identities(services, args)
-    except SyncsvcError as exc:
-        print(f"syncsvc: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
-    _show(rows, as_json=args.json)
-    return 0
+async def _rows(services: Services, args: argparse.Namespace) -> Rows:
+    return await (_pools(services, args) if args.command == "pools" else _identities(services, args))
 
 
 async def _pools(services: Services, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -113,33 +86,6 @@ def _profile_row(profile: IdentityProfile) -> dict[str, Any]:
         "IdentityId": profile.identity_id,
         "IdentityPoolId": profile.identity_pool_id,
         "Logins": ", ".join(sorted({provider for provider, _ in profile.logins})) or "(guest)",
-        "Created": _when(profile.created_ms),
-        "Modified": _when(profile.modified_ms),
+        "Created": when(profile.created_ms),
+        "Modified": when(profile.modified_ms),
     }
-
-
-def _when(ms: int) -> str:
-    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _show(rows: Sequence[dict[str, Any]], *, as_json: bool) -> None:
-    if as_json:
-        print(orjson.dumps(list(rows), option=orjson.OPT_INDENT_2).decode())
-        return
-    if not rows:
-        console.print("(none)")
-        return
-    if len(rows) == 1:  # one object: a field / value table reads best
-        table = Table("field", "value")
-        for name, value in rows[0].items():
-            table.add_row(name, _cell(value))
-        console.print(table)
-        return
-    table = Table(*rows[0].keys())
-    for row in rows:
-        table.add_row(*(_cell(value) for value in row.values()))
-    console.print(table)
-
-
-def _cell(value: Any) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
