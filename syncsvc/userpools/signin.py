@@ -21,7 +21,7 @@ answers SOFTWARE_TOKEN_MFA to a user with TOTP (a wrong code: CodeMismatchExcept
 and a pool whose MFA is ON answers MFA_SETUP to a user without (AssociateSoftwareToken / VerifySoftwareToken take
 that Session, then RespondToAuthChallenge MFA_SETUP gives the tokens).
 
-(About 410 lines: every flow ends in the same challenge and token steps; the challenge store is in challenges.py.)
+(About 420 lines: every flow ends in the same challenge and token steps; the challenge store is in challenges.py.)
 """
 
 from __future__ import annotations
@@ -215,13 +215,12 @@ class SignIn:
             user = None
         if user is not None:
             await self._throttle(pool, user)
+        user_id = user.username if user is not None else username
+        stored = None
         if user is not None and user.srp_salt is not None and user.srp_verifier is not None:
-            user_id, salt, verifier = user.username, user.srp_salt, user.srp_verifier
-        else:
-            user_id = user.username if user is not None else username
-            salt, verifier = self._decoy(pool.Id, user_id)
+            stored = (user.srp_salt, user.srp_verifier)
         try:
-            state, parameters = await asyncio.to_thread(srp.start, pool.Id, user_id, salt, verifier, srp_a)
+            state, parameters = await asyncio.to_thread(self._start, pool.Id, user_id, stored, srp_a)
         except srp.SrpError as exc:
             raise InvalidParameterError(f"Invalid SRP_A: {exc}") from None
         known = user.username if user is not None and user.srp_verifier is not None else None
@@ -229,6 +228,15 @@ class SignIn:
         return await self._challenge(
             "PASSWORD_VERIFIER", pool, client, known, parameters, srp_state=encoded, session=parameters["SECRET_BLOCK"]
         )
+
+    def _start(
+        self, pool_id: str, user_id: str, stored: tuple[bytes, bytes] | None, srp_a: str
+    ) -> tuple[srp.ServerState, dict[str, str]]:
+        """srp.start with the user's salt and verifier, or the decoy's for a name without them. The decoy is worked
+        out either way, so a known and an unknown name cost the same time (blocking: run it in a thread)."""
+        decoy = self._decoy(pool_id, user_id)
+        salt, verifier = stored if stored is not None else decoy
+        return srp.start(pool_id, user_id, salt, verifier, srp_a)
 
     def _decoy(self, pool_id: str, username: str) -> tuple[bytes, bytes]:
         """A salt and verifier for a user that does not exist: the same for the same name, unusable by anyone."""
