@@ -112,7 +112,8 @@ class Settings(BaseSettings):
         0,
         ge=0,
         le=16,
-        description="Replicas that must confirm a write (WAIT) before it is acknowledged; 0 = the primary's word.",
+        description="At least this many replicas, and every replica online, must confirm a write (WAIT) before it is "
+        "acknowledged; 0 = the primary's word.",
     )
     redis_replica_ack_timeout_ms: int = Field(
         1000, ge=10, le=60_000, description="How long a write waits for SYNCSVC_REDIS_REPLICA_ACKS confirmations."

@@ -2,22 +2,28 @@
 syncsvc follows it without a restart, and nothing it acknowledged is lost from the store or doubled on the stream.
 
 Each test starts a deployment of its own (tests/redis_sentinel.py: a primary, two replicas, three sentinels), since it
-kills the primary. The servers ask one replica to confirm every write before acknowledging it
-(``redis_replica_acks=1``): replication is asynchronous, so without that a write the primary acknowledged just before
-its death may never reach the replica that takes over. One is what survives the loss of the primary: two would fail
-every write until the killed node came back. (A primary replaced while still alive is another case, in which
-acknowledged writes are lost: see syncsvc/store/connection.py.)
+kills the primary. The servers ask for at least one replica's confirmation of every write before acknowledging it
+(``redis_replica_acks=1``), and for every replica's that the primary lists as online: replication is asynchronous, so
+without that a write the primary acknowledged just before its death may never reach the replica that takes over
+(Sentinel picks it by a replication offset it polled earlier, not by which replica confirmed). A floor of one is what
+survives the loss of the primary: two would fail every write until the killed node came back. (A primary replaced
+while still alive is another case, in which acknowledged writes are lost: see syncsvc/store/connection.py.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
+from tests.conftest import Raw, make_settings, serving
 from tests.phones import assert_a_change_across_reaches_the_device
 from tests.redis_processes import RedisNode, started
 from tests.redis_sentinel import RedisSentinelProcesses
@@ -91,3 +97,47 @@ async def test_a_change_made_across_a_failover_reaches_the_device(deployment: Re
         await asyncio.to_thread(deployment.primary().kill)
 
     await assert_a_change_across_reaches_the_device(deployment.url, kill_the_primary)
+
+
+@pytest.mark.timeout(40)
+async def test_what_is_answered_waits_for_every_online_replica_not_only_the_required_number(
+    deployment: RedisSentinelProcesses,
+) -> None:
+    """One replica required, two online: a write one of them has not confirmed is not acknowledged, since Sentinel
+    might promote exactly that one; nor is a page of records showing it, which a device would take as stored."""
+    settings = make_settings(deployment.url, redis_replica_acks=1, redis_replica_ack_timeout_ms=200)
+    async with serving(settings) as endpoint, aiohttp.ClientSession() as session:
+        raw = Raw(endpoint, session)
+        new_pool = {"IdentityPoolName": "all", "AllowUnauthenticatedIdentities": True}
+        status, created, _ = await raw.identity("CreateIdentityPool", new_pool)
+        assert status == 200, created  # both replicas confirmed it (and the primary listed both as online)
+        path = f"/identitypools/{created['IdentityPoolId']}/identities/us-east-1:{uuid.uuid4()}/datasets/d"
+        _, empty, _ = await raw.send("GET", path + "/records")
+        assert (await write(raw, path, "first", empty))[0] == 200  # the identity, its data key and the dataset exist
+        _, before, _ = await raw.send("GET", path + "/records")
+        lagging = deployment.nodes[2]  # a replica: the first node is the primary at start
+        assert lagging.process is not None
+        lagging.process.send_signal(signal.SIGSTOP)  # still connected, so still online to the primary; confirms nothing
+        try:
+            status, refused, headers = await write(raw, path, "unconfirmed", before)
+            listed = await raw.send("GET", path + "/records")
+        finally:
+            lagging.process.send_signal(signal.SIGCONT)
+        assert status == 503, refused
+        assert refused["__type"] == "InternalErrorException"
+        assert "1 of the 2 replicas required confirmed it within 200 ms" in refused["message"]
+        assert headers["Retry-After"] == "1"
+        assert listed[0] == 503, listed
+        assert listed[1]["message"].startswith("The records read are on the Redis primary but 1 of the 2 replicas")
+        _, shown, _ = await raw.send("GET", path + "/records")  # both replicas have it now: it may be shown
+        assert [record["Value"] for record in shown["Records"]] == ["unconfirmed"]
+        status, stored, _ = await write(raw, path, "confirmed", shown)
+        assert status == 200, stored
+
+
+async def write(raw: Raw, path: str, value: str, listed: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """Replaces record ``k`` of the dataset at ``path`` with ``value``, in the sync session of ``listed`` (the
+    dataset's ListRecords answer)."""
+    counts = {record["Key"]: record["SyncCount"] for record in listed["Records"]}
+    patch = {"Op": "replace", "Key": "k", "Value": value, "SyncCount": counts.get("k", 0)}
+    return await raw.send("POST", path, body={"SyncSessionToken": listed["SyncSessionToken"], "RecordPatches": [patch]})

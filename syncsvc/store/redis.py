@@ -23,7 +23,7 @@ from syncsvc.store import connection
 from syncsvc.store.backend import backend, text
 from syncsvc.store.connection import RedisClient
 from syncsvc.store.results import DatasetMeta, LastWrite, UpdateOutcome, Usage, decode_update, record_from_stored
-from syncsvc.store.scripts import Durability, confirmed, register, set_durability
+from syncsvc.store.scripts import Durability, confirmed, durability_of, register, set_durability
 
 _MEMBER_PREFIX = 20  # digits of the sync count at the front of a change-log member
 _SNAPSHOT_FIELDS = ("sc", "live", "vv")  # of the dataset hash, as a write planned in Python reads them
@@ -83,7 +83,9 @@ class RedisStore:
     def __init__(self, client: RedisClient) -> None:
         self.client = client
         self._update = register(client, "update_records.lua")
-        self._list = register(client, "list_records.lua", writes=False)  # its write is a session count
+        # What a page shows is confirmed by the replicas like a write (its fence, see list_records.lua): a write
+        # answered 503 for want of confirmation must not reach a device as stored, then vanish in a failover.
+        self._list = register(client, "list_records.lua", subject="The records read are on")
         self._delete = register(client, "delete_dataset.lua")
         self._replace_if_exists = register(client, "replace_if_exists.lua")
         self._compare_and_set = register(client, "compare_and_set.lua")
@@ -213,7 +215,7 @@ class RedisStore:
         start = f"[{after_sync_count + 1:0{_MEMBER_PREFIX}d}" if cursor is None else f"({cursor}"
         async with backend():
             meta, members, stored, more, merged = await self._list(
-                keys=script_keys, args=[start, limit, "1" if new_session else "0", f"{dataset}."]
+                keys=script_keys, args=[start, limit, "1" if new_session else "0", f"{dataset}.", _fence(self.client)]
             )
         records = [
             record_from_stored(text(member[_MEMBER_PREFIX:]), raw) for member, raw in zip(members, stored, strict=True)
@@ -373,3 +375,8 @@ class RedisStore:
                     rediskeys.pool_members(identity_pool_id, shard), rediskeys.pool_sessions(identity_pool_id, shard)
                 )
             await pipe.execute()
+
+
+def _fence(client: RedisClient) -> str:
+    """list_records.lua's ARGV[5]: fence the page when replicas must confirm what is answered."""
+    return "1" if durability_of(client).replicas > 0 else "0"

@@ -3,14 +3,16 @@
 ``register(client, "update_records.lua")`` gives a :class:`Script`: calling it runs the script with EVALSHA (loaded
 again after a restart or a failover to a node that never saw it). When the deployment asks replicas to confirm
 writes (``SYNCSVC_REDIS_REPLICA_ACKS`` > 0, see :class:`Durability`), a *writing* script is followed by ``WAIT
-<replicas> <timeout>`` on the same connection, in the same round trip, and the call fails with
+<replicas> <timeout>`` and ``ROLE`` on the same connection, in the same round trip, and the call fails with
 :class:`~syncsvc.errors.ReplicationUnconfirmedError` (503 + Retry-After) when fewer replicas confirmed it in time. The
 caller then answers an error instead of an acknowledgement: the change is on the primary and may or may not survive
 its loss, so the client retries (a retried UpdateRecords is recognised by its writer's fingerprint and answered with
 the first result).
 
 Why here: a write is acknowledged only after this confirmation, and every write of user data, identities and KMS
-keys is one script, so one place gives every write the same promise. Reads pass ``writes=False`` and never wait.
+keys is one script, so one place gives every write the same promise. Reads pass ``writes=False`` and never wait,
+except ListRecords' page, which a device takes as stored: it is confirmed like a write (list_records.lua's fence),
+and so is a retried UpdateRecords answered from its first commit (update_records.lua writes its entry again).
 Writes that are not scripts go through :func:`confirmed` (a pool's creation, a login's claim, a signing key, an
 identity's purge). Some writes need no wait of their own: an identity's data key is in the identity's slot, and the
 record write sealed under it is confirmed after it on the same master (replication keeps a master's order); a pool's
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -36,35 +38,55 @@ from syncsvc.store.connection import RedisClient
 
 @dataclass(frozen=True, slots=True)
 class Durability:
-    """How many replicas must confirm a write before it is acknowledged, and how long to wait for them."""
+    """How many replicas must confirm a write before it is acknowledged, and how long to wait for them.
+
+    ``replicas`` is a floor: a write also waits for every replica its master lists as online (``ROLE``), so that
+    whichever of them Sentinel or the cluster promotes holds it. Waiting for only *n* of more replicas is not enough:
+    the failover picks a replica by the replication offset it last *polled* (Sentinel: an ``INFO`` up to seconds
+    old), which may be one that had not confirmed the newest writes, and the others then resynchronise from it,
+    dropping writes that were acknowledged (seen in this project's Sentinel fault test: two replicas, ``WAIT 1``).
+    """
 
     replicas: int = 0
     timeout_ms: int = 1000
 
 
-_DURABILITY: weakref.WeakKeyDictionary[Any, Durability] = weakref.WeakKeyDictionary()
+@dataclass(slots=True)
+class _Replication:
+    durability: Durability
+    #: Replicas each master listed as online after the last confirmed write on it (by node name; "" for the one
+    #: master of a single node or Sentinel deployment): how many the next write there waits for.
+    online: dict[str, int] = field(default_factory=dict)
+
+
+_REPLICATION: weakref.WeakKeyDictionary[Any, _Replication] = weakref.WeakKeyDictionary()
 
 
 def set_durability(client: RedisClient, durability: Durability) -> None:
     """Writes through ``client``'s scripts wait for ``durability`` from now on (set once, when the store connects)."""
-    _DURABILITY[client] = durability
+    _REPLICATION[client] = _Replication(durability)
 
 
 def durability_of(client: RedisClient) -> Durability:
-    return _DURABILITY.get(client, Durability())
+    replication = _REPLICATION.get(client)
+    return replication.durability if replication is not None else Durability()
 
 
-def register(client: RedisClient, name: str, *, writes: bool = True) -> Script:
-    """The script ``lua/<name>`` on ``client``; ``writes=False`` for a script whose writes are bookkeeping only."""
+def register(
+    client: RedisClient, name: str, *, writes: bool = True, subject: str = "The change is stored on"
+) -> Script:
+    """The script ``lua/<name>`` on ``client``; ``writes=False`` for a script whose writes are bookkeeping only.
+    ``subject`` starts the message of an unconfirmed call ("… the Redis primary but 0 of the 1 replicas …")."""
     source = resources.files("syncsvc.store").joinpath("lua", name).read_text(encoding="utf-8")
-    return Script(client, client.register_script(source), writes=writes)
+    return Script(client, client.register_script(source), writes=writes, subject=subject)
 
 
 class Script:
-    def __init__(self, client: RedisClient, script: AsyncScript, *, writes: bool) -> None:
+    def __init__(self, client: RedisClient, script: AsyncScript, *, writes: bool, subject: str) -> None:
         self._client = client
         self._script = script
         self._writes = writes
+        self._subject = subject
 
     async def __call__(self, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """The script's reply, once the replicas the deployment requires confirmed what it wrote."""
@@ -75,33 +97,50 @@ class Script:
             return pipe.evalsha(self._script.sha, len(keys), *keys, *args)
 
         try:
-            (reply,) = await confirmed(self._client, keys[0], queue)
+            (reply,) = await confirmed(self._client, keys[0], queue, subject=self._subject)
         except NoScriptError:
             # Refused, not run (a node that never saw the script: a restart, a promoted replica): load it, run again.
             await self._client.script_load(self._script.script)
-            (reply,) = await confirmed(self._client, keys[0], queue)
+            (reply,) = await confirmed(self._client, keys[0], queue, subject=self._subject)
         return reply
 
 
-async def confirmed(client: RedisClient, key: str, queue: Callable[[Any], object]) -> list[Any]:
+async def confirmed(
+    client: RedisClient, key: str, queue: Callable[[Any], object], *, subject: str = "The change is stored on"
+) -> list[Any]:
     """Runs the commands ``queue`` adds to a pipeline (every one on ``key``'s slot) and returns their replies, once
     the replicas the deployment requires confirmed them: ``WAIT`` on the same connection (the slot's master on a
     cluster), in the same round trip. Without a requirement it is a plain pipeline."""
-    durability = durability_of(client)
+    replication = _REPLICATION.get(client)
     pipe: Any = client.pipeline(transaction=False)
     queue(pipe)
-    if durability.replicas <= 0:
+    if replication is None or replication.durability.replicas <= 0:
         replies: list[Any] = await pipe.execute()
         return replies
-    wait = ("WAIT", durability.replicas, durability.timeout_ms)
-    if isinstance(client, RedisCluster):
-        pipe.execute_command(*wait, target_nodes=client.get_node_from_key(key))
-    else:
-        pipe.execute_command(*wait)
-    *replies, acknowledged = await pipe.execute()
-    if int(acknowledged) < durability.replicas:
+    durability = replication.durability
+    node = client.get_node_from_key(key) if isinstance(client, RedisCluster) else None
+    name = node.name if node is not None else ""
+    # Every replica online at the last write here (at least the floor): one round trip, no second WAIT, which
+    # would have to run on this same connection to cover this write.
+    expected = max(durability.replicas, replication.online.get(name, 0))
+    for command in (("WAIT", expected, durability.timeout_ms), ("ROLE",)):
+        if node is not None:
+            pipe.execute_command(*command, target_nodes=node)
+        else:
+            pipe.execute_command(*command)
+    *replies, acknowledged, role = await pipe.execute()
+    online = len(role[2]) if _text(role[0]) == "master" else 0
+    replication.online[name] = online
+    # A replica that went away since needs no confirmation; one that came online since is waited for from the
+    # next write on (it joined after this write reached the master, so its copy is in flight to it).
+    required = max(durability.replicas, min(expected, online))
+    if int(acknowledged) < required:
         raise ReplicationUnconfirmedError(
-            f"The change is stored on the Redis primary but {int(acknowledged)} of the {durability.replicas} "
+            f"{subject} the Redis primary but {int(acknowledged)} of the {required} "
             f"replicas required confirmed it within {durability.timeout_ms} ms; retry the request"
         )
     return replies
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -5,6 +5,8 @@
 -- ARGV[1] lex range start: "[<20-digit sync count>" for "changed after N", or "(<member>" to continue a page
 -- ARGV[2] page size (>= 1)   ARGV[3] "1" when this call starts a sync session (issues a SyncSessionToken)
 -- ARGV[4] the dataset name followed by "." (datasets merged into this one from other identities start so)
+-- ARGV[5] "1" to fence: when replicas must confirm what is answered, the script writes (the session count, or
+--         INCRBY 0 on it), so that the WAIT after it covers every write the page shows (replication keeps order)
 --
 -- Returns {metadata as a flat HGETALL list, members of the page, their stored records (JSON), more (0|1),
 --          names of the merged datasets}.
@@ -12,11 +14,11 @@
 -- always sorts after any cursor: paging never skips a record, even while the dataset changes.
 -- Errors: those of a read only. Counting the session is bookkeeping, the answer does not depend on it: while Redis is
 -- out of memory (maxmemory reached under noeviction) that INCR is refused and the page is answered all the same, so
--- devices can still pull while writes are refused. Keep it the script's only write, and best-effort: Redis refuses a
+-- devices can still pull while writes are refused (unfenced then). Keep it the script's only write, and best-effort: Redis refuses a
 -- script's first write under OOM, and a redis.call write would fail the whole read.
 
-if ARGV[3] == '1' then
-  local counted = redis.pcall('INCR', KEYS[4])
+if ARGV[3] == '1' or ARGV[5] == '1' then
+  local counted = redis.pcall('INCRBY', KEYS[4], ARGV[3] == '1' and 1 or 0)
   if type(counted) == 'table' and counted.err and string.sub(counted.err, 1, 3) ~= 'OOM' then return counted end
 end
 local meta = redis.call('HGETALL', KEYS[1])

@@ -23,10 +23,11 @@
 --   Every commit is announced on the push channel, in commit order: {d = dataset, sc, w = writer, to = [DeviceIds
 --   subscribed]} (see syncsvc.push.hub).
 --   {status = "duplicate", ...the same fields, as first committed}   the writer re-sent its last committed request
+--   (its writers entry is written again, unchanged, so that a replica confirmation covers the first commit)
 --   {status = "conflict", sc, vv, conflicts = [{k, given, stored = record JSON | null}]}
 --   {status = "limit", which = "datasets"|"records"|"bytes", limit, value}
 --   {status = "stale", sc}   the dataset's sync count is no longer ARGV[12]
--- Nothing is written unless status is "ok".
+-- Nothing is written unless status is "ok" (or "duplicate", the same entry again).
 
 local meta_key, rec_key, log_key, writers_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local datasets_key, usage_key, every_key, members_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -87,6 +88,9 @@ if #conflicts > 0 then
   if last then
     local previous = cjson.decode(last)
     if previous.fp == fingerprint then
+      -- Written again unchanged: a write propagates to the replicas, after the first commit, so the WAIT that
+      -- follows this script confirms the first commit too before it is answered a second time.
+      redis.call('HSET', writers_key, writer, last)
       previous.result.status = 'duplicate'
       return cjson.encode(previous.result)
     end
