@@ -87,6 +87,36 @@ async def test_pool_round_trip_create_describe_list_update_delete(idp: Idp) -> N
     assert (code, message) == ("ResourceNotFoundException", f"User pool {pool_id} does not exist.")
 
 
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        pytest.param(
+            {"LambdaConfig": {"PostAuthentication": "arn:aws:lambda:us-east-1:000000000000:function:audit"}},
+            "LambdaConfig.PostAuthentication is not supported by syncsvc: the triggers it runs are PreSignUp, "
+            "PostConfirmation, PreAuthentication and PreTokenGeneration",
+            id="trigger-not-run",
+        ),
+        pytest.param(
+            {"UsernameConfiguration": {"CaseSensitive": False}},
+            "UsernameConfiguration.CaseSensitive false is not supported by syncsvc: usernames are case sensitive",
+            id="case-insensitive-usernames",
+        ),
+    ],
+)
+async def test_settings_that_would_be_kept_but_not_acted_on_are_refused(
+    idp: Idp, given: dict[str, Any], message: str
+) -> None:
+    code, said = await refused(idp, idp.admin, "create_user_pool", PoolName="unserved", **given)
+    assert (code, said) == ("InvalidParameterException", message)
+    assert (await idp(idp.admin, "list_user_pools", MaxResults=60))["UserPools"] == []
+    if "LambdaConfig" in given:
+        pool_id = await idp.new_pool()
+        code, said = await refused(idp, idp.admin, "update_user_pool", UserPoolId=pool_id, **given)
+        assert (code, said) == ("InvalidParameterException", message)
+        described = (await idp(idp.admin, "describe_user_pool", UserPoolId=pool_id))["UserPool"]
+        assert described.get("LambdaConfig", {}) == {}
+
+
 async def test_app_client_round_trip_with_and_without_secret(idp: Idp) -> None:
     pool_id = await idp.new_pool()
     plain = await idp.new_client(pool_id, ClientName="web")

@@ -238,6 +238,41 @@ async def test_admin_global_sign_out_refuses_earlier_tokens(clients: UserPoolCli
     assert (await refused(clients.public, "get_user", AccessToken=tokens["AccessToken"]))[0] == "NotAuthorizedException"
 
 
+async def test_a_sign_out_on_one_instance_is_refused_at_once_on_another(
+    clients: UserPoolClients, pool: Pool, settings: Settings
+) -> None:
+    """Two instances on one Redis, as behind a load balancer (the same public URL, so the same ``iss``): what one
+    revokes the other refuses on its next request, with no cache to expire in between."""
+    other = TestServer(create_app(settings), host="127.0.0.1", port=free_port())
+    await other.start_server()
+    try:
+        elsewhere = UserPoolClients(f"http://127.0.0.1:{other.port}")
+        tokens = await sign_in(clients, pool, "alice")
+        assert (await call(elsewhere.public, "get_user", AccessToken=tokens["AccessToken"]))["Username"] == "alice"
+
+        await call(clients.public, "global_sign_out", AccessToken=tokens["AccessToken"])
+
+        assert await refused(elsewhere.public, "get_user", AccessToken=tokens["AccessToken"]) == (
+            "NotAuthorizedException",
+            "Access Token has been revoked",
+        )
+        assert (await refused(elsewhere.public, "initiate_auth", **_refreshing(pool, tokens)))[0] == (
+            "NotAuthorizedException"
+        )
+        second = await sign_in(elsewhere, pool, "alice")
+        await call(elsewhere.public, "revoke_token", ClientId=pool.client_id, Token=second["RefreshToken"])
+        assert await refused(clients.public, "get_user", AccessToken=second["AccessToken"]) == (
+            "NotAuthorizedException",
+            "Access Token has been revoked",
+        )
+        assert await refused(clients.public, "initiate_auth", **_refreshing(pool, second)) == (
+            "NotAuthorizedException",
+            "Invalid Refresh Token",
+        )
+    finally:
+        await other.close()
+
+
 def _refreshing(pool: Pool, tokens: dict[str, Any]) -> dict[str, Any]:
     return {
         "ClientId": pool.client_id,
@@ -426,6 +461,9 @@ ATTACKS: list[Any] = [
     pytest.param(lambda t, ctx: ctx["id_token"], "Invalid Access Token", id="id-token-as-access-token"),
     pytest.param(lambda t, ctx: ctx["other_pool_token"], "Invalid Access Token", id="deleted-pool"),
     pytest.param(lambda t, ctx: "not.a.token", "Invalid Access Token", id="garbage"),
+    pytest.param(lambda t, ctx: ctx["deleted_client_token"], "Invalid Access Token", id="deleted-client"),
+    pytest.param(lambda t, ctx: ctx["revoked"], "Access Token has been revoked", id="revoked"),
+    pytest.param(lambda t, ctx: ctx["signed_out"], "Access Token has been revoked", id="signed-out-user"),
 ]
 
 
@@ -444,6 +482,14 @@ async def test_a_forged_or_stale_access_token_is_refused(
     await new_user(clients, other.pool_id, "alice")
     other_token = (await sign_in(clients, other, "alice"))["AccessToken"]
     await call(clients.admin, "delete_user_pool", UserPoolId=other.pool_id)
+    gone = Pool(pool.pool_id, await new_client(clients, pool.pool_id))
+    deleted_client_token = (await sign_in(clients, gone, "alice"))["AccessToken"]
+    await call(clients.admin, "delete_user_pool_client", UserPoolId=pool.pool_id, ClientId=gone.client_id)
+    revoked = await sign_in(clients, pool, "alice")
+    await call(clients.public, "revoke_token", ClientId=pool.client_id, Token=revoked["RefreshToken"])
+    await new_user(clients, pool.pool_id, "bob")
+    signed_out = (await sign_in(clients, pool, "bob"))["AccessToken"]
+    await call(clients.admin, "admin_user_global_sign_out", UserPoolId=pool.pool_id, Username="bob")
     context = {
         "pem": await _public_pem(raw, pool.pool_id),
         "endpoint": endpoint,
@@ -451,6 +497,9 @@ async def test_a_forged_or_stale_access_token_is_refused(
         "expired": await _expired(server, tokens["AccessToken"]),
         "id_token": tokens["IdToken"],
         "other_pool_token": other_token,
+        "deleted_client_token": deleted_client_token,
+        "revoked": revoked["AccessToken"],
+        "signed_out": signed_out,
     }
 
     forged = forge(tokens["AccessToken"], context)

@@ -49,6 +49,7 @@ from syncsvc.userpools.model import (
     UserPoolSpec,
     UserStatus,
     check_validities,
+    refuse_unserved,
 )
 from syncsvc.userpools.sealing import PoolSecrets
 
@@ -77,6 +78,7 @@ class UserDirectory:
     # --- pools ------------------------------------------------------------------------------------------------------
 
     async def create_pool(self, spec: UserPoolSpec) -> UserPool:
+        refuse_unserved(spec)
         now = self._clock.now_ms() / 1000
         while True:
             pool_id = f"{self._region}_{_random(_ID_ALPHABET, 9)}"
@@ -108,6 +110,7 @@ class UserDirectory:
 
     async def update_pool(self, pool_id: str, settings: UserPoolSettings) -> UserPool:
         """Replaces the pool's settings with ``settings`` (members left out return to their defaults, as in AWS)."""
+        refuse_unserved(settings)
         pool = await self.pool(pool_id)
         kept = pool.model_dump(
             include={

@@ -135,6 +135,26 @@ class UserPoolSettings(WireModel):
     UserPoolTier: Literal["LITE", "ESSENTIALS", "PLUS"] | None = None
 
 
+#: LambdaConfig members acted on: the triggers syncsvc.userpools.hooks runs, and the key their senders would use.
+LAMBDA_CONFIG_SERVED = ("PreSignUp", "PostConfirmation", "PreAuthentication", "PreTokenGeneration", "KMSKeyID")
+
+
+def refuse_unserved(settings: UserPoolSettings) -> None:
+    """InvalidParameterException for settings that would change who signs in, or what runs when, if syncsvc kept
+    them without acting on them: a trigger it does not run (a PostAuthentication audit or a UserMigration that never
+    happens is worse than a refusal), and case-insensitive usernames."""
+    for member in (settings.LambdaConfig or {}).keys() - set(LAMBDA_CONFIG_SERVED):
+        raise InvalidParameterError(
+            f"LambdaConfig.{member} is not supported by syncsvc: the triggers it runs are PreSignUp, "
+            "PostConfirmation, PreAuthentication and PreTokenGeneration"
+        )
+    configuration = getattr(settings, "UsernameConfiguration", None) or {}
+    if configuration.get("CaseSensitive") is False:
+        raise InvalidParameterError(
+            "UsernameConfiguration.CaseSensitive false is not supported by syncsvc: usernames are case sensitive"
+        )
+
+
 class UserPoolSpec(UserPoolSettings):
     """CreateUserPool's input."""
 
