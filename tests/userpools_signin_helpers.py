@@ -21,6 +21,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from jwt.utils import base64url_encode
+from pycognito.aws_srp import AWSSRP  # type: ignore[import-untyped]
 
 from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, REGION, call
 
@@ -31,7 +32,9 @@ EVERY_FLOW = [
     "ALLOW_USER_SRP_AUTH",
     "ALLOW_REFRESH_TOKEN_AUTH",
 ]
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=30)
+#: Every call sent exactly once (``total_max_attempts``: botocore's ``max_attempts`` counts retries, and a retried
+#: guess would be two guesses).
+_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
 
 
 class UserPoolClients:
@@ -158,3 +161,44 @@ def tampered(token: str, **changes: Any) -> str:
     """The token with claims changed and its signature kept."""
     header, _, signature = token.split(".")
     return f"{header}.{_segment(claims_of(token) | changes)}.{signature}"
+
+
+# --- sign-in answers, for tables of attacks -------------------------------------------------------------------
+
+SIGNED_IN = ("tokens", "")
+
+
+async def sign_in_answer(
+    clients: UserPoolClients, pool: Pool, flow: str, username: str, password: str
+) -> tuple[str, str]:
+    """One sign-in through ``flow`` ("password": USER_PASSWORD_AUTH, "srp": USER_SRP_AUTH with pycognito's AWSSRP,
+    "admin": AdminInitiateAuth ADMIN_USER_PASSWORD_AUTH): SIGNED_IN when it answered tokens, else the refusal's
+    (error code, message), which must be a 400."""
+
+    def attempt() -> dict[str, Any]:
+        if flow == "srp":
+            srp_user = AWSSRP(username, password, pool.pool_id, pool.client_id, client=clients.public)
+            tokens: dict[str, Any] = srp_user.authenticate_user()
+            return tokens
+        client, operation = (
+            (clients.admin, "admin_initiate_auth") if flow == "admin" else (clients.public, "initiate_auth")
+        )
+        extra = {"UserPoolId": pool.pool_id} if flow == "admin" else {}
+        auth_flow = "ADMIN_USER_PASSWORD_AUTH" if flow == "admin" else "USER_PASSWORD_AUTH"
+        answer: dict[str, Any] = getattr(client, operation)(
+            ClientId=pool.client_id,
+            AuthFlow=auth_flow,
+            AuthParameters={"USERNAME": username, "PASSWORD": password},
+            **extra,
+        )
+        return answer
+
+    try:
+        answer = await asyncio.to_thread(attempt)
+    except ClientError as caught:
+        refusal = caught.response
+    else:
+        assert set(answer["AuthenticationResult"]) >= {"AccessToken", "IdToken", "RefreshToken"}
+        return SIGNED_IN
+    assert refusal["ResponseMetadata"]["HTTPStatusCode"] == 400
+    return refusal["Error"]["Code"], refusal["Error"]["Message"]

@@ -25,6 +25,7 @@ from syncsvc.api.middleware import (
     errors_middleware,
 )
 from syncsvc.api.operations import json_dispatcher, rest_routes
+from syncsvc.clock import Clock
 from syncsvc.config import Settings, connection_limit
 from syncsvc.errors import BackendUnavailableError, StoreOutOfMemoryError
 from syncsvc.runtime import open_services, serving
@@ -35,11 +36,13 @@ log = logging.getLogger("syncsvc")
 STALE_SECONDS = 10.0
 #: Triggers registered in code for this app (``create_app(settings, triggers=…)``); the rest load at start-up.
 CODE_TRIGGERS = web.AppKey("code_triggers", TriggerRegistry)
+#: The time every service reads (``create_app(settings, clock=…)``); None: the machine's.
+CLOCK = web.AppKey("clock", Clock)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    async with open_services(settings, triggers=app[CODE_TRIGGERS]) as services:
+    async with open_services(settings, triggers=app[CODE_TRIGGERS], clock=app.get(CLOCK)) as services:
         if not settings.developer_credentials:
             log.warning("no developer credentials configured (SYNCSVC_DEVELOPER_CREDENTIALS): signed requests fail")
         app[SERVICES] = services
@@ -121,8 +124,11 @@ async def redis_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(request, error)
 
 
-def create_app(settings: Settings, *, triggers: TriggerRegistry | None = None) -> web.Application:
-    """The app; ``triggers`` adds triggers registered in code to those of entry points and SYNCSVC_TRIGGERS."""
+def create_app(
+    settings: Settings, *, triggers: TriggerRegistry | None = None, clock: Clock | None = None
+) -> web.Application:
+    """The app; ``triggers`` adds triggers registered in code to those of entry points and SYNCSVC_TRIGGERS;
+    ``clock`` is the time every service reads (embedding, tests; default: the machine's)."""
     app = web.Application(
         middlewares=[busy_middleware, errors_middleware, redis_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
@@ -135,6 +141,8 @@ def create_app(settings: Settings, *, triggers: TriggerRegistry | None = None) -
         timeout_seconds=settings.body_timeout_seconds,
     )
     app[CODE_TRIGGERS] = triggers if triggers is not None else TriggerRegistry()
+    if clock is not None:
+        app[CLOCK] = clock
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_sockets)
     app.add_routes(

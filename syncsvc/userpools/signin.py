@@ -9,7 +9,8 @@ Account protection, as Cognito: a wrong password and an unknown user answer the 
 "Incorrect username or password." after the same work (an argon2 verification of a dummy hash; for SRP a challenge
 whose salt is derived from the username, so asking twice tells nothing); a disabled user is told so, an unconfirmed
 one too, only after the password checked out; failed attempts are counted per user by the directory, which refuses
-sign-ins for a while after too many ("Password attempts exceeded").
+sign-ins for a while after too many ("Password attempts exceeded"), and per name for unknown users, so the lockout
+does not tell them apart either.
 
 A challenge's server state stays in Redis (``syncsvc.userpools.challenges``) under the digest of the ``Session``
 string the client gets, for 3 minutes, and is taken once: a Session string cannot be replayed, and the SRP secret
@@ -144,7 +145,9 @@ class SignIn:
         try:
             user = await self._directory.user(pool.Id, username)
         except UserNotFoundError:
+            await self._throttle_name(pool, _unknown(username))
             await passwords.verify_password(None, password)  # the same argon2 work as for a user
+            await self._directory.note_failed_sign_in(pool.Id, _unknown(username))
             raise UserPoolNotAuthorizedError(INCORRECT) from None
         await self._throttle(pool, user)
         if not await self._directory.check_password(pool, user, password):
@@ -153,7 +156,11 @@ class SignIn:
         return user
 
     async def _throttle(self, pool: UserPool, user: User) -> None:
-        if not await self._directory.sign_in_allowed(pool.Id, user.username):
+        await self._throttle_name(pool, user.username)
+
+    async def _throttle_name(self, pool: UserPool, name: str) -> None:
+        """Password attempts exceeded while ``name`` (a username, or an unknown user's ``_unknown`` name) is locked."""
+        if not await self._directory.sign_in_allowed(pool.Id, name):
             raise UserPoolNotAuthorizedError("Password attempts exceeded")
 
     async def _signed_in(
@@ -213,8 +220,7 @@ class SignIn:
             user: User | None = await self._directory.user(pool.Id, username)
         except UserNotFoundError:
             user = None
-        if user is not None:
-            await self._throttle(pool, user)
+        await self._throttle_name(pool, user.username if user is not None else _unknown(username))
         user_id = user.username if user is not None else username
         stored = None
         if user is not None and user.srp_salt is not None and user.srp_verifier is not None:
@@ -256,7 +262,9 @@ class SignIn:
         moment = srp.parse_timestamp(timestamp)
         recent = moment is not None and abs(moment.timestamp() - self._clock.now_ms() / 1000) <= TIMESTAMP_SKEW_SECONDS
         proven = await asyncio.to_thread(srp.check, state, username, timestamp, block, signature)
-        if challenge.username is None:
+        if challenge.username is None:  # an unknown user: throttled and counted as a known one is
+            await self._throttle_name(pool, _unknown(username))
+            await self._directory.note_failed_sign_in(pool.Id, _unknown(username))
             raise UserPoolNotAuthorizedError(INCORRECT)
         try:
             user = await self._directory.user(pool.Id, challenge.username)
@@ -414,6 +422,13 @@ class SignIn:
 def secret_hash(client_secret: str, username: str, client_id: str) -> str:
     digest = hmac.new(client_secret.encode(), (username + client_id).encode(), hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
+
+
+def _unknown(username: str) -> str:
+    """The name an unknown user's failed sign-ins are counted under: they lock it out as a known user's lock the
+    user out, so the lockout does not tell which names exist. The newline, which no username holds, keeps it apart
+    from every real username."""
+    return f"unknown\n{username}"
 
 
 def _required(parameters: Mapping[str, str], name: str) -> str:
