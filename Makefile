@@ -28,7 +28,7 @@ KAFKA_PYTHON := $(abspath $(VENV))/bin/python
 export REDIS_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_BROKERS KAFKA_PYTHON
 
 .PHONY: help venv lock test-latest redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials root-key dev test \
-  wrk-bin bench lint fmt clean distclean
+  wrk-bin softhsm-bin bench lint fmt clean distclean
 
 help: ## list the targets
 	@echo "usage: make TARGET   (quickstart: make dev, make test)"
@@ -107,7 +107,7 @@ root-key: venv ## create the KMS root key in .data/root.key once (it wraps every
 	@$(VENV)/bin/syncsvc keys root-key .data/root.key
 
 # exec: the server replaces the recipe's shell, so Ctrl-C and signals reach it directly.
-dev: venv redis kafka credentials root-key ## venv + redis + kafka + credentials, then syncsvc in the foreground on http://127.0.0.1:8080 (SYNCSVC_HOST, SYNCSVC_PORT)
+dev: venv redis kafka softhsm-bin credentials root-key ## venv + redis + kafka + credentials, then syncsvc in the foreground on http://127.0.0.1:8080 (SYNCSVC_HOST, SYNCSVC_PORT)
 	@SYNCSVC_DEVELOPER_CREDENTIALS="$$(deploy/credentials.sh value)"; \
 	SYNCSVC_REDIS_URL="redis://127.0.0.1:$(REDIS_PORT)/0"; \
 	SYNCSVC_KAFKA_BOOTSTRAP="$$(deploy/kafka.sh bootstrap)"; \
@@ -127,7 +127,7 @@ CLUSTER_SUITE := tests/test_sync_records.py tests/test_sync_datasets.py tests/te
   tests/test_push_watch.py tests/test_kms_cli.py tests/test_root_rotation.py tests/test_issuer.py tests/test_outbox.py \
   tests/test_guest_merge.py tests/test_import_target.py tests/test_import.py tests/test_userpools_directory.py \
   tests/test_userpools_signin.py
-test: venv redis-bin kafka-bin wrk-bin ## run the test suite, then its end-to-end modules on a Redis Cluster (extra pytest flags: PYTEST_ARGS="-k vv -x")
+test: venv redis-bin kafka-bin wrk-bin softhsm-bin ## run the test suite, then its end-to-end modules on a Redis Cluster (extra pytest flags: PYTEST_ARGS="-k vv -x")
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 	SYNCSVC_TEST_REDIS=cluster $(VENV)/bin/pytest -q -m "not cluster" $(PYTEST_ARGS) $(CLUSTER_SUITE)
 
@@ -137,6 +137,14 @@ wrk-bin: ## install the load generator wrk (Debian package) unless it is on the 
 	  "$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 || { \
 	    "$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	    "$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }; }
+
+# KMS custom key stores talk to a PKCS#11 module: SoftHSM2's in the suite (it makes its own tokens) and for `make dev`.
+softhsm-bin: ## install SoftHSM2 (Debian package softhsm2: a PKCS#11 token in files) unless softhsm2-util is on the PATH
+	@command -v softhsm2-util >/dev/null || { \
+	  sudo=(); [[ $$(id -u) -eq 0 ]] || sudo=(sudo); \
+	  "$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 >/dev/null 2>&1 || { \
+	    "$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    "$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2; }; }
 
 # The run starts its own Redis, Kafka, syncsvc processes and peers (Kinto on PostgreSQL, PouchDB Server: installed
 # into .data/bench on first use), ~30 min. BENCH_ARGS="--skip-peers --repeats 1" for a quicker look.

@@ -153,6 +153,11 @@ class Settings(BaseSettings):
         1 << 30, ge=1, description="Bytes a cached data key seals or opens before KMS unwraps it again."
     )
     kms_key_quota: int = Field(1000, ge=1, description="Master keys the deployment may hold (KMS: 1,000 per region).")
+    pkcs11_module: str | None = Field(
+        None,
+        description="Path of the PKCS#11 module (shared library) that KMS custom key stores open their tokens with, "
+        "e.g. /usr/lib/softhsm/libsofthsm2.so. Unset: CreateCustomKeyStore and ConnectCustomKeyStore are refused.",
+    )
     token_secret: SecretStr | None = Field(
         None,
         description="Key that signs SyncSessionTokens and pagination tokens. When unset, one is generated once and "

@@ -236,6 +236,12 @@ class KmsInvalidSignatureError(KmsError):
     code = "KMSInvalidSignatureException"
 
 
+class KmsInvalidMacError(KmsError):
+    """VerifyMac of a MAC that does not match (KMS answers an error, not ``MacValid: false``)."""
+
+    code = "KMSInvalidMacException"
+
+
 class DryRunOperationError(KmsError):
     """``DryRun: true`` on a request that would have succeeded (KMS answers it as an error)."""
 
@@ -254,6 +260,61 @@ class InvalidGrantTokenError(KmsError):
 
 class InvalidGrantIdError(KmsError):
     code = "InvalidGrantIdException"
+
+
+class TagError(KmsError):
+    """Tags KMS refuses: more than 50 on a key, a key given twice, or the reserved ``aws:`` prefix."""
+
+    code = "TagException"
+
+
+class CustomKeyStoreNotFoundError(KmsError):
+    code = "CustomKeyStoreNotFoundException"
+
+
+# --- KMS imported key material (Origin EXTERNAL) ---------------------------------------------------------------------
+
+
+class ExpiredImportTokenError(KmsError):
+    code = "ExpiredImportTokenException"
+
+
+class InvalidImportTokenError(KmsError):
+    code = "InvalidImportTokenException"
+
+
+class IncorrectKeyMaterialError(KmsError):
+    code = "IncorrectKeyMaterialException"
+
+
+# --- KMS custom key stores (PKCS#11 tokens served as CloudHSM key stores) ---------------------------------------------
+
+
+class KmsInternalError(KmsError):
+    """A failure of the service itself or of what it depends on (a PKCS#11 token: ``syncsvc.kms.hsm``)."""
+
+    code = "KMSInternalException"
+    status = 500
+
+
+class CustomKeyStoreNameInUseError(KmsError):
+    code = "CustomKeyStoreNameInUseException"
+
+
+class CustomKeyStoreInvalidStateError(KmsError):
+    code = "CustomKeyStoreInvalidStateException"
+
+
+class CustomKeyStoreHasCmksError(KmsError):
+    code = "CustomKeyStoreHasCMKsException"
+
+
+class CloudHsmClusterNotFoundError(KmsError):
+    code = "CloudHsmClusterNotFoundException"
+
+
+class CloudHsmClusterInUseError(KmsError):
+    code = "CloudHsmClusterInUseException"
 
 
 # --- authentication errors (reference §0.1 and §5) -------------------------------------------------------------------

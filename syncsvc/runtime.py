@@ -32,7 +32,9 @@ from syncsvc.identity.oidc import OidcVerifier
 from syncsvc.identity.pools import PoolDirectory
 from syncsvc.kms import token_secret
 from syncsvc.kms.access import KeyAccess
+from syncsvc.kms.custom_keystores import CustomKeystores
 from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope
+from syncsvc.kms.hsm_keys import HsmKeys
 from syncsvc.kms.keyservice import KeyService
 from syncsvc.kms.material import MaterialError, RootKey
 from syncsvc.kms.model import ACCOUNT
@@ -45,6 +47,7 @@ from syncsvc.store import RedisStore, health
 from syncsvc.store.bulk import RedisBulkJobs
 from syncsvc.store.channels import ShardedChannels
 from syncsvc.store.connection import RedisUrlError
+from syncsvc.store.custom_keystores import RedisCustomKeystores
 from syncsvc.store.datakeys import RedisDataKeys
 from syncsvc.store.health import EPISODE_SECONDS, RedisWatch
 from syncsvc.store.identities import RedisIdentityStore
@@ -100,6 +103,8 @@ class Services:
     kms: KeyService
     #: Who may use which KMS key (key policies, grants, grant tokens), on the public view of ``kms``.
     key_access: KeyAccess
+    #: KMS custom key stores on PKCS#11 tokens (this instance's sessions are closed with the services).
+    keystores: CustomKeystores
     #: Record values at rest: per-identity data keys, cached unwrapped.
     envelope: Envelope
     #: Calls the triggers. A server starts it (warming process workers); it is closed with the services.
@@ -148,6 +153,7 @@ async def open_services(
         finally:
             await services.bulk.close()
             await services.runner.close()
+            await services.keystores.close()
     finally:
         await oidc.close()
         await store.close()
@@ -295,8 +301,14 @@ def _build(
         trace=settings.trace_triggers,
         trace_values=settings.trace_trigger_values,
     )
+    keystores = CustomKeystores(RedisCustomKeystores(store.client), root, module=settings.pkcs11_module, clock=clock)
     kms = KeyService(
-        RedisKeyStore(store.client), root, region=settings.region, quota=settings.kms_key_quota, clock=clock
+        RedisKeyStore(store.client),
+        root,
+        region=settings.region,
+        quota=settings.kms_key_quota,
+        clock=clock,
+        hsm=HsmKeys(keystores),
     )
     issuer = TokenIssuer(
         RedisKeyRing(store.client, kms.discard),
@@ -374,6 +386,7 @@ def _build(
         push=push,
         kms=kms,
         key_access=KeyAccess(kms, signer),
+        keystores=keystores,
         envelope=envelope,
         runner=runner,
         hub=hub,

@@ -34,6 +34,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from syncsvc.api.app import create_app
+from syncsvc.clock import Clock
 from syncsvc.config import Settings
 from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope
 from syncsvc.kms.keyservice import KeyService
@@ -63,8 +64,8 @@ hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "syncsvc")
 #: if a test asks): the session's Kafka broker (``kafka_bootstrap``), warmed (``warm_kafka``) and a server running its
 #: relay (``relayed``), a redis-server of a test's own (``own_redis``), the session's Redis Cluster
 #: (``redis_cluster_url``), a test OIDC provider (``idp``), the device clients of the test server (``devices``), its
-#: KMS clients and key service (``kms``, ``service``). Each is listed after those it imports: pytest rewrites the
-#: asserts of a plugin only if it imports it first.
+#: KMS clients and key service (``kms``, ``service``), the session's SoftHSM2 tokens (``softhsm``). Each is listed
+#: after those it imports: pytest rewrites the asserts of a plugin only if it imports it first.
 pytest_plugins = [
     "tests.kafka",
     "tests.streams",
@@ -73,6 +74,7 @@ pytest_plugins = [
     "tests.oidc_provider",
     "tests.devices",
     "tests.kms_calls",
+    "tests.softhsm",
 ]
 #: The helper modules that check what they get: their asserts rewritten as a test module's are, so that a failing one
 #: shows its values.
@@ -224,12 +226,21 @@ def settings(redis_url: str, overrides: dict[str, Any]) -> Settings:
 
 
 @pytest.fixture
-async def server(settings: Settings, redis_client: aioredis.Redis) -> AsyncIterator[TestServer]:
-    """syncsvc serving on a free loopback port, on a flushed Redis."""
-    test_server = TestServer(create_app(settings), host="127.0.0.1", port=free_port())
+async def server(
+    settings: Settings, redis_client: aioredis.Redis, app_clock: Clock | None
+) -> AsyncIterator[TestServer]:
+    """syncsvc serving on a free loopback port, on a flushed Redis, reading ``app_clock``."""
+    test_server = TestServer(create_app(settings, clock=app_clock), host="127.0.0.1", port=free_port())
     await test_server.start_server()
     yield test_server
     await test_server.close()
+
+
+@pytest.fixture
+def app_clock() -> Clock | None:
+    """The time the ``server`` fixture's services read: the machine's. A module overrides this fixture to hold time
+    still (a ``ManualClock``), where an outcome would otherwise depend on how fast the machine is."""
+    return None
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from unittest.mock import ANY
 
 import boto3
 import pytest
@@ -83,3 +84,24 @@ async def grant(kms: Any, key_id: str, grantee: str, *operations: str, **params:
     return await call(
         kms, "create_grant", KeyId=key_id, GranteePrincipal=grantee, Operations=list(operations), **params
     )
+
+
+def key_metadata(key_id: str, spec: str, usage: str, **extra: Any) -> dict[str, Any]:
+    """DescribeKey's KeyMetadata of a new, enabled customer key ``key_id`` made by KMS: ``extra`` adds the spec's
+    algorithm lists (EncryptionAlgorithms, SigningAlgorithms, MacAlgorithms)."""
+    return {
+        "AWSAccountId": ACCOUNT,
+        "KeyId": key_id,
+        "Arn": arn(key_id),
+        "CreationDate": ANY,
+        "Enabled": True,
+        "Description": "",
+        "KeyUsage": usage,
+        "KeyState": "Enabled",
+        "Origin": "AWS_KMS",
+        "KeyManager": "CUSTOMER",
+        "CustomerMasterKeySpec": spec,
+        "KeySpec": spec,
+        "MultiRegion": False,
+        **extra,
+    }

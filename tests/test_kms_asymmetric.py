@@ -19,7 +19,7 @@ from syncsvc import rediskeys
 from syncsvc.kms.material import RootKey
 from syncsvc.kms.model import ENCRYPTION_ALGORITHMS, SIGNING_ALGORITHMS
 from tests.conftest import ROOT_KEY_FILE, call
-from tests.kms_calls import ACCOUNT, arn, code_of, new_key, refusal
+from tests.kms_calls import arn, code_of, key_metadata, new_key, refusal
 
 RSA_SIGNING = list(SIGNING_ALGORITHMS["RSA_2048"])
 OAEP = list(ENCRYPTION_ALGORITHMS["RSA_2048"])
@@ -71,6 +71,13 @@ def oaep(algorithm: str) -> padding.OAEP:
         ("RSA_2048", "ENCRYPT_DECRYPT", {"EncryptionAlgorithms": OAEP}),
         ("RSA_2048", "SIGN_VERIFY", {"SigningAlgorithms": RSA_SIGNING}),
         ("ECC_NIST_P256", "SIGN_VERIFY", {"SigningAlgorithms": ["ECDSA_SHA_256"]}),
+        ("RSA_3072", "ENCRYPT_DECRYPT", {"EncryptionAlgorithms": OAEP}),
+        ("RSA_3072", "SIGN_VERIFY", {"SigningAlgorithms": RSA_SIGNING}),
+        ("RSA_4096", "ENCRYPT_DECRYPT", {"EncryptionAlgorithms": OAEP}),
+        ("RSA_4096", "SIGN_VERIFY", {"SigningAlgorithms": RSA_SIGNING}),
+        ("ECC_NIST_P384", "SIGN_VERIFY", {"SigningAlgorithms": ["ECDSA_SHA_384"]}),
+        ("ECC_NIST_P521", "SIGN_VERIFY", {"SigningAlgorithms": ["ECDSA_SHA_512"]}),
+        ("ECC_SECG_P256K1", "SIGN_VERIFY", {"SigningAlgorithms": ["ECDSA_SHA_256"]}),
     ],
 )
 async def test_create_key_makes_each_asymmetric_spec(
@@ -79,22 +86,7 @@ async def test_create_key_makes_each_asymmetric_spec(
     created = (await call(kms, "create_key", KeySpec=spec, KeyUsage=usage))["KeyMetadata"]
 
     key_id = created["KeyId"]
-    assert created == {
-        "AWSAccountId": ACCOUNT,
-        "KeyId": key_id,
-        "Arn": arn(key_id),
-        "CreationDate": ANY,
-        "Enabled": True,
-        "Description": "",
-        "KeyUsage": usage,
-        "KeyState": "Enabled",
-        "Origin": "AWS_KMS",
-        "KeyManager": "CUSTOMER",
-        "CustomerMasterKeySpec": spec,
-        "KeySpec": spec,
-        "MultiRegion": False,
-        **algorithms,
-    }
+    assert created == key_metadata(key_id, spec, usage, **algorithms)
     assert (await call(kms, "describe_key", KeyId=key_id))["KeyMetadata"] == created
 
 
@@ -110,9 +102,9 @@ async def test_the_deprecated_customer_master_key_spec_makes_the_same_key(kms: A
         ("ECC_NIST_P256", "ENCRYPT_DECRYPT", "ValidationException"),
         ("SYMMETRIC_DEFAULT", "SIGN_VERIFY", "ValidationException"),
         ("RSA_2048", "GENERATE_VERIFY_MAC", "ValidationException"),
-        ("RSA_4096", "SIGN_VERIFY", "UnsupportedOperationException"),
-        ("ECC_NIST_P384", "SIGN_VERIFY", "UnsupportedOperationException"),
-        ("HMAC_256", "GENERATE_VERIFY_MAC", "UnsupportedOperationException"),
+        ("HMAC_256", "SIGN_VERIFY", "ValidationException"),
+        ("ECC_NIST_EDWARDS25519", "SIGN_VERIFY", "UnsupportedOperationException"),
+        ("ML_DSA_44", "SIGN_VERIFY", "UnsupportedOperationException"),
     ],
 )
 async def test_create_key_refuses_other_specs_and_usages(kms: Any, spec: str, usage: str, expected: str) -> None:

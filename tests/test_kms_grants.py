@@ -87,7 +87,7 @@ async def test_list_grants_filters_and_pages(kms: Any) -> None:
     assert [g["GrantId"] for g in by_id["Grants"]] == [ids[1]]
     assert [g["GranteePrincipal"] for g in by_grantee["Grants"]] == [f"{OTHER_DEVELOPER}2"]
     assert await code_of(kms, "list_grants", KeyId=key_id, Marker="nope") == (400, "InvalidMarkerException")
-    assert await code_of(kms, "list_grants", KeyId="alias/x") == (400, "ValidationException")
+    assert await code_of(kms, "list_grants", KeyId="alias/x") == (400, "NotFoundException")
 
 
 async def test_create_grant_errors(kms: Any, boto: Boto, endpoint: str) -> None:

@@ -442,7 +442,7 @@ async def test_an_alias_name_with_a_trailing_newline_is_refused(kms: Any) -> Non
         400,
         "ValidationException",
         "1 validation error detected: Value 'alias/records\n' at 'aliasName' failed to satisfy constraint: Member "
-        "must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$ and have length at most 256",
+        "must satisfy regular expression pattern: ^[a-zA-Z0-9/_-]+$ and have length at most 256",
     )
     assert (await call(kms, "list_aliases"))["Aliases"] == []
 

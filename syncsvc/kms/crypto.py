@@ -1,9 +1,11 @@
 """The cryptography under master keys: symmetric seal/decrypt/re-encrypt and data keys, RSAES-OAEP encryption,
-signatures and public keys of asymmetric keys.
+signatures and public keys of asymmetric keys, and the MACs of HMAC keys.
 
 Nothing here writes: each operation reads the key through the core (``syncsvc.kms.keystore``), checks the key's
 state and usage (``MasterKey.require_*``), unwraps the backing key it needs with the root key, and keeps the material
-in memory only for the call. The formats are ``syncsvc.kms.material``'s.
+in memory only for the call. The formats are ``syncsvc.kms.material``'s. A key in a custom key store
+(``MasterKey.custom_key_store_id``) has no material here: its symmetric operations run in its token
+(``syncsvc.kms.hsm_keys``), with the same blobs.
 """
 
 from __future__ import annotations
@@ -12,8 +14,16 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from syncsvc.errors import IncorrectKeyError, InvalidCiphertextError, KmsInvalidSignatureError, KmsValidationError
+from syncsvc.errors import (
+    IncorrectKeyError,
+    InvalidCiphertextError,
+    KmsInvalidMacError,
+    KmsInvalidSignatureError,
+    KmsInvalidStateError,
+    KmsValidationError,
+)
 from syncsvc.kms import material
+from syncsvc.kms.hsm_keys import HsmKeys
 from syncsvc.kms.keystore import LoadedKey, MasterKeys
 from syncsvc.kms.material import MaterialError
 from syncsvc.kms.model import MasterKey
@@ -41,8 +51,13 @@ class KeyCrypto:
     ) -> tuple[bytes, MasterKey]:
         """(ciphertext blob, the key that sealed it) under the key's current backing key."""
         loaded = await self._usable(key_ref)
+        return await self._seal(loaded, plaintext, context), loaded.key
+
+    async def _seal(self, loaded: LoadedKey, plaintext: bytes, context: Mapping[str, str] | None) -> bytes:
         key = loaded.key
-        return material.seal(self._keys.backing(loaded), key.key_id, key.current_version, plaintext, context), key
+        if key.custom_key_store_id:
+            return await self._hsm(key).seal(key, plaintext, context)
+        return material.seal(self._keys.backing(loaded), key.key_id, key.current_version, plaintext, context)
 
     async def encrypt(self, key_ref: str, plaintext: bytes, context: Mapping[str, str] | None = None) -> bytes:
         return (await self.seal(key_ref, plaintext, context))[0]
@@ -58,6 +73,8 @@ class KeyCrypto:
         if key_ref is not None and await self._keys.resolve(key_ref) != header.key_id:
             raise IncorrectKeyError("The key ID in the request does not identify the key that encrypted the ciphertext")
         loaded = await self._usable(header.key_id)
+        if loaded.key.custom_key_store_id:
+            return await self._hsm(loaded.key).open(loaded.key, blob, header.version, context), loaded.key
         if header.version not in loaded.versions:
             raise InvalidCiphertextError("The ciphertext refers to a backing key this key does not have")
         try:
@@ -85,15 +102,27 @@ class KeyCrypto:
     async def generate_data_key(
         self, key_ref: str, context: Mapping[str, str] | None = None, *, number_of_bytes: int = 32
     ) -> DataKey:
-        plaintext = os.urandom(number_of_bytes)
-        blob, key = await self.seal(key_ref, plaintext, context)
-        return DataKey(plaintext, blob, key.arn)
+        """A new data key, sealed under ``key_ref``: its bytes from the operating system's generator, or from the
+        token's for a key in a custom key store."""
+        loaded = await self._usable(key_ref)
+        key = loaded.key
+        if key.custom_key_store_id:
+            plaintext = await self._hsm(key).random(key, number_of_bytes)
+        else:
+            plaintext = os.urandom(number_of_bytes)
+        return DataKey(plaintext, await self._seal(loaded, plaintext, context), key.arn)
 
     async def _usable(self, key_ref: str) -> LoadedKey:
         """A key that can encrypt and decrypt now: Enabled and symmetric."""
         loaded = await self._keys.load(await self._keys.resolve(key_ref))
         loaded.key.require_usable()
         return loaded
+
+    def _hsm(self, key: MasterKey) -> HsmKeys:
+        """The keys in custom key stores (KMSInvalidStateException for such a key where the service has none)."""
+        if self._keys.hsm is None:
+            raise KmsInvalidStateError(f"{key.arn} is in a custom key store, and this service has no custom key stores")
+        return self._keys.hsm
 
     # --- asymmetric ---------------------------------------------------------------------------------------------------
 
@@ -150,8 +179,24 @@ class KeyCrypto:
                 "The ciphertext does not decrypt with this key and encryption algorithm"
             ) from None
 
+    # --- HMAC ---------------------------------------------------------------------------------------------------------
+
+    async def generate_mac(self, key_ref: str, message: bytes, algorithm: str) -> tuple[bytes, MasterKey]:
+        """(HMAC of ``message``, key) with a GENERATE_VERIFY_MAC key and its MAC algorithm."""
+        key, secret = await self._private(key_ref, lambda key: key.require_mac(algorithm))
+        return material.mac(secret, algorithm, message), key
+
+    async def verify_mac(self, key_ref: str, message: bytes, given: bytes, algorithm: str) -> MasterKey:
+        """The key, when ``given`` is the HMAC of ``message`` (compared in constant time); KMSInvalidMacException
+        when it is not."""
+        key, secret = await self._private(key_ref, lambda key: key.require_mac(algorithm))
+        if not material.mac_matches(secret, algorithm, message, given):
+            raise KmsInvalidMacError("The MAC is not valid for this message, key and MAC algorithm")
+        return key
+
     async def _private(self, key_ref: str, check: Callable[[MasterKey], None]) -> tuple[MasterKey, bytes]:
-        """A key that passes ``check`` and its private key (DER PKCS#8), unwrapped."""
+        """A key that passes ``check`` and its secret material (an asymmetric key's private key, DER PKCS#8, or an
+        HMAC key's secret key), unwrapped."""
         loaded = await self._keys.load(await self._keys.resolve(key_ref))
         check(loaded.key)
         return loaded.key, self._keys.backing(loaded)

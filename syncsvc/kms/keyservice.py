@@ -4,8 +4,10 @@ It composes the parts of the key service around their compare-and-set core, and 
 
 * ``keystore.py`` (:attr:`KeyService.keys`): keys found by reference (id, ARN, alias), read, and changed by
   compare-and-set; the public view's not-found rule for internal keys.
-* ``lifecycle.py`` (:attr:`KeyService.lifecycle`): creation, state, rotation, deletion scheduling, aliases.
+* ``lifecycle.py`` (:attr:`KeyService.lifecycle`): creation, state, rotation, deletion scheduling, aliases;
+  ``imports.py`` (``lifecycle.imports``): imported key material (Origin EXTERNAL); ``tags.py``: a key's tags.
 * ``crypto.py`` (:attr:`KeyService.crypto`): symmetric and asymmetric cryptography, data keys, signatures.
+* ``hsm_keys.py`` (``keys.hsm``): the keys whose material is in a custom key store's token (Origin AWS_CLOUDHSM).
 * ``permissions.py`` (:attr:`KeyService.permissions`): grants, key policies and the decision they make.
 * ``sweeper.py`` (:attr:`KeyService.sweeper`): deletions and automatic rotations as they fall due.
 
@@ -27,6 +29,7 @@ from collections.abc import Mapping
 
 from syncsvc.clock import SYSTEM, Clock
 from syncsvc.kms.crypto import DataKey, KeyCrypto
+from syncsvc.kms.hsm_keys import HsmKeys
 from syncsvc.kms.keystore import MasterKeys
 from syncsvc.kms.lifecycle import KeyLifecycle
 from syncsvc.kms.material import RootKey
@@ -49,8 +52,9 @@ class KeyService:
         quota: int,
         internal: bool = True,
         clock: Clock = SYSTEM,
+        hsm: HsmKeys | None = None,
     ) -> None:
-        self.keys = MasterKeys(store, root, region=region, internal=internal, clock=clock)
+        self.keys = MasterKeys(store, root, region=region, internal=internal, clock=clock, hsm=hsm)
         self.lifecycle = KeyLifecycle(self.keys, quota=quota)
         self.crypto = KeyCrypto(self.keys)
         self.permissions = KeyPermissions(self.keys)
@@ -64,7 +68,13 @@ class KeyService:
             return self
         keys = self.keys
         return KeyService(
-            keys.store, keys.root, region=keys.region, quota=self._quota, internal=False, clock=keys.clock
+            keys.store,
+            keys.root,
+            region=keys.region,
+            quota=self._quota,
+            internal=False,
+            clock=keys.clock,
+            hsm=keys.hsm,
         )
 
     # --- what syncsvc's own code calls --------------------------------------------------------------------------------

@@ -31,10 +31,14 @@ import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
+
+import orjson
 
 from syncsvc.clock import Clock
-from syncsvc.errors import InvalidArnError, KmsConflictError, KmsNotFoundError, KmsValidationError
+from syncsvc.errors import InvalidArnError, KmsConflictError, KmsNotFoundError
 from syncsvc.kms import material
+from syncsvc.kms.hsm_keys import HsmKeys
 from syncsvc.kms.material import RootKey
 from syncsvc.kms.model import ACCOUNT, MasterKey, alias_arn, key_arn
 from syncsvc.kms.policy import DEFAULT_POLICY, Grant, Policy, parse_policy
@@ -47,28 +51,60 @@ _ARN = re.compile(r"arn:aws[a-z-]*:kms:([a-z0-9-]*):([0-9]*):((?:key|alias)/.+)"
 
 #: One of ``MasterKey``'s rules: the key as it should be stored, given the key as read.
 Rule = Callable[[MasterKey], MasterKey]
+RotationType = Literal["AUTOMATIC", "ON_DEMAND"]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Rotation:
+    """One completed rotation: the backing-key version it made current, when, and how (AUTOMATIC or ON_DEMAND)."""
+
+    version: int
+    date_ms: int
+    kind: RotationType
+
+    def stored(self) -> bytes:
+        return orjson.dumps({"date": self.date_ms, "type": self.kind})
+
+    @classmethod
+    def from_stored(cls, version: int, raw: bytes) -> Rotation:
+        fields = orjson.loads(raw)
+        return cls(version, int(fields["date"]), fields["type"])
 
 
 @dataclass(frozen=True, slots=True)
 class LoadedKey:
-    """A key as one read found it: its metadata, wrapped backing keys by version, revision, policy and grants."""
+    """A key as one read found it: its metadata, wrapped backing keys by version, revision, policy, grants and
+    rotation history."""
 
     key: MasterKey
     versions: dict[int, bytes]
     revision: int
     policy: Policy
     grants: tuple[Grant, ...] = ()
+    #: The key's completed rotations, oldest first (keys rotated before the history was kept have none).
+    rotations: tuple[Rotation, ...] = ()
 
 
 class MasterKeys:
     """The master keys of one view: with ``internal`` False (the public API's view) internal keys do not exist."""
 
-    def __init__(self, store: RedisKeyStore, root: RootKey, *, region: str, internal: bool, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: RedisKeyStore,
+        root: RootKey,
+        *,
+        region: str,
+        internal: bool,
+        clock: Clock,
+        hsm: HsmKeys | None = None,
+    ) -> None:
         self.store = store
         self.root = root
         self.region = region
         self.internal = internal
         self.clock = clock
+        #: The keys whose material is in a custom key store's token (None: this deployment has no custom key stores).
+        self.hsm = hsm
 
     # --- references ---------------------------------------------------------------------------------------------------
 
@@ -90,10 +126,12 @@ class MasterKeys:
             return target
         return name.removeprefix("key/") if key_ref.startswith("arn:") else name
 
-    async def key_id_only(self, key_ref: str, member: str) -> str:
-        """The key id of a key id or key ARN (where KMS accepts no alias)."""
+    async def key_id_only(self, key_ref: str, member: str = "KeyId") -> str:
+        """The key id of a key id or key ARN, for the operations whose ``member`` KMS documents as "the key ID or key
+        ARN": an alias name or alias ARN there is NotFoundException, as KMS answers it (it reads the value as a key id
+        that does not exist), never the key the alias names."""
         if key_ref.startswith("alias/") or (key_ref.startswith("arn:") and ":alias/" in key_ref):
-            raise KmsValidationError(f"{member} must be a key ID or key ARN, not an alias: {key_ref[:2048]}")
+            raise KmsNotFoundError(f"Invalid {member[:1].lower()}{member[1:]} {key_ref[:2048]}")
         return await self.resolve(key_ref)
 
     def key_arn(self, key_id: str) -> str:
@@ -132,7 +170,10 @@ class MasterKeys:
     def loaded(stored: StoredMasterKey) -> LoadedKey:
         grants = tuple(Grant.from_stored(raw) for raw in stored.grants.values())
         policy = parse_policy(stored.policy or DEFAULT_POLICY)
-        return LoadedKey(MasterKey.from_stored(stored.meta), stored.versions, stored.revision, policy, grants)
+        rotations = tuple(sorted(Rotation.from_stored(version, raw) for version, raw in stored.rotations.items()))
+        return LoadedKey(
+            MasterKey.from_stored(stored.meta), stored.versions, stored.revision, policy, grants, rotations
+        )
 
     def backing(self, loaded: LoadedKey, version: int | None = None) -> bytes:
         """A backing key (the current one by default), unwrapped: key material in the clear, keep it in memory."""
@@ -176,13 +217,21 @@ class MasterKeys:
 
     async def write(self, loaded: LoadedKey, changed: MasterKey) -> WriteStatus:
         """Stores ``changed`` over ``loaded`` if the key's revision is still ``loaded``'s; a new current version gets
-        new material."""
-        new_version = None
+        new material and, in the same write, its entry in the key's rotation history (ListKeyRotations): ON_DEMAND
+        when the change counted an on-demand rotation, AUTOMATIC otherwise (the sweep's, dated the period's start)."""
+        if changed.current_version == loaded.key.current_version:
+            return await self.store.update(changed.key_id, changed.stored(), revision=loaded.revision)
         version = changed.current_version
-        if version != loaded.key.current_version:
-            new_version = (version, self.root.wrap(material.new_material(), changed.key_id, version))
+        on_demand = changed.on_demand_rotations > loaded.key.on_demand_rotations
+        rotation = Rotation(
+            version, self.clock.now_ms() if on_demand else changed.rotated_ms, "ON_DEMAND" if on_demand else "AUTOMATIC"
+        )
         return await self.store.update(
-            changed.key_id, changed.stored(), revision=loaded.revision, new_version=new_version
+            changed.key_id,
+            changed.stored(),
+            revision=loaded.revision,
+            new_version=(version, self.root.wrap(material.new_material(), changed.key_id, version)),
+            rotation=rotation.stored(),
         )
 
 

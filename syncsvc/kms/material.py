@@ -6,7 +6,8 @@
   secret) are sealed by it the same way, bound to their name, and its check value (an HMAC of a fixed label) lets
   Redis tell a server that it was started with another root key.
 * A **ciphertext blob** of a symmetric master key names its key and backing-key version, so Decrypt needs no KeyId
-  and rotation keeps old blobs readable::
+  and rotation keeps old blobs readable (a key in an HSM, ``syncsvc.kms.hsm_keys``, makes the same blobs, its AES-GCM
+  run inside the token with the same associated data)::
 
       b"sk1" | key id (36 ASCII) | version (4 bytes, big-endian) | nonce (12) | AES-256-GCM ciphertext and tag
 
@@ -14,6 +15,8 @@
   decrypts only under the same context (KMS's rule) and cannot be re-labelled.
 * An **asymmetric** master key's material is its private key (DER PKCS#8), wrapped the same way; its ciphertexts
   (RSAES-OAEP) and signatures are KMS's own formats, with no header, so Decrypt needs the KeyId.
+* An **HMAC** master key's material is its secret key (as many random bytes as its KeySpec's bits), wrapped the same
+  way; its MACs are RFC 2104 HMACs, as KMS's GenerateMac answers them.
 """
 
 from __future__ import annotations
@@ -160,11 +163,33 @@ def canonical_context(context: Mapping[str, str] | None) -> bytes:
 
 def seal(material: bytes, key_id: str, version: int, plaintext: bytes, context: Mapping[str, str] | None) -> bytes:
     """A ciphertext blob of ``plaintext`` under one backing key of a symmetric master key."""
+    nonce = os.urandom(_NONCE)
+    sealed = AESGCM(material).encrypt(nonce, plaintext, blob_associated_data(key_id, version, context))
+    return assemble_blob(key_id, version, nonce + sealed)
+
+
+def _blob_prefix(key_id: str, version: int) -> bytes:
     if len(key_id) != _KEY_ID_BYTES:
         raise ValueError("a key id is a 36-character UUID")
-    header = _BLOB_MAGIC + key_id.encode("ascii") + struct.pack(">I", version)
-    nonce = os.urandom(_NONCE)
-    return header + nonce + AESGCM(material).encrypt(nonce, plaintext, header + canonical_context(context))
+    return _BLOB_MAGIC + key_id.encode("ascii") + struct.pack(">I", version)
+
+
+def blob_associated_data(key_id: str, version: int, context: Mapping[str, str] | None) -> bytes:
+    """The associated data of a blob's AES-GCM: its header (key id, version) and the canonical encryption context.
+    For a key whose AES-GCM runs elsewhere (an HSM), with :func:`assemble_blob` and :func:`blob_sealed`: the blob's
+    format is the same, and no key bytes pass through here."""
+    return _blob_prefix(key_id, version) + canonical_context(context)
+
+
+def assemble_blob(key_id: str, version: int, sealed: bytes) -> bytes:
+    """A blob from its key id, version and ``nonce (12) | AES-GCM ciphertext and tag`` (sealed with
+    :func:`blob_associated_data`)."""
+    return _blob_prefix(key_id, version) + sealed
+
+
+def blob_sealed(blob: bytes) -> bytes:
+    """``nonce | ciphertext and tag`` of a blob (its header already read with :func:`blob_header`)."""
+    return blob[_HEADER:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,16 +233,41 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 }
 
 
+_RSA_BITS = {"RSA_2048": 2048, "RSA_3072": 3072, "RSA_4096": 4096}
+_CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "ECC_NIST_P256": ec.SECP256R1,
+    "ECC_NIST_P384": ec.SECP384R1,
+    "ECC_NIST_P521": ec.SECP521R1,
+    "ECC_SECG_P256K1": ec.SECP256K1,
+}
+#: An HMAC KeySpec's key length in bytes (KMS: HMAC_224 is a 224-bit key, …).
+_HMAC_KEY_BYTES = {f"HMAC_{bits}": bits // 8 for bits in (224, 256, 384, 512)}
+
+
 def new_private_key(spec: str) -> bytes:
-    """A new private key (DER PKCS#8) of an asymmetric KeySpec (``RSA_2048`` or ``ECC_NIST_P256``)."""
+    """The secret material of a new key of a KeySpec other than SYMMETRIC_DEFAULT: an RSA or elliptic-curve private
+    key (DER PKCS#8), or an HMAC spec's random secret key. RSA_3072 and RSA_4096 take up to seconds: call it in a
+    worker thread, not on the event loop."""
+    if spec in _HMAC_KEY_BYTES:
+        return os.urandom(_HMAC_KEY_BYTES[spec])
     private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-    if spec == "RSA_2048":
-        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    elif spec == "ECC_NIST_P256":
-        private = ec.generate_private_key(ec.SECP256R1())
+    if spec in _RSA_BITS:
+        private = rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS[spec])
+    elif spec in _CURVES:
+        private = ec.generate_private_key(_CURVES[spec]())
     else:
-        raise ValueError(f"no asymmetric material for KeySpec {spec}")
+        raise ValueError(f"no material for KeySpec {spec}")
     return private.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+
+
+def mac(secret: bytes, algorithm: str, message: bytes) -> bytes:
+    """The HMAC (RFC 2104) of ``message`` under an HMAC key's secret, with ``HMAC_SHA_<bits>``'s hash."""
+    return hmac.new(secret, message, "sha" + algorithm.rsplit("_", 1)[1]).digest()
+
+
+def mac_matches(secret: bytes, algorithm: str, message: bytes, given: bytes) -> bool:
+    """Whether ``given`` is :func:`mac` of ``message``, compared in constant time."""
+    return hmac.compare_digest(mac(secret, algorithm, message), given)
 
 
 def _private(der: bytes) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:

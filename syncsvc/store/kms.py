@@ -7,7 +7,13 @@ revision: every change adds one). Changes and deletions are compare-and-set on `
 The same hash holds the key's access rules, so that one HGETALL reads a key with everything that decides who may use
 it, and deleting the key deletes them: ``policy`` (its key policy document, absent = the default policy),
 ``g:<grant id>`` (one grant, JSON) and ``grants`` (how many grants). Grants and policies change without moving
-``rev`` (they are not part of the key's metadata).
+``rev`` (they are not part of the key's metadata). ``rot:<n>`` records the rotation that made version n (JSON: date
+and type, written with the version by ``kms_update_key.lua``); the key's tags are part of ``meta``.
+
+A key for imported material (Origin EXTERNAL) also holds ``v0``: not a backing key, but the secret its material's
+commitment is keyed with (root-wrapped like a backing key, so a root key rotation moves it too); ``commit``: that
+commitment, kept from the first import on; and ``imp:<expiry ms>:<token id>``: the private half of an import wrapping
+key, sealed by the root key, until its token is used or expires (``kms_import_*.lua``).
 
 Nothing here is ever key material in the clear: ``syncsvc.kms.keyservice`` wraps and unwraps with the root key.
 """
@@ -28,6 +34,10 @@ from syncsvc.store.scripts import register
 #: What a compare-and-set did: written; stale (the key changed since it was read: nothing done); gone (no such key).
 WriteStatus = Literal["written", "stale", "gone"]
 _WRITE_STATUSES: dict[int, WriteStatus] = {1: "written", 0: "stale", -1: "gone"}
+#: What an import did: as :data:`WriteStatus`, or token_used (its wrapping key is gone: used or expired), or
+#: other_material (the key holds the commitment of different material).
+ImportStatus = Literal["written", "stale", "gone", "token_used", "other_material"]
+_IMPORT_STATUSES: dict[int, ImportStatus] = {**_WRITE_STATUSES, -2: "token_used", -3: "other_material"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +50,8 @@ class StoredMasterKey:
     policy: str | None = None
     #: grant id -> grant (JSON)
     grants: dict[str, bytes] = field(default_factory=dict)
+    #: backing-key version -> the rotation that made it (JSON: date, type)
+    rotations: dict[int, bytes] = field(default_factory=dict)
 
 
 class RedisKeyStore:
@@ -49,10 +61,16 @@ class RedisKeyStore:
         self._update = register(client, "kms_update_key.lua")
         self._delete = register(client, "kms_delete_key.lua")
         self._create_alias = register(client, "kms_create_alias.lua")
+        self._update_alias = register(client, "kms_update_alias.lua")
+        self._delete_alias = register(client, "kms_delete_alias.lua")
         self._create_grant = register(client, "kms_create_grant.lua")
         self._delete_grant = register(client, "kms_delete_grant.lua")
         self._put_policy = register(client, "kms_put_policy.lua")
         self._compare_and_set = register(client, "compare_and_set.lua")
+        self._import_create = register(client, "kms_import_create.lua")
+        self._import_parameters = register(client, "kms_import_parameters.lua")
+        self._import_material = register(client, "kms_import_material.lua")
+        self._import_delete = register(client, "kms_import_delete.lua")
 
     async def move_legacy_layout(self) -> int:
         """Moves KMS keys stored under their names of before the ``{kms}`` hash tag (one Redis only: a cluster never
@@ -80,6 +98,57 @@ class RedisKeyStore:
             )
         return bool(stored)
 
+    async def create_external(self, key_id: str, meta: dict[str, Any], commitment_secret: bytes, *, quota: int) -> bool:
+        """Stores a new key without material and with its (root-wrapped) commitment secret; False when the quota of
+        keys is reached."""
+        async with backend():
+            stored = await self._import_create(
+                keys=[rediskeys.kms_key(key_id), rediskeys.KMS_KEYS],
+                args=[key_id, orjson.dumps(meta), commitment_secret, quota],
+            )
+        return bool(stored)
+
+    async def add_wrapping_key(self, key_id: str, field_name: str, sealed: bytes, *, now_ms: int) -> WriteStatus:
+        """Keeps an import wrapping key's sealed private half in field ``field_name`` (``imp:<expiry>:<token id>``),
+        dropping the key's expired ones; ``gone`` when the key does not exist."""
+        async with backend():
+            done = await self._import_parameters(keys=[rediskeys.kms_key(key_id)], args=[field_name, sealed, now_ms])
+        return _WRITE_STATUSES[int(done)]
+
+    async def wrapping_key(self, key_id: str, wrapping_field: str) -> bytes | None:
+        """The sealed private half of an import wrapping key (None: used, expired or never made)."""
+        async with backend():
+            sealed = await self._client.hget(rediskeys.kms_key(key_id), wrapping_field)
+        if sealed is None:
+            return None
+        return sealed if isinstance(sealed, bytes) else sealed.encode()
+
+    async def import_material(
+        self,
+        key_id: str,
+        meta: dict[str, Any],
+        *,
+        revision: int,
+        wrapped: bytes,
+        commitment: bytes,
+        wrapping_field: str,
+    ) -> ImportStatus:
+        """Stores imported material as backing key 1 with ``meta`` and its commitment, using up the token's wrapping
+        key, if the key's revision is still ``revision`` (see ``kms_import_material.lua``)."""
+        async with backend():
+            done = await self._import_material(
+                keys=[rediskeys.kms_key(key_id)],
+                args=[str(revision), orjson.dumps(meta), wrapped, commitment, wrapping_field],
+            )
+        return _IMPORT_STATUSES[int(done)]
+
+    async def delete_material(self, key_id: str, meta: dict[str, Any], *, revision: int) -> WriteStatus:
+        """Removes imported material (backing key 1) and stores ``meta``, if the key's revision is still
+        ``revision``; the commitment stays."""
+        async with backend():
+            done = await self._import_delete(keys=[rediskeys.kms_key(key_id)], args=[str(revision), orjson.dumps(meta)])
+        return _WRITE_STATUSES[int(done)]
+
     async def load(self, key_id: str) -> StoredMasterKey | None:
         async with backend():
             fields = await self._client.hgetall(rediskeys.kms_key(key_id))
@@ -90,6 +159,7 @@ class RedisKeyStore:
         revision = 0
         policy: str | None = None
         grants: dict[str, bytes] = {}
+        rotations: dict[int, bytes] = {}
         for name, value in fields.items():
             member = text(name)
             raw = value if isinstance(value, bytes) else value.encode()
@@ -101,9 +171,11 @@ class RedisKeyStore:
                 policy = text(value)
             elif member.startswith("g:"):
                 grants[member[2:]] = raw
+            elif member.startswith("rot:"):
+                rotations[int(member[4:])] = raw
             elif member.startswith("v"):
                 versions[int(member[1:])] = raw
-        return StoredMasterKey(meta, versions, revision, policy, grants)
+        return StoredMasterKey(meta, versions, revision, policy, grants, rotations)
 
     async def update(
         self,
@@ -112,14 +184,18 @@ class RedisKeyStore:
         *,
         revision: int | None,
         new_version: tuple[int, bytes] | None = None,
+        rotation: bytes = b"",
     ) -> WriteStatus:
-        """Replaces a key's metadata (and adds a backing key version) if its revision is still ``revision``
-        (None: whatever it is). A version that exists already is never overwritten (``stale``)."""
+        """Replaces a key's metadata (and adds a backing key version, with the ``rotation`` that made it, if any) if
+        its revision is still ``revision`` (None: whatever it is). A version that exists already is never overwritten
+        (``stale``)."""
         version_field, wrapped = (f"v{new_version[0]}", new_version[1]) if new_version else ("", b"")
+        rotation_field = f"rot:{new_version[0]}" if new_version and rotation else ""
         expected = "" if revision is None else str(revision)
         async with backend():
             done = await self._update(
-                keys=[rediskeys.kms_key(key_id)], args=[expected, orjson.dumps(meta), version_field, wrapped]
+                keys=[rediskeys.kms_key(key_id)],
+                args=[expected, orjson.dumps(meta), version_field, wrapped, rotation_field, rotation],
             )
         return _WRITE_STATUSES[int(done)]
 
@@ -171,6 +247,20 @@ class RedisKeyStore:
                 keys=[rediskeys.kms_key(key_id), rediskeys.KMS_ALIASES], args=[alias, key_id]
             )
         return _WRITE_STATUSES[int(done)]
+
+    async def update_alias(self, alias: str, key_id: str, *, current: str) -> WriteStatus:
+        """``written``; ``stale`` when the alias is gone or no longer names ``current``; ``gone`` when the key does
+        not exist."""
+        async with backend():
+            done = await self._update_alias(
+                keys=[rediskeys.kms_key(key_id), rediskeys.KMS_ALIASES], args=[alias, key_id, current]
+            )
+        return _WRITE_STATUSES[int(done)]
+
+    async def delete_alias(self, alias: str) -> bool:
+        """Whether there was such an alias (now removed)."""
+        async with backend():
+            return bool(await self._delete_alias(keys=[rediskeys.KMS_ALIASES], args=[alias]))
 
     async def aliases(self) -> dict[str, str]:
         """Every alias: name -> key id."""

@@ -1,10 +1,11 @@
-"""The KMS operations that use a key's material: Encrypt, Decrypt, ReEncrypt, GenerateDataKey*, Sign, Verify and
-GetPublicKey.
+"""The KMS operations that use a key's material: Encrypt, Decrypt, ReEncrypt, GenerateDataKey*, Sign, Verify,
+GetPublicKey, GenerateMac and VerifyMac.
 
 Each checks the caller against every key the request names (``Services.key_access``: key policy and grants, with the
 request's encryption context and grant tokens), calls ``KeyService.public.crypto`` and answers its blobs as base64.
-Symmetric keys take SYMMETRIC_DEFAULT; asymmetric keys (RSA_2048, ECC_NIST_P256) serve Sign, Verify, GetPublicKey,
-and (RSA ENCRYPT_DECRYPT) Encrypt and Decrypt with RSAES_OAEP_*; ReEncrypt stays symmetric only.
+Symmetric keys take SYMMETRIC_DEFAULT; asymmetric keys (RSA_2048/3072/4096, ECC_NIST_P256/P384/P521,
+ECC_SECG_P256K1) serve Sign, Verify, GetPublicKey, and (RSA ENCRYPT_DECRYPT) Encrypt and Decrypt with RSAES_OAEP_*;
+ReEncrypt stays symmetric only. HMAC keys (HMAC_224/256/384/512) serve GenerateMac and VerifyMac only.
 """
 
 from __future__ import annotations
@@ -15,19 +16,23 @@ from syncsvc.api.kms.inputs import (
     DecryptIn,
     EncryptIn,
     GenerateDataKeyIn,
+    GenerateMacIn,
     GetPublicKeyIn,
     ReEncryptIn,
     SignIn,
     VerifyIn,
+    VerifyMacIn,
 )
 from syncsvc.api.kms.outputs import (
     DataKeyOut,
     DecryptOut,
     EncryptOut,
+    GenerateMacOut,
     PlaintextDataKeyOut,
     PublicKeyOut,
     ReEncryptOut,
     SignOut,
+    VerifyMacOut,
     VerifyOut,
 )
 from syncsvc.api.operations import Call
@@ -190,3 +195,21 @@ async def get_public_key(services: Services, call: Call[GetPublicKeyIn]) -> Publ
     if "SigningAlgorithms" in algorithms:
         output["SigningAlgorithms"] = algorithms["SigningAlgorithms"]
     return output
+
+
+# --- HMAC keys --------------------------------------------------------------------------------------------------------
+
+
+async def generate_mac(services: Services, call: Call[GenerateMacIn]) -> GenerateMacOut:
+    given = call.given
+    await services.key_access.authorize(call.caller, "GenerateMac", given.KeyId, grant_tokens=given.GrantTokens)
+    mac, key = await services.kms.public.crypto.generate_mac(given.KeyId, given.Message, given.MacAlgorithm)
+    return {"KeyId": key.arn, "Mac": _blob(mac), "MacAlgorithm": given.MacAlgorithm}
+
+
+async def verify_mac(services: Services, call: Call[VerifyMacIn]) -> VerifyMacOut:
+    """A matching MAC answers MacValid true; one that does not match KMSInvalidMacException."""
+    given = call.given
+    await services.key_access.authorize(call.caller, "VerifyMac", given.KeyId, grant_tokens=given.GrantTokens)
+    key = await services.kms.public.crypto.verify_mac(given.KeyId, given.Message, given.Mac, given.MacAlgorithm)
+    return {"KeyId": key.arn, "MacValid": True, "MacAlgorithm": given.MacAlgorithm}

@@ -48,8 +48,13 @@ class KeyMetadata(TypedDict):
     MultiRegion: bool
     EncryptionAlgorithms: NotRequired[list[str]]
     SigningAlgorithms: NotRequired[list[str]]
+    MacAlgorithms: NotRequired[list[str]]
     DeletionDate: NotRequired[float]
     PendingDeletionWindowInDays: NotRequired[int]
+    CustomKeyStoreId: NotRequired[str]
+    CloudHsmClusterId: NotRequired[str]
+    ExpirationModel: NotRequired[str]
+    ValidTo: NotRequired[float]
 
 
 class KeyMetadataOut(TypedDict):
@@ -191,3 +196,98 @@ def key_metadata(key: MasterKey) -> KeyMetadata:
 def grant_entry(grant: Grant, key_arn: str) -> GrantListEntry:
     """``grant``'s GrantListEntry (``Grant.entry`` builds it)."""
     return cast(GrantListEntry, grant.entry(key_arn))
+
+
+# --- HMAC keys: GenerateMac, VerifyMac --------------------------------------------------------------------------------
+
+
+class GenerateMacOut(TypedDict):
+    KeyId: str
+    Mac: str
+    MacAlgorithm: str
+
+
+class VerifyMacOut(TypedDict):
+    KeyId: str
+    MacValid: bool
+    MacAlgorithm: str
+
+
+# --- the rest of the KMS API: tags, aliases, descriptions, key policy names, rotation history, GenerateRandom ---------
+
+
+class TagEntry(TypedDict):
+    TagKey: str
+    TagValue: str
+
+
+class ListResourceTagsOut(Page):
+    Tags: list[TagEntry]
+
+
+class ListKeyPoliciesOut(Page):
+    PolicyNames: list[str]
+
+
+class RotationsListEntry(TypedDict):
+    KeyId: str
+    KeyMaterialId: str
+    KeyMaterialState: str
+    RotationDate: NotRequired[float]
+    RotationType: NotRequired[str]
+
+
+class ListKeyRotationsOut(Page):
+    Rotations: list[RotationsListEntry]
+
+
+class GenerateRandomOut(TypedDict):
+    Plaintext: str
+
+
+# --- custom key stores (PKCS#11 tokens as CloudHSM key stores) --------------------------------------------------------
+
+
+class CreateCustomKeyStoreOut(TypedDict):
+    CustomKeyStoreId: str
+
+
+class CustomKeyStoresListEntry(TypedDict):
+    CustomKeyStoreId: str
+    CustomKeyStoreName: str
+    CloudHsmClusterId: str
+    TrustAnchorCertificate: str
+    ConnectionState: str
+    CreationDate: float
+    CustomKeyStoreType: str
+    ConnectionErrorCode: NotRequired[str]
+
+
+class DescribeCustomKeyStoresOut(Page):
+    CustomKeyStores: list[CustomKeyStoresListEntry]
+
+
+# --- the rest of the KMS API (continued): data key pairs -------------------------------------------------------------
+
+
+class DataKeyPairOut(TypedDict):
+    """GenerateDataKeyPairWithoutPlaintext's result; GenerateDataKeyPair's adds the PrivateKeyPlaintext."""
+
+    PrivateKeyCiphertextBlob: str
+    PublicKey: str
+    KeyId: str
+    KeyPairSpec: str
+
+
+class PlaintextDataKeyPairOut(DataKeyPairOut):
+    PrivateKeyPlaintext: str
+
+
+# --- imported key material (Origin EXTERNAL) --------------------------------------------------------------------------
+
+
+class GetParametersForImportOut(TypedDict):
+    KeyId: str
+    ImportToken: str
+    PublicKey: str
+    ParametersValidTo: float
