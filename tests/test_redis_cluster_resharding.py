@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -79,30 +80,33 @@ def reshard_everything(source: str, target: str) -> float:
     return time.monotonic() - started
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(200)
 async def test_moving_every_slot_of_a_master_under_load_fails_loses_and_doubles_nothing(
     served: str, cluster: RedisClusterProcesses, kafka_bootstrap: str
 ) -> None:
     topic, pool_id = await streamed_pool(served, kafka_bootstrap)
     load = WriteLoad([served], pool_id, WRITERS, settle=20)
-    source, target = (node.address for node in cluster.current_masters()[:2])
     nodes = RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
     await nodes.initialize()
-    homes = [
-        nodes.get_node_from_key(rediskeys.IdentityKeyspace.of(pool_id, writer.path.split("/")[4], 64).usage)
-        for writer in load.writers
-    ]
-    moved_writers = sum(home is not None and home.name == source for home in homes)
+    homes: Counter[str] = Counter()
+    for writer in load.writers:
+        home = nodes.get_node_from_key(rediskeys.IdentityKeyspace.of(pool_id, writer.path.split("/")[4], 64).usage)
+        assert home is not None
+        homes[home.name] += 1
     await nodes.aclose()
+    # the master holding the most writers' identities moves (any other could hold none of these random identities)
+    (source, moved_writers), *_ = homes.most_common(1)
+    target = next(node.address for node in cluster.current_masters() if node.address != source)
     async with asyncio.TaskGroup() as group:
         group.create_task(load.run(LOAD_SECONDS))
         await load.wait_committed(WRITERS * 5)
         seconds = await asyncio.to_thread(reshard_everything, source, target)
     missing = await load.verify_stored(served)
-    check = await load.verify_topic(kafka_bootstrap, topic, timeout=60)
+    # A relay lane whose outbox moved starts over (a new Kafka producer, its checkpoints read again, with backoff):
+    # one CI run found the stream still short after 60 s, so it gets two minutes.
+    check = await load.verify_topic(kafka_bootstrap, topic, timeout=120)
     figures = {**load.figures(), "reshard_s": round(seconds, 2), "writers_on_moved_slots": moved_writers}
     print(f"\nevery slot of {source} moved to {target} under load: {figures}")
-    assert moved_writers > 0, "some writers' identities were on the slots that moved"
     assert load.failures == {}, "a redirection reached a client"
     assert (load.unresolved, load.refused, missing) == ([], [], [])
     assert (check.missing, check.duplicates, check.out_of_order, check.unexpected) == ([], 0, [], [])
