@@ -227,13 +227,19 @@ def settings(redis_url: str, overrides: dict[str, Any]) -> Settings:
 
 @pytest.fixture
 async def server(
-    settings: Settings, redis_client: aioredis.Redis, app_clock: Clock | None
+    settings: Settings, redis_client: aioredis.Redis, app_clock: Clock | None, port: int
 ) -> AsyncIterator[TestServer]:
-    """syncsvc serving on a free loopback port, on a flushed Redis, reading ``app_clock``."""
-    test_server = TestServer(create_app(settings, clock=app_clock), host="127.0.0.1", port=free_port())
+    """syncsvc serving on loopback ``port``, on a flushed Redis, reading ``app_clock``."""
+    test_server = TestServer(create_app(settings, clock=app_clock), host="127.0.0.1", port=port)
     await test_server.start_server()
     yield test_server
     await test_server.close()
+
+
+@pytest.fixture
+def port() -> int:
+    """The ``server`` fixture's port: a free one, known before the server starts (so settings may name it)."""
+    return free_port()
 
 
 @pytest.fixture

@@ -21,13 +21,12 @@ from aiohttp.test_utils import TestServer
 from pycognito import Cognito  # type: ignore[import-untyped]
 from pycognito.exceptions import SoftwareTokenMFAChallengeException  # type: ignore[import-untyped]
 
-from syncsvc.api.app import create_app
 from syncsvc.clock import ManualClock
 from syncsvc.config import Settings
 from syncsvc.errors import CodeMismatchError, UserPoolNotAuthorizedError
 from syncsvc.runtime import Services, open_services
 from syncsvc.store.connection import RedisClient
-from tests.conftest import REGION, call, free_port, make_settings
+from tests.conftest import REGION, call, make_settings
 from tests.userpools_signin_helpers import (
     PASSWORD,
     Pool,
@@ -41,22 +40,9 @@ from tests.userpools_signin_helpers import (
 
 
 @pytest.fixture
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture
 def settings(redis_url: str, port: int) -> Settings:
     """The server's public URL is its own address: tokens' ``iss`` is where pycognito finds their JWKS."""
     return make_settings(redis_url, public_url=f"http://127.0.0.1:{port}", get_id_per_second=0)
-
-
-@pytest.fixture
-async def server(settings: Settings, redis_client: RedisClient, port: int) -> AsyncIterator[TestServer]:
-    test_server = TestServer(create_app(settings), host="127.0.0.1", port=port)
-    await test_server.start_server()
-    yield test_server
-    await test_server.close()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,7 +28,6 @@ from syncsvc.api.messages import SERVICES
 from syncsvc.clock import ManualClock
 from syncsvc.config import Settings
 from syncsvc.identity.issuer import TokenIssuer
-from syncsvc.store.connection import RedisClient
 from tests.conftest import REGION, Boto, Raw, call, free_port, make_settings
 from tests.devices import Devices
 from tests.userpools_signin_helpers import (
@@ -53,23 +52,14 @@ INCORRECT = ("NotAuthorizedException", "Incorrect username or password.")
 
 
 @pytest.fixture
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture
 def settings(redis_url: str, port: int) -> Settings:
     return make_settings(redis_url, public_url=f"http://127.0.0.1:{port}", get_id_per_second=0)
 
 
 @pytest.fixture
-async def server(settings: Settings, redis_client: RedisClient, port: int) -> AsyncIterator[TestServer]:
-    # Time held still: the first lockout lasts 1 s, and a slow machine must not see it lapse between two tries.
-    clock = ManualClock(int(time.time() * 1000))
-    test_server = TestServer(create_app(settings, clock=clock), host="127.0.0.1", port=port)
-    await test_server.start_server()
-    yield test_server
-    await test_server.close()
+def app_clock() -> ManualClock:
+    """Time held still: the first lockout lasts 1 s, and a slow machine must not see it lapse between two tries."""
+    return ManualClock(int(time.time() * 1000))
 
 
 @pytest.fixture
