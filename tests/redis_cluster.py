@@ -72,11 +72,13 @@ class RedisClusterProcesses:
         )
         if created.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed:\n{created.stdout}{created.stderr}")
-        self.wait_until_healthy()
+        # A new cluster's replicas make their first full copy and gossip settles: once, on a machine just done with a
+        # whole test run, that took more than WAIT_SECONDS.
+        self.wait_until_healthy(seconds=2 * WAIT_SECONDS)
 
-    def wait_until_healthy(self, replicas: int | None = None) -> None:
+    def wait_until_healthy(self, replicas: int | None = None, *, seconds: float = WAIT_SECONDS) -> None:
         """Until every live node says cluster_state:ok and sees every slot served by a live master with ``replicas``
-        replicas in sync (all it was built with, unless told fewer: after a node was killed)."""
+        replicas in sync (all it was built with, unless told fewer: after a node was killed), at most ``seconds``."""
         wanted = self.replicas if replicas is None else replicas
 
         def healthy() -> bool:
@@ -98,7 +100,7 @@ class RedisClusterProcesses:
                 int(master.client().info("replication").get("connected_slaves", 0)) >= wanted for master in masters
             )
 
-        wait_until(healthy, "the Redis Cluster did not become healthy")
+        wait_until(healthy, "the Redis Cluster did not become healthy", seconds)
 
     def current_masters(self) -> list[RedisNode]:
         """The nodes that serve slots now (as a live node sees it)."""
