@@ -142,6 +142,18 @@ class Settings(BaseSettings):
         "`syncsvc keys rotate-root` moves everything to the new one, after which this is unset and the old key "
         "can be destroyed.",
     )
+    root_key_pkcs11: SecretStr | None = Field(
+        None,
+        description="Instead of SYNCSVC_ROOT_KEY_FILE: the root key is an AES key inside a PKCS#11 token (an HSM) "
+        "and never leaves it, named by an RFC 7512 URI: pkcs11:token=LABEL;object=KEY-LABEL?module-path=/path/to/"
+        "module.so&pin-source=file:/path/to/pin (module-path defaults to SYNCSVC_PKCS11_MODULE; pin-value=PIN is "
+        "accepted too). `syncsvc keys root-key 'pkcs11:...'` makes the key in the token.",
+    )
+    previous_root_key_pkcs11: SecretStr | None = Field(
+        None,
+        description="While the root key is rotated, when the key it replaces is in a PKCS#11 token: its URI (as "
+        "SYNCSVC_ROOT_KEY_PKCS11). At most one of this and SYNCSVC_PREVIOUS_ROOT_KEY_FILE.",
+    )
     data_key_cache_entries: int = Field(10_000, ge=1, description="Identities whose data key is kept unwrapped.")
     data_key_cache_seconds: float = Field(
         300.0, gt=0, description="How long an unwrapped data key stays cached before KMS unwraps it again."
@@ -391,6 +403,26 @@ class Settings(BaseSettings):
             raise ValueError(f"must not exceed the shard count ({shards})")
         return lanes
 
+    @model_validator(mode="after")
+    def _one_root_key(self) -> Self:
+        for file, token, name in (
+            (self.root_key_file, self.root_key_pkcs11, "ROOT_KEY"),
+            (self.previous_root_key_file, self.previous_root_key_pkcs11, "PREVIOUS_ROOT_KEY"),
+        ):
+            if file is not None and token is not None:
+                raise ValueError(f"set SYNCSVC_{name}_FILE or SYNCSVC_{name}_PKCS11, not both")
+        return self
+
+    @property
+    def root_key(self) -> str | None:
+        """Where the root key is: a key file's path, or a PKCS#11 URI (``syncsvc.kms.root.open_root_key``)."""
+        return _root_key_location(self.root_key_file, self.root_key_pkcs11)
+
+    @property
+    def previous_root_key(self) -> str | None:
+        """Where the previous root key is while the root key is rotated (as :attr:`root_key`)."""
+        return _root_key_location(self.previous_root_key_file, self.previous_root_key_pkcs11)
+
     @property
     def issuer_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
@@ -401,6 +433,10 @@ class Settings(BaseSettings):
             if credential.access_key_id == access_key_id:
                 return credential.secret.get_secret_value()
         return None
+
+
+def _root_key_location(file: Path | None, token: SecretStr | None) -> str | None:
+    return token.get_secret_value() if token is not None else None if file is None else str(file)
 
 
 class SettingsError(Exception):

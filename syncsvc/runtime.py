@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from syncsvc.access import DataAccess
 from syncsvc.background import every
@@ -36,8 +34,9 @@ from syncsvc.kms.custom_keystores import CustomKeystores
 from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope
 from syncsvc.kms.hsm_keys import HsmKeys
 from syncsvc.kms.keyservice import KeyService
-from syncsvc.kms.material import MaterialError, RootKey
+from syncsvc.kms.material import MaterialError
 from syncsvc.kms.model import ACCOUNT
+from syncsvc.kms.root import RootKey, RootKeyError, open_root_key
 from syncsvc.outbox.bulk import BulkPublisher
 from syncsvc.outbox.relay import Relay
 from syncsvc.pool_sync import PoolSync
@@ -134,7 +133,18 @@ async def open_services(
     """``triggers``: triggers registered in code (embedding, tests); entry points and SYNCSVC_TRIGGERS are added.
     ``clock``: the time every service reads (default: the machine's)."""
     registry = build_triggers(settings, triggers)
-    root = _root_key(settings)
+    root = await open_root(settings)
+    try:
+        async with _opened_services(settings, registry, root, clock) as services:
+            yield services
+    finally:
+        await root.close()
+
+
+@asynccontextmanager
+async def _opened_services(
+    settings: Settings, registry: TriggerRegistry, root: RootKey, clock: Clock | None
+) -> AsyncIterator[Services]:
     try:
         store = RedisStore.connect(
             settings.redis_url, Durability(settings.redis_replica_acks, settings.redis_replica_ack_timeout_ms)
@@ -166,11 +176,12 @@ async def _check_deployment(store: RedisStore, settings: Settings, root: RootKey
         await health.check(store.client, allow_eviction=settings.redis_allow_eviction)
     except health.UnsafeRedisError as exc:
         raise StartupError(str(exc)) from None
-    recorded_check = await store.check_root_key(root.check_value())
-    if not any(hmac.compare_digest(recorded_check, key.check_value()) for key in (root, root.previous) if key):
+    check = await root.check_value()
+    recorded_check = await store.check_root_key(check)
+    if not await root.matches(recorded_check):
         raise StartupError(
-            f"the root key in {settings.root_key_file} is not the one this Redis's data is sealed under (its check "
-            f"value is {root.check_value()}, Redis recorded {recorded_check}); start with that deployment's key file"
+            f"{root} is not the root key this Redis's data is sealed under (its check value is {check}, Redis "
+            f"recorded {recorded_check}); start with that deployment's root key"
         )
     recorded = await store.check_shards(settings.shards)
     if recorded != settings.shards:
@@ -196,7 +207,7 @@ async def _token_secret(store: RedisStore, root: RootKey) -> bytes:
     """The token secret (it signs session tokens and derives temporary credentials' secrets): generated once, stored
     sealed by the root key, so a copy of Redis alone cannot forge a token. A secret stored in plaintext by an earlier
     release is replaced (whoever had a copy of Redis had it): tokens and credentials issued before stop working."""
-    fresh = token_secret.sealed_new(root)
+    fresh = await token_secret.sealed_new(root)
     stored = await store.token_secret(fresh)
     if token_secret.in_plaintext(stored):
         log.warning(
@@ -206,7 +217,7 @@ async def _token_secret(store: RedisStore, root: RootKey) -> bytes:
         await store.replace_token_secret(stored, fresh)
         stored = await store.token_secret(fresh)
     try:
-        return token_secret.open_token_secret(root, stored)
+        return await token_secret.open_token_secret(root, stored)
     except MaterialError as exc:
         raise StartupError(f"{exc}: the token secret in Redis was sealed under another root key") from None
 
@@ -251,33 +262,31 @@ def build_triggers(settings: Settings, code: TriggerRegistry | None = None) -> T
         raise StartupError(str(exc)) from None
 
 
-def _root_key(settings: Settings) -> RootKey:
-    """The KMS root key (with the previous one while a rotation runs); StartupError (one line) when it is not
-    configured or not readable."""
-    if settings.root_key_file is None:
+async def open_root(settings: Settings) -> RootKey:
+    """The KMS root key (with the previous one while a rotation runs), from a key file or a PKCS#11 token; StartupError
+    (one line) when it is not configured or cannot be read or opened. Close it (:meth:`RootKey.close`) when done."""
+    if settings.root_key is None:
         raise StartupError(
-            "SYNCSVC_ROOT_KEY_FILE is not set: the KMS root key is required (create one with "
-            "`syncsvc keys root-key PATH`)"
+            "neither SYNCSVC_ROOT_KEY_FILE nor SYNCSVC_ROOT_KEY_PKCS11 is set: the KMS root key is required (create "
+            "one with `syncsvc keys root-key PATH`, or in an HSM with `syncsvc keys root-key 'pkcs11:...'`)"
         )
-    root = read_root_key(settings.root_key_file)
-    if settings.previous_root_key_file is not None:
-        root = root.replacing(read_root_key(settings.previous_root_key_file))
+    root = await read_root_key(settings.root_key, settings)
+    if settings.previous_root_key is not None:
+        try:
+            root = root.replacing(await read_root_key(settings.previous_root_key, settings))
+        except BaseException:
+            await root.close()
+            raise
     return root
 
 
-def read_root_key(path: Path) -> RootKey:
-    """A root key file (StartupError when unreadable or not random; a warning when others than its owner may read
-    it)."""
+async def read_root_key(where: str, settings: Settings, *, create: bool = False) -> RootKey:
+    """The root key in a file or a PKCS#11 token (``syncsvc.kms.root.open_root_key``); StartupError when it cannot be
+    read or opened."""
     try:
-        root = RootKey.from_file(path)
-        mode = path.stat().st_mode
-    except (OSError, ValueError) as exc:
-        raise StartupError(f"cannot read the KMS root key: {exc}") from None
-    if mode & 0o077:
-        log.warning(
-            "the root key file %s can be read by others than its owner (mode %s): chmod 600 it", path, oct(mode & 0o777)
-        )
-    return root
+        return await open_root_key(where, default_module=settings.pkcs11_module, create=create)
+    except RootKeyError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def _build(

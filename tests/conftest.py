@@ -38,7 +38,7 @@ from syncsvc.clock import Clock
 from syncsvc.config import Settings
 from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope
 from syncsvc.kms.keyservice import KeyService
-from syncsvc.kms.material import RootKey
+from syncsvc.kms.root import FileKey, RootKey
 from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store import connection
 from syncsvc.store.connection import RedisClient
@@ -82,7 +82,7 @@ pytest.register_assert_rewrite("tests.aws_cli", "tests.phones", "tests.servers",
 
 #: The KMS root key of every server the suite starts (in process or as `syncsvc` processes, which inherit it).
 ROOT_KEY_FILE = Path(tempfile.mkdtemp(prefix="syncsvc-tests-")) / "root.key"
-RootKey.generate(ROOT_KEY_FILE)
+FileKey.generate(ROOT_KEY_FILE)
 os.environ["SYNCSVC_ROOT_KEY_FILE"] = str(ROOT_KEY_FILE)
 
 DEVELOPER_KEY = "AKIDTESTDEVELOPER01"

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from syncsvc.clock import SYSTEM, Clock, ManualClock
 from syncsvc.kms.keyservice import KeyService
-from syncsvc.kms.material import RootKey
+from syncsvc.kms.root import RootKey
 from syncsvc.store.kms import RedisKeyStore
 from tests.conftest import ROOT_KEY_FILE
 

@@ -29,7 +29,9 @@ TOKEN = "cluster-syncsvchsmtest"
 OTHER_TOKEN = "cluster-syncsvcothertk"
 #: Never given to a key store: a token only the PKCS#11 tests open.
 BARE_TOKEN = "cluster-syncsvcbaretkn"
-TOKENS = (TOKEN, OTHER_TOKEN, BARE_TOKEN)
+#: The token that holds the root keys of the tests of a root key in an HSM (tests/test_root_key_hsm.py).
+ROOT_TOKEN = "syncsvc-root-keys"
+TOKENS = (TOKEN, OTHER_TOKEN, BARE_TOKEN, ROOT_TOKEN)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from syncsvc.config import Settings
 from syncsvc.kms import material
 from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope, IdentityCipher, UnreadableValueError
 from syncsvc.kms.keyservice import KeyService
-from syncsvc.kms.material import RootKey
+from syncsvc.kms.root import RootKey
 from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store.backend import text
 from syncsvc.store.datakeys import RedisDataKeys

@@ -34,7 +34,7 @@ from syncsvc import rediskeys
 from syncsvc.clock import SYSTEM, Clock, ManualClock
 from syncsvc.config import Settings
 from syncsvc.identity.issuer import TokenIssuer
-from syncsvc.kms.material import RootKey
+from syncsvc.kms.root import RootKey
 from syncsvc.kms.token_secret import open_token_secret
 from syncsvc.store.keyring import RedisKeyRing
 from syncsvc.tokens import TokenSigner
@@ -331,7 +331,7 @@ async def scene(boto: Boto, devices: Devices, endpoint: str, redis_client: aiore
     )
     sealed = await redis_client.get(rediskeys.TOKEN_SECRET)
     assert isinstance(sealed, bytes)
-    secret = open_token_secret(RootKey.from_file(ROOT_KEY_FILE), sealed)
+    secret = await open_token_secret(RootKey.from_file(ROOT_KEY_FILE), sealed)
     return Scene(endpoint, pool, a, a_credentials, b, b_credentials, listed["SyncSessionToken"], secret)
 
 

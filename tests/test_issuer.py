@@ -27,7 +27,7 @@ from syncsvc import rediskeys
 from syncsvc.clock import ManualClock
 from syncsvc.errors import BackendUnavailableError, ExpiredTokenError, NotAuthorizedError
 from syncsvc.identity.issuer import LEEWAY_SECONDS, RELOAD_SECONDS, IssuedToken, TokenIssuer
-from syncsvc.kms.material import RootKey
+from syncsvc.kms.root import RootKey
 from syncsvc.store.keyring import RedisKeyRing, StoredSigningKey
 from tests.conftest import ROOT_KEY_FILE, free_port
 from tests.issuers import ISSUER_URL, MAX_LIFETIME, ROTATION, epoch, issuer_clock, key_service, seconds
@@ -103,7 +103,7 @@ async def stored_private_der(redis_client: aioredis.Redis, kid: str) -> bytes:
     key_id = StoredSigningKey.decode(raw).key_id
     wrapped = await redis_client.hget(rediskeys.kms_key(key_id), "v1")
     assert isinstance(wrapped, bytes)
-    return RootKey.from_file(ROOT_KEY_FILE).unwrap(wrapped, key_id, 1)
+    return await RootKey.from_file(ROOT_KEY_FILE).unwrap(wrapped, key_id, 1)
 
 
 async def stored_private_key(redis_client: aioredis.Redis, kid: str) -> rsa.RSAPrivateKey:

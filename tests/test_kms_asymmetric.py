@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from redis.asyncio import Redis
 
 from syncsvc import rediskeys
-from syncsvc.kms.material import RootKey
 from syncsvc.kms.model import ENCRYPTION_ALGORITHMS, SIGNING_ALGORITHMS
+from syncsvc.kms.root import RootKey
 from tests.conftest import ROOT_KEY_FILE, call
 from tests.kms_calls import arn, code_of, key_metadata, new_key, refusal
 
@@ -450,7 +450,7 @@ async def test_the_private_key_is_stored_only_wrapped(kms: Any, redis_client: Re
     # What the root key unwraps is the private key (DER PKCS#8) whose public half GetPublicKey answers...
     wrapped = stored[b"v1"]
     assert isinstance(wrapped, bytes)
-    private_der = RootKey.from_file(ROOT_KEY_FILE).unwrap(wrapped, key_id, 1)
+    private_der = await RootKey.from_file(ROOT_KEY_FILE).unwrap(wrapped, key_id, 1)
     private = serialization.load_der_private_key(private_der, password=None)
     public_der = private.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     assert public_der == (await call(kms, "get_public_key", KeyId=key_id))["PublicKey"]

@@ -26,8 +26,8 @@ from syncsvc.kms.crypto import KeyCrypto
 from syncsvc.kms.imports import KeyImports
 from syncsvc.kms.keyservice import KeyService
 from syncsvc.kms.keystore import MasterKeys
-from syncsvc.kms.material import RootKey
 from syncsvc.kms.model import DAY_MS
+from syncsvc.kms.root import FileKey, RootKey
 from syncsvc.kms.rotation import rotate_root
 from syncsvc.kms.sweeper import Sweep
 from syncsvc.store.connection import RedisClient
@@ -550,11 +550,11 @@ async def test_a_root_key_rotation_moves_the_commitment_so_the_same_material_sti
     blob = (await call(kms, "encrypt", KeyId=key_id, Plaintext=b"records"))["CiphertextBlob"]
     await call(kms, "delete_imported_key_material", KeyId=key_id)
     keys = service.keys
-    new_root = RootKey(os.urandom(32)).replacing(keys.root)
+    new_root = RootKey(FileKey(os.urandom(32))).replacing(keys.root)
 
     await rotate_root(RedisStore(redis_client), keys.store, new_root)
 
-    after = MasterKeys(keys.store, RootKey(new_root.key), region=keys.region, internal=False, clock=keys.clock)
+    after = MasterKeys(keys.store, RootKey(new_root.current), region=keys.region, internal=False, clock=keys.clock)
     issued = await KeyImports(after).parameters(key_id, "RSAES_OAEP_SHA_256", "RSA_2048")
     wrapped_secret = wrapped({"PublicKey": issued.public_key}, "RSAES_OAEP_SHA_256", secret)
     await KeyImports(after).import_material(

@@ -16,8 +16,8 @@ import pytest
 from redis.asyncio import Redis
 
 from syncsvc import rediskeys
-from syncsvc.kms.material import RootKey
 from syncsvc.kms.model import MAC_ALGORITHMS
+from syncsvc.kms.root import RootKey
 from tests.aws_cli import aws
 from tests.conftest import ROOT_KEY_FILE, Boto, call
 from tests.kms_calls import an_identity, arn, code_of, grant, key_metadata, new_key, refusal
@@ -39,7 +39,7 @@ async def secret_of(redis_client: Redis, key_id: str) -> bytes:
     """The key's material as the root key unwraps it from Redis."""
     wrapped = await redis_client.hget(rediskeys.kms_key(key_id), "v1")
     assert isinstance(wrapped, bytes)
-    return RootKey.from_file(ROOT_KEY_FILE).unwrap(wrapped, key_id, 1)
+    return await RootKey.from_file(ROOT_KEY_FILE).unwrap(wrapped, key_id, 1)
 
 
 # --- CreateKey and DescribeKey ---------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ import redis.asyncio as aioredis
 from syncsvc import rediskeys
 from syncsvc.config import Settings
 from syncsvc.identity.credentials import CredentialAuthority
-from syncsvc.kms.material import MaterialError, RootKey
+from syncsvc.kms.material import MaterialError
+from syncsvc.kms.root import FileKey, RootKey
 from syncsvc.kms.token_secret import open_token_secret
 from syncsvc.runtime import StartupError, open_services
 from syncsvc.tokens import TokenSigner
@@ -22,7 +23,7 @@ from tests.devices import Devices, guest, new_pool
 
 def another_root_key(tmp_path: Path) -> Path:
     path = tmp_path / "other.key"
-    RootKey.generate(path)
+    FileKey.generate(path)
     return path
 
 
@@ -39,16 +40,16 @@ async def test_a_server_started_with_another_root_key_refuses_with_one_line(
     with pytest.raises(StartupError) as refused:
         await start(make_settings(redis_url, root_key_file=another_root_key(tmp_path)))
     message = str(refused.value)
-    assert "is not the one this Redis's data is sealed under" in message
+    assert "is not the root key this Redis's data is sealed under" in message
     assert "\n" not in message
-    assert RootKey.from_file(ROOT_KEY_FILE).check_value() in message  # the recorded value: which key it wants
+    assert await RootKey.from_file(ROOT_KEY_FILE).check_value() in message  # the recorded value: which key it wants
 
 
 async def test_the_check_value_names_the_key_without_revealing_it(tmp_path: Path) -> None:
-    root = RootKey.from_file(ROOT_KEY_FILE)
-    assert root.check_value() == RootKey.from_file(ROOT_KEY_FILE).check_value()
-    assert root.check_value() != RootKey.from_file(another_root_key(tmp_path)).check_value()
-    assert root.key.hex()[:32] not in root.check_value()
+    root = FileKey.read(ROOT_KEY_FILE)
+    assert await root.check_value() == await FileKey.read(ROOT_KEY_FILE).check_value()
+    assert await root.check_value() != await FileKey.read(another_root_key(tmp_path)).check_value()
+    assert root.key.hex()[:32] not in await root.check_value()
 
 
 async def test_the_token_secret_is_stored_sealed_by_the_root_key(
@@ -57,11 +58,11 @@ async def test_the_token_secret_is_stored_sealed_by_the_root_key(
     await start(make_settings(redis_url))
     stored = await redis_client.get(rediskeys.TOKEN_SECRET)
     assert isinstance(stored, bytes)
-    secret = open_token_secret(RootKey.from_file(ROOT_KEY_FILE), stored)
+    secret = await open_token_secret(RootKey.from_file(ROOT_KEY_FILE), stored)
     assert len(secret) == 32
     assert secret not in stored
     with pytest.raises(MaterialError):
-        open_token_secret(RootKey.from_file(another_root_key(tmp_path)), stored)
+        await open_token_secret(RootKey.from_file(another_root_key(tmp_path)), stored)
 
 
 async def test_what_a_copy_of_redis_holds_derives_no_credential(
@@ -79,7 +80,7 @@ async def test_what_a_copy_of_redis_holds_derives_no_credential(
         )
 
     assert derived(stored) != credentials["SecretKey"]
-    assert derived(open_token_secret(RootKey.from_file(ROOT_KEY_FILE), stored)) == credentials["SecretKey"]
+    assert derived(await open_token_secret(RootKey.from_file(ROOT_KEY_FILE), stored)) == credentials["SecretKey"]
 
 
 async def test_a_plaintext_token_secret_of_an_earlier_release_is_replaced(
@@ -92,7 +93,7 @@ async def test_a_plaintext_token_secret_of_an_earlier_release_is_replaced(
     stored = await redis_client.get(rediskeys.TOKEN_SECRET)
     assert isinstance(stored, bytes)
     assert stored != legacy
-    assert open_token_secret(RootKey.from_file(ROOT_KEY_FILE), stored) != legacy
+    assert await open_token_secret(RootKey.from_file(ROOT_KEY_FILE), stored) != legacy
     assert any("stored in plaintext" in record.getMessage() for record in caplog.records)
 
 
@@ -121,4 +122,4 @@ async def test_a_root_key_file_readable_by_others_is_warned_about(
         await start(make_settings(redis_url, root_key_file=path))
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
     assert any("can be read by others than its owner (mode 0o644)" in message for message in warnings)
-    assert not any(RootKey.from_file(path).key.hex() in message for message in warnings)
+    assert not any(FileKey.read(path).key.hex() in message for message in warnings)

@@ -14,7 +14,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from syncsvc import rediskeys
-from syncsvc.kms.material import MaterialError, RootKey
+from syncsvc.kms.material import MaterialError
+from syncsvc.kms.root import FileKey, RootKey
 from syncsvc.kms.token_secret import open_token_secret
 from syncsvc.runtime import StartupError, open_services
 from tests.conftest import make_settings, process_environment
@@ -40,8 +41,8 @@ class Deployment:
 @pytest.fixture
 async def deployment(redis_url: str, redis_client: aioredis.Redis, tmp_path: Path) -> Deployment:
     old, new = tmp_path / "old.key", tmp_path / "new.key"
-    RootKey.generate(old)
-    RootKey.generate(new)
+    FileKey.generate(old)
+    FileKey.generate(new)
     async with open_services(make_settings(redis_url, root_key_file=old)) as services:
         key = await services.kms.lifecycle.create_key(description="an application key")
         kms_blob = await services.kms.encrypt(key.key_id, b"launch code", CONTEXT)
@@ -49,7 +50,7 @@ async def deployment(redis_url: str, redis_client: aioredis.Redis, tmp_path: Pat
         sealed_value = cipher.seal("settings", "theme", "dark")
         stored = await services.store.stored_token_secret()
         assert stored is not None
-        token_secret = open_token_secret(RootKey.from_file(old), stored)
+        token_secret = await open_token_secret(RootKey.from_file(old), stored)
     return Deployment(redis_url, old, new, kms_blob, sealed_value, token_secret)
 
 
@@ -65,7 +66,7 @@ async def reads_everything(deployment: Deployment, **settings: Path) -> None:
         root = RootKey.from_file(settings["root_key_file"])
         if "previous_root_key_file" in settings:
             root = root.replacing(RootKey.from_file(settings["previous_root_key_file"]))
-        assert open_token_secret(root, stored) == deployment.token_secret
+        assert await open_token_secret(root, stored) == deployment.token_secret
 
 
 async def rotate_root(deployment: Deployment, *arguments: str, **env: str) -> list[str]:
@@ -102,8 +103,8 @@ async def every_blob_opens_under(client: aioredis.Redis, root: RootKey) -> bool:
                 assert isinstance(field, bytes)
                 assert isinstance(wrapped, bytes)
                 if field.startswith(b"v"):
-                    root.unwrap(wrapped, key_id, int(field[1:]))
-        open_token_secret(root, await stored_bytes(client, rediskeys.TOKEN_SECRET))
+                    await root.unwrap(wrapped, key_id, int(field[1:]))
+        await open_token_secret(root, await stored_bytes(client, rediskeys.TOKEN_SECRET))
     except MaterialError:
         return False
     return True
@@ -116,7 +117,7 @@ async def test_rotate_root_moves_everything_and_the_old_key_alone_no_longer_star
     assert lines[-1].startswith("3 wrapped keys and secrets moved to the new root key (0 were already, 0 deleted")
     assert await every_blob_opens_under(redis_client, RootKey.from_file(deployment.new))
     await reads_everything(deployment, root_key_file=deployment.new)
-    with pytest.raises(StartupError, match="is not the one this Redis's data is sealed under"):
+    with pytest.raises(StartupError, match="is not the root key this Redis's data is sealed under"):
         await reads_everything(deployment, root_key_file=deployment.old)
 
 
@@ -154,7 +155,7 @@ async def test_a_rotation_killed_midway_loses_nothing_and_a_second_run_finishes_
     async with asyncio.timeout(60):
         while True:  # until the first key (in the order the rotation walks) moved
             try:
-                new.unwrap(await stored_bytes(redis_client, rediskeys.kms_key(first), "v1"), first, 1)
+                await new.unwrap(await stored_bytes(redis_client, rediskeys.kms_key(first), "v1"), first, 1)
                 break
             except MaterialError:
                 await asyncio.sleep(0.001)

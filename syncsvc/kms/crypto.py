@@ -57,7 +57,7 @@ class KeyCrypto:
         key = loaded.key
         if key.custom_key_store_id:
             return await self._hsm(key).seal(key, plaintext, context)
-        return material.seal(self._keys.backing(loaded), key.key_id, key.current_version, plaintext, context)
+        return material.seal(await self._keys.backing(loaded), key.key_id, key.current_version, plaintext, context)
 
     async def encrypt(self, key_ref: str, plaintext: bytes, context: Mapping[str, str] | None = None) -> bytes:
         return (await self.seal(key_ref, plaintext, context))[0]
@@ -78,7 +78,7 @@ class KeyCrypto:
         if header.version not in loaded.versions:
             raise InvalidCiphertextError("The ciphertext refers to a backing key this key does not have")
         try:
-            return material.open_blob(self._keys.backing(loaded, header.version), blob, context), loaded.key
+            return material.open_blob(await self._keys.backing(loaded, header.version), blob, context), loaded.key
         except MaterialError:
             raise InvalidCiphertextError(
                 "The ciphertext does not decrypt: it was altered, or the encryption context differs"
@@ -199,7 +199,7 @@ class KeyCrypto:
         HMAC key's secret key), unwrapped."""
         loaded = await self._keys.load(await self._keys.resolve(key_ref))
         check(loaded.key)
-        return loaded.key, self._keys.backing(loaded)
+        return loaded.key, await self._keys.backing(loaded)
 
 
 def key_of_blob(blob: bytes) -> str | None:

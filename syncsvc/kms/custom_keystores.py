@@ -36,7 +36,7 @@ from syncsvc.errors import (
 )
 from syncsvc.kms import hsm
 from syncsvc.kms.hsm import HsmError, HsmFailure, HsmToken, TokenRef
-from syncsvc.kms.material import RootKey
+from syncsvc.kms.root import RootKey
 from syncsvc.store.custom_keystores import Outcome, RedisCustomKeystores, StoredKeystore
 from syncsvc.store.kms import WriteStatus
 
@@ -112,7 +112,7 @@ class CustomKeystores:
             self._clock.now_ms(),
             "DISCONNECTED",
             "",
-            self._seal(store_id, pin),
+            await self._seal(store_id, pin),
             0,
         )
         outcome = await self._store.create(stored, quota=QUOTA)
@@ -141,7 +141,7 @@ class CustomKeystores:
         # the login it holds would be checked against the PIN instead of the token
         await self._forget(store_id)
         try:
-            token = await hsm.open_token(self._ref(stored.token), self._open_pin(stored))
+            token = await hsm.open_token(self._ref(stored.token), await self._open_pin(stored))
         except HsmError as exc:
             code = _CONNECTION_ERRORS.get(exc.reason, "INTERNAL_ERROR")
             log.warning("custom key store %s failed to connect (%s): %s", store_id, code, exc.message)
@@ -165,7 +165,7 @@ class CustomKeystores:
         rule); the PIN is not tried until the store connects."""
         if token_label is not None:
             await self._check_token(token_label)
-        sealed = None if pin is None else self._seal(store_id, pin)
+        sealed = None if pin is None else await self._seal(store_id, pin)
         outcome = await self._store.update(store_id, name=name, token=token_label, sealed_pin=sealed)
         self._check(outcome, store_id, "update")
         if outcome.status == "name":
@@ -204,7 +204,7 @@ class CustomKeystores:
             raise CustomKeyStoreInvalidStateError(f"Custom key store {store_id} is {stored.state}, not CONNECTED")
         if store_id not in self._tokens:
             self._require_module()
-            self._tokens[store_id] = await hsm.open_token(self._ref(stored.token), self._open_pin(stored))
+            self._tokens[store_id] = await hsm.open_token(self._ref(stored.token), await self._open_pin(stored))
         return self._tokens[store_id]
 
     async def close(self) -> None:
@@ -257,11 +257,11 @@ class CustomKeystores:
                 f"Cluster '{token_label}' not found: {self._module} has no token labelled so"
             ) from None
 
-    def _seal(self, store_id: str, pin: str) -> bytes:
-        return self._root.seal_secret(_sealed_as(store_id), pin.encode())
+    async def _seal(self, store_id: str, pin: str) -> bytes:
+        return await self._root.seal_secret(_sealed_as(store_id), pin.encode())
 
-    def _open_pin(self, stored: StoredKeystore) -> str:
-        return self._root.open_secret(_sealed_as(stored.store_id), stored.sealed_pin).decode()
+    async def _open_pin(self, stored: StoredKeystore) -> str:
+        return (await self._root.open_secret(_sealed_as(stored.store_id), stored.sealed_pin)).decode()
 
 
 def _sealed_as(store_id: str) -> str:

@@ -150,7 +150,7 @@ def _token(ref: TokenRef, module: _Module) -> pkcs11.Token:
         slots = module.library.get_slots(token_present=True)
         return next(slot.get_token() for slot in slots if slot.slot_id == ref.slot)
     except (NoSuchToken, StopIteration):
-        raise HsmError("token_missing", f"there is no {ref}") from None
+        raise HsmError("token_missing", f"{ref} is not there") from None
     except PKCS11Error as exc:
         raise HsmError("device", f"cannot list the tokens of {ref.module}: {type(exc).__name__} {exc}") from None
 

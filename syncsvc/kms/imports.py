@@ -46,6 +46,7 @@ from syncsvc.kms import material
 from syncsvc.kms.keystore import LoadedKey, MasterKeys
 from syncsvc.kms.material import MaterialError
 from syncsvc.kms.model import DAY_MS, MasterKey
+from syncsvc.kms.root import RootKey
 
 ORIGIN = "EXTERNAL"
 EXPIRES = "KEY_MATERIAL_EXPIRES"
@@ -87,15 +88,15 @@ class ImportToken:
         """The field of the key's hash that holds the wrapping key's sealed private half."""
         return f"imp:{self.expires_ms}:{self.token_id}"
 
-    def sealed(self, root: material.RootKey) -> bytes:
+    async def sealed(self, root: RootKey) -> bytes:
         fields = {"k": self.key_id, "t": self.token_id, "a": self.algorithm, "s": self.spec, "e": self.expires_ms}
-        return root.seal_secret(_TOKEN_SEALED_AS, orjson.dumps(fields))
+        return await root.seal_secret(_TOKEN_SEALED_AS, orjson.dumps(fields))
 
     @classmethod
-    def opened(cls, root: material.RootKey, token: bytes) -> ImportToken:
+    async def opened(cls, root: RootKey, token: bytes) -> ImportToken:
         """The token KMS gave; InvalidImportTokenException for anything else."""
         try:
-            fields = orjson.loads(root.open_secret(_TOKEN_SEALED_AS, token))
+            fields = orjson.loads(await root.open_secret(_TOKEN_SEALED_AS, token))
         except MaterialError:
             raise InvalidImportTokenError("The import token is invalid: it was not issued by this service") from None
         return cls(fields["k"], fields["t"], fields["a"], fields["s"], int(fields["e"]))
@@ -126,7 +127,7 @@ class KeyImports:
                 "symmetric encryption key material (SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT) only"
             )
         made = key.evolve(origin=ORIGIN, state="PendingImport")
-        secret = self._keys.root.wrap(material.new_material(), key.key_id, _COMMITMENT_VERSION)
+        secret = await self._keys.root.wrap(material.new_material(), key.key_id, _COMMITMENT_VERSION)
         if not await self._keys.store.create_external(key.key_id, made.stored(), secret, quota=quota):
             raise KmsLimitExceededError(f"This deployment already holds its limit of {quota} keys")
         return made
@@ -143,10 +144,11 @@ class KeyImports:
         private = await asyncio.to_thread(material.new_private_key, spec)
         now = self._keys.clock.now_ms()
         token = ImportToken(key.key_id, uuid.uuid4().hex, algorithm, spec, now + TOKEN_LIFETIME_MS)
-        sealed = self._keys.root.seal_secret(_private_name(token), private)
+        sealed = await self._keys.root.seal_secret(_private_name(token), private)
         if await self._keys.store.add_wrapping_key(key.key_id, token.wrapping_field, sealed, now_ms=now) == "gone":
             raise self._keys.not_found(key.key_id)
-        return ImportParameters(key, material.public_key(private), token.sealed(self._keys.root), token.expires_ms)
+        sealed_token = await token.sealed(self._keys.root)
+        return ImportParameters(key, material.public_key(private), sealed_token, token.expires_ms)
 
     async def import_material(
         self, key_ref: str, token_blob: bytes, encrypted: bytes, *, expiration_model: str, valid_to_ms: int | None
@@ -162,13 +164,13 @@ class KeyImports:
             _require_external(key)
             if key.state != "PendingImport":
                 raise KmsInvalidStateError(f"{key.arn} is {key.state}: key material is imported in PendingImport only")
-            token = ImportToken.opened(self._keys.root, token_blob)
+            token = await ImportToken.opened(self._keys.root, token_blob)
             if token.key_id != key_id:
                 raise InvalidImportTokenError("The import token is invalid: it was issued for another KMS key")
             if token.expires_ms <= now:
                 raise ExpiredImportTokenError("The import token has expired: call GetParametersForImport again")
             secret = await self._unwrapped(token, encrypted)
-            commitment = self._commitment(loaded, secret)
+            commitment = await self._commitment(loaded, secret)
             imported = key.evolve(
                 state="Enabled",
                 expiration_model=expiration_model,
@@ -178,7 +180,7 @@ class KeyImports:
                 key_id,
                 imported.stored(),
                 revision=loaded.revision,
-                wrapped=self._keys.root.wrap(secret, key_id, _IMPORTED_VERSION),
+                wrapped=await self._keys.root.wrap(secret, key_id, _IMPORTED_VERSION),
                 commitment=commitment,
                 wrapping_field=token.wrapping_field,
             )
@@ -229,7 +231,7 @@ class KeyImports:
         sealed = await self._keys.store.wrapping_key(token.key_id, token.wrapping_field)
         if sealed is None:
             raise InvalidImportTokenError("The import token is invalid: it was used already, or has expired")
-        private = self._keys.root.open_secret(_private_name(token), sealed)
+        private = await self._keys.root.open_secret(_private_name(token), sealed)
         try:
             secret = await asyncio.to_thread(_unwrap, private, token, encrypted)
         except (MaterialError, InvalidUnwrap):
@@ -244,9 +246,9 @@ class KeyImports:
             )
         return secret
 
-    def _commitment(self, loaded: LoadedKey, secret: bytes) -> bytes:
+    async def _commitment(self, loaded: LoadedKey, secret: bytes) -> bytes:
         """The material's commitment: HMAC-SHA256 under the key's commitment secret (never the material itself)."""
-        commitment_key = self._keys.root.unwrap(
+        commitment_key = await self._keys.root.unwrap(
             loaded.versions[_COMMITMENT_VERSION], loaded.key.key_id, _COMMITMENT_VERSION
         )
         return hmac.new(commitment_key, secret, hashlib.sha256).digest()

@@ -32,9 +32,9 @@ from syncsvc.kms.crypto import DataKey, KeyCrypto
 from syncsvc.kms.hsm_keys import HsmKeys
 from syncsvc.kms.keystore import MasterKeys
 from syncsvc.kms.lifecycle import KeyLifecycle
-from syncsvc.kms.material import RootKey
 from syncsvc.kms.model import MasterKey
 from syncsvc.kms.permissions import KeyPermissions
+from syncsvc.kms.root import RootKey
 from syncsvc.kms.sweeper import Sweep, Sweeper
 from syncsvc.store.kms import RedisKeyStore
 

@@ -39,9 +39,9 @@ from syncsvc.clock import Clock
 from syncsvc.errors import InvalidArnError, KmsConflictError, KmsNotFoundError
 from syncsvc.kms import material
 from syncsvc.kms.hsm_keys import HsmKeys
-from syncsvc.kms.material import RootKey
 from syncsvc.kms.model import ACCOUNT, MasterKey, alias_arn, key_arn
 from syncsvc.kms.policy import DEFAULT_POLICY, Grant, Policy, parse_policy
+from syncsvc.kms.root import RootKey
 from syncsvc.store.kms import RedisKeyStore, StoredMasterKey, WriteStatus
 
 #: Reads and re-applications of a rule before a change gives up with ConflictException.
@@ -175,11 +175,11 @@ class MasterKeys:
             MasterKey.from_stored(stored.meta), stored.versions, stored.revision, policy, grants, rotations
         )
 
-    def backing(self, loaded: LoadedKey, version: int | None = None) -> bytes:
+    async def backing(self, loaded: LoadedKey, version: int | None = None) -> bytes:
         """A backing key (the current one by default), unwrapped: key material in the clear, keep it in memory."""
         key = loaded.key
         version = key.current_version if version is None else version
-        return self.root.unwrap(loaded.versions[version], key.key_id, version)
+        return await self.root.unwrap(loaded.versions[version], key.key_id, version)
 
     async def key_ids(self, *, after: str | None, limit: int) -> list[str]:
         """Every key id in order (ListKeys), ``limit`` at a time after ``after``; internal keys only where they
@@ -230,7 +230,7 @@ class MasterKeys:
             changed.key_id,
             changed.stored(),
             revision=loaded.revision,
-            new_version=(version, self.root.wrap(material.new_material(), changed.key_id, version)),
+            new_version=(version, await self.root.wrap(material.new_material(), changed.key_id, version)),
             rotation=rotation.stored(),
         )
 

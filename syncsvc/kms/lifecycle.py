@@ -92,7 +92,7 @@ class KeyLifecycle:
             secret = material.new_material()
         else:  # an RSA key takes a moment to generate: not on the event loop
             secret = await asyncio.to_thread(material.new_private_key, spec)
-        wrapped = self._keys.root.wrap(secret, key.key_id, 1)
+        wrapped = await self._keys.root.wrap(secret, key.key_id, 1)
         if not await self._keys.store.create(key.key_id, key.stored(), wrapped, quota=self._quota):
             raise KmsLimitExceededError(f"This deployment already holds its limit of {self._quota} keys")
         return key

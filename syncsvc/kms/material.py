@@ -1,10 +1,7 @@
 """Key material and ciphertext formats, as pure functions over ``cryptography`` (no I/O, no Redis).
 
-* The **root key** (32 bytes from ``SYNCSVC_ROOT_KEY_FILE``) wraps every master key's material before it is stored:
-  AES-256-GCM with the key id and backing-key version as associated data, so a wrapped blob cannot be swapped to
-  another key or version. Material is never stored or returned unwrapped. The service's own secrets (the token
-  secret) are sealed by it the same way, bound to their name, and its check value (an HMAC of a fixed label) lets
-  Redis tell a server that it was started with another root key.
+* Master key material is never stored or returned unwrapped: the **root key** (``syncsvc.kms.root``, in a file or
+  in a PKCS#11 token) wraps it before it is stored, bound to its key id and backing-key version.
 * A **ciphertext blob** of a symmetric master key names its key and backing-key version, so Decrypt needs no KeyId
   and rotation keeps old blobs readable (a key in an HSM, ``syncsvc.kms.hsm_keys``, makes the same blobs, its AES-GCM
   run inside the token with the same associated data)::
@@ -21,14 +18,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import hmac
 import os
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import orjson
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -38,10 +32,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-ROOT_KEY_BYTES = 32
-#: Fewer distinct bytes than this in a root key file means it was not drawn at random (all zeros, a repeated pattern):
-#: 32 random bytes have about 30 distinct values, and fewer than 16 about once in 10**15 draws.
-_MIN_DISTINCT_BYTES = 16
 MATERIAL_BYTES = 32
 _NONCE = 12
 _BLOB_MAGIC = b"sk1"
@@ -55,105 +45,6 @@ class MaterialError(Exception):
 
 def new_material() -> bytes:
     return os.urandom(MATERIAL_BYTES)
-
-
-@dataclass(frozen=True, slots=True)
-class RootKey:
-    """The deployment's root key: it wraps master key material and seals the service's secrets (see the module
-    docstring). While the root key is being rotated it also holds the ``previous`` one: what is stored opens under
-    either, and whatever is wrapped or sealed anew uses this key (``syncsvc keys rotate-root`` moves the rest)."""
-
-    key: bytes = field(repr=False)
-    previous: RootKey | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_file(cls, path: Path) -> RootKey:
-        """Reads a root key file: 64 hex characters (what ``syncsvc keys root-key`` writes)."""
-        text = path.read_text(encoding="ascii").strip()
-        try:
-            key = bytes.fromhex(text)
-        except ValueError:
-            raise ValueError(f"{path} must hold {ROOT_KEY_BYTES * 2} hex characters") from None
-        if len(key) != ROOT_KEY_BYTES:
-            raise ValueError(f"{path} must hold {ROOT_KEY_BYTES * 2} hex characters, not {len(text)}")
-        if len(set(key)) < _MIN_DISTINCT_BYTES:
-            raise ValueError(
-                f"{path} does not hold a random key ({len(set(key))} distinct bytes of {ROOT_KEY_BYTES}); "
-                f"create one with `syncsvc keys root-key PATH`"
-            )
-        return cls(key)
-
-    @staticmethod
-    def generate(path: Path) -> None:
-        """Writes a new root key file, readable by its owner only; refuses to overwrite one."""
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="ascii") as file:
-            file.write(os.urandom(ROOT_KEY_BYTES).hex() + "\n")
-
-    def replacing(self, previous: RootKey) -> RootKey:
-        """This key, accepting what ``previous`` wrapped too (a root key rotation in progress)."""
-        return RootKey(self.key, previous=RootKey(previous.key))
-
-    def check_value(self) -> str:
-        """Names this key without revealing it (HMAC-SHA256 of a fixed label, 128 bits in hex). Redis records it on
-        the first start, so a server given another root key refuses to start instead of half-working."""
-        return hmac.new(self.key, b"syncsvc root key check value", hashlib.sha256).hexdigest()[:32]
-
-    def seal_secret(self, name: str, secret: bytes) -> bytes:
-        """A service secret (e.g. the token secret) as Redis stores it: AES-256-GCM, bound to its name."""
-        return self._seal(secret, _secret_context(name))
-
-    def open_secret(self, name: str, sealed: bytes) -> bytes:
-        opened = self._open(sealed, _secret_context(name))
-        if opened is None:
-            raise MaterialError(f"the {name} secret does not open with this root key")
-        return opened
-
-    def resealed_secret(self, name: str, sealed: bytes) -> bytes | None:
-        """``sealed`` sealed by this key instead of the previous one; None when this key sealed it already."""
-        return self._moved(sealed, _secret_context(name), f"the {name} secret")
-
-    def wrap(self, material: bytes, key_id: str, version: int) -> bytes:
-        return self._seal(material, _wrap_context(key_id, version))
-
-    def unwrap(self, wrapped: bytes, key_id: str, version: int) -> bytes:
-        opened = self._open(wrapped, _wrap_context(key_id, version))
-        if opened is None:
-            raise MaterialError(f"key {key_id} version {version} does not unwrap with this root key")
-        return opened
-
-    def rewrapped(self, wrapped: bytes, key_id: str, version: int) -> bytes | None:
-        """``wrapped`` wrapped by this key instead of the previous one; None when this key wrapped it already."""
-        return self._moved(wrapped, _wrap_context(key_id, version), f"key {key_id} version {version}")
-
-    def _seal(self, plaintext: bytes, context: bytes) -> bytes:
-        nonce = os.urandom(_NONCE)
-        return nonce + AESGCM(self.key).encrypt(nonce, plaintext, context)
-
-    def _open(self, sealed: bytes, context: bytes) -> bytes | None:
-        """Opened under this key, else under the previous one; None under neither."""
-        for key in (self.key, self.previous.key if self.previous else None):
-            if key is not None:
-                with contextlib.suppress(InvalidTag, ValueError):
-                    return AESGCM(key).decrypt(sealed[:_NONCE], sealed[_NONCE:], context)
-        return None
-
-    def _moved(self, sealed: bytes, context: bytes, what: str) -> bytes | None:
-        with contextlib.suppress(InvalidTag, ValueError):
-            AESGCM(self.key).decrypt(sealed[:_NONCE], sealed[_NONCE:], context)
-            return None
-        opened = self._open(sealed, context)
-        if opened is None:
-            raise MaterialError(f"{what} opens under neither root key")
-        return self._seal(opened, context)
-
-
-def _wrap_context(key_id: str, version: int) -> bytes:
-    return f"syncsvc-kms-material\0{key_id}\0{version}".encode()
-
-
-def _secret_context(name: str) -> bytes:
-    return f"syncsvc-secret\0{name}".encode()
 
 
 def canonical_context(context: Mapping[str, str] | None) -> bytes:

@@ -18,11 +18,10 @@ they are, and so do the values sealed under them.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from syncsvc.kms.material import RootKey
+from syncsvc.kms.root import RootKey
 from syncsvc.kms.token_secret import reseal_token_secret
 from syncsvc.store.kms import RedisKeyStore
 from syncsvc.store.redis import RedisStore
@@ -51,9 +50,8 @@ async def rotate_root(
     ``kms`` and the token secret in ``store``; ``on_key`` is called after each KMS key, for a progress bar."""
     if root.previous is None:
         raise RotationError("no previous root key to rotate from")
-    new_check, old_check = root.check_value(), root.previous.check_value()
-    recorded = await store.check_root_key(old_check)
-    if not any(hmac.compare_digest(recorded, check) for check in (new_check, old_check)):
+    recorded = await store.check_root_key(await root.previous.check_value())
+    if not await root.matches(recorded):
         raise RotationError(f"this Redis's data is sealed under neither key (Redis recorded check value {recorded})")
     report = RotationReport()
     after: str | None = None
@@ -63,14 +61,14 @@ async def rotate_root(
             on_key()
         after = page[-1]
     await _move_token_secret(store, root, report)
-    await store.record_root_key(old_check, new_check)
+    await store.record_root_key(recorded, await root.check_value())
     return report
 
 
 async def _move_key(kms: RedisKeyStore, root: RootKey, key_id: str, report: RotationReport) -> None:
     loaded = await kms.load(key_id)
     for version, wrapped in (loaded.versions if loaded else {}).items():
-        rewrapped = root.rewrapped(wrapped, key_id, version)
+        rewrapped = await root.rewrapped(wrapped, key_id, version)
         if rewrapped is None:
             report.already += 1
         elif await kms.replace_version(key_id, version, wrapped, rewrapped):
@@ -83,7 +81,7 @@ async def _move_token_secret(store: RedisStore, root: RootKey, report: RotationR
     stored = await store.stored_token_secret()
     if stored is None:
         return
-    resealed = reseal_token_secret(root, stored)
+    resealed = await reseal_token_secret(root, stored)
     if resealed is None:
         report.already += 1
     elif await store.replace_token_secret(stored, resealed):

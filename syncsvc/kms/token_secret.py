@@ -9,25 +9,25 @@ from __future__ import annotations
 
 import secrets
 
-from syncsvc.kms.material import RootKey
+from syncsvc.kms.root import RootKey
 
 #: The name the token secret is sealed under (associated data of its seal).
 SEALED_AS = "tokens"
 
 
-def sealed_new(root: RootKey) -> bytes:
+async def sealed_new(root: RootKey) -> bytes:
     """A new random token secret, sealed by ``root``."""
-    return root.seal_secret(SEALED_AS, secrets.token_bytes(32))
+    return await root.seal_secret(SEALED_AS, secrets.token_bytes(32))
 
 
-def open_token_secret(root: RootKey, stored: bytes) -> bytes:
+async def open_token_secret(root: RootKey, stored: bytes) -> bytes:
     """The token secret from what Redis stores; MaterialError under another root key."""
-    return root.open_secret(SEALED_AS, stored)
+    return await root.open_secret(SEALED_AS, stored)
 
 
-def reseal_token_secret(root: RootKey, stored: bytes) -> bytes | None:
+async def reseal_token_secret(root: RootKey, stored: bytes) -> bytes | None:
     """The stored token secret sealed by the root key instead of the previous one; None when it is already."""
-    return root.resealed_secret(SEALED_AS, stored)
+    return await root.resealed_secret(SEALED_AS, stored)
 
 
 def in_plaintext(stored: bytes) -> bool:
