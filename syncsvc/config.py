@@ -375,6 +375,12 @@ class Settings(BaseSettings):
         "pass it is refused with TooManyRequestsException (retried by the SDKs). At least max_body_bytes.",
     )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    event_loop: str = Field(
+        "uvloop",
+        pattern=r"^(uvloop|asyncio)$",
+        description="The event loop `syncsvc serve` and `syncsvc relay` run on: uvloop (libuv; less CPU per request) "
+        "or asyncio (the standard library's).",
+    )
 
     @field_validator("developer_credentials", mode="before")
     @classmethod

@@ -10,16 +10,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvloop
 from redis.asyncio import Redis
 
-from tests.conftest import Boto, free_port
+from syncsvc.cli.serve import loop_runner
+from tests.conftest import Boto, free_port, make_settings
 from tests.servers import SYNCSVC, environment, stop, syncsvc_process, wait_until_serving
 
 
-@pytest.fixture(params=[1, 2], ids=["one-worker", "two-workers"])
+@pytest.fixture(
+    params=[(1, "uvloop"), (2, "uvloop"), (1, "asyncio")], ids=["one-worker", "two-workers", "standard-event-loop"]
+)
 def served(request: pytest.FixtureRequest, redis_url: str, redis_client: Redis, tmp_path: Path) -> Iterator[str]:
-    """`syncsvc serve` on a free port, on a flushed Redis."""
-    with syncsvc_process(redis_url, tmp_path / "serve.log", workers=request.param) as process:
+    """`syncsvc serve` on a free port, on a flushed Redis (on uvloop, the default, or on the standard loop)."""
+    workers, loop = request.param
+    log = tmp_path / "serve.log"
+    with syncsvc_process(redis_url, log, {"SYNCSVC_EVENT_LOOP": loop}, workers=workers) as process:
         yield process.url
 
 
@@ -103,3 +109,12 @@ def test_serve_lifts_its_open_files_limit_to_the_hard_limit(redis_url: str) -> N
         assert (soft_now, hard_now) == (hard, hard)
     finally:
         stop(process)
+
+
+def test_serve_runs_on_uvloop_unless_told_otherwise(redis_url: str) -> None:
+
+    for setting, loop_type in (("uvloop", uvloop.Loop), ("asyncio", asyncio.BaseEventLoop)):
+        with loop_runner(make_settings(redis_url, event_loop=setting)) as runner:
+            loop = runner.get_loop()
+            assert isinstance(loop, loop_type)
+            assert isinstance(loop, uvloop.Loop) == (setting == "uvloop")

@@ -25,6 +25,7 @@ idle one is closed with ``force_close``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -230,10 +231,27 @@ async def serve(app: web.Application, settings: Settings, *, reuse_port: bool) -
         factory = guard.factory(runner.server, idle_timeout=settings.idle_timeout_seconds)
         listener = await loop.create_server(factory, settings.host, settings.port, reuse_port=reuse_port, backlog=1024)
         log.info("serving on http://%s:%s (at most %d connections)", settings.host, settings.port, guard.limit)
+        settle_garbage_collector()
         await stop.wait()
         listener.close()
     finally:
         await runner.cleanup()
+
+
+#: The collector's thresholds once serving (CPython's defaults: 700, 10, 10). A request makes a few hundred container
+#: objects that die young; a first generation of 50,000 collects them in a tenth as many passes, and older ones are
+#: looked at less often. Measured with ``python -m bench.probe`` (1 worker, writes, 2 cores, uvloop, frozen start-up):
+#: c=64 2,116/s (defaults: 1,775/s), c=1 p99 4.3 ms (defaults: 10.7 ms).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def settle_garbage_collector() -> None:
+    """Once started: what start-up made (modules, the services, caches) lives as long as the process, so it is moved
+    out of the collector's sight (``gc.freeze``) instead of being traversed by every full collection; then the
+    thresholds of :data:`GC_THRESHOLDS`."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @web.middleware

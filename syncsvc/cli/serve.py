@@ -13,6 +13,8 @@ import resource
 import signal
 import sys
 
+import uvloop
+
 from syncsvc.api.app import create_app
 from syncsvc.api.connections import serve
 from syncsvc.cli.signals import until_signalled
@@ -51,15 +53,21 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
 def run_relay(settings: Settings, args: argparse.Namespace) -> int:
     """`syncsvc relay`: the relay alone, until SIGINT/SIGTERM; the exit code."""
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
-    with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(_relay(settings))
+    with contextlib.suppress(KeyboardInterrupt), loop_runner(settings) as runner:
+        return runner.run(_relay(settings))
     return 0
+
+
+def loop_runner(settings: Settings) -> asyncio.Runner:
+    """Runs a long-running process's loop: uvloop's unless ``SYNCSVC_EVENT_LOOP=asyncio``."""
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop if settings.event_loop == "uvloop" else None)
 
 
 def _serve_one(settings: Settings, reuse_port: bool) -> None:
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
     try:
-        asyncio.run(serve(create_app(settings), settings, reuse_port=reuse_port))
+        with loop_runner(settings) as runner:
+            runner.run(serve(create_app(settings), settings, reuse_port=reuse_port))
     except StartupError as exc:
         print(f"syncsvc: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
