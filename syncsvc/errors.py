@@ -12,6 +12,12 @@ if TYPE_CHECKING:
     from syncsvc.model import DatasetState, Record
 
 
+class StandingLostError(Exception):
+    """Not an answer: an operation that checks its caller's identity in its own script (``syncsvc.model.Standing``)
+    found that it no longer stands as admitted, and wrote nothing. The API admits the caller again, reading its
+    identity (a revoked one is refused there) and runs the operation once more."""
+
+
 class SyncsvcError(Exception):
     """Base of every error the service answers with. ``message`` is shown to the caller as is."""
 

@@ -125,6 +125,11 @@ class IdentityKeyspace:
         return pool_members(self.identity_pool_id, self.shard)
 
     @property
+    def profile(self) -> str:
+        """The identity's profile hash (:func:`profile`): in the same slot as its data."""
+        return f"{shard_tag(self.shard)}:profile:{self.identity_id}"
+
+    @property
     def pool_sessions(self) -> str:
         return pool_sessions(self.identity_pool_id, self.shard)
 

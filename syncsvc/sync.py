@@ -140,7 +140,13 @@ class SyncService:
         else:
             session_token = self._signer.seal(_SESSION, bound, self._settings.sync_session_ttl_seconds)
         state, stored, cursor = await self._store.list_records(
-            keyspace, dataset, after_sync_count=since, cursor=cursor, limit=limit, new_session=new_session
+            keyspace,
+            dataset,
+            after_sync_count=since,
+            cursor=cursor,
+            limit=limit,
+            new_session=new_session,
+            standing=caller.standing,
         )
         cipher = await self._envelope.cipher(keyspace) if stored else None
         records = [opened(dataset, record, cipher) for record in stored] if cipher else []
@@ -181,6 +187,7 @@ class SyncService:
         self.check_session(session_token, pool_id, identity_id, dataset)
         self._check_patches(patches)
         if not patches:  # nothing to write: no new sync count, no change to stream
+            await self._store.require_standing(keyspace, caller.standing)
             meta = await self._store.dataset_meta(keyspace, dataset)
             return WriteResult(records=[], sync_count=meta.sync_count)
         writer = writer_of(identity_id, device_id, client_context)
@@ -189,6 +196,7 @@ class SyncService:
         config = await self._pools.configuration(pool_id)
         hooks = Hooks.of(config.Events or {}, caller, developer_writes=self._settings.triggers_on_developer_writes)
         if hooks.needed:
+            await self._store.require_standing(keyspace, caller.standing)
             source = EventSource(self._settings.region, pool_id, identity_id, dataset)
             write = HookedWrite(keyspace, source, patches, writer, fingerprint, config.streaming_topic, cipher)
             return await self._hooks.commit(write, hooks)
@@ -201,6 +209,7 @@ class SyncService:
             now_ms=self._clock.now_ms(),
             limits=self._limits,
             topic=config.streaming_topic,
+            standing=caller.standing,
         )
         return result_of(dataset, outcome, cipher, patches)
 

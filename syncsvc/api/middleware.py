@@ -20,12 +20,13 @@ from aiohttp import web
 from syncsvc.api import identity, kms, sync, userpools, wire
 from syncsvc.api.bodies import BODIES
 from syncsvc.api.messages import AMZ_JSON, BODY, CALLER, REST_JSON, SERVICES, SETTINGS, respond
-from syncsvc.api.operations import anonymous_targets
+from syncsvc.api.operations import anonymous_targets, standing_checked
 from syncsvc.errors import (
     BackendUnavailableError,
     MethodNotAllowedError,
     RecordConflictError,
     RequestTooLargeError,
+    StandingLostError,
     SyncsvcError,
     UnknownOperationError,
 )
@@ -41,6 +42,8 @@ USER_POOL_DISCOVERY = re.compile(r"^/[\w-]+_[0-9a-zA-Z]+/\.well-known/(openid-co
 JSON_SURFACES = (identity.SURFACE, kms.SURFACE, userpools.SURFACE)
 #: Operations AWS serves without a signature (``authtype: none`` in the service model: Access.ANONYMOUS).
 UNAUTHENTICATED_TARGETS = anonymous_targets(JSON_SURFACES)
+#: Routes whose use-case checks its identity caller's standing in its own script (admission then reads nothing).
+STANDING_CHECKED = standing_checked(sync.SURFACE)
 #: X-Amz-Target prefix -> SigV4 service name; requests without a target are Cognito Sync (rest-json).
 TARGET_SERVICES = {surface.target_prefix: surface.signing_name for surface in JSON_SURFACES if surface.target_prefix}
 
@@ -114,12 +117,22 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     raw_path, _, raw_query = request.raw_path.partition("?")
     headers = tuple(request.headers.items())
-    admission = await request.app[SERVICES].authenticator.admit(
-        sigv4.SignedRequest(request.method, raw_path, raw_query, headers, body=b""),
-        service=_service_of(request),
-        anonymous_allowed=request.headers.get("X-Amz-Target", "") in UNAUTHENTICATED_TARGETS,
-    )
+    authenticator = request.app[SERVICES].authenticator
+    head = sigv4.SignedRequest(request.method, raw_path, raw_query, headers, body=b"")
+    service = _service_of(request)
+    anonymous_allowed = request.headers.get("X-Amz-Target", "") in UNAUTHENTICATED_TARGETS
+    folded = request.match_info.route.name in STANDING_CHECKED
+    admission = await authenticator.admit(head, service=service, anonymous_allowed=anonymous_allowed, folded=folded)
     async with request.app[BODIES].read(request) as body:
         request[BODY] = body
-        request[CALLER] = admission.verify(sigv4.SignedRequest(request.method, raw_path, raw_query, headers, body))
-        return await handler(request)
+        whole = sigv4.SignedRequest(request.method, raw_path, raw_query, headers, body)
+        request[CALLER] = admission.verify(whole)
+        if not folded:
+            return await handler(request)
+        try:
+            return await handler(request)
+        except StandingLostError:  # nothing was written: admit it again the long way (a revoked caller stops here)
+            authenticator.forget(request[CALLER])
+            admission = await authenticator.admit(head, service=service, anonymous_allowed=anonymous_allowed)
+            request[CALLER] = admission.verify(whole)
+            return await handler(request)

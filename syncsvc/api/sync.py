@@ -335,8 +335,17 @@ SURFACE = surface(
                 DATASET + "/records",
                 (Query("lastSyncCount", LONG), MAX, NEXT, Query("syncSessionToken")),
             ),
+            checks_standing=True,
         ),
-        Operation("UpdateRecords", UpdateRecordsIn, RecordsOut, CALLER, update_records, Route("POST", DATASET)),
+        Operation(
+            "UpdateRecords",
+            UpdateRecordsIn,
+            RecordsOut,
+            CALLER,
+            update_records,
+            Route("POST", DATASET),
+            checks_standing=True,
+        ),
         Operation("DescribeDataset", NoInput, DatasetOut, CALLER, describe_dataset, Route("GET", DATASET)),
         Operation("DeleteDataset", NoInput, DatasetOut, CALLER, delete_dataset, Route("DELETE", DATASET)),
         Operation(

@@ -17,7 +17,7 @@ import orjson
 
 from syncsvc import rediskeys
 from syncsvc.errors import StoreOutOfMemoryError
-from syncsvc.model import IdentityProfile, Login
+from syncsvc.model import IdentityProfile, Login, Standing
 from syncsvc.store.backend import backend, text
 from syncsvc.store.connection import RedisClient
 from syncsvc.store.scripts import confirmed, register
@@ -35,7 +35,15 @@ def _profile(identity_id: str, flat: Sequence[bytes | str]) -> IdentityProfile |
         created_ms=int(fields["created"]),
         modified_ms=int(fields["modified"]),
         generation=int(fields["gen"]),
+        revision=int(fields.get("rev", 0)),
     )
+
+
+def stands(standing: Standing, pool: bytes | str | None, gen: bytes | str | None, rev: bytes | str | None) -> bool:
+    """Whether a profile's (pool, gen, rev) fields, as read, still hold ``standing``."""
+    if pool is None or gen is None or text(pool) != standing.identity_pool_id or int(gen) != standing.generation:
+        return False
+    return standing.revision is None or int(rev or 0) == standing.revision
 
 
 def _encode(logins: Sequence[Login]) -> bytes:
@@ -80,6 +88,13 @@ class RedisIdentityStore:
         if pool is None or gen is None:
             return None
         return text(pool), int(gen)
+
+    async def stands(self, standing: Standing) -> bool:
+        """Whether the identity still stands as ``standing`` says (the check an operation that folds it into its
+        script makes there; see :class:`~syncsvc.model.Standing`)."""
+        async with backend():
+            pool, gen, rev = await self.client.hmget(self._profile_key(standing.identity_id), ["pool", "gen", "rev"])
+        return stands(standing, pool, gen, rev)
 
     async def change_logins(
         self,

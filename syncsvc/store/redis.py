@@ -17,11 +17,13 @@ from typing import Any
 import orjson
 
 from syncsvc import rediskeys
-from syncsvc.model import DatasetState, Limits, Op, Record, RecordPatch, RecordSealer
+from syncsvc.errors import StandingLostError
+from syncsvc.model import DatasetState, Limits, Op, Record, RecordPatch, RecordSealer, Standing
 from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store import connection
 from syncsvc.store.backend import backend, text
 from syncsvc.store.connection import RedisClient
+from syncsvc.store.identities import stands
 from syncsvc.store.results import DatasetMeta, LastWrite, UpdateOutcome, Usage, decode_update, record_from_stored
 from syncsvc.store.scripts import Durability, confirmed, durability_of, register, set_durability
 
@@ -163,10 +165,12 @@ class RedisStore:
         limits: Limits,
         topic: str | None = None,
         planned_on: int | None = None,
+        standing: Standing | None = None,
     ) -> UpdateOutcome:
         """Runs update_records.lua; ``encoded_patches`` is the ARGV JSON for ``patches`` (see the script). With a
         ``topic`` the committed change also goes to the shard's outbox, in the same script. With ``planned_on`` (a
-        dataset sync count) it commits only if the dataset is still at that count, else the status is "stale"."""
+        dataset sync count) it commits only if the dataset is still at that count, else the status is "stale". With
+        ``standing``, only while the caller's identity still stands so (else StandingLostError, nothing written)."""
         args: list[bytes | str | int] = [
             dataset,
             now_ms,
@@ -178,7 +182,7 @@ class RedisStore:
         ]
         async with backend():
             raw = await self._update(
-                keys=keyspace.write_keys(dataset),
+                keys=[*keyspace.write_keys(dataset), keyspace.profile],
                 args=[
                     *args,
                     encoded_patches,
@@ -187,9 +191,21 @@ class RedisStore:
                     keyspace.identity_pool_id,
                     "" if planned_on is None else planned_on,
                     keyspace.push_channel,
+                    *_standing_args(keyspace, standing),
                 ],
             )
         return decode_update(raw)
+
+    async def require_standing(self, keyspace: IdentityKeyspace, standing: Standing | None) -> None:
+        """The folded identity check of :class:`~syncsvc.model.Standing` made on its own (for a path of an operation
+        that folds it but runs no script that checks it); StandingLostError when it no longer holds."""
+        if standing is None:
+            return
+        _standing_args(keyspace, standing)  # its own identity only
+        async with backend():
+            pool, gen, rev = await self.client.hmget(keyspace.profile, ["pool", "gen", "rev"])
+        if not stands(standing, pool, gen, rev):
+            raise StandingLostError("the caller's identity changed since it was admitted")
 
     async def list_records(
         self,
@@ -200,23 +216,28 @@ class RedisStore:
         after_sync_count: int = 0,
         cursor: str | None = None,
         new_session: bool = False,
+        standing: Standing | None = None,
     ) -> tuple[DatasetState, list[Record], str | None]:
         """One page of the records changed after ``after_sync_count``, or with ``cursor`` (as a previous page
         returned it) the page after that one (see list_records.lua); returns the cursor of the next page, None after
         the last. ``new_session`` counts a sync session for the pool in the same script, best-effort: while Redis is
-        out of memory the page is answered and the session not counted."""
+        out of memory the page is answered and the session not counted. With ``standing``, only while the caller's
+        identity still stands so (else StandingLostError)."""
         script_keys = [
             keyspace.dataset(dataset),
             keyspace.records(dataset),
             keyspace.changes(dataset),
             keyspace.pool_sessions,
             keyspace.datasets,
+            keyspace.profile,
         ]
         start = f"[{after_sync_count + 1:0{_MEMBER_PREFIX}d}" if cursor is None else f"({cursor}"
+        args = [start, limit, "1" if new_session else "0", f"{dataset}.", _fence(self.client)]
         async with backend():
-            meta, members, stored, more, merged = await self._list(
-                keys=script_keys, args=[start, limit, "1" if new_session else "0", f"{dataset}.", _fence(self.client)]
-            )
+            page = await self._list(keys=script_keys, args=[*args, *_standing_args(keyspace, standing)])
+        if len(page) == 1:
+            raise StandingLostError("the caller's identity changed since it was admitted")
+        meta, members, stored, more, merged = page
         records = [
             record_from_stored(text(member[_MEMBER_PREFIX:]), raw) for member, raw in zip(members, stored, strict=True)
         ]
@@ -375,6 +396,15 @@ class RedisStore:
                     rediskeys.pool_members(identity_pool_id, shard), rediskeys.pool_sessions(identity_pool_id, shard)
                 )
             await pipe.execute()
+
+
+def _standing_args(keyspace: IdentityKeyspace, standing: Standing | None) -> list[str | int]:
+    """The scripts' three arguments of a folded identity check (pool, generation, revision; "" checks nothing)."""
+    if standing is None:
+        return ["", "", ""]
+    if standing.identity_id != keyspace.identity_id:
+        raise ValueError("a caller's standing is checked on its own identity only")
+    return [standing.identity_pool_id, standing.generation, "" if standing.revision is None else standing.revision]
 
 
 def _fence(client: RedisClient) -> str:

@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeAlias
 
 import orjson
 
+from syncsvc.errors import StandingLostError
 from syncsvc.model import DatasetState, Record
 
 
@@ -172,6 +173,8 @@ def decode_update(raw: bytes | str) -> UpdateOutcome:
             return OverLimit(body["which"], int(body["limit"]), int(body["value"]))
         case "stale":
             return Stale(int(body["sc"]))
+        case "revoked":
+            raise StandingLostError("the caller's identity changed since it was admitted")
         case status:
             raise ValueError(f"update_records.lua answered an unknown status {status!r}")
 

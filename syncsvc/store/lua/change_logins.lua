@@ -4,6 +4,7 @@
 -- ARGV[1] now (epoch ms)   ARGV[2] logins to add (JSON list of [provider, subject])
 -- ARGV[3] logins to remove (JSON list of [provider, subject])   ARGV[4] "1" to raise the generation (revoke)
 --
+-- Every change raises the profile's revision (rev), which a folded identity check compares (syncsvc.model.Standing).
 -- Returns the profile after the change as a flat HGETALL list, or {} when the identity does not exist.
 
 if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
@@ -26,5 +27,6 @@ for _, pair in ipairs(cjson.decode(ARGV[2])) do
 end
 local encoded = #kept == 0 and '[]' or cjson.encode(kept)
 redis.call('HSET', KEYS[1], 'logins', encoded, 'modified', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'rev', 1)
 if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'gen', 1) end
 return redis.call('HGETALL', KEYS[1])

@@ -7,9 +7,11 @@
 -- ARGV[4] the dataset name followed by "." (datasets merged into this one from other identities start so)
 -- ARGV[5] "1" to fence: when replicas must confirm what is answered, the script writes (the session count, or
 --         INCRBY 0 on it), so that the WAIT after it covers every write the page shows (replication keeps order)
+-- KEYS[6] the caller's identity profile   ARGV[6] the pool it must belong to, or "" to check nothing
+-- ARGV[7] its generation   ARGV[8] its revision, or "" for any (see syncsvc.model.Standing)
 --
 -- Returns {metadata as a flat HGETALL list, members of the page, their stored records (JSON), more (0|1),
---          names of the merged datasets}.
+--          names of the merged datasets}, or {"revoked"} when the caller's identity no longer stands as admitted.
 -- Members are "<20-digit sync count><record key>", so the page is in (sync count, key) order and a later write
 -- always sorts after any cursor: paging never skips a record, even while the dataset changes.
 -- Errors: those of a read only. Counting the session is bookkeeping, the answer does not depend on it: while Redis is
@@ -17,6 +19,12 @@
 -- devices can still pull while writes are refused (unfenced then). Keep it the script's only write, and best-effort: Redis refuses a
 -- script's first write under OOM, and a redis.call write would fail the whole read.
 
+if ARGV[6] ~= '' then
+  local profile = redis.call('HMGET', KEYS[6], 'pool', 'gen', 'rev')
+  if profile[1] ~= ARGV[6] or profile[2] ~= ARGV[7] or (ARGV[8] ~= '' and (profile[3] or '0') ~= ARGV[8]) then
+    return {'revoked'}
+  end
+end
 if ARGV[3] == '1' or ARGV[5] == '1' then
   local counted = redis.pcall('INCRBY', KEYS[4], ARGV[3] == '1' and 1 or 0)
   if type(counted) == 'table' and counted.err and string.sub(counted.err, 1, 3) ~= 'OOM' then return counted end

@@ -16,6 +16,8 @@
 -- ARGV[12] the dataset sync count the patches were planned on, or "" for none: a write planned on a snapshot (by a
 --          sync trigger or a conflict handler) commits only if the dataset has not changed since
 -- ARGV[13] the identity's push channel (sharded Pub/Sub, in the identity's slot)
+-- KEYS[11] the caller's identity profile   ARGV[14] the pool it must belong to, or "" to check nothing
+-- ARGV[15] its generation   ARGV[16] its revision, or "" for any (see syncsvc.model.Standing)
 --
 -- Returns a JSON object, one of:
 --   {status = "ok", sc, counter, lm, records = [{k, nk?, v?, sc, lm, lb, vv, d?} per patch, in order]}; with a topic, the change
@@ -27,7 +29,15 @@
 --   {status = "conflict", sc, vv, conflicts = [{k, given, stored = record JSON | null}]}
 --   {status = "limit", which = "datasets"|"records"|"bytes", limit, value}
 --   {status = "stale", sc}   the dataset's sync count is no longer ARGV[12]
+--   {status = "revoked"}   the caller's identity no longer stands as admitted (KEYS[11], ARGV[14..16])
 -- Nothing is written unless status is "ok" (or "duplicate", the same entry again).
+
+if ARGV[14] ~= '' then
+  local profile = redis.call('HMGET', KEYS[11], 'pool', 'gen', 'rev')
+  if profile[1] ~= ARGV[14] or profile[2] ~= ARGV[15] or (ARGV[16] ~= '' and (profile[3] or '0') ~= ARGV[16]) then
+    return cjson.encode({status = 'revoked'})
+  end
+end
 
 local meta_key, rec_key, log_key, writers_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local datasets_key, usage_key, every_key, members_key = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
