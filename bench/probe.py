@@ -75,6 +75,7 @@ def main() -> None:
             bench = Run(Plan(write_users=2000), folder, infra, redis_pid)
             system = SyncSvc(infra, workers=args.workers)
             system.start(folder / system.name, free_port())
+            rate = 0.0
             try:
                 points = _measure(bench, system, workloads, levels, args.seconds, args.profile)
                 if args.paced and "write" in workloads:
@@ -95,6 +96,10 @@ def main() -> None:
                         for connections in levels:
                             point = bench._wrk(bench.floor, workload, templates, connections, args.seconds)
                             print(_line("floor", workload, point), flush=True)
+                    if rate:  # the floor paced as syncsvc was: a tail the load method makes shows here too
+                        templates = asyncio.run(bench._templates(bench.floor, "write"))
+                        paced = bench._wrk(bench.floor, "write", templates, max(levels), args.seconds * 2, rate=rate)
+                        print(_line("floor", f"paced@{rate:,.0f}", paced), flush=True)
                 finally:
                     bench.floor.stop()
 

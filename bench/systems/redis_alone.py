@@ -1,8 +1,9 @@
 """The storage ceiling: Redis alone running syncsvc's write script, driven by redis-benchmark.
 
 Each request is one EVALSHA of ``update_records.lua`` with the arguments syncsvc sends for a one-record
-UpdateRecords: the same ten keys, a sealed-size value (171 characters, what a 100-byte value becomes), the outbox
-entry for the stream and the push announcement. What is left out is everything syncsvc does around the script
+UpdateRecords: the same eleven keys, the caller's identity check (its profile, as a Bearer write checks it), a
+sealed-size value (171 characters, what a 100-byte value becomes), the outbox entry for the stream and the push
+announcement. What is left out is everything syncsvc does around the script
 (HTTP, authentication, JSON, sealing), so ``syncsvc / Redis alone`` shows how much of Redis's capacity the service
 reaches.
 
@@ -38,7 +39,8 @@ def script_command(client: redis.Redis) -> list[str]:
     sha = client.script_load(files("syncsvc.store").joinpath("lua", "update_records.lua").read_text())
     keyspace = IdentityKeyspace.of(POOL, IDENTITY, 16)
     patches = orjson.dumps([{"k": "k__rand_int__", "op": "replace", "sc": 0, "v": SEALED_VALUE, "n": 100}]).decode()
-    keys = keyspace.write_keys("bench")
+    keys = [*keyspace.write_keys("bench"), keyspace.profile]
+    client.hset(keyspace.profile, mapping={"pool": POOL, "gen": "1", "rev": "0"})
     args = [
         "bench",
         str(int(time.time() * 1000)),
@@ -53,6 +55,9 @@ def script_command(client: redis.Redis) -> list[str]:
         POOL,
         "",
         keyspace.push_channel,
+        POOL,  # the caller's standing: pool, generation, revision (syncsvc.model.Standing)
+        "1",
+        "0",
     ]
     return ["EVALSHA", sha, str(len(keys)), *keys, *args]
 
