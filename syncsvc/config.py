@@ -375,6 +375,12 @@ class Settings(BaseSettings):
         "pass it is refused with TooManyRequestsException (retried by the SDKs). At least max_body_bytes.",
     )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    stall_log_ms: int = Field(
+        0,
+        ge=0,
+        description="A diagnostic: log, with the stack that ran, every stall of the event loop longer than this "
+        "(milliseconds; 0 = off). See syncsvc.background.StallWatch.",
+    )
     event_loop: str = Field(
         "uvloop",
         pattern=r"^(uvloop|asyncio)$",

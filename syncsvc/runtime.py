@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from syncsvc.access import DataAccess
-from syncsvc.background import every
+from syncsvc.background import StallWatch, every
 from syncsvc.clock import SYSTEM, Clock
 from syncsvc.config import Settings, connection_limit
 from syncsvc.errors import SyncsvcError
@@ -237,6 +237,9 @@ async def serving(services: Services) -> AsyncIterator[None]:
     ]
     if services.settings.relay:
         tasks.append(asyncio.create_task(services.relay.run(), name="relay"))
+    if services.settings.stall_log_ms:
+        watch = StallWatch(services.settings.stall_log_ms / 1000)
+        tasks.append(asyncio.create_task(watch.run(), name="stall watch"))
     try:
         yield
     finally:
