@@ -110,6 +110,18 @@ async def guest(devices: Devices, pool: str) -> tuple[str, Credentials]:
     return identity, credentials
 
 
+async def developer_identity(boto: Boto, pool: str, user: str, **params: Any) -> tuple[str, str]:
+    """(identity id, token) of a developer-authenticated user, as the developer's backend gets them."""
+    response = await call(
+        boto.identity,
+        "get_open_id_token_for_developer_identity",
+        IdentityPoolId=pool,
+        Logins={DEVELOPER_PROVIDER: user},
+        **params,
+    )
+    return response["IdentityId"], response["Token"]
+
+
 async def merge_developer_users(boto: Boto, pool: str) -> dict[str, Any]:
     """MergeDeveloperIdentities of developer user ``user-1`` into ``user-2``; the response."""
     return await call(

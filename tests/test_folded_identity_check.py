@@ -15,9 +15,9 @@ from syncsvc.config import Settings
 from tests.conftest import Boto, call, serving
 from tests.devices import (
     APP_CLIENT,
-    DEVELOPER_PROVIDER,
     LOGIN,
     Devices,
+    developer_identity,
     identity_settings,
     new_pool,
     records_path,
@@ -67,18 +67,6 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def developer_user(boto: Boto, pool: str, user: str, **params: Any) -> tuple[str, str]:
-    """(identity id, identity token) of a developer-authenticated user, as the developer's backend gets them."""
-    answer = await call(
-        boto.identity,
-        "get_open_id_token_for_developer_identity",
-        IdentityPoolId=pool,
-        Logins={DEVELOPER_PROVIDER: user},
-        **params,
-    )
-    return answer["IdentityId"], answer["Token"]
-
-
 async def stored_count(boto: Boto, pool: str, identity: str) -> int:
     listed = await call(boto.sync, "list_records", IdentityPoolId=pool, IdentityId=identity, DatasetName="settings")
     return int(listed["DatasetSyncCount"])
@@ -88,7 +76,7 @@ async def test_a_cached_bearer_caller_is_refused_at_once_once_another_instance_d
     boto: Boto, elsewhere: str, http: aiohttp.ClientSession
 ) -> None:
     pool = await new_pool(boto)
-    identity, token = await developer_user(boto, pool, "user-1")
+    identity, token = await developer_identity(boto, pool, "user-1")
     device = Device(http, elsewhere, pool, identity, token)
     assert (await device.sync("dark", 0))[0] == 200  # the second instance has the profile cached now
     status, listed = await device.send("GET", device.path)
@@ -116,7 +104,7 @@ async def test_a_cached_guest_token_is_refused_at_once_once_the_guest_signs_in_e
     status, listed = await device.send("GET", device.path)  # a session begun while still a guest
     assert status == 200
 
-    await developer_user(boto, pool, "user-9", IdentityId=identity)  # through the first instance
+    await developer_identity(boto, pool, "user-9", IdentityId=identity)  # through the first instance
 
     patch = {"Op": "replace", "Key": "theme", "Value": "light", "SyncCount": 1}
     body = {"SyncSessionToken": listed["SyncSessionToken"], "RecordPatches": [patch]}
@@ -130,7 +118,7 @@ async def test_a_login_linked_elsewhere_leaves_a_token_standing_and_its_next_wri
     boto: Boto, devices: Devices, elsewhere: str, http: aiohttp.ClientSession, idp: TestIdentityProvider
 ) -> None:
     pool = await new_pool(boto)
-    identity, token = await developer_user(boto, pool, "user-1")
+    identity, token = await developer_identity(boto, pool, "user-1")
     device = Device(http, elsewhere, pool, identity, token)
     assert (await device.sync("dark", 0))[0] == 200
 

@@ -33,6 +33,7 @@ from tests.devices import (
     PUBLIC_URL,
     Credentials,
     Devices,
+    developer_identity,
     guest,
     identity_settings,
     merge_developer_users,
@@ -99,18 +100,6 @@ async def federated(devices: Devices, pool: str, logins: dict[str, str]) -> tupl
     identity = (await call(devices.identity, "get_id", IdentityPoolId=pool, Logins=logins))["IdentityId"]
     response = await call(devices.identity, "get_credentials_for_identity", IdentityId=identity, Logins=logins)
     return identity, response["Credentials"]
-
-
-async def developer_identity(boto: Boto, pool: str, user: str, **params: Any) -> tuple[str, str]:
-    """(identity id, token) of a developer-authenticated user, as the developer's backend gets them."""
-    response = await call(
-        boto.identity,
-        "get_open_id_token_for_developer_identity",
-        IdentityPoolId=pool,
-        Logins={DEVELOPER_PROVIDER: user},
-        **params,
-    )
-    return response["IdentityId"], response["Token"]
 
 
 async def write(sync: Any, pool: str, identity: str, dataset: str = "settings") -> dict[str, Any]:
