@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--paced", action="store_true", help="also writes paced at half the peak measured")
     parser.add_argument("--floor", action="store_true", help="also the floor, at the same points")
+    parser.add_argument("--logs", type=Path, help="keep the server's log files in this folder")
     parser.add_argument(
         "--profile",
         type=Path,
@@ -88,6 +90,8 @@ def main() -> None:
                     print(_line(system.name, f"paced@{rate:,.0f}", paced), flush=True)
             finally:
                 system.stop()
+                if args.logs:
+                    shutil.copytree(folder / system.name, args.logs, dirs_exist_ok=True)
             if args.floor:
                 bench.floor.start(folder / "floor", free_port())
                 try:

@@ -7,8 +7,9 @@ work. One process, like the aiohttp endpoint the targets were set against.
     python -m bench.systems.floor --port 8099 --bodies FOLDER
 
 ``FOLDER`` holds the answers syncsvc gave to one request of each workload (captured by the run):
-``write.json`` for a POST, ``delta.json`` for a GET with ``lastSyncCount``, ``pull.json`` for any other GET. The
-request body, if any, is parsed (orjson) and the answer is the captured bytes.
+``write.json`` for a POST, ``delta.json`` for a GET with ``lastSyncCount``, ``pull.json`` for any other GET (those of
+the workloads measured: ``bench.probe`` may measure one). The request body, if any, is parsed (orjson) and the
+answer is the captured bytes.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from bench.systems.base import ServerProcess
 
 
 def app(bodies: Path) -> web.Application:
-    answers = {name: (bodies / f"{name}.json").read_bytes() for name in ("write", "delta", "pull")}
+    answers = {
+        name: path.read_bytes() for name in ("write", "delta", "pull") if (path := bodies / f"{name}.json").exists()
+    }
 
     async def post(request: web.Request) -> web.Response:
         orjson.loads(await request.read())
