@@ -37,7 +37,7 @@ def app(bodies: Path) -> web.Application:
 
     async def get(request: web.Request) -> web.Response:
         which = "delta" if request.query.get("lastSyncCount") else "pull"
-        return web.Response(body=answers[which], content_type="application/json")
+        return web.Response(body=answers.get(which, b"{}"), content_type="application/json")
 
     application = web.Application()
     application.router.add_post("/{tail:.*}", post)
