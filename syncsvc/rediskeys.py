@@ -79,7 +79,11 @@ def bulk_publish_lease(identity_pool_id: str) -> str:
 def profile(identity_id: str, shards: int) -> str:
     """Hash: a registered identity: ``pool``, ``created``, ``modified`` (epoch ms), ``logins`` (JSON list of
     [provider, subject]) and ``gen`` (raised to revoke every credential issued before)."""
-    return f"{shard_tag(shard_of(identity_id, shards))}:profile:{identity_id}"
+    return _profile_in(shard_of(identity_id, shards), identity_id)
+
+
+def _profile_in(shard: int, identity_id: str) -> str:
+    return f"{shard_tag(shard)}:profile:{identity_id}"
 
 
 def merged(identity_id: str, shards: int) -> str:
@@ -127,7 +131,7 @@ class IdentityKeyspace:
     @property
     def profile(self) -> str:
         """The identity's profile hash (:func:`profile`): in the same slot as its data."""
-        return f"{shard_tag(self.shard)}:profile:{self.identity_id}"
+        return _profile_in(self.shard, self.identity_id)
 
     @property
     def pool_sessions(self) -> str:

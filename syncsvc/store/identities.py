@@ -89,13 +89,6 @@ class RedisIdentityStore:
             return None
         return text(pool), int(gen)
 
-    async def stands(self, standing: Standing) -> bool:
-        """Whether the identity still stands as ``standing`` says (the check an operation that folds it into its
-        script makes there; see :class:`~syncsvc.model.Standing`)."""
-        async with backend():
-            pool, gen, rev = await self.client.hmget(self._profile_key(standing.identity_id), ["pool", "gen", "rev"])
-        return stands(standing, pool, gen, rev)
-
     async def change_logins(
         self,
         identity_id: str,
