@@ -46,7 +46,7 @@ from syncsvc.tokens import TokenSigner
 from syncsvc.triggers.events import EventSource
 from syncsvc.triggers.runner import TriggerRunner
 from syncsvc.write_hooks import HookedWrite, Hooks, WriteHooks
-from syncsvc.write_results import limit_error, opened, result_of
+from syncsvc.write_results import limit_error, result_of
 
 _SESSION = "SyncSessionToken"
 _MAX_LIST_RECORDS = 1024
@@ -149,7 +149,7 @@ class SyncService:
             standing=caller.standing,
         )
         cipher = await self._envelope.cipher(keyspace) if stored else None
-        records = [opened(dataset, record, cipher) for record in stored] if cipher else []
+        records = cipher.open_records(dataset, stored) if cipher else []
         # Pages follow the change log's order: SyncCount, then the names as stored (tokens, in no meaningful order);
         # within a page, records that share a SyncCount are given by name.
         records.sort(key=lambda record: (record.sync_count, record.key))
@@ -317,7 +317,7 @@ class SyncService:
         )
         for name in names:
             target = merged_name(name, source_id)
-            records = [opened(name, record, source_cipher) for record in await self._all_live_records(source, name)]
+            records = source_cipher.open_records(name, await self._all_live_records(source, name))
             patches = [RecordPatch(Op.REPLACE, r.key, r.value, 0, r.device_last_modified_ms) for r in records]
             outcome = await self._store.update_records(
                 destination,

@@ -34,7 +34,7 @@ from syncsvc.triggers import events
 from syncsvc.triggers.events import EventSource
 from syncsvc.triggers.runner import TriggerRunner
 from syncsvc.triggers.spec import LAST_WRITER_WINS, REJECT, CognitoIdentity
-from syncsvc.write_results import opened, record_conflict, result_of, written
+from syncsvc.write_results import record_conflict, result_of, written
 
 #: Plans of one write, at most, while other writes keep changing its dataset.
 ATTEMPTS = 3
@@ -157,7 +157,7 @@ class WriteHooks:
 def _opened(snapshot: WriteSnapshot, write: HookedWrite) -> WriteSnapshot:
     """The snapshot with its records' names and values opened, by name (the hooks see them as devices wrote them)."""
     dataset = write.source.dataset
-    records = [opened(dataset, record, write.cipher) for record in snapshot.records.values()]
+    records = write.cipher.open_records(dataset, list(snapshot.records.values()))
     return replace(snapshot, records={record.key: record for record in records})
 
 

@@ -13,21 +13,6 @@ from syncsvc.model import DatasetState, Record, RecordOpener, RecordPatch, Write
 from syncsvc.store.results import Committed, Conflict, OverLimit, UpdateOutcome
 
 
-def opened(dataset: str, record: Record, cipher: RecordOpener) -> Record:
-    """``record`` as the store read it, with its name and value opened (built field by field: ``dataclasses.replace``
-    costs several times more, and a full pull opens 1,024 records)."""
-    name = cipher.open_name(dataset, record.key, record.sealed_name)
-    return Record(
-        name,
-        cipher.open(dataset, name, record.value),
-        record.sync_count,
-        record.last_modified_ms,
-        record.last_modified_by,
-        record.device_last_modified_ms,
-        record.version_vector,
-    )
-
-
 def result_of(
     dataset: str, outcome: UpdateOutcome, cipher: RecordOpener, patches: Sequence[RecordPatch]
 ) -> WriteResult:
@@ -44,7 +29,7 @@ def result_of(
 
 def written(dataset: str, committed: Committed, cipher: RecordOpener) -> WriteResult:
     """The records a committed write wrote (their names and values opened), in the order they were written."""
-    records = [opened(dataset, record, cipher) for record in committed.records]
+    records = cipher.open_records(dataset, committed.records)
     return WriteResult(records=records, sync_count=committed.sync_count, replayed=committed.replayed)
 
 
@@ -81,7 +66,7 @@ def _conflict(
         (
             by_stored_key[item.key].key,
             by_stored_key[item.key].sync_count,
-            None if item.stored is None else opened(dataset, item.stored, cipher),
+            None if item.stored is None else cipher.open_records(dataset, [item.stored])[0],
         )
         for item in conflict.records
     ]

@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from redis.asyncio import Redis
 
 from syncsvc.config import Settings
@@ -18,6 +19,7 @@ from syncsvc.kms import material
 from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope, IdentityCipher, UnreadableValueError
 from syncsvc.kms.keyservice import KeyService
 from syncsvc.kms.root import RootKey
+from syncsvc.model import Record
 from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store.backend import text
 from syncsvc.store.datakeys import RedisDataKeys
@@ -107,6 +109,7 @@ async def test_an_identity_whose_names_were_stored_plain_keeps_them(
     [
         ("value", "record 'public' of dataset 'secrets' does not decrypt here"),
         ("record", "a record name of dataset 'secrets' does not decrypt here"),  # name and value: the name is bound
+        ("garbled", "record 'public' of dataset 'secrets' does not decrypt here"),  # not even base64 any more
     ],
 )
 async def test_a_value_or_name_moved_to_another_record_does_not_decrypt(
@@ -119,7 +122,11 @@ async def test_a_value_or_name_moved_to_another_record_does_not_decrypt(
     stored_public, stored_secret = (
         orjson.loads(raw) for raw in await redis_client.hmget(keyspace.records("secrets"), [public, secret]) if raw
     )
-    copied = {**stored_public, "v": stored_secret["v"]} if moved == "value" else stored_secret
+    copied = {
+        "value": {**stored_public, "v": stored_secret["v"]},
+        "record": stored_secret,
+        "garbled": {**stored_public, "v": stored_public["v"][:-8] + "*not b64"},
+    }[moved]
     await redis_client.hset(keyspace.records("secrets"), public, orjson.dumps(copied))
     path = f"/identitypools/{names['IdentityPoolId']}/identities/{names['IdentityId']}/datasets/secrets/records"
     status, body, _ = await raw.send("GET", path)
@@ -200,6 +207,23 @@ def test_the_cache_drops_a_key_past_its_uses() -> None:
     assert cache.get("a") is not None
     cache.charge("a", 1)
     assert cache.get("a") is None
+
+
+def test_a_page_opened_at_once_counts_one_use_per_record_and_all_its_bytes() -> None:
+    cache = DataKeyCache(CacheLimits(max_uses=3))
+    keyspace = IdentityKeyspace.of("us-east-1:p", "us-east-1:a", 4)
+    opener = IdentityCipher(keyspace, 1, {1: AESGCM(AESGCM.generate_key(256))}, cache.charge, names=b"n" * 32)
+    page = [
+        Record(
+            opener.token("d", name), opener.seal("d", name, name * 2), 1, 0, "w", None, {}, opener.seal_name("d", name)
+        )
+        for name in ("x", "y")
+    ]
+    cache.put(keyspace.base, opener)  # the two seals above were charged before it was cached
+    assert [(r.key, r.value) for r in opener.open_records("d", page)] == [("x", "xx"), ("y", "yy")]
+    assert cache.get(keyspace.base) is not None  # two uses
+    opener.open_records("d", page[:1])
+    assert cache.get(keyspace.base) is None  # the third
 
 
 def test_the_cache_drops_a_key_past_its_bytes() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
 from syncsvc.cli.stream import change_text, iso_time, shorten
+from syncsvc.model import Record
 from syncsvc.outbox.record import stream_record
 from tests.conftest import Boto, free_port, process_environment
 from tests.servers import SYNCSVC
@@ -390,6 +391,9 @@ class Plaintext:
 
     def open_name(self, dataset: str, stored_key: str, sealed: str | None) -> str:
         return stored_key
+
+    def open_records(self, dataset: str, records: Sequence[Record]) -> list[Record]:
+        return list(records)
 
     def token(self, dataset: str, key: str) -> str:
         return key

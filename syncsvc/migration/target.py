@@ -57,7 +57,7 @@ from syncsvc.store.redis import encode_patches
 from syncsvc.store.results import OverLimit
 from syncsvc.triggers.events import SYNC_CONFLICT, SYNC_TRIGGER
 from syncsvc.triggers.registry import TriggerError, TriggerRegistry, resolve_arn
-from syncsvc.write_results import limit_error, opened
+from syncsvc.write_results import limit_error
 
 #: The subject of a login whose provider the source named but whose subject it did not give (see the docstring).
 PENDING_SUBJECT = ""
@@ -272,7 +272,7 @@ class ImportTarget:
         if not meta.live:
             return None
         cipher = await self._envelope.cipher(keyspace, create=False) if stored else None
-        records = [opened(name, record, cipher) for record in stored] if cipher else []
+        records = cipher.open_records(name, stored) if cipher else []
         records.sort(key=lambda record: (record.sync_count, record.key))
         return SourceDataset(
             identity_id=identity_id,
