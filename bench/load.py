@@ -59,6 +59,8 @@ class Point:
     #: CPU time used, as a share of the whole machine (all cores) during the run.
     generator_cpu: float
     server_cpu: float
+    #: The server's CPU time per request answered, ms (all its processes).
+    cpu_ms: float
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -140,6 +142,7 @@ def run_wrk(
         errors=sum(summary["errors"].values()),
         generator_cpu=generator_seconds / (wall * CORES),
         server_cpu=server_used / (wall * CORES),
+        cpu_ms=server_used / max(summary["requests"], 1) * 1000,
     )
 
 

@@ -20,17 +20,16 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.load import CORES, Point
+from bench.load import Point
 from bench.run import WORKLOADS, Plan, Run, _answer_of, infrastructure
 from bench.systems.base import HttpSystem, free_port
 from bench.systems.syncsvc import SyncSvc
 
 
 def _line(name: str, workload: str, point: Point) -> str:
-    cpu_ms = point.server_cpu * CORES * point.seconds / max(point.requests, 1) * 1000
     return (
         f"{name:12} {workload:6} c={point.connections:<3} {point.throughput:8,.0f}/s  p50 {point.p50_ms:6.2f} ms  "
-        f"p99 {point.p99_ms:7.2f} ms  server cpu {cpu_ms:.3f} ms/request  errors {point.errors}"
+        f"p99 {point.p99_ms:7.2f} ms  server cpu {point.cpu_ms:.3f} ms/request  errors {point.errors}"
     )
 
 

@@ -30,7 +30,11 @@ def test_smoke_run_measures_every_workload_and_writes_the_report(kafka_bootstrap
         assert point["requests"] > 0, point
         assert point["throughput"] > 0, point
         assert 0 < point["p50_ms"] <= point["p99_ms"] <= point["max_ms"], point
-    assert {row["system"] for row in results["paced"]} == {"syncsvc-1w", "syncsvc-2w"}
+    paced = {row["system"] for row in results["paced"]}
+    assert paced == {"syncsvc-1w", "syncsvc-2w", "floor (as syncsvc-1w)", "floor (as syncsvc-2w)"}
+    rates = {row["system"]: row["rate"] for row in results["paced"]}
+    assert rates["floor (as syncsvc-1w)"] == rates["syncsvc-1w"]  # the floor paced as syncsvc was
+    assert all(point["cpu_ms"] > 0 for point in results["points"] + results["paced"])
 
     assert set(results["push"]) == {"one instance", "two instances"}
     assert all(push["writes"] == plan.push_writes for push in results["push"].values())
@@ -46,16 +50,19 @@ def test_smoke_run_measures_every_workload_and_writes_the_report(kafka_bootstrap
         assert f"]({chart})" in text
 
 
-def _point(system: str, connections: int, throughput: float, p99: float = 1.0) -> dict[str, object]:
+def _point(
+    system: str, connections: int, throughput: float, p99: float = 1.0, workload: str = "write"
+) -> dict[str, object]:
     return {
         "system": system,
-        "workload": "write",
+        "workload": workload,
         "connections": connections,
         "throughput": throughput,
         "p50_ms": p99 / 2,
         "p99_ms": p99,
         "generator_cpu": 0.1,
         "server_cpu": 0.5,
+        "cpu_ms": 0.25,
     }
 
 
@@ -69,17 +76,36 @@ def test_peak_is_the_level_with_the_best_median_and_shows_its_spread() -> None:
 
 def test_targets_are_ratios_of_the_same_run() -> None:
     results = {
-        "points": [_point("syncsvc-2w", 64, 6000), _point("floor", 64, 10000), _point("kinto", 16, 150)],
-        "paced": [{"system": "syncsvc-2w", "p99_ms": 12.0, "throughput": 3000.0}],
+        "points": [
+            _point("syncsvc-1w", 1, 1000, p99=1.0),  # p50 0.5 ms
+            _point("syncsvc-1w", 64, 3000, p99=30.0),
+            _point("syncsvc-2w", 64, 6000, p99=20.0),
+            _point("floor", 64, 10000),
+            _point("syncsvc-2w", 16, 800, p99=140.0, workload="pull"),
+            _point("kinto", 16, 150, workload="pull"),
+            _point("syncsvc-1w", 16, 3000, workload="delta"),
+            _point("floor", 64, 10000, workload="delta"),
+        ],
+        "paced": [
+            {"system": "syncsvc-2w", "p99_ms": 12.0, "throughput": 3000.0},
+            {"system": "floor (as syncsvc-2w)", "p99_ms": 0.5, "throughput": 3000.0},
+        ],
         "push": {"one instance": {"p99_ms": 0.5}},
         "stream": {"p99_ms": 200.0},
         "idle": {"devices_held": 20000, "rss_bytes": 900 << 20},
         "bulk": {"records_per_second": 49000.0},
     }
     verdicts = {target.name: (target.measured, target.met) for target in report.targets(results)}
-    assert verdicts["writes vs the floor"] == ("0.60x", True)
-    assert verdicts["writes vs Kinto"] == ("40x", True)
-    assert verdicts["write p99 at half peak"] == ("12.0 ms at 3,000/s", False)
+    assert verdicts["writes, 1 worker vs the floor"] == ("0.30x (3,000/s vs 10,000/s)", False)
+    assert verdicts["writes, 2 workers vs the floor"] == ("0.60x (6,000/s vs 10,000/s)", True)
+    assert verdicts["write p99 at half peak, syncsvc-2w"] == ("12.0 ms at 3,000/s", False)
+    assert "write p99 at half peak, floor (as syncsvc-2w)" not in verdicts  # the control is no target
+    assert verdicts["write p99 at c=64, syncsvc-1w"] == ("30.0 ms at 3,000/s", False)
+    assert verdicts["write p99 at c=64, syncsvc-2w"] == ("20.0 ms at 6,000/s", True)
+    assert verdicts["idle UpdateRecords p50 (c=1, 1 worker)"] == ("0.50 ms", True)
+    assert verdicts["cold full pull, 2 workers vs Kinto"] == ("5.33x (800/s vs 150/s)", True)
+    assert verdicts["full pull p99 at c=16, syncsvc-2w"] == ("140 ms", True)
+    assert verdicts["delta pull, 1 worker vs the floor"] == ("0.30x (3,000/s vs 10,000/s)", False)
     assert verdicts["push p99 (one instance)"] == ("0.50 ms", True)
     assert verdicts["stream p99"] == ("200.0 ms", False)
     assert verdicts["idle WebSocket devices"] == ("20,000 at 0.88 GiB", True)

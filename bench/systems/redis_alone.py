@@ -103,4 +103,5 @@ def run_point(port: int, *, connections: int, requests: int, server_pid: int) ->
         errors=0,
         generator_cpu=generator_seconds / (wall * CORES),
         server_cpu=used / (wall * CORES),
+        cpu_ms=used / requests * 1000,
     )
