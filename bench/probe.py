@@ -64,8 +64,8 @@ def main() -> None:
     parser.add_argument(
         "--profile",
         type=Path,
-        help="py-spy records the server during the last point into this file (.svg: a flame "
-        "graph; .txt: collapsed stacks)",
+        help="py-spy records the server during the last point (the paced one with --paced) into this file, one "
+        "per process (.svg: a flame graph; .txt: collapsed stacks)",
     )
     args = parser.parse_args()
     workloads = args.workloads.split(",")
@@ -78,15 +78,17 @@ def main() -> None:
             system.start(folder / system.name, free_port())
             rate = 0.0
             try:
-                points = _measure(bench, system, workloads, levels, args.seconds, args.profile)
-                if args.paced and "write" in workloads:
+                paced = args.paced and "write" in workloads
+                points = _measure(bench, system, workloads, levels, args.seconds, None if paced else args.profile)
+                if paced:
                     rate = (
                         max(p.throughput for p, w in zip(points, _each(workloads, levels), strict=True) if w == "write")
                         / 2
                     )
                     templates = asyncio.run(system.write_templates(2000))
-                    paced = bench._wrk(system, "write", templates, max(levels), args.seconds * 2, rate=rate)
-                    print(_line(system.name, f"paced@{rate:,.0f}", paced), flush=True)
+                    with _recorded(system, args.seconds * 2, args.profile):
+                        point = bench._wrk(system, "write", templates, max(levels), args.seconds * 2, rate=rate)
+                    print(_line(system.name, f"paced@{rate:,.0f}", point), flush=True)
             finally:
                 system.stop()
                 if args.logs:

@@ -600,6 +600,22 @@ async def test_first_page_is_a_whole_response_with_next_token(phone: Device) -> 
     assert first == page([record("a", "1", 1), record("b", "1", 1)], 3, NextToken=ANY)
 
 
+async def test_a_pull_from_the_start_works_on_a_redis_that_lost_its_scripts(
+    phone: Device, redis_client: aioredis.Redis
+) -> None:
+    """A pull from the start reads the page with the script and the records hash in one MULTI (RedisStore): after a
+    restart or a failover the node may not know the script, which it refuses in the MULTI; it is loaded again."""
+    await five_records(phone)
+    await redis_client.script_flush()
+
+    pulled = await phone.pull()
+
+    assert [(item["Key"], item["SyncCount"]) for item in pulled["Records"]] == [
+        ("a", 1), ("b", 1), ("c", 2), ("d", 3), ("e", 3)
+    ]  # fmt: skip
+    assert pulled["DatasetSyncCount"] == 3
+
+
 async def test_pages_of_a_delta_start_after_last_sync_count(phone: Device) -> None:
     await five_records(phone)
 

@@ -24,14 +24,14 @@ async def backend() -> AsyncIterator[None]:
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
         raise BackendUnavailableError(f"The data store is unavailable ({type(exc).__name__}); retry") from exc
     except RedisError as exc:
-        if _out_of_memory(exc):
+        if out_of_memory(exc):
             raise StoreOutOfMemoryError(
                 "The data store is out of memory: writes are refused until memory is freed; retry later"
             ) from exc
         raise BackendUnavailableError(f"The data store failed ({type(exc).__name__}); retry") from exc
 
 
-def _out_of_memory(exc: RedisError) -> bool:
+def out_of_memory(exc: RedisError) -> bool:
     """Redis refused a write with ``OOM command not allowed when used memory > 'maxmemory'``: as a reply of its own
     (OutOfMemoryError, also from a script on Redis 7), or wrapped in a script's error (older Redis)."""
     return isinstance(exc, OutOfMemoryError) or (

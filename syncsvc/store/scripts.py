@@ -88,6 +88,14 @@ class Script:
         self._writes = writes
         self._subject = subject
 
+    def queue(self, pipe: Any, *, keys: Sequence[str], args: Sequence[Any]) -> None:
+        """Adds the script to ``pipe`` (a MULTI with reads of its own; no replica wait: for calls that need none).
+        A node that never saw the script refuses it (NoScriptError): :meth:`load` it, then run the MULTI again."""
+        pipe.evalsha(self._script.sha, len(keys), *keys, *args)
+
+    async def load(self) -> None:
+        await self._client.script_load(self._script.script)
+
     async def __call__(self, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """The script's reply, once the replicas the deployment requires confirmed what it wrote."""
         if not self._writes or durability_of(self._client).replicas <= 0:
