@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 KAFKA_PYTHON := $(abspath $(VENV))/bin/python
 export REDIS_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_BROKERS KAFKA_PYTHON
 
-.PHONY: help venv lock test-latest redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials root-key dev test \
+.PHONY: help venv lock test-latest redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials root-key dev test openapi \
   wrk-bin softhsm-bin bench lint fmt clean distclean
 
 help: ## list the targets
@@ -149,6 +149,9 @@ softhsm-bin: ## install SoftHSM2 (Debian package softhsm2: a PKCS#11 token in fi
 # The run starts its own Redis, Kafka, syncsvc processes and peers (Kinto on PostgreSQL, PouchDB Server: installed
 # into .data/bench on first use), ~30 min. BENCH_ARGS="--skip-peers --repeats 1" for a quicker look.
 BENCH_ARGS ?=
+openapi: venv ## write docs/openapi.json: the OpenAPI 3.1 document the server serves at /openapi.json
+	$(VENV)/bin/python -m syncsvc.api.openapi > docs/openapi.json
+
 bench: venv redis-bin kafka-bin wrk-bin ## run every benchmark workload against syncsvc and its peers; report in bench/results/
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from syncsvc.api import push, sync
+from syncsvc.api import openapi, push, sync
 from syncsvc.api.bodies import BODIES, BodyBudget
 from syncsvc.api.connections import CONNECTIONS, ConnectionGuard, busy_middleware
 from syncsvc.api.messages import SERVICES, SETTINGS, respond
@@ -108,6 +108,11 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
+async def openapi_json(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of every path served here (``syncsvc.api.openapi``)."""
+    return respond(openapi.document(), content_type="application/json")
+
+
 @web.middleware
 async def redis_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuses every request but the health and discovery paths while Redis may evict keys (503 + Retry-After, the
@@ -149,6 +154,7 @@ def create_app(
         [
             web.get("/healthz", healthz),
             web.get("/readyz", readyz),
+            web.get("/openapi.json", openapi_json),
             web.get("/.well-known/openid-configuration", openid_configuration),
             web.get("/.well-known/jwks.json", jwks),
             web.get("/{userPoolId}/.well-known/openid-configuration", user_pool_openid_configuration),
