@@ -26,6 +26,8 @@ class SyncsvcError(Exception):
     #: The status on the json 1.1 surfaces (Cognito Identity): their models give errors no HTTP status, so AWS
     #: answers the json default, 400, where Cognito Sync's rest-json model gives 403/404/409/429. None: ``status``.
     json_status: ClassVar[int | None] = None
+    #: Seconds a client should wait before it retries (the ``Retry-After`` header); None: no header.
+    retry_after_seconds: ClassVar[int | None] = None
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
@@ -165,6 +167,13 @@ class TooManyRequestsError(SyncsvcError):
     code = "TooManyRequestsException"
     status = 429
     json_status = 400
+
+
+class OverloadedError(TooManyRequestsError):
+    """The process is at its bound of requests in flight (``syncsvc.api.overload``): refused at once, nothing done;
+    the SDKs retry TooManyRequestsException with backoff, after ``Retry-After``."""
+
+    retry_after_seconds = 1
 
 
 # --- KMS errors (reference §4: every one 400, json 1.1) -------------------------------------------------------------

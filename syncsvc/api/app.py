@@ -25,6 +25,7 @@ from syncsvc.api.middleware import (
     errors_middleware,
 )
 from syncsvc.api.operations import json_dispatcher, rest_routes
+from syncsvc.api.overload import IN_FLIGHT, InFlight, shed_middleware
 from syncsvc.clock import Clock
 from syncsvc.config import Settings, connection_limit
 from syncsvc.errors import BackendUnavailableError, StoreOutOfMemoryError
@@ -135,7 +136,7 @@ def create_app(
     """The app; ``triggers`` adds triggers registered in code to those of entry points and SYNCSVC_TRIGGERS;
     ``clock`` is the time every service reads (embedding, tests; default: the machine's)."""
     app = web.Application(
-        middlewares=[busy_middleware, errors_middleware, redis_middleware, auth_middleware],
+        middlewares=[busy_middleware, errors_middleware, redis_middleware, auth_middleware, shed_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -146,6 +147,7 @@ def create_app(
         timeout_seconds=settings.body_timeout_seconds,
     )
     app[CODE_TRIGGERS] = triggers if triggers is not None else TriggerRegistry()
+    app[IN_FLIGHT] = InFlight(settings.max_requests_in_flight)
     if clock is not None:
         app[CLOCK] = clock
     app.cleanup_ctx.append(_lifecycle)

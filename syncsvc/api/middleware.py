@@ -22,7 +22,6 @@ from syncsvc.api.bodies import BODIES
 from syncsvc.api.messages import AMZ_JSON, BODY, CALLER, REST_JSON, SERVICES, SETTINGS, respond
 from syncsvc.api.operations import anonymous_targets, standing_checked
 from syncsvc.errors import (
-    BackendUnavailableError,
     MethodNotAllowedError,
     RecordConflictError,
     RequestTooLargeError,
@@ -62,7 +61,7 @@ def error_response(request: web.Request, error: SyncsvcError) -> web.Response:
     status = (error.json_status or error.status) if json_protocol else error.status
     response = respond(body, content_type=AMZ_JSON if json_protocol else REST_JSON, status=status)
     response.headers["x-amzn-ErrorType"] = error.code
-    if isinstance(error, BackendUnavailableError):
+    if error.retry_after_seconds is not None:
         response.headers["Retry-After"] = str(error.retry_after_seconds)
     return response
 
@@ -102,6 +101,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     return response
 
 
+def is_public(request: web.Request) -> bool:
+    """Health, discovery and the API description: served to anyone, never an operation."""
+    return request.path in PUBLIC_PATHS or USER_POOL_DISCOVERY.match(request.path) is not None
+
+
 def _service_of(request: web.Request) -> str:
     target = request.headers.get("X-Amz-Target", "")
     for prefix, service in TARGET_SERVICES.items():
@@ -115,7 +119,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """Authenticates every request except :data:`PUBLIC_PATHS` and sets ``request[CALLER]``: the caller is admitted
     on its headers first, then its body is read (within the body budget, see ``syncsvc.api.bodies``) and the
     signature checked over it."""
-    if request.path in PUBLIC_PATHS or USER_POOL_DISCOVERY.match(request.path):
+    if is_public(request):
         return await handler(request)
     raw_path, _, raw_query = request.raw_path.partition("?")
     headers = tuple(request.headers.items())
