@@ -20,6 +20,7 @@ from syncsvc.kms.envelope import CacheLimits, DataKeyCache, Envelope, IdentityCi
 from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.runtime import Services, open_services
 from syncsvc.store.datakeys import RedisDataKeys
+from syncsvc.store.rates import RedisRates
 from syncsvc.sync import SyncService
 
 
@@ -50,6 +51,7 @@ def sync_with(services: Services, envelope: Envelope) -> SyncService:
         envelope,
         access,
         clock=services.clock,
+        rates=RedisRates(services.store.client),
     )
 
 

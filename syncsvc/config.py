@@ -275,6 +275,19 @@ class Settings(BaseSettings):
     token_calls_per_second: int = Field(
         200, ge=0, description="Credential and token calls per second per pool (0 = no limit)."
     )
+    writes_per_identity_per_second: int = Field(
+        0,
+        ge=0,
+        description="Writes (UpdateRecords with patches, DeleteDataset) per second per identity; past it "
+        "TooManyRequestsException and Retry-After: 1 (0 = no limit). A device writes a few times a minute: a limit "
+        "of 10-50 stops one misbehaving client from taking a worker, at one Redis round trip per write.",
+    )
+    writes_per_pool_per_second: int = Field(
+        0,
+        ge=0,
+        description="Writes per second over all identities of a pool, the same way (0 = no limit): caps what one app "
+        "can take of a deployment shared by several.",
+    )
     triggers: str = Field(
         "",
         description="Sync triggers to register, besides the `syncsvc.triggers` entry points: comma-separated "

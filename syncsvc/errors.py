@@ -169,6 +169,13 @@ class TooManyRequestsError(SyncsvcError):
     json_status = 400
 
 
+class RateExceededError(TooManyRequestsError):
+    """A rate limit (``syncsvc.store.rates``) refused the call before it did anything: its window is one second, so
+    the SDKs are told to retry after one."""
+
+    retry_after_seconds = 1
+
+
 class OverloadedError(TooManyRequestsError):
     """The process is at its bound of requests in flight (``syncsvc.api.overload``): refused at once, nothing done;
     the SDKs retry TooManyRequestsException with backoff, after ``Retry-After``."""

@@ -100,9 +100,10 @@ def login(identity_pool_id: str, provider: str, subject: str) -> str:
     return f"{PREFIX}:login:{{{digest}}}"
 
 
-def rate(identity_pool_id: str, operation: str, second: int) -> str:
-    """Counter: calls of a rate-limited operation on a pool within one wall-clock second (expires at once)."""
-    return f"{PREFIX}:rate:{{{identity_pool_id}}}:{operation}:{second}"
+def rate(scope: str, operation: str, second: int) -> str:
+    """Counter: calls of a rate-limited operation within one wall-clock second for a scope (a pool id or an identity
+    id; ``syncsvc.store.rates``). Expires two seconds later."""
+    return f"{PREFIX}:rate:{{{scope}}}:{operation}:{second}"
 
 
 def pool_sessions(identity_pool_id: str, shard: int) -> str:

@@ -54,6 +54,7 @@ from syncsvc.store.keyring import RedisKeyRing
 from syncsvc.store.kms import RedisKeyStore
 from syncsvc.store.outbox import RedisOutbox
 from syncsvc.store.push import RedisPushStore
+from syncsvc.store.rates import RedisRates
 from syncsvc.store.scripts import Durability
 from syncsvc.store.userpools import RedisUserPools
 from syncsvc.store.usersessions import RedisUserSessions
@@ -339,7 +340,8 @@ def _build(
     )
     envelope = Envelope(kms, RedisDataKeys(store.client), cache)
     access = DataAccess(pools, shards=settings.shards)
-    sync = SyncService(store, pools, signer, settings, runner, envelope, access, clock=clock)
+    counters = RedisRates(store.client)
+    sync = SyncService(store, pools, signer, settings, runner, envelope, access, clock=clock, rates=counters)
     userpool_store = RedisUserPools(store.client)
     userpool_secrets = PoolSecrets(secret)
     userpools = UserDirectory(userpool_store, userpool_secrets, region=settings.region, account=ACCOUNT, clock=clock)
@@ -364,6 +366,7 @@ def _build(
         region=settings.region,
         shards=settings.shards,
         rates=RateLimits(get_id=settings.get_id_per_second, tokens=settings.token_calls_per_second),
+        counters=counters,
         clock=clock,
         user_pools=userpool_tokens,
     )

@@ -22,6 +22,7 @@ from syncsvc.config import Settings
 from syncsvc.errors import (
     InvalidParameterError,
     LimitExceededError,
+    RateExceededError,
     ResourceNotFoundError,
 )
 from syncsvc.identity.pools import PoolDirectory
@@ -40,6 +41,7 @@ from syncsvc.model import (
 )
 from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store import RedisStore
+from syncsvc.store.rates import Rate, RedisRates
 from syncsvc.store.redis import encode_patches
 from syncsvc.store.results import DatasetMeta, OverLimit
 from syncsvc.tokens import TokenSigner
@@ -92,8 +94,10 @@ class SyncService:
         envelope: Envelope,
         access: DataAccess,
         clock: Clock,
+        rates: RedisRates,
     ) -> None:
         self._access = access
+        self._rates = rates
         self._clock = clock
         self._store = store
         self._pools = pools
@@ -190,6 +194,7 @@ class SyncService:
             await self._store.require_standing(keyspace, caller.standing)
             meta = await self._store.dataset_meta(keyspace, dataset)
             return WriteResult(records=[], sync_count=meta.sync_count)
+        await self._within_write_rates(pool_id, identity_id)
         writer = writer_of(identity_id, device_id, client_context)
         fingerprint = hashlib.sha256(writer.encode() + b"\0" + encode_patches(patches)).hexdigest()
         cipher = await self._envelope.cipher(keyspace)
@@ -212,6 +217,21 @@ class SyncService:
             standing=caller.standing,
         )
         return result_of(dataset, outcome, cipher, patches)
+
+    async def _within_write_rates(self, pool_id: str, identity_id: str) -> None:
+        """Counts a write (UpdateRecords with patches, DeleteDataset) against the identity's and the pool's write
+        rates; RateExceededError, before anything is written, when it is one too many. Both off (0) by default: no
+        counting, no round trip."""
+        exceeded = await self._rates.exceeded(
+            [
+                Rate(identity_id, "IdentityWrites", self._settings.writes_per_identity_per_second),
+                Rate(pool_id, "PoolWrites", self._settings.writes_per_pool_per_second),
+            ],
+            now_ms=self._clock.now_ms(),
+        )
+        if exceeded is not None:
+            whose = "identity" if exceeded.operation == "IdentityWrites" else "identity pool"
+            raise RateExceededError(f"Rate exceeded: at most {exceeded.per_second} writes per second per {whose}")
 
     def _check_patches(self, patches: Sequence[RecordPatch]) -> None:
         seen: set[str] = set()
@@ -246,6 +266,7 @@ class SyncService:
     async def delete_dataset(self, caller: Caller, pool_id: str, identity_id: str, dataset: str) -> Dataset:
         check_dataset_name(dataset)
         keyspace = await self._access.authorize(caller, pool_id, identity_id)
+        await self._within_write_rates(pool_id, identity_id)
         meta = await self._store.delete_dataset(keyspace, dataset, now_ms=self._clock.now_ms())
         if meta is None:
             raise ResourceNotFoundError(f"Dataset '{dataset}' does not exist.")

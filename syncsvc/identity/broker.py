@@ -45,9 +45,9 @@ from syncsvc.clock import Clock
 from syncsvc.errors import (
     InvalidParameterError,
     NotAuthorizedError,
+    RateExceededError,
     ResourceConflictError,
     ResourceNotFoundError,
-    TooManyRequestsError,
 )
 from syncsvc.identity.credentials import CredentialAuthority, TemporaryCredentials
 from syncsvc.identity.issuer import TokenIssuer
@@ -57,6 +57,7 @@ from syncsvc.model import IdentityProfile, Login
 from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store import RedisStore
 from syncsvc.store.identities import RedisIdentityStore
+from syncsvc.store.rates import Rate, RedisRates
 from syncsvc.sync import SyncService
 
 log = logging.getLogger("syncsvc.identity")
@@ -108,6 +109,7 @@ class IdentityBroker:
         region: str,
         shards: int,
         rates: RateLimits,
+        counters: RedisRates,
         clock: Clock,
         user_pools: UserPoolLogins | None = None,
     ) -> None:
@@ -121,6 +123,7 @@ class IdentityBroker:
         self._region = region
         self._shards = shards
         self._rates = rates
+        self._counters = counters
         self._clock = clock
         self._user_pools = user_pools
 
@@ -464,10 +467,9 @@ class IdentityBroker:
         )
 
     async def _limit(self, pool: IdentityPool, operation: str, per_second: int) -> None:
-        if per_second and not await self._identities.within_rate(
-            pool.IdentityPoolId, operation, per_second, now_ms=self._clock.now_ms()
-        ):
-            raise TooManyRequestsError(f"Rate exceeded: at most {per_second} {operation} calls per second per pool")
+        rate = Rate(pool.IdentityPoolId, operation, per_second)
+        if await self._counters.exceeded([rate], now_ms=self._clock.now_ms()):
+            raise RateExceededError(f"Rate exceeded: at most {per_second} {operation} calls per second per pool")
 
     def _new_id(self) -> str:
         return f"{self._region}:{uuid.uuid4()}"

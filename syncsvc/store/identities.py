@@ -1,4 +1,4 @@
-"""RedisIdentityStore: the identity registry (profiles, the login index) and per-pool rate counters.
+"""RedisIdentityStore: the identity registry (profiles, the login index).
 
 A profile lives in its identity's shard (``rediskeys.profile``) next to the pool's member set, so creating one is one
 script. A login (provider + subject) maps to its identity through a key of its own slot (``rediskeys.login``), claimed
@@ -16,7 +16,6 @@ from collections.abc import Sequence
 import orjson
 
 from syncsvc import rediskeys
-from syncsvc.errors import StoreOutOfMemoryError
 from syncsvc.model import IdentityProfile, Login, Standing
 from syncsvc.store.backend import backend, text
 from syncsvc.store.connection import RedisClient
@@ -185,19 +184,3 @@ class RedisIdentityStore:
             _profile(identity_id, [item for pair in reply.items() for item in pair])
             for identity_id, reply in zip(identity_ids, replies, strict=True)
         ]
-
-    # --- rate limits ------------------------------------------------------------------------------------------------
-
-    async def within_rate(self, identity_pool_id: str, operation: str, per_second: int, *, now_ms: int) -> bool:
-        """Counts one call in the wall-clock second of ``now_ms``; False when that makes more than ``per_second``. The
-        count is bookkeeping: a Redis too full to keep it lets the call through (it only reads)."""
-        key = rediskeys.rate(identity_pool_id, operation, now_ms // 1000)
-        try:
-            async with backend():
-                pipe = self.client.pipeline(transaction=False)
-                pipe.incr(key)
-                pipe.expire(key, 2)
-                count, _ = await pipe.execute()
-        except StoreOutOfMemoryError:
-            return True
-        return int(count) <= per_second
