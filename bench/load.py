@@ -18,9 +18,11 @@ import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPLAY = Path(__file__).resolve().parent / "replay.lua"
 PACED = Path(__file__).resolve().parent / "paced.lua"
+OVERLOAD = Path(__file__).resolve().parent / "overload.lua"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
 
@@ -86,19 +88,34 @@ def wrk_binary() -> str:
     return binary
 
 
-def run_wrk(
+@dataclass(frozen=True, slots=True)
+class WrkRun:
+    """What one wrk run printed (the JSON lines of its script's done()) and the CPU it and the server used."""
+
+    lines: list[dict[str, Any]]
+    wall_seconds: float
+    generator_seconds: float
+    server_seconds: float
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """replay.lua's line: counts and latency percentiles of every answer."""
+        return self.lines[0]
+
+
+def wrk(
     url: str,
     templates: list[RequestTemplate],
     *,
     connections: int,
     seconds: float,
-    offset: int = 0,
-    server_pids: list[int] | None = None,
+    script: Path,
+    script_args: list[str],
+    server_pids: list[int],
     timeout_seconds: float = 10.0,
-    rate: float | None = None,
-) -> Point:
-    """Runs wrk against ``url`` (scheme://host:port) and returns the measured point; with ``rate`` the requests
-    leave at that many per second (paced.lua) instead of as fast as the connections allow."""
+) -> WrkRun:
+    """Runs wrk with ``script`` (replay.lua or one built on it) over ``templates`` (given as its first argument,
+    then ``script_args``)."""
     if not templates:
         raise ValueError("no request templates")
     with tempfile.NamedTemporaryFile("w", prefix="bench-templates-", suffix=".tsv", delete=False) as file:
@@ -114,22 +131,46 @@ def run_wrk(
         "--timeout",
         f"{timeout_seconds:g}s",
         "--script",
-        str(PACED if rate else REPLAY),
+        str(script),
         url,
         "--",
         file.name,
-        str(offset),
-        *([f"{rate:.1f}"] if rate else []),
+        *script_args,
     ]
-    pids = server_pids or []
-    server_before = cpu_seconds(pids)
+    server_before = cpu_seconds(server_pids)
     try:
         output, generator_seconds = run_generator(command)
     finally:
         os.unlink(file.name)
-    server_used = cpu_seconds(pids) - server_before
-    summary = json.loads(output.strip().splitlines()[-1])
-    wall = summary["duration_us"] / 1e6
+    server_used = cpu_seconds(server_pids) - server_before
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return WrkRun(lines, lines[0]["duration_us"] / 1e6, generator_seconds, server_used)
+
+
+def run_wrk(
+    url: str,
+    templates: list[RequestTemplate],
+    *,
+    connections: int,
+    seconds: float,
+    offset: int = 0,
+    server_pids: list[int] | None = None,
+    timeout_seconds: float = 10.0,
+    rate: float | None = None,
+) -> Point:
+    """Runs wrk against ``url`` (scheme://host:port) and returns the measured point; with ``rate`` the requests
+    leave at that many per second (paced.lua) instead of as fast as the connections allow."""
+    run = wrk(
+        url,
+        templates,
+        connections=connections,
+        seconds=seconds,
+        script=PACED if rate else REPLAY,
+        script_args=[str(offset), *([f"{rate:.1f}"] if rate else [])],
+        server_pids=server_pids or [],
+        timeout_seconds=timeout_seconds,
+    )
+    summary, wall = run.summary, run.wall_seconds
     latency = summary["latency_us"]
     return Point(
         connections=connections,
@@ -140,9 +181,9 @@ def run_wrk(
         p99_ms=latency["p99"] / 1000,
         max_ms=latency["max"] / 1000,
         errors=sum(summary["errors"].values()),
-        generator_cpu=generator_seconds / (wall * CORES),
-        server_cpu=server_used / (wall * CORES),
-        cpu_ms=server_used / max(summary["requests"], 1) * 1000,
+        generator_cpu=run.generator_seconds / (wall * CORES),
+        server_cpu=run.server_seconds / (wall * CORES),
+        cpu_ms=run.server_seconds / max(summary["requests"], 1) * 1000,
     )
 
 

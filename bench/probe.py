@@ -1,10 +1,12 @@
 """A quick look at one part of the benchmark while working on it (not the report: `make bench` is the measurement).
 
-    python -m bench.probe [--workers 1] [--workloads write] [--levels 1,64] [--seconds 5] [--paced] [--floor]
+    python -m bench.probe [--workers 1] [--workloads write] [--levels 1,64] [--seconds 5] [--paced] [--overload]
+                          [--floor]
 
 Starts its own Redis and Kafka and one ``syncsvc serve``, runs the chosen HTTP workloads at the chosen concurrency
 levels with wrk (the same templates and wrk script as `make bench`), optionally the write workload paced at half the
-peak just measured and the floor at the same points, and prints one line per point: throughput, p50, p99, and the
+peak just measured, at three times it (``--overload``: what is shed, the admitted latency) and the floor at the
+same points, and prints one line per point: throughput, p50, p99, and the
 server's CPU time per request (CPU seconds over requests, all its processes).
 """
 
@@ -59,12 +61,14 @@ def main() -> None:
     parser.add_argument("--levels", default="1,64")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--paced", action="store_true", help="also writes paced at half the peak measured")
+    parser.add_argument("--overload", action="store_true", help="also writes offered at 3x the peak measured")
     parser.add_argument("--floor", action="store_true", help="also the floor, at the same points")
     parser.add_argument("--logs", type=Path, help="keep the server's log files in this folder")
     parser.add_argument(
         "--profile",
         type=Path,
-        help="py-spy records the server during the last point (the paced one with --paced) into this file, one "
+        help="py-spy records the server during the last point (the paced one with --paced, else the overload one "
+        "with --overload) into this file, one "
         "per process (.svg: a flame graph; .txt: collapsed stacks)",
     )
     args = parser.parse_args()
@@ -73,22 +77,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="syncsvc-probe-") as scratch:
         folder = Path(scratch)
         with infrastructure(folder, None, None) as (infra, redis_pid):
-            bench = Run(Plan(write_users=2000), folder, infra, redis_pid)
-            system = SyncSvc(infra, workers=args.workers)
+            plan = Plan(write_users=2000, seconds=args.seconds)
+            bench = Run(plan, folder, infra, redis_pid)
+            system = SyncSvc(infra, workers=args.workers, max_in_flight=plan.max_in_flight)
             system.start(folder / system.name, free_port())
             rate = 0.0
             try:
                 paced = args.paced and "write" in workloads
-                points = _measure(bench, system, workloads, levels, args.seconds, None if paced else args.profile)
+                last = paced or args.overload
+                points = _measure(bench, system, workloads, levels, args.seconds, None if last else args.profile)
+                writes = [p.throughput for p, w in zip(points, _each(workloads, levels), strict=True) if w == "write"]
                 if paced:
-                    rate = (
-                        max(p.throughput for p, w in zip(points, _each(workloads, levels), strict=True) if w == "write")
-                        / 2
-                    )
+                    rate = max(writes) / 2
                     templates = asyncio.run(system.write_templates(2000))
                     with _recorded(system, args.seconds * 2, args.profile):
                         point = bench._wrk(system, "write", templates, max(levels), args.seconds * 2, rate=rate)
                     print(_line(system.name, f"paced@{rate:,.0f}", point), flush=True)
+                if args.overload and writes:
+                    with _recorded(system, args.seconds * 2, None if paced else args.profile):
+                        print(bench._overloaded(system, max(writes)), flush=True)
             finally:
                 system.stop()
                 if args.logs:

@@ -176,7 +176,7 @@ def markdown(results: dict[str, Any], charts: list[str]) -> str:
                 f"{best['connections']} | {best['p50_ms']:.2f} | {best['p99_ms']:.2f} | {best['server_cpu']:.0%} | "
                 f"{best['cpu_ms']:.3f} | {best['generator_cpu']:.0%} |"
             )
-    lines += _paced(results) + _syncsvc_only(results) + _versions(results)
+    lines += _paced(results) + _overload(results) + _syncsvc_only(results) + _versions(results)
     lines += ["", "## Charts", ""] + [f"![{name}]({name})" for name in charts]
     return "\n".join(lines) + "\n"
 
@@ -193,6 +193,29 @@ def _paced(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {row['system']} | {row['rate']:,.0f}/s | {row['throughput']:,.0f}/s | {row['p50_ms']:.2f} | "
             f"{row['p99_ms']:.2f} | {row['max_ms']:.2f} | {row.get('cpu_ms', 0.0):.3f} |"
+        )
+    return lines
+
+
+def _overload(results: dict[str, Any]) -> list[str]:
+    """Each syncsvc offered three times its peak (bench.overload): the excess refused at once, the rest served."""
+    rows = results.get("overload", [])
+    if not rows:
+        return []
+    lines = ["", "## Workload 1 at three times the peak (overload)", ""]
+    lines.append(
+        "Offered open-loop-like (paced) over more connections than the server takes requests in flight "
+        "(SYNCSVC_MAX_REQUESTS_IN_FLIGHT per process); refused = 429 TooManyRequestsException + Retry-After, "
+        "which the SDKs retry. Latencies are of the admitted writes alone; /healthz is probed every 20 ms."
+    )
+    lines += ["", "| system | offered | answered | admitted | shed | admitted p50 ms | admitted p99 ms | "]
+    lines[-1] += "/healthz p99 ms | other answers | server CPU |"
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        lines.append(
+            f"| {row['system']} | {row['offered']:,.0f}/s | {row['answered']:,.0f}/s | {row['admitted']:,} | "
+            f"{row['shed_share']:.0%} | {row['admitted_p50_ms']:.1f} | {row['admitted_p99_ms']:.1f} | "
+            f"{row['healthz_p99_ms']:.1f} | {row['other']} | {row['server_cpu']:.0%} |"
         )
     return lines
 

@@ -7,7 +7,8 @@ Order: the run's own Redis and Kafka start; syncsvc with 1 worker is measured on
 the syncsvc-only workloads 4-7 against it (push, stream, idle sockets, bulk publish); then syncsvc with
 ``--workers 2``; then the floor (answering syncsvc's own requests with syncsvc's own answers), Kinto on PostgreSQL,
 PouchDB Server, and Redis alone running the write script. Each HTTP point: a warm-up run (not recorded), then
-every concurrency level ``repeats`` times; workload 1 adds a paced point at half the system's peak for syncsvc.
+every concurrency level ``repeats`` times; workload 1 adds, for syncsvc, a paced point at half the system's peak and
+one at three times it (``bench.overload``: the shed share and the admitted latency).
 Absolute figures on a shared machine are noise: the report compares systems measured in this one run.
 """
 
@@ -28,7 +29,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import push_latency, report
+from bench import overload, push_latency, report
 from bench.load import CORES, Offsets, Point, RequestTemplate, run_wrk
 from bench.services import kafka_broker, redis_server
 from bench.systems import redis_alone
@@ -59,6 +60,11 @@ class Plan:
     bulk_identities: int = 200
     bulk_datasets: int = 5
     bulk_records: int = 100
+    #: The overload point: offered load as a multiple of the peak, over this many connections, at the server's
+    #: bound of requests in flight per process (the product's default).
+    overload_factor: float = 3.0
+    overload_connections: int = 1024
+    max_in_flight: int = 256
     peers: bool = True
 
     @classmethod
@@ -78,6 +84,11 @@ class Plan:
             bulk_identities=4,
             bulk_datasets=2,
             bulk_records=10,
+            # Past the bound for sure in seconds, whatever the smoke peak (2 connections) is to the capacity; the
+            # bound above the setup's own concurrency (100 sockets connecting at once).
+            overload_factor=10.0,
+            overload_connections=256,
+            max_in_flight=128,
             peers=False,
         )
 
@@ -91,6 +102,8 @@ class Results:
     points: list[dict[str, Any]] = field(default_factory=list)
     #: Workload 1 at a fixed rate (half the system's peak): {"system", "rate", **Point}.
     paced: list[dict[str, Any]] = field(default_factory=list)
+    #: Workload 1 offered at overload_factor x the peak: {"system", **OverloadPoint}.
+    overload: list[dict[str, Any]] = field(default_factory=list)
     push: dict[str, Any] = field(default_factory=dict)
     stream: dict[str, Any] = field(default_factory=dict)
     idle: dict[str, Any] = field(default_factory=dict)
@@ -132,6 +145,7 @@ class Run:
                 self._levels(system, workload, templates)
             if isinstance(system, SyncSvc):
                 self._paced_half_peak(system)
+                self._overloaded(system, report.peak(self.results.points, system.name, "write")["throughput"])
             elif system is self.floor:
                 self._floor_paced_alike()
         except BaseException:
@@ -194,6 +208,32 @@ class Run:
         _check(system.name, "write (paced)", point)
         self.results.paced.append({"system": system.name, "rate": rate, **point.as_dict()})
         self.log(f"{system.name} write paced at {rate:,.0f}/s: got {point.throughput:,.0f}/s p99 {point.p99_ms:.2f} ms")
+
+    def _overloaded(self, system: SyncSvc, peak: float) -> overload.OverloadPoint:
+        """Workload 1 offered at ``overload_factor`` x ``peak`` (writes/s): what is shed, and how fast the admitted
+        rest is."""
+        rate = peak * self.plan.overload_factor
+        connections = self.plan.overload_connections
+        templates = asyncio.run(system.write_templates(self.plan.write_users))
+        seconds = self.plan.seconds * 2
+        offset = self.offsets.take(f"{system.name}/write", len(templates), connections, int(seconds * 100_000))
+        point = overload.measure(
+            system.url,
+            templates,
+            rate=rate,
+            connections=connections,
+            seconds=seconds,
+            offset=offset,
+            server_pids=system.pids(),
+        )
+        if point.admitted == 0 or point.other:
+            raise RuntimeError(f"{system.name} overloaded: nothing admitted or answers that are errors: {point}")
+        self.results.overload.append({"system": system.name, **point.as_dict()})
+        self.log(
+            f"{system.name} offered {rate:,.0f}/s: answered {point.answered:,.0f}/s, shed {point.shed_share:.0%}, "
+            f"admitted p99 {point.admitted_p99_ms:.1f} ms, /healthz p99 {point.healthz_p99_ms:.1f} ms"
+        )
+        return point
 
     def _floor_paced_alike(self) -> None:
         """The floor paced at each rate a syncsvc was: a tail the load method (wrk, paced.lua, this machine) makes
@@ -365,13 +405,13 @@ def run(plan: Plan, out: Path, *, redis_url: str | None = None, kafka: str | Non
         folder = Path(scratch)
         with infrastructure(folder, redis_url, kafka) as (infra, redis_pid):
             bench = Run(plan, folder, infra, redis_pid)
-            one = SyncSvc(infra, workers=1)
+            one = SyncSvc(infra, workers=1, max_in_flight=plan.max_in_flight)
             bench.measure_http(one, capture_for_floor=True, keep_running=True)
             try:
                 bench.measure_syncsvc_only(one)
             finally:
                 one.stop()
-            bench.measure_http(SyncSvc(infra, workers=2))
+            bench.measure_http(SyncSvc(infra, workers=2, max_in_flight=plan.max_in_flight))
             bench.measure_http(bench.floor)
             if plan.peers:
                 from bench.systems.kinto import Kinto

@@ -35,6 +35,14 @@ def test_smoke_run_measures_every_workload_and_writes_the_report(kafka_bootstrap
     rates = {row["system"]: row["rate"] for row in results["paced"]}
     assert rates["floor (as syncsvc-1w)"] == rates["syncsvc-1w"]  # the floor paced as syncsvc was
     assert all(point["cpu_ms"] > 0 for point in results["points"] + results["paced"])
+    overloaded = {row["system"]: row for row in results["overload"]}
+    assert set(overloaded) == {"syncsvc-1w", "syncsvc-2w"}
+    for row in overloaded.values():  # offered 10x the peak past a bound of 128 in flight: some refused, some served
+        peak = report.peak(results["points"], row["system"], "write")["throughput"]
+        assert row["offered"] == plan.overload_factor * peak, row
+        assert (row["admitted"] > 0, row["shed"] > 0, row["other"]) == (True, True, 0), row
+        assert 0 < row["admitted_p50_ms"] <= row["admitted_p99_ms"] <= row["admitted_max_ms"], row
+        assert row["healthz_probes"] > 0, row
 
     assert set(results["push"]) == {"one instance", "two instances"}
     assert all(push["writes"] == plan.push_writes for push in results["push"].values())
@@ -45,6 +53,7 @@ def test_smoke_run_measures_every_workload_and_writes_the_report(kafka_bootstrap
     text = (tmp_path / "results.md").read_text()
     for target in report.targets(results):
         assert f"| {target.name} | {target.goal} | {target.measured} |" in text
+    assert "| syncsvc-1w | " in text.split("## Workload 1 at three times the peak (overload)")[1]
     for chart in ("throughput.png", "writes.png"):
         assert (tmp_path / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({chart})" in text

@@ -153,3 +153,31 @@ async def test_past_the_bound_requests_are_refused_at_once_and_retried_by_the_sd
         await until(lambda: in_flight.now == 0)
         status, got, _ = await raw.send("GET", datasets[0][0] + "/records")
         assert (status, [record["Value"] for record in got["Records"]]) == (200, ["v0"])
+
+
+async def test_while_full_a_request_is_refused_before_its_credentials_are_checked(
+    server: TestServer, gate: Gate
+) -> None:
+    """Past capacity refusals are most of the work: checking a signature for a request that will be refused anyway
+    would take the CPU the admitted requests need. Credentials still decide everything once there is room."""
+    in_flight = server.app[IN_FLIGHT]
+    async with raw_client(server) as raw:
+        pool_id = await gated_pool(raw)
+        datasets = [await new_dataset(raw, pool_id) for _ in range(LIMIT)]
+        path = datasets[0][0] + "/records"
+        forged = raw.signed_headers("GET", path)
+        forged["Authorization"] = forged["Authorization"][:-8] + "00000000"  # a wrong signature
+        status, refused, _ = await raw.send("GET", path, sign=False, headers=forged)
+        assert (status, refused["__type"]) == (400, "InvalidSignatureException"), refused
+
+        held = [asyncio.create_task(raw.send("POST", p, body=write(t, "held"))) for p, t in datasets]
+        await until(lambda: in_flight.now == LIMIT)
+        status, body, headers = await raw.send("GET", path, sign=False, headers=forged)
+        assert (status, body["__type"], headers["Retry-After"]) == (429, "TooManyRequestsException", "1")
+        assert in_flight.now == LIMIT  # refused without taking a place
+
+        gate.opened.set()
+        assert [status for status, _, _ in await asyncio.gather(*held)] == [200] * LIMIT
+        await until(lambda: in_flight.now == 0)
+        status, refused, _ = await raw.send("GET", path, sign=False, headers=forged)
+        assert (status, refused["__type"]) == (400, "InvalidSignatureException")

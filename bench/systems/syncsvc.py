@@ -73,9 +73,18 @@ class Identity:
 class SyncSvc(ServerProcess):
     """``syncsvc serve --workers N``; one pool (streaming, push) made at start and used by every workload."""
 
-    def __init__(self, infrastructure: Infrastructure, *, workers: int = 1, name: str | None = None) -> None:
+    def __init__(
+        self,
+        infrastructure: Infrastructure,
+        *,
+        workers: int = 1,
+        name: str | None = None,
+        max_in_flight: int | None = None,
+    ) -> None:
         self.infrastructure = infrastructure
         self.workers = workers
+        #: SYNCSVC_MAX_REQUESTS_IN_FLIGHT, or None for the product's default.
+        self.max_in_flight = max_in_flight
         self.name = name or f"syncsvc-{workers}w"
         self.pool_id = ""
         self.topic = f"bench-{uuid.uuid4().hex[:8]}"
@@ -103,6 +112,7 @@ class SyncSvc(ServerProcess):
             "SYNCSVC_RELAY_CHECKPOINT_TOPIC": f"{infra.relay_names}-checkpoints",
             "SYNCSVC_RELAY_TRANSACTIONAL_PREFIX": f"{infra.relay_names}-relay",
             **({"SYNCSVC_PUBLIC_URL": self.public_url} if self.public_url else {}),
+            **({"SYNCSVC_MAX_REQUESTS_IN_FLIGHT": str(self.max_in_flight)} if self.max_in_flight is not None else {}),
         }
 
     def start(self, folder: Path, port: int) -> None:

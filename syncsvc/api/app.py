@@ -25,7 +25,7 @@ from syncsvc.api.middleware import (
     errors_middleware,
 )
 from syncsvc.api.operations import json_dispatcher, rest_routes
-from syncsvc.api.overload import IN_FLIGHT, InFlight, shed_middleware
+from syncsvc.api.overload import IN_FLIGHT, InFlight, admit_middleware, shed_middleware
 from syncsvc.clock import Clock
 from syncsvc.config import Settings, connection_limit
 from syncsvc.errors import BackendUnavailableError, StoreOutOfMemoryError
@@ -136,7 +136,14 @@ def create_app(
     """The app; ``triggers`` adds triggers registered in code to those of entry points and SYNCSVC_TRIGGERS;
     ``clock`` is the time every service reads (embedding, tests; default: the machine's)."""
     app = web.Application(
-        middlewares=[busy_middleware, errors_middleware, redis_middleware, auth_middleware, shed_middleware],
+        middlewares=[
+            busy_middleware,
+            errors_middleware,
+            shed_middleware,
+            redis_middleware,
+            auth_middleware,
+            admit_middleware,
+        ],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
