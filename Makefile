@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 KAFKA_PYTHON := $(abspath $(VENV))/bin/python
 export REDIS_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_BROKERS KAFKA_PYTHON
 
-.PHONY: help venv lock test-latest redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials root-key dev test openapi \
+.PHONY: help venv lock test-latest redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials root-key dev test openapi soak \
   wrk-bin softhsm-bin bench lint fmt clean distclean
 
 help: ## list the targets
@@ -151,6 +151,11 @@ softhsm-bin: ## install SoftHSM2 (Debian package softhsm2: a PKCS#11 token in fi
 BENCH_ARGS ?=
 openapi: venv ## write docs/openapi.json: the OpenAPI 3.1 document the server serves at /openapi.json
 	$(VENV)/bin/python -m syncsvc.api.openapi > docs/openapi.json
+
+# 30 minutes at half the peak with push sockets and a stream consumer on; report in bench/results/soak/.
+SOAK_ARGS ?=
+soak: venv redis-bin kafka-bin wrk-bin ## 30 min at half the peak (push + stream on): RSS, open files, Redis memory, relay lag; bench/results/soak/
+	$(VENV)/bin/python -m bench.soak $(SOAK_ARGS)
 
 bench: venv redis-bin kafka-bin wrk-bin ## run every benchmark workload against syncsvc and its peers; report in bench/results/
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)

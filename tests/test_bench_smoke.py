@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import report
+from bench import report, soak
 from bench.run import Plan, run
 
 
@@ -127,3 +127,24 @@ def test_idle_devices_short_of_the_target_are_projected_at_the_measured_cost() -
     (target,) = [target for target in report.targets(results) if target.name == "idle WebSocket devices"]
     assert target.measured == "19,600 at 0.68 GiB; 20,000 would be 0.70 GiB"
     assert target.met is False
+
+
+@pytest.mark.timeout(300)
+def test_a_short_soak_loses_nothing_and_writes_its_report(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """`make soak` in miniature: every write acknowledged reaches the stream and the other device, and the report
+    judges each metric's growth."""
+    result = soak.run(0.25, 20, 40.0, tmp_path, kafka=kafka_bootstrap)
+
+    assert (result["failed_count"], result["never_streamed"]) == (0, 0), result["failed"]
+    assert result["writes"] > 0
+    assert result["notifications"] == result["writes"]  # each write told the phone (one socket per identity)
+    assert len(result["samples"]) >= 2
+    assert set(result["growth"]) == {
+        "rss_bytes",
+        "open_files",
+        "redis_bytes_per_identity",
+        "outbox_backlog",
+        "stream_lag_p99_ms",
+    }
+    assert json.loads((tmp_path / "soak.json").read_text())["writes"] == result["writes"]
+    assert (tmp_path / "soak.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,365 @@
+"""`make soak`: one syncsvc for 30 minutes at half its peak, with push sockets and a stream consumer on, watched for
+growth (issue 21).
+
+    python -m bench.soak [--minutes 30] [--identities 400] [--rate WRITES_PER_S] [--out bench/results/soak]
+
+It starts its own Redis (AOF) and Kafka, and ``syncsvc serve`` with the relay inside, as `make bench` does. The
+peak is measured first (wrk, 64 connections, 5 s: the benchmark's write workload), unless ``--rate`` is given.
+Then every identity is a phone and a tablet: the tablet writes one of the identity's 20 keys (a 100-byte value, the
+right SyncCount, so every write succeeds and the data set stays the same size: what grows is the service, not the
+data), the phone holds a push socket subscribed to the dataset, and a read_committed consumer reads the pool's
+stream. Writes are spread evenly (each identity at rate / identities per second). OpenID tokens last 10 minutes:
+each phone and tablet renews its own before it runs out, and a push socket the server closes is opened again.
+
+Every 10 s a sample: the server's RSS and open files, Redis ``used_memory`` per identity, the outbox backlog (entries
+not yet published), the stream lag (write acknowledged → the consumer has it; p99 over the sample), and the counts.
+The report is ``soak.json`` and ``soak.png``. Growth is judged over the last 20 minutes (the last two thirds of a
+shorter run, so warm-up is left out): the least-squares slope over that window, times its length, against the
+samples' scatter around the line (2 sigma is noise). A write that fails, a change that never reaches the stream or
+a notification that never comes makes the run fail: a soak that loses data has nothing else to say.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import redis.asyncio as aioredis
+
+from bench.load import run_wrk
+from bench.run import Plan, infrastructure, machine_description
+from bench.systems.base import REPO, free_port
+from bench.systems.syncsvc import SyncSvc
+from bench.workloads.pools import BenchError, Guest, call, create_topic, new_guests, positioned_consumer, refreshed
+from syncsvc import rediskeys
+from syncsvc.config import Settings
+
+DATASET = "soak"
+KEYS = 20
+VALUE = "v" * 100
+SAMPLE_SECONDS = 10.0
+#: Renew an OpenID token (10 minutes) this long after it was issued.
+RENEW_SECONDS = 8 * 60
+#: The window growth is judged over, and the share of a shorter run it takes.
+JUDGED_SECONDS = 20 * 60
+STREAM_GRACE_SECONDS = 30.0
+
+
+@dataclass(slots=True)
+class Sample:
+    seconds: float
+    rss_bytes: int
+    open_files: int
+    redis_bytes: int
+    redis_bytes_per_identity: float
+    outbox_backlog: int
+    stream_lag_p99_ms: float
+    writes: int
+    notifications: int
+    streamed: int
+    writes_per_second: float
+
+
+@dataclass(slots=True)
+class Counts:
+    writes: int = 0
+    failed: list[str] = field(default_factory=list)
+    notifications: int = 0
+    streamed: int = 0
+    reconnects: int = 0
+    #: (identity, sync count) -> when the write was acknowledged, until the consumer has its change.
+    acked: dict[tuple[str, int], float] = field(default_factory=dict)
+    lags: list[float] = field(default_factory=list)
+
+
+class Phone:
+    """One identity: a tablet that writes, a phone with a push socket subscribed to the dataset."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, guest: Guest, counts: Counts) -> None:
+        self.session, self.url, self.guest, self.counts = session, url, guest, counts
+        self.renewed = time.monotonic()
+        self.devices: dict[str, str] = {}
+
+    async def setup(self) -> None:
+        for name in ("phone", "tablet"):
+            path = f"{self.url}/identitypools/{self.guest.pool_id}/identity/{self.guest.identity_id}/device"
+            answer = await call(
+                self.session, "POST", path, self.guest.headers, {"Platform": "WEBSOCKET", "Token": name}
+            )
+            self.devices[name] = answer["DeviceId"]
+        subscription = f"{self.guest.dataset_url(self.url, DATASET)}/subscriptions/{self.devices['phone']}"
+        await call(self.session, "POST", subscription, self.guest.headers)
+
+    async def _renew(self) -> None:
+        if time.monotonic() - self.renewed > RENEW_SECONDS:
+            self.guest = await refreshed(self.session, self.url, self.guest)
+            self.renewed = time.monotonic()
+
+    async def listen(self) -> None:
+        """Holds the phone's push socket, counting notifications; opens it again when the server closes it."""
+        path = f"/identitypools/{self.guest.pool_id}/identity/{self.guest.identity_id}/device/{self.devices['phone']}"
+        while True:
+            await self._renew()
+            async with self.session.ws_connect(self.url + path + "/push", headers=self.guest.headers) as socket:
+                async for message in socket:
+                    if message.type == aiohttp.WSMsgType.TEXT:
+                        self.counts.notifications += 1
+            self.counts.reconnects += 1
+
+    async def write(self, interval: float, stop: float) -> None:
+        """Writes every ``interval`` seconds until ``stop`` (monotonic), cycling through the keys."""
+        dataset = self.guest.dataset_url(self.url, DATASET)
+        listed = await call(self.session, "GET", dataset + "/records", self.guest.headers)
+        session_token = listed["SyncSessionToken"]
+        counts = {record["Key"]: record["SyncCount"] for record in listed["Records"]}
+        due = time.monotonic() + interval * (hash(self.guest.identity_id) % 1000) / 1000
+        n = 0
+        while (now := time.monotonic()) < stop:
+            await asyncio.sleep(max(0.0, due - now))
+            due = max(due + interval, time.monotonic() - 1)  # never more than a second of catching up
+            await self._renew()
+            key = f"k{n % KEYS}"
+            n += 1
+            patch = {"Op": "replace", "Key": key, "Value": VALUE, "SyncCount": counts.get(key, 0)}
+            body = {"SyncSessionToken": session_token, "DeviceId": self.devices["tablet"], "RecordPatches": [patch]}
+            try:
+                answer = await call(self.session, "POST", dataset, self.guest.headers, body)
+            except (BenchError, aiohttp.ClientError) as error:
+                self.counts.failed.append(f"{self.guest.identity_id} {key}: {error}"[:300])
+                continue
+            (record,) = answer["Records"]
+            counts[key] = record["SyncCount"]
+            self.counts.acked[(self.guest.identity_id, record["SyncCount"])] = time.monotonic()
+            self.counts.writes += 1
+
+
+async def consume(bootstrap: str, topic: str, counts: Counts, ready: asyncio.Event) -> None:
+    consumer = await positioned_consumer(bootstrap, topic, fetch_max_wait_ms=100)
+    ready.set()
+    try:
+        async for message in consumer:
+            change = orjson.loads(message.value)
+            acked = counts.acked.pop((change["identityId"], int(change["syncCount"])), None)
+            counts.streamed += 1
+            if acked is not None:
+                counts.lags.append(time.monotonic() - acked)
+    finally:
+        await consumer.stop()
+
+
+def _rss_and_files(pids: list[int]) -> tuple[int, int]:
+    rss = files = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    rss += int(line.split()[1]) * 1024
+            files += len(os.listdir(f"/proc/{pid}/fd"))
+    return rss, files
+
+
+async def _sample(
+    started: float, system: SyncSvc, client: aioredis.Redis, counts: Counts, last: Sample | None
+) -> Sample:
+    rss, files = _rss_and_files(system.pids())
+    memory = int((await client.info("memory"))["used_memory"])
+    shards = Settings.model_fields["shards"].default
+    pipe = client.pipeline(transaction=False)
+    for shard in range(shards):
+        pipe.xlen(rediskeys.outbox(shard))
+    backlog = sum(await pipe.execute())
+    lags, counts.lags = counts.lags, []
+    seconds = time.monotonic() - started
+    previous_writes, previous_seconds = (last.writes, last.seconds) if last else (0, 0.0)
+    return Sample(
+        seconds=round(seconds, 1),
+        rss_bytes=rss,
+        open_files=files,
+        redis_bytes=memory,
+        redis_bytes_per_identity=0.0,
+        outbox_backlog=backlog,
+        stream_lag_p99_ms=round(statistics.quantiles(lags, n=100)[98] * 1000, 2) if len(lags) > 1 else 0.0,
+        writes=counts.writes,
+        notifications=counts.notifications,
+        streamed=counts.streamed,
+        writes_per_second=round((counts.writes - previous_writes) / max(seconds - previous_seconds, 1e-9), 1),
+    )
+
+
+def growth(samples: list[Sample], metric: str, window: float) -> dict[str, float]:
+    """The least-squares slope of ``metric`` over the last ``window`` seconds, as growth over that window, against
+    the samples' scatter around the line."""
+    judged = [s for s in samples if s.seconds >= samples[-1].seconds - window]
+    xs, ys = [s.seconds for s in judged], [float(getattr(s, metric)) for s in judged]
+    if len(judged) < 3:
+        return {"samples": len(judged), "growth": 0.0, "mean": statistics.fmean(ys) if ys else 0.0, "noise": 0.0}
+    slope, intercept = statistics.linear_regression(xs, ys)
+    residuals = [y - (slope * x + intercept) for x, y in zip(xs, ys, strict=True)]
+    mean = statistics.fmean(ys)
+    spread = xs[-1] - xs[0]
+    return {
+        "samples": len(judged),
+        "mean": mean,
+        "growth": slope * spread,
+        "growth_share": slope * spread / mean if mean else 0.0,
+        "noise": 2 * statistics.pstdev(residuals),
+        "within_noise": abs(slope * spread) <= 2 * statistics.pstdev(residuals),
+    }
+
+
+async def drive(
+    system: SyncSvc, bootstrap: str, redis_url: str, *, identities: int, rate: float, seconds: float
+) -> dict[str, Any]:
+    counts = Counts()
+    await create_topic(bootstrap, system.topic)
+    ready = asyncio.Event()
+    consumer = asyncio.create_task(consume(bootstrap, system.topic, counts, ready))
+    client = aioredis.Redis.from_url(redis_url)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        guests = await new_guests(session, system.url, system.pool_id, identities, parallel=32)
+        phones = [Phone(session, system.url, guest, counts) for guest in guests]
+        for start in range(0, len(phones), 50):
+            await asyncio.gather(*(phone.setup() for phone in phones[start : start + 50]))
+        await asyncio.wait_for(ready.wait(), 60)
+        listeners = [asyncio.create_task(phone.listen()) for phone in phones]
+        base_memory = int((await client.info("memory"))["used_memory"])
+        started = time.monotonic()
+        stop = started + seconds
+        writers = asyncio.gather(*(phone.write(identities / rate, stop) for phone in phones))
+        samples: list[Sample] = []
+        while time.monotonic() < stop:
+            await asyncio.sleep(min(SAMPLE_SECONDS, max(0.0, stop - time.monotonic())))
+            sample = await _sample(started, system, client, counts, samples[-1] if samples else None)
+            sample.redis_bytes_per_identity = round((sample.redis_bytes - base_memory) / identities, 1)
+            samples.append(sample)
+            print(json.dumps(asdict(sample)), flush=True)
+            if consumer.done():
+                raise BenchError(f"the stream consumer stopped: {consumer.exception()!r}")
+        await writers
+        deadline = time.monotonic() + STREAM_GRACE_SECONDS
+        while (counts.acked or counts.notifications < counts.writes) and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        for task in [*listeners, consumer]:
+            task.cancel()
+        await asyncio.gather(*listeners, consumer, return_exceptions=True)
+    await client.aclose()
+    window = min(JUDGED_SECONDS, seconds * 2 / 3)
+    metrics = ("rss_bytes", "open_files", "redis_bytes_per_identity", "outbox_backlog", "stream_lag_p99_ms")
+    return {
+        "identities": identities,
+        "rate": rate,
+        "seconds": seconds,
+        "judged_seconds": window,
+        "writes": counts.writes,
+        "failed": counts.failed[:20],
+        "failed_count": len(counts.failed),
+        "never_streamed": len(counts.acked),
+        "streamed": counts.streamed,
+        "notifications": counts.notifications,
+        "push_reconnects": counts.reconnects,
+        "growth": {metric: growth(samples, metric, window) for metric in metrics},
+        "samples": [asdict(sample) for sample in samples],
+    }
+
+
+def chart(result: dict[str, Any], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    samples = result["samples"]
+    minutes = [s["seconds"] / 60 for s in samples]
+    panels = [
+        ("rss_bytes", "server RSS, MiB", 1 / 2**20),
+        ("open_files", "server open files", 1),
+        ("redis_bytes_per_identity", "Redis bytes per identity (over the start)", 1),
+        ("stream_lag_p99_ms", "stream lag p99, ms", 1),
+        ("outbox_backlog", "outbox backlog (entries)", 1),
+        ("writes_per_second", "writes/s", 1),
+    ]
+    figure, axes = plt.subplots(2, 3, figsize=(15, 7))
+    for axis, (metric, title, scale) in zip(axes.flat, panels, strict=True):
+        axis.plot(minutes, [s[metric] * scale for s in samples], marker=".", linewidth=1)
+        axis.set_title(title, fontsize=9)
+        axis.set_xlabel("minutes")
+        axis.axvline((result["seconds"] - result["judged_seconds"]) / 60, color="grey", linestyle=":", linewidth=1)
+        axis.grid(True, alpha=0.3)
+    figure.suptitle(
+        f"soak: {result['identities']} identities, {result['rate']:,.0f} writes/s offered, push + stream on "
+        "(dotted: start of the judged window)",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    figure.savefig(out / "soak.png", dpi=100)
+    plt.close(figure)
+
+
+def run(minutes: float, identities: int, rate: float | None, out: Path, *, kafka: str | None = None) -> dict[str, Any]:
+    """The whole soak (its own Redis; its own Kafka broker unless ``kafka`` is given); writes the report into
+    ``out``."""
+    with tempfile.TemporaryDirectory(prefix="syncsvc-soak-") as scratch:
+        folder = Path(scratch)
+        with infrastructure(folder, None, kafka) as (infra, _):
+            system = SyncSvc(infra, workers=1)
+            system.start(folder / system.name, free_port())
+            try:
+                if rate is None:
+                    templates = asyncio.run(system.write_templates(Plan().write_users))
+                    peak = run_wrk(system.url, templates, connections=64, seconds=5, server_pids=system.pids())
+                    rate = peak.throughput / 2
+                    print(f"peak {peak.throughput:,.0f} writes/s: soaking at {rate:,.0f}/s", flush=True)
+                result = asyncio.run(
+                    drive(
+                        system,
+                        infra.kafka_bootstrap,
+                        infra.redis_url,
+                        identities=identities,
+                        rate=rate,
+                        seconds=minutes * 60,
+                    )
+                )
+            finally:
+                system.stop()
+    result["machine"] = machine_description()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "soak.json").write_text(json.dumps(result, indent=1) + "\n")
+    chart(result, out)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--identities", type=int, default=400)
+    parser.add_argument("--rate", type=float, help="writes per second (default: half the peak measured first)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "soak")
+    args = parser.parse_args()
+    result = run(args.minutes, args.identities, args.rate, args.out)
+    for metric, judged in result["growth"].items():
+        print(
+            f"{metric}: mean {judged['mean']:,.1f}, growth {judged['growth']:+,.1f} over the judged window, "
+            f"noise ±{judged['noise']:,.1f}"
+        )
+    print(
+        f"writes {result['writes']:,}, failed {result['failed_count']}, never streamed {result['never_streamed']}, "
+        f"notifications {result['notifications']:,}"
+    )
+    if result["failed_count"] or result["never_streamed"]:
+        raise SystemExit("soak: writes failed or never reached the stream (see soak.json)")
+
+
+if __name__ == "__main__":
+    main()
