@@ -400,7 +400,9 @@ async def test_codes_one_step_off_pass_two_steps_off_do_not(
     pool = await mfa_pool(clients, "OPTIONAL")
     await new_user(clients, pool.pool_id, "ida")
     totp = await set_up_totp(clients, pool, "ida")  # real time: its code's step is <= now
-    clock.advance(60_000)  # past the step the set-up used
+    # Two steps past the step of now (the set-up's, or a later one if real time crossed a step boundary since the
+    # fixture read it), 1 s in: one step back is still later than the step the set-up used.
+    clock.set((int(time.time()) // 30 + 2) * 30_000 + 1000)
     for steps in (2, -2):
         session = await challenged(opened, pool, "ida")
         with pytest.raises(CodeMismatchError):
