@@ -127,9 +127,13 @@ CLUSTER_SUITE := tests/test_sync_records.py tests/test_sync_datasets.py tests/te
   tests/test_push_watch.py tests/test_kms_cli.py tests/test_root_rotation.py tests/test_issuer.py tests/test_outbox.py \
   tests/test_guest_merge.py tests/test_import_target.py tests/test_import.py tests/test_userpools_directory.py \
   tests/test_userpools_signin.py
+# Each phase runs on TEST_WORKERS processes (pytest-xdist), a test module and its fixtures on one of them; each
+# worker starts its own Redis and Kafka. TEST_WORKERS=0 runs a phase in this process alone.
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 test: venv redis-bin kafka-bin wrk-bin softhsm-bin ## run the test suite, then its end-to-end modules on a Redis Cluster (extra pytest flags: PYTEST_ARGS="-k vv -x")
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
-	SYNCSVC_TEST_REDIS=cluster $(VENV)/bin/pytest -q -m "not cluster" $(PYTEST_ARGS) $(CLUSTER_SUITE)
+	$(VENV)/bin/pytest -q $(XDIST) $(PYTEST_ARGS)
+	SYNCSVC_TEST_REDIS=cluster $(VENV)/bin/pytest -q $(XDIST) -m "not cluster" $(PYTEST_ARGS) $(CLUSTER_SUITE)
 
 wrk-bin: ## install the load generator wrk (Debian package) unless it is on the PATH
 	@command -v wrk >/dev/null || { \

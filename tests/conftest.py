@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -111,11 +112,43 @@ async def opened_value(
     return cipher.open(dataset, key, value)
 
 
+class _Ports:
+    """Free loopback ports for the servers a test starts, handed out in turn from a range of this process's own below
+    the kernel's ephemeral range. Under pytest-xdist each worker has its own slice, so two workers never hand out the
+    same port between the check here and the server's bind (seconds later for a JVM), and no outgoing connection's
+    source port (taken from the ephemeral range) can take it meanwhile either. In turn, not at random: a port handed
+    out is not handed out again by this process before the rest of its slice was."""
+
+    LOW = 10_000
+
+    def __init__(self) -> None:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+            ephemeral = int(ranges.read().split()[0])
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+        width = (ephemeral - self.LOW) // workers
+        self.first = self.LOW + worker * width
+        self.width = width
+        self.next = random.randrange(width)
+
+    def take(self) -> int:
+        for _ in range(self.width):
+            port = self.first + self.next % self.width
+            self.next += 1
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise RuntimeError(f"no free loopback port in {self.first}..{self.first + self.width - 1}")
+
+
+_PORTS = _Ports()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return _PORTS.take()
 
 
 def _wait_for_redis(url: str, process: subprocess.Popen[bytes] | None) -> None:

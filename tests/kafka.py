@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -144,24 +143,10 @@ def kafka_sh(command: str, timeout: float, **env: str) -> None:
 
 
 def listener_ports(count: int) -> list[int]:
-    """``count`` different free loopback ports below the ephemeral range (where ``free_port``'s come from). A Kafka
-    node opens its client listener only once the controllers have unfenced it, seconds after it started; meanwhile
-    the nodes' connections to each other take ephemeral local ports, and one of them could take a port chosen there."""
-    with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
-        ephemeral = int(ports.read().split()[0])
-    chosen: list[int] = []
-    for _ in range(100 * count):
-        port = random.randrange(min(20_000, ephemeral // 2), ephemeral)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        if port not in chosen:
-            chosen.append(port)
-        if len(chosen) == count:
-            return chosen
-    raise RuntimeError(f"not {count} free loopback ports below {ephemeral} in {100 * count} tries")
+    """``count`` different free loopback ports below the ephemeral range (``free_port``). A Kafka node opens its
+    client listener only once the controllers have unfenced it, seconds after it started; meanwhile the nodes'
+    connections to each other take ephemeral local ports, and one of them could take a port chosen there."""
+    return [free_port() for _ in range(count)]
 
 
 def _running(pid: int) -> bool:
