@@ -15,6 +15,7 @@ import boto3
 import botocore.config
 import pytest
 from aiohttp.test_utils import TestServer
+from redis.asyncio import Redis
 
 from syncsvc.api.app import create_app
 from syncsvc.api.overload import IN_FLIGHT
@@ -41,7 +42,8 @@ async def gate() -> Gate:
 
 
 @pytest.fixture
-async def server(redis_url: str, gate: Gate) -> AsyncIterator[TestServer]:
+async def server(redis_url: str, redis_client: Redis, gate: Gate) -> AsyncIterator[TestServer]:
+    """A server with a bound of LIMIT requests in flight and the gated trigger, on a flushed Redis."""
     settings = make_settings(redis_url, max_requests_in_flight=LIMIT, triggers_on_developer_writes=True)
     triggers = TriggerRegistry()
     triggers.register("gated", gate.trigger, isolation="inline", timeout_seconds=30)

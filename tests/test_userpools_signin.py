@@ -429,9 +429,11 @@ async def test_flows_the_client_does_not_allow_are_refused(clients: UserPoolClie
 
 
 async def _expired(server: TestServer, token: str) -> str:
-    """The token's claims re-signed by the server's own current key, issued 70 s ago for 60 s."""
-    issuer = server.app[SERVICES].issuer
-    clock = ManualClock(int(time.time() * 1000) - 70_000)
+    """The token's claims re-signed by the server's own current key, issued 70 s before the server's (held) now for
+    60 s."""
+    services = server.app[SERVICES]
+    issuer = services.issuer
+    clock = ManualClock(services.clock.now_ms() - 70_000)
     past = TokenIssuer(issuer.keyring, issuer.kms, issuer_url=issuer.issuer_url, clock=clock)
     return await past.sign({k: v for k, v in claims_of(token).items() if k not in ("iat", "exp")}, 60)
 

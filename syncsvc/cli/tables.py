@@ -18,8 +18,6 @@ from syncsvc.config import Settings
 from syncsvc.errors import SyncsvcError
 from syncsvc.runtime import Services, StartupError, open_services
 
-console = Console()
-
 Rows = list[dict[str, Any]]
 
 
@@ -50,6 +48,7 @@ def show(rows: Sequence[dict[str, Any]], *, as_json: bool) -> None:
     if as_json:
         print(orjson.dumps(list(rows), option=orjson.OPT_INDENT_2).decode())
         return
+    console = Console()  # now, not at import: it reads the terminal's width (COLUMNS) when made
     if not rows:
         console.print("(none)")
         return
