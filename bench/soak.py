@@ -16,7 +16,8 @@ not yet published), the stream lag (write acknowledged → the consumer has it; 
 The report is ``soak.json`` and ``soak.png``. Growth is judged over the last 20 minutes (the last two thirds of a
 shorter run, so warm-up is left out): the least-squares slope over that window, times its length, against the
 samples' scatter around the line (2 sigma is noise). A write that fails, a change that never reaches the stream or
-a notification that never comes makes the run fail: a soak that loses data has nothing else to say.
+a phone never told of its dataset's last count (notified, or told on reconnecting) makes the run fail: a soak that
+loses data has nothing else to say.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class Counts:
     notifications: int = 0
     streamed: int = 0
     reconnects: int = 0
+    socket_failures: list[str] = field(default_factory=list)
     #: (identity, sync count) -> when the write was acknowledged, until the consumer has its change.
     acked: dict[tuple[str, int], float] = field(default_factory=dict)
     lags: list[float] = field(default_factory=list)
@@ -90,6 +92,9 @@ class Phone:
         self.session, self.url, self.guest, self.counts = session, url, guest, counts
         self.renewed = time.monotonic()
         self.devices: dict[str, str] = {}
+        #: The newest sync count the phone was told of, and the dataset's, as its last acknowledged write made it.
+        self.notified = 0
+        self.written = 0
 
     async def setup(self) -> None:
         for name in ("phone", "tablet"):
@@ -107,15 +112,25 @@ class Phone:
             self.renewed = time.monotonic()
 
     async def listen(self) -> None:
-        """Holds the phone's push socket, counting notifications; opens it again when the server closes it."""
+        """Holds the phone's push socket, counting notifications and keeping the newest sync count it was told of;
+        opens it again (after a second) when the server closes it or the connection fails."""
         path = f"/identitypools/{self.guest.pool_id}/identity/{self.guest.identity_id}/device/{self.devices['phone']}"
         while True:
-            await self._renew()
-            async with self.session.ws_connect(self.url + path + "/push", headers=self.guest.headers) as socket:
-                async for message in socket:
-                    if message.type == aiohttp.WSMsgType.TEXT:
-                        self.counts.notifications += 1
+            try:
+                await self._renew()
+                async with self.session.ws_connect(self.url + path + "/push", headers=self.guest.headers) as socket:
+                    async for message in socket:
+                        if message.type == aiohttp.WSMsgType.TEXT:
+                            told = orjson.loads(message.data)
+                            if "syncCount" in told:
+                                self.counts.notifications += 1
+                                self.notified = max(self.notified, int(told["syncCount"]))
+                            for count in told.get("syncCounts", {}).values():  # resumed: what it missed, at once
+                                self.notified = max(self.notified, int(count))
+            except (aiohttp.ClientError, BenchError, TimeoutError) as error:
+                self.counts.socket_failures.append(f"{type(error).__name__}: {error}"[:200])
             self.counts.reconnects += 1
+            await asyncio.sleep(1)
 
     async def write(self, interval: float, stop: float) -> None:
         """Writes every ``interval`` seconds until ``stop`` (monotonic), cycling through the keys."""
@@ -140,6 +155,7 @@ class Phone:
                 continue
             (record,) = answer["Records"]
             counts[key] = record["SyncCount"]
+            self.written = max(self.written, record["SyncCount"])
             self.counts.acked[(self.guest.identity_id, record["SyncCount"])] = time.monotonic()
             self.counts.writes += 1
 
@@ -156,6 +172,11 @@ async def consume(bootstrap: str, topic: str, counts: Counts, ready: asyncio.Eve
                 counts.lags.append(time.monotonic() - acked)
     finally:
         await consumer.stop()
+
+
+def behind(phones: list[Phone]) -> list[Phone]:
+    """The phones not (yet) told of their dataset's newest sync count."""
+    return [phone for phone in phones if phone.notified < phone.written]
 
 
 def _rss_and_files(pids: list[int]) -> tuple[int, int]:
@@ -249,7 +270,7 @@ async def drive(
                 raise BenchError(f"the stream consumer stopped: {consumer.exception()!r}")
         await writers
         deadline = time.monotonic() + STREAM_GRACE_SECONDS
-        while (counts.acked or counts.notifications < counts.writes) and time.monotonic() < deadline:
+        while (counts.acked or behind(phones)) and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
         for task in [*listeners, consumer]:
             task.cancel()
@@ -269,6 +290,8 @@ async def drive(
         "streamed": counts.streamed,
         "notifications": counts.notifications,
         "push_reconnects": counts.reconnects,
+        "push_failures": counts.socket_failures[:20],
+        "phones_behind": len(behind(phones)),
         "growth": {metric: growth(samples, metric, window) for metric in metrics},
         "samples": [asdict(sample) for sample in samples],
     }
@@ -355,10 +378,11 @@ def main() -> None:
         )
     print(
         f"writes {result['writes']:,}, failed {result['failed_count']}, never streamed {result['never_streamed']}, "
-        f"notifications {result['notifications']:,}"
+        f"notifications {result['notifications']:,}, phones behind {result['phones_behind']}, push reconnects "
+        f"{result['push_reconnects']}"
     )
-    if result["failed_count"] or result["never_streamed"]:
-        raise SystemExit("soak: writes failed or never reached the stream (see soak.json)")
+    if result["failed_count"] or result["never_streamed"] or result["phones_behind"]:
+        raise SystemExit("soak: writes failed, never reached the stream, or a phone was not told (see soak.json)")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ only once replicas confirmed them (SYNCSVC_REDIS_REPLICA_ACKS), on a real Redis 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -62,6 +63,18 @@ def test_each_url_form_names_its_topology(url: str, topology: Topology) -> None:
 def test_a_url_that_names_nothing_is_refused_with_the_reason(url: str, says: str) -> None:
     with pytest.raises(RedisUrlError, match=says):
         connection.parse(url)
+
+
+async def test_a_burst_past_the_connection_bound_waits_for_connections_instead_of_failing(redis_url: str) -> None:
+    """More commands at once than the client has connections: each holds its connection 0.2 s, the rest wait for
+    one (a plain redis-py pool answered MaxConnectionsError, and the request a 503)."""
+    client = connection.connect(redis_url)
+    run = uuid.uuid4().hex
+    try:
+        burst = [client.blpop([f"burst-{run}-{n}"], timeout=0.2) for n in range(connection.MAX_CONNECTIONS + 44)]
+        assert await asyncio.gather(*burst) == [None] * (connection.MAX_CONNECTIONS + 44)
+    finally:
+        await client.aclose()
 
 
 async def test_a_bad_redis_url_stops_start_up_with_one_line(redis_url: str) -> None:

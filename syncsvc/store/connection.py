@@ -37,7 +37,11 @@ RedisClient: TypeAlias = aioredis.Redis | RedisCluster
 
 #: Per-connection settings of every client (data nodes and sentinels).
 _SOCKET: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 2}
-#: Connections per client (per node for a cluster): a bound, so a burst queues instead of opening sockets unbounded.
+#: Connections per client (per node for a cluster): a bound on sockets. On one node a burst past it waits for a free
+#: connection (up to the socket timeout, then ConnectionError: 503 + Retry-After) instead of failing at once: a soak
+#: whose 400 phones opened their push sockets together met redis-py's plain pool answering MaxConnectionsError. The
+#: cluster and Sentinel clients have no waiting pool in redis-py: there the in-flight bound
+#: (``Settings.max_requests_in_flight``) has to stay below it.
 MAX_CONNECTIONS = 256
 
 
@@ -109,9 +113,15 @@ def connect(url: str) -> RedisClient:
     topology = parse(url)
     no_retries = Retry(NoBackoff(), 0)
     if topology.kind == "single":
-        return aioredis.Redis.from_url(
-            url, **_SOCKET, health_check_interval=15, retry=no_retries, max_connections=MAX_CONNECTIONS
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            **_SOCKET,
+            health_check_interval=15,
+            retry=no_retries,
+            max_connections=MAX_CONNECTIONS,
+            timeout=_SOCKET["socket_timeout"],
         )
+        return aioredis.Redis.from_pool(pool)
     credentials: dict[str, Any] = {"username": topology.username, "password": topology.password}
     if topology.kind == "cluster":
         return RedisCluster(
