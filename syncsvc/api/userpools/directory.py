@@ -19,6 +19,7 @@ from syncsvc.runtime import Services
 from syncsvc.userpools.model import (
     AuthFlow,
     ClientId,
+    Document,
     TokenValidityUnitsType,
     UserPoolId,
     UserPoolSettings,
@@ -65,7 +66,7 @@ class ClientSettingsIn(Input):
     AllowedOAuthFlows: list[Literal["code", "implicit", "client_credentials"]] | None = None
     AllowedOAuthScopes: list[str] | None = None
     AllowedOAuthFlowsUserPoolClient: bool | None = None
-    AnalyticsConfiguration: dict[str, Any] | None = None
+    AnalyticsConfiguration: Document | None = None
     PreventUserExistenceErrors: Literal["ENABLED", "LEGACY"] | None = None
     EnableTokenRevocation: bool | None = None
     EnablePropagateAdditionalUserContextData: bool | None = None
