@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 KAFKA_PYTHON := $(abspath $(VENV))/bin/python
 export REDIS_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_BROKERS KAFKA_PYTHON
 
-.PHONY: help venv lock test-latest redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials root-key dev test openapi \
+.PHONY: help venv lock test-latest redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials root-key dev test fuzz openapi \
   wrk-bin softhsm-bin bench lint fmt clean distclean
 
 help: ## list the targets
@@ -130,6 +130,13 @@ CLUSTER_SUITE := tests/test_sync_records.py tests/test_sync_datasets.py tests/te
 test: venv redis-bin kafka-bin wrk-bin softhsm-bin ## run the test suite, then its end-to-end modules on a Redis Cluster (extra pytest flags: PYTEST_ARGS="-k vv -x")
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 	SYNCSVC_TEST_REDIS=cluster $(VENV)/bin/pytest -q -m "not cluster" $(PYTEST_ARGS) $(CLUSTER_SUITE)
+
+# The long schema-driven fuzz run: tests/test_fuzz.py with FUZZ_EXAMPLES examples per operation (make test: 12), new
+# ones every run (make test: the same ones); a failure prints the seed that reproduces it (--hypothesis-seed=N).
+FUZZ_EXAMPLES ?= 150
+fuzz: venv redis-bin ## fuzz every operation of docs/openapi.json against a real server, FUZZ_EXAMPLES (150) each, random
+	SYNCSVC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) SYNCSVC_FUZZ_RANDOM=1 $(VENV)/bin/pytest -q -o timeout=1800 $(PYTEST_ARGS) \
+	  tests/test_fuzz.py
 
 wrk-bin: ## install the load generator wrk (Debian package) unless it is on the PATH
 	@command -v wrk >/dev/null || { \

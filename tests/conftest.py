@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -79,6 +80,14 @@ pytest_plugins = [
 #: The helper modules that check what they get: their asserts rewritten as a test module's are, so that a failing one
 #: shows its values.
 pytest.register_assert_rewrite("tests.aws_cli", "tests.phones", "tests.servers", "tests.write_load")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fuzz run's counts (requests, per status class), when tests/test_fuzz.py ran: a closing note quotes them."""
+    fuzzing = sys.modules.get("tests.fuzzing")
+    if fuzzing is not None and fuzzing.TALLY.requests:
+        terminalreporter.write_line(fuzzing.TALLY.summary())
+
 
 #: The KMS root key of every server the suite starts (in process or as `syncsvc` processes, which inherit it).
 ROOT_KEY_FILE = Path(tempfile.mkdtemp(prefix="syncsvc-tests-")) / "root.key"

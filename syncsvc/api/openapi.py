@@ -13,7 +13,9 @@ How the AWS protocols map onto OpenAPI:
   ``/#X-Amz-Target=<target>`` (the fragment is not sent: the request goes to ``/``), with the header as a
   required parameter of that one value and ``x-amz-target`` naming it, the convention of AWS-to-OpenAPI converters.
 * Every error has the AWS shape ``{"__type": <name>, "message": <text>}`` (some carry more members, as
-  ResourceConflictException carries the stored records).
+  ResourceConflictException carries the stored records). Each surface's error schema (``<Surface>.Error``) lists the
+  names its operations answer: those of :data:`ERRORS` and the ones every surface shares (:data:`COMMON_ERRORS`:
+  the signature, the request's framing, overload, an outage).
 * Signed requests use SigV4 (``Authorization: AWS4-HMAC-SHA256 …``: described, OpenAPI has no scheme for it); Cognito
   Sync also takes an identity's token as ``Authorization: Bearer``.
 """
@@ -26,10 +28,11 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from syncsvc import __version__
+from syncsvc import __version__, errors
 from syncsvc.access import Access
 from syncsvc.api import identity, kms, sync, userpools
 from syncsvc.api.operations import Operation, Surface
+from syncsvc.errors import SyncsvcError
 
 #: The surfaces in the document's order, with the name their schemas are prefixed with (two services may name a
 #: shape alike: ``PoolSummary`` is an identity pool in one and a user pool in the other).
@@ -39,6 +42,60 @@ SURFACES: tuple[tuple[str, Surface], ...] = (
     ("CognitoIdentityProvider", userpools.SURFACE),
     ("KMS", kms.SURFACE),
 )
+#: The errors any request may be answered with, whatever its surface: its signature or token refused, its body or
+#: framing broken, no such operation, the server overloaded or its backend unreachable (InternalErrorException 503).
+COMMON_ERRORS: tuple[type[SyncsvcError], ...] = (
+    errors.MissingAuthenticationTokenError,
+    errors.IncompleteSignatureError,
+    errors.InvalidSignatureError,
+    errors.UnrecognizedClientError,
+    errors.ExpiredTokenError,
+    errors.NotAuthorizedError,
+    errors.SerializationError,
+    errors.RequestTooLargeError,
+    errors.RequestTimeoutError,
+    errors.UnknownOperationError,
+    errors.TooManyRequestsError,
+    errors.BackendUnavailableError,
+)
+
+
+def _descendants(base: type[SyncsvcError]) -> tuple[type[SyncsvcError], ...]:
+    found: list[type[SyncsvcError]] = []
+    for child in base.__subclasses__():
+        found += [child, *_descendants(child)]
+    return tuple(found)
+
+
+#: The errors of each surface's own model, by the surface's schema prefix.
+ERRORS: dict[str, tuple[type[SyncsvcError], ...]] = {
+    "CognitoSync": (
+        errors.InvalidParameterError,
+        errors.ResourceNotFoundError,
+        errors.ResourceConflictError,
+        errors.LimitExceededError,
+        errors.InvalidConfigurationError,
+        errors.DuplicateRequestError,
+        errors.AlreadyStreamedError,
+        errors.InvalidLambdaFunctionOutputError,
+        errors.LambdaThrottledError,
+    ),
+    "CognitoIdentity": (
+        errors.InputValidationError,
+        errors.InvalidParameterError,
+        errors.ResourceNotFoundError,
+        errors.ResourceConflictError,
+        errors.LimitExceededError,
+    ),
+    "CognitoIdentityProvider": (
+        errors.InvalidParameterError,
+        errors.InputValidationError,
+        errors.InvalidLambdaFunctionOutputError,
+        errors.LambdaThrottledError,
+        *_descendants(errors.UserPoolError),
+    ),
+    "KMS": (errors.InvalidParameterError, errors.InvalidConfigurationError, *_descendants(errors.KmsError)),
+}
 _LABEL = re.compile(r"\{(\w+)\}")
 _ERROR = {"$ref": "#/components/schemas/AwsError"}
 _SIGV4: dict[str, list[str]] = {"sigv4": []}
@@ -51,6 +108,7 @@ def document() -> dict[str, Any]:
     schemas: dict[str, Any] = {"AwsError": _aws_error()}
     paths: dict[str, Any] = {}
     for prefix, served in SURFACES:
+        schemas[f"{prefix}.Error"] = _surface_error(ERRORS[prefix])
         for operation in served.operations.values():
             path, method, entry = _operation(prefix, served, operation, schemas)
             paths.setdefault(path, {})[method] = entry
@@ -115,8 +173,8 @@ def _operation(
     response = _schema(prefix, f"{operation.name}Response", operation.output, schemas)
     entry["responses"] = {
         "200": {"description": "The result.", "content": {content_type: {"schema": response}}},
-        "4XX": {"description": "The request was refused (AWS error shape).", "content": _errors(content_type)},
-        "5XX": {"description": "Retry later (503 carries Retry-After).", "content": _errors(content_type)},
+        "4XX": {"description": "The request was refused (AWS error shape).", "content": _errors(content_type, prefix)},
+        "5XX": {"description": "Retry later (503 carries Retry-After).", "content": _errors(content_type, prefix)},
     }
     return path, method, entry
 
@@ -138,8 +196,15 @@ def _security(access: Access, *, rest: bool) -> list[dict[str, list[str]]]:
     return [_SIGV4]
 
 
-def _errors(content_type: str) -> dict[str, Any]:
-    return {content_type: {"schema": _ERROR}}
+def _errors(content_type: str, prefix: str | None = None) -> dict[str, Any]:
+    schema = _ERROR if prefix is None else {"$ref": f"#/components/schemas/{prefix}.Error"}
+    return {content_type: {"schema": schema}}
+
+
+def _surface_error(own: tuple[type[SyncsvcError], ...]) -> dict[str, Any]:
+    """An error of one surface: the AWS error shape, its ``__type`` one of the surface's names or the common ones."""
+    names = sorted({error.code for error in (*COMMON_ERRORS, *own)})
+    return {"allOf": [_ERROR], "properties": {"__type": {"enum": names}}}
 
 
 def _aws_error() -> dict[str, Any]:
@@ -190,7 +255,12 @@ def _plain_paths() -> dict[str, Any]:
 
 
 def _with_pool(entry: dict[str, Any]) -> dict[str, Any]:
-    entry["get"]["parameters"] = [{"name": "userPoolId", "in": "path", "required": True, "schema": {"type": "string"}}]
+    """A user pool's discovery path: the pool id as the server matches it (``<region>_<id>``; another segment is not
+    this path but an operation, refused unsigned), and ResourceNotFoundException for a pool that does not exist."""
+    pool_id = {"type": "string", "pattern": r"^[\w-]+_[0-9a-zA-Z]+$"}
+    entry["get"]["parameters"] = [{"name": "userPoolId", "in": "path", "required": True, "schema": pool_id}]
+    refused = {"description": "No such user pool (AWS error shape).", "content": _errors("application/json")}
+    entry["get"]["responses"]["4XX"] = refused
     return entry
 
 
