@@ -87,6 +87,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     fuzzing = sys.modules.get("tests.fuzzing")
     if fuzzing is not None and fuzzing.TALLY.requests:
         terminalreporter.write_line(fuzzing.TALLY.summary())
+        if os.environ.get("SYNCSVC_FUZZ_REFUSED"):  # which operations never got past validation (`make fuzz`)
+            refused = sorted({operation for operation, _ in fuzzing.TALLY.statuses} - fuzzing.TALLY.succeeded())
+            terminalreporter.write_line(f"fuzz: never answered 2xx: {', '.join(refused)}")
 
 
 #: The KMS root key of every server the suite starts (in process or as `syncsvc` processes, which inherit it).

@@ -12,8 +12,10 @@ signature code has tests of its own in tests/test_sigv4.py):
 
 Generated values rarely name anything that exists, so some are swapped for ones that do (:class:`Known`): path
 labels of Cognito Sync become the shared pool, the attacker's or the **victim's** identity and a dataset either
-holds; the anonymous Cognito Identity operations get the pool and those identities in their bodies. Developer
-requests never get the victim's identity: a developer may change any identity's data, an identity only its own.
+holds; the anonymous Cognito Identity operations get the pool and those identities in their bodies; user pool
+operations a user pool, its app client, its user and that user's access token (what the user pools API takes in
+the body where Cognito Sync takes ``Authorization: Bearer``); KMS operations a key. Developer requests never name
+the victim or its pool: a developer may change any identity's data, an identity only its own.
 """
 
 from __future__ import annotations
@@ -101,46 +103,81 @@ class Identity:
 
 
 @dataclass(frozen=True, slots=True)
+class UserPool:
+    """A user pool of the fuzz run's developer: an app client and a signed-in user (its access token)."""
+
+    user_pool_id: str
+    client_id: str
+    username: str
+    access_token: str
+
+
+@dataclass(frozen=True, slots=True)
 class Known:
-    """What exists on the server: the pool both identities are in, the attacker (who signs the fuzzed Cognito Sync
-    requests), the victim (whose data must not change) and their datasets."""
+    """What exists on the server: the identity pool both identities are in, the attacker (who signs the fuzzed
+    Cognito Sync requests), the victim (whose data must not change), their datasets; a user pool and a KMS key."""
 
     pool_id: str
     attacker: Identity
     victim: Identity
     datasets: tuple[str, ...]
+    user_pool: UserPool
+    key_id: str
 
     def aimed(self, case: FuzzCase) -> st.SearchStrategy[FuzzCase]:
-        """``case`` with some generated ids swapped for ones that exist: Cognito Sync path labels, the ids in the
-        bodies of :data:`IDENTITY_BY_BODY`. Only in a part generated valid (an invalid part stays as made, so that
-        it is still refused)."""
+        """``case`` with some generated ids swapped for ones that exist, in path labels and body members. Only in a
+        part generated valid (an invalid part stays as made, so that it is still refused)."""
         labels: st.SearchStrategy[Any] = st.just(case.path_parameters)
         body: st.SearchStrategy[Any] = st.just(case.body)
-        sync = case.operation.path.startswith("/identitypools")
-        if sync and case.path_parameters and _valid_at(case, ParameterLocation.PATH):
-            labels = self._members(case.path_parameters, encoded=True)
-        if (
-            operation_id(case) in IDENTITY_BY_BODY
-            and isinstance(case.body, dict)
-            and _valid_at(case, ParameterLocation.BODY)
-        ):
-            body = self._members(case.body, encoded=False)
+        if case.path_parameters and _valid_at(case, ParameterLocation.PATH):
+            labels = _members(case.path_parameters, self._labels(), encoded=True)
+        members = self._body_members(operation_id(case))
+        if members and isinstance(case.body, dict) and _valid_at(case, ParameterLocation.BODY):
+            body = _members(case.body, members, encoded=False)
         return st.tuples(labels, body).map(lambda drawn: _with(case, *drawn))
 
-    def _members(self, members: Mapping[str, Any], *, encoded: bool) -> st.SearchStrategy[dict[str, Any]]:
-        """``members`` with each id kept or swapped for a known one (percent-encoded, for path labels)."""
-        known = {
+    def _labels(self) -> dict[str, list[str]]:
+        """Path labels: Cognito Sync's name the attacker's or the victim's data (signed as the attacker)."""
+        return {
             "IdentityPoolId": [self.pool_id],
             "IdentityId": [self.attacker.identity_id, self.victim.identity_id],
             "DatasetName": list(self.datasets),
+            "userPoolId": [self.user_pool.user_pool_id],
         }
-        drawn = {
-            name: st.sampled_from([value, *(quote(id_, safe="") if encoded else id_ for id_ in known[name])])
-            if name in known
-            else st.just(value)
-            for name, value in members.items()
-        }
-        return st.fixed_dictionaries(drawn)
+
+    def _body_members(self, operation: str) -> dict[str, list[str]]:
+        """Body members by operation. A developer's request never names the victim or the shared identity pool (a
+        developer may delete either); an anonymous one may (:data:`IDENTITY_BY_BODY`)."""
+        if operation in IDENTITY_BY_BODY:
+            return {
+                "IdentityPoolId": [self.pool_id],
+                "IdentityId": [self.attacker.identity_id, self.victim.identity_id],
+            }
+        if operation.startswith("CognitoIdentityProvider."):
+            pool = self.user_pool
+            return {
+                "UserPoolId": [pool.user_pool_id],
+                "ClientId": [pool.client_id],
+                "Username": [pool.username],
+                "AccessToken": [pool.access_token],
+            }
+        if operation.startswith("KMS."):
+            return {name: [self.key_id] for name in ("KeyId", "TargetKeyId", "SourceKeyId", "DestinationKeyId")}
+        return {}
+
+
+def _members(
+    members: Mapping[str, Any], known: Mapping[str, list[str]], *, encoded: bool
+) -> st.SearchStrategy[dict[str, Any]]:
+    """``members`` with each one ``known`` names kept or swapped for a known value (percent-encoded, for labels):
+    the generated value one time in 1 + 2n for n known ones."""
+    drawn = {
+        name: st.sampled_from([value, *[quote(id_, safe="") if encoded else id_ for id_ in known[name]] * 2])
+        if name in known
+        else st.just(value)
+        for name, value in members.items()
+    }
+    return st.fixed_dictionaries(drawn)
 
 
 def _valid_at(case: FuzzCase, location: ParameterLocation) -> bool:
@@ -177,9 +214,16 @@ class Tally:
     def operations(self) -> int:
         return len({operation for operation, _ in self.statuses})
 
+    def succeeded(self) -> set[str]:
+        """The operations answered 2xx at least once (how deep the run got: the others were all refused)."""
+        return {operation for operation, status in self.statuses if 200 <= status < 300}
+
     def summary(self) -> str:
         classes = ", ".join(f"{name} = {count}" for name, count in self.by_class().items())
-        return f"fuzz: {self.operations()} operations, {self.requests} requests fuzzed ({classes})"
+        return (
+            f"fuzz: {self.operations()} operations ({len(self.succeeded())} answered 2xx at least once), "
+            f"{self.requests} requests fuzzed ({classes})"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,11 +46,24 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, REGION
-from tests.fuzzing import EXAMPLES, RANDOM, FuzzCase, Identity, Known, Sender, guest, guest_with_id, load_schema
+from tests.fuzzing import (
+    EXAMPLES,
+    RANDOM,
+    FuzzCase,
+    Identity,
+    Known,
+    Sender,
+    UserPool,
+    guest,
+    guest_with_id,
+    load_schema,
+)
 from tests.servers import Served, syncsvc_process
 
 SCHEMA = load_schema()
 DATASETS = ("notes", "settings")
+PASSWORD = "Fuzz-passw0rd!"
+ONE_TRY = Config(retries={"max_attempts": 1})
 
 
 @schemathesis.check
@@ -86,7 +99,7 @@ def sync_client(endpoint: str, identity: Identity) -> Any:
         aws_session_token=identity.credentials.token,
         region_name=REGION,
     )
-    return session.client("cognito-sync", endpoint_url=endpoint, config=Config(retries={"max_attempts": 1}))
+    return session.client("cognito-sync", endpoint_url=endpoint, config=ONE_TRY)
 
 
 def write(endpoint: str, identity: Identity, pool_id: str, dataset: str, values: dict[str, str]) -> None:
@@ -114,6 +127,33 @@ def stored(client: redis.Redis, identity_id: str) -> dict[bytes, bytes | None]:
     return {key: client.dump(key) for key in sorted(client.scan_iter(match=f"*{identity_id}*", count=1000))}
 
 
+def user_pool(developer: boto3.session.Session, endpoint: str) -> UserPool:
+    """A user pool with an app client and a user signed in (the developer's admin sign-in: no e-mail needed)."""
+    idp = developer.client("cognito-idp", endpoint_url=endpoint, config=ONE_TRY)
+    pool_id = idp.create_user_pool(PoolName="fuzz")["UserPool"]["Id"]
+    flows = ["ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+    client_id = idp.create_user_pool_client(UserPoolId=pool_id, ClientName="fuzz", ExplicitAuthFlows=flows)[
+        "UserPoolClient"
+    ]["ClientId"]
+    user = {"UserPoolId": pool_id, "Username": "fuzzer"}
+    idp.admin_create_user(**user, MessageAction="SUPPRESS")
+    idp.admin_set_user_password(**user, Password=PASSWORD, Permanent=True)
+    signed_in = idp.admin_initiate_auth(
+        UserPoolId=pool_id,
+        ClientId=client_id,
+        AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "fuzzer", "PASSWORD": PASSWORD},
+    )
+    return UserPool(pool_id, client_id, "fuzzer", signed_in["AuthenticationResult"]["AccessToken"])
+
+
+def kms_key(developer: boto3.session.Session, endpoint: str) -> str:
+    """A symmetric KMS key of the developer's (no identity's data is sealed under it)."""
+    kms = developer.client("kms", endpoint_url=endpoint, config=ONE_TRY)
+    key_id: str = kms.create_key(Description="fuzz")["KeyMetadata"]["KeyId"]
+    return key_id
+
+
 class World:
     """The server under fuzzing and what exists on it."""
 
@@ -132,9 +172,10 @@ def world(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     redis.Redis.from_url(redis_url).flushdb()
     log = tmp_path_factory.mktemp("fuzz") / "syncsvc.log"
     with syncsvc_process(redis_url, log) as served:
-        developer = boto3.session.Session(
+        developer_session = boto3.session.Session(
             aws_access_key_id=DEVELOPER_KEY, aws_secret_access_key=DEVELOPER_SECRET, region_name=REGION
-        ).client("cognito-identity", endpoint_url=served.url, config=Config(retries={"max_attempts": 1}))
+        )
+        developer = developer_session.client("cognito-identity", endpoint_url=served.url, config=ONE_TRY)
         pool_id = developer.create_identity_pool(IdentityPoolName="fuzz", AllowUnauthenticatedIdentities=True)[
             "IdentityPoolId"
         ]
@@ -143,7 +184,14 @@ def world(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         for identity in (attacker, victim):
             for dataset in DATASETS:
                 write(served.url, identity, pool_id, dataset, {"k": f"{dataset} of {identity.identity_id}", "k2": ""})
-        known = Known(pool_id, attacker, victim, DATASETS)
+        known = Known(
+            pool_id,
+            attacker,
+            victim,
+            DATASETS,
+            user_pool(developer_session, served.url),
+            kms_key(developer_session, served.url),
+        )
         KNOWN["known"] = known
         yield World(served, known, redis_url)
         print(f"\nthe fuzzed syncsvc's log: {log}")

@@ -157,8 +157,9 @@ def _operation(
             parameters.append({"name": label, "in": "path", "required": True, "schema": {"type": "string"}})
         for query in operation.route.query:
             schema: dict[str, Any] = {"type": "string"}
-            if query.bounds is not None:
-                schema = {"type": "integer", "minimum": query.bounds[0], "maximum": query.bounds[1]}
+            if query.bounds is not None:  # an empty value counts as absent (``messages.query_int``)
+                number = {"type": "integer", "minimum": query.bounds[0], "maximum": query.bounds[1]}
+                schema = {"anyOf": [number, {"const": ""}]}
             parameters.append({"name": query.name, "in": "query", "required": False, "schema": schema})
     else:
         target = f"{served.target_prefix}{operation.name}"
