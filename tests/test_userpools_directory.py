@@ -148,6 +148,24 @@ async def test_a_kept_setting_holding_an_integer_past_64_bits_is_refused(
     assert "outside the range of a 64-bit Long" in body["message"]
 
 
+async def test_a_group_precedence_past_a_java_integer_is_refused(raw: Raw) -> None:
+    """Precedence is AWS's PrecedenceType, 0 to 2**31 - 1. It had no upper bound, and CreateGroup with a Precedence
+    of 2**64 failed to store the group (orjson: Integer exceeds 64-bit range) and answered 500: found by `make fuzz`."""
+    given = {"UserPoolId": "us-east-1_abc", "GroupName": "g", "Precedence": 2**64}
+    status, body, _ = await raw.send(
+        "POST",
+        "/",
+        body=json.dumps(given).encode(),
+        service="cognito-idp",
+        headers={"Content-Type": AMZ_JSON, "X-Amz-Target": "AWSCognitoIdentityProviderService.CreateGroup"},
+    )
+    assert (status, body["__type"]) == (400, "InvalidParameterException")
+    assert body["message"] == (
+        "1 validation error detected: Value '18446744073709551616' at 'precedence' failed to satisfy constraint: "
+        "Member must have value less than or equal to 2147483647"
+    )
+
+
 async def test_app_client_round_trip_with_and_without_secret(idp: Idp) -> None:
     pool_id = await idp.new_pool()
     plain = await idp.new_client(pool_id, ClientName="web")

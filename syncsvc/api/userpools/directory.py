@@ -103,7 +103,8 @@ class CreateGroupIn(Input):
     UserPoolId: UserPoolId
     Description: Annotated[str, StringConstraints(max_length=2048)] | None = None
     RoleArn: Annotated[str, StringConstraints(min_length=20, max_length=2048)] | None = None
-    Precedence: Annotated[int, Field(ge=0)] | None = None
+    #: AWS's PrecedenceType: a non-negative Java Integer (unbounded, a number past 64 bits failed to be stored)
+    Precedence: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
 
 
 class GroupIn(Input):
