@@ -132,11 +132,15 @@ test: venv redis-bin kafka-bin wrk-bin softhsm-bin ## run the test suite, then i
 	SYNCSVC_TEST_REDIS=cluster $(VENV)/bin/pytest -q -m "not cluster" $(PYTEST_ARGS) $(CLUSTER_SUITE)
 
 # The long schema-driven fuzz run: tests/test_fuzz.py with FUZZ_EXAMPLES examples per operation (make test: 12), new
-# ones every run (make test: the same ones); a failure prints the seed that reproduces it (--hypothesis-seed=N).
+# ones every run (make test: the same ones), from FUZZ_SEED: `make fuzz FUZZ_SEED=N` runs a reported run's examples again.
 FUZZ_EXAMPLES ?= 150
+ifndef FUZZ_SEED
+FUZZ_SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+endif
 fuzz: venv redis-bin ## fuzz every operation of docs/openapi.json against a real server, FUZZ_EXAMPLES (150) each, random
-	SYNCSVC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) SYNCSVC_FUZZ_RANDOM=1 $(VENV)/bin/pytest -q -o timeout=1800 $(PYTEST_ARGS) \
-	  tests/test_fuzz.py
+	@echo "fuzz: seed $(FUZZ_SEED) (make fuzz FUZZ_SEED=$(FUZZ_SEED) runs the same examples again)"
+	SYNCSVC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) SYNCSVC_FUZZ_RANDOM=1 SYNCSVC_FUZZ_SEED=$(FUZZ_SEED) SYNCSVC_FUZZ_REFUSED=1 \
+	  $(VENV)/bin/pytest -q -o timeout=1800 --hypothesis-seed=$(FUZZ_SEED) $(PYTEST_ARGS) tests/test_fuzz.py
 
 wrk-bin: ## install the load generator wrk (Debian package) unless it is on the PATH
 	@command -v wrk >/dev/null || { \

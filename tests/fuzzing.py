@@ -49,6 +49,8 @@ FuzzCase = schemathesis.Case[Any]
 EXAMPLES = int(os.environ.get("SYNCSVC_FUZZ_EXAMPLES", "12"))
 #: ``SYNCSVC_FUZZ_RANDOM=1`` (`make fuzz`): new examples every run; otherwise the same ones every run.
 RANDOM = os.environ.get("SYNCSVC_FUZZ_RANDOM", "") not in ("", "0")
+#: The seed of a random run (`make fuzz` picks one and prints it; ``FUZZ_SEED=N`` runs the same examples again).
+SEED = int(os.environ["SYNCSVC_FUZZ_SEED"]) if RANDOM and os.environ.get("SYNCSVC_FUZZ_SEED") else None
 #: The document's placeholder for a json 1.1 operation: ``/#X-Amz-Target=<target>`` (the request goes to ``/``).
 PSEUDO_PATH = "/#X-Amz-Target="
 SYNC_SERVICE = "cognito-sync"
@@ -80,6 +82,7 @@ def load_schema() -> OpenApiSchema:
     ``Authorization`` (the run signs every request itself), the same examples every run unless :data:`RANDOM`."""
     config = schemathesis.Config.from_dict(
         {
+            **({} if SEED is None else {"seed": SEED}),
             "generation": {
                 "mode": "all",
                 "max-examples": EXAMPLES,
