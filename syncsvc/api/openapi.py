@@ -12,6 +12,7 @@ How the AWS protocols map onto OpenAPI:
   ``X-Amz-Target`` header. OpenAPI keys a path by its URL only, so each operation gets the path
   ``/#X-Amz-Target=<target>`` (the fragment is not sent: the request goes to ``/``), with the header as a
   required parameter of that one value and ``x-amz-target`` naming it, the convention of AWS-to-OpenAPI converters.
+* Blobs (KMS plaintexts, ciphertexts, signatures) are base64 text, as on the wire (``format: byte``).
 * Every error has the AWS shape ``{"__type": <name>, "message": <text>}`` (some carry more members, as
   ResourceConflictException carries the stored records). Each surface's error schema (``<Surface>.Error``) lists the
   names its operations answer: those of :data:`ERRORS` and the ones every surface shares (:data:`COMMON_ERRORS`:
@@ -182,11 +183,29 @@ def _operation(
 
 def _schema(prefix: str, name: str, shape: type[Any], schemas: dict[str, Any]) -> dict[str, str]:
     """A reference to ``shape``'s JSON schema, kept as ``<prefix>.<name>`` with the shapes it uses beside it."""
-    made = TypeAdapter(shape).json_schema(ref_template=f"#/components/schemas/{prefix}.{{model}}")
+    made = _blobs_as_base64(TypeAdapter(shape).json_schema(ref_template=f"#/components/schemas/{prefix}.{{model}}"))
     for nested, schema in made.pop("$defs", {}).items():
         schemas[f"{prefix}.{nested}"] = schema
     schemas[f"{prefix}.{name}"] = made
     return {"$ref": f"#/components/schemas/{prefix}.{name}"}
+
+
+def _blobs_as_base64(schema: Any) -> Any:
+    """``schema`` with every blob (pydantic's ``format: binary``) as the wire has it: base64 text (OpenAPI's
+    ``format: byte``, JSON Schema's ``contentEncoding``), its length bounds those of the text that n bytes encode to
+    (4 characters per 3 bytes, rounded up)."""
+    if isinstance(schema, list):
+        return [_blobs_as_base64(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("type") == "string" and schema.get("format") == "binary":
+        text = {key: value for key, value in schema.items() if key not in ("minLength", "maxLength")}
+        text |= {"format": "byte", "contentEncoding": "base64"}
+        for bound in ("minLength", "maxLength"):
+            if bound in schema:
+                text[bound] = 4 * -(-schema[bound] // 3)
+        return text
+    return {key: _blobs_as_base64(value) for key, value in schema.items()}
 
 
 def _security(access: Access, *, rest: bool) -> list[dict[str, list[str]]]:
