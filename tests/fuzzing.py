@@ -60,6 +60,30 @@ IDENTITY_BY_BODY = frozenset(
     f"CognitoIdentity.{name}" for name in ("GetId", "GetCredentialsForIdentity", "GetOpenIdToken", "UnlinkIdentity")
 )
 
+#: The operations that would delete, disable or sign out what the run aims the others at.
+ENDINGS = frozenset(
+    [
+        *(
+            f"CognitoIdentityProvider.{name}"
+            for name in (
+                "DeleteUserPool",
+                "DeleteUserPoolClient",
+                "UpdateUserPool",
+                "UpdateUserPoolClient",
+                "AdminDeleteUser",
+                "AdminDisableUser",
+                "AdminResetUserPassword",
+                "AdminSetUserPassword",
+                "AdminUserGlobalSignOut",
+                "ChangePassword",
+                "DeleteUser",
+                "GlobalSignOut",
+            )
+        ),
+        *(f"KMS.{name}" for name in ("ScheduleKeyDeletion", "DisableKey", "PutKeyPolicy", "UpdatePrimaryRegion")),
+    ]
+)
+
 
 @schemathesis.serializer(AMZ_JSON)
 def _amz_json(context: schemathesis.SerializationContext, value: Any) -> bytes:
@@ -150,7 +174,11 @@ class Known:
 
     def _body_members(self, operation: str) -> dict[str, list[str]]:
         """Body members by operation. A developer's request never names the victim or the shared identity pool (a
-        developer may delete either); an anonymous one may (:data:`IDENTITY_BY_BODY`)."""
+        developer may delete either); an anonymous one may (:data:`IDENTITY_BY_BODY`). Operations that would end
+        the user pool, its user's session or the key (:data:`ENDINGS`) get generated ids only: the operations after
+        them would otherwise find nothing to work on."""
+        if operation in ENDINGS:
+            return {}
         if operation in IDENTITY_BY_BODY:
             return {
                 "IdentityPoolId": [self.pool_id],
