@@ -131,7 +131,7 @@ test: venv redis-bin kafka-bin wrk-bin softhsm-bin ## run the test suite, then i
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 	SYNCSVC_TEST_REDIS=cluster $(VENV)/bin/pytest -q -m "not cluster" $(PYTEST_ARGS) $(CLUSTER_SUITE)
 
-# The long schema-driven fuzz run: tests/test_fuzz.py with FUZZ_EXAMPLES examples per operation (make test: 12), new
+# The long schema-driven fuzz run: tests/test_fuzz.py with FUZZ_EXAMPLES examples per operation (make test: 10), new
 # ones every run (make test: the same ones), from FUZZ_SEED: `make fuzz FUZZ_SEED=N` runs a reported run's examples again.
 FUZZ_EXAMPLES ?= 150
 ifndef FUZZ_SEED

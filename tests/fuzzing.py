@@ -46,7 +46,7 @@ from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, REGION
 #: A generated request of any operation of the document.
 FuzzCase = schemathesis.Case[Any]
 #: Examples per operation: `make test` runs a bounded number, `make fuzz` many more (``SYNCSVC_FUZZ_EXAMPLES``).
-EXAMPLES = int(os.environ.get("SYNCSVC_FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("SYNCSVC_FUZZ_EXAMPLES", "10"))
 #: ``SYNCSVC_FUZZ_RANDOM=1`` (`make fuzz`): new examples every run; otherwise the same ones every run.
 RANDOM = os.environ.get("SYNCSVC_FUZZ_RANDOM", "") not in ("", "0")
 #: The seed of a random run (`make fuzz` picks one and prints it; ``FUZZ_SEED=N`` runs the same examples again).

@@ -15,7 +15,7 @@ A stateful run (:class:`Chain`, a Hypothesis state machine drawing its bodies fr
 further than single requests reach: a new pool, GetId, credentials, ListRecords, UpdateRecords with the session
 token ListRecords gave, ListRecords again (the written records must be there).
 
-`make test` runs a bounded number of examples per operation (``SYNCSVC_FUZZ_EXAMPLES``, 12), the same every run;
+`make test` runs a bounded number of examples per operation (``SYNCSVC_FUZZ_EXAMPLES``, 10), the same every run;
 `make fuzz` many more, new ones every run. The counts (operations, requests, per status class) are printed at the
 end of the session. How requests are made and signed: tests/fuzzing.py.
 """
@@ -35,7 +35,7 @@ import requests
 import schemathesis
 from botocore.config import Config
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, precondition, rule
 from schemathesis.checks import not_a_server_error
 from schemathesis.core import NOT_SET
 from schemathesis.specs.openapi.checks import (
@@ -64,6 +64,8 @@ SCHEMA = load_schema()
 DATASETS = ("notes", "settings")
 PASSWORD = "Fuzz-passw0rd!"
 ONE_TRY = Config(retries={"max_attempts": 1})
+#: How many pools and identities one run of the state machine makes (its other steps read and write records).
+MADE = 4
 
 
 @schemathesis.check
@@ -234,6 +236,8 @@ class Chain(RuleBasedStateMachine):
     Sync requests (so they get past authorization, where single requests mostly stop)."""
 
     world: World
+    #: Pools and identities made so far: past :data:`MADE`, the steps go to ListRecords and UpdateRecords.
+    made = 0
     pools = Bundle("pools")
     identities = Bundle("identities")
     sessions = Bundle("sessions")
@@ -243,32 +247,58 @@ class Chain(RuleBasedStateMachine):
         case.validate_response(response, checks=CHECKS)
         return response
 
+    @initialize(target=identities, pool=valid("CognitoIdentity.CreateIdentityPool"), who=valid("CognitoIdentity.GetId"))
+    def first_identity(self, pool: FuzzCase, who: FuzzCase) -> tuple[str, Identity]:
+        """Every run starts with a pool and an identity of its own, so the Cognito Sync rules have one to act as."""
+        return self.new_identity(self.new_pool(pool), who)
+
+    @precondition(lambda self: self.made < MADE)
     @rule(target=pools, case=valid("CognitoIdentity.CreateIdentityPool"))
     def create_pool(self, case: FuzzCase) -> str:
+        return self.new_pool(case)
+
+    @precondition(lambda self: self.made < MADE)
+    @rule(target=identities, pool=pools, case=valid("CognitoIdentity.GetId"))
+    def get_id(self, pool: str, case: FuzzCase) -> tuple[str, Identity]:
+        return self.new_identity(pool, case)
+
+    @rule(target=sessions, owner=identities, case=valid("CognitoSync.ListRecords"), dataset=st.sampled_from(DATASETS))
+    def list_records(self, owner: tuple[str, Identity], case: FuzzCase, dataset: str) -> tuple[Any, ...]:
+        """The generated lastSyncCount and maxResults; no generated page or session token (the single requests
+        fuzz those), so that the chain gets a session token to go on with."""
+        pool, identity = owner
+        case.path_parameters = labels(pool, identity.identity_id, dataset)
+        case.query = {
+            name: value for name, value in (case.query or {}).items() if name in ("lastSyncCount", "maxResults")
+        }
+        response = self.checked(case, identity)
+        token = response.json().get("SyncSessionToken") if response.status_code == 200 else "none"
+        return pool, identity, dataset, token
+
+    def new_pool(self, case: FuzzCase) -> str:
+        """A pool made by the generated CreateIdentityPool (guests allowed), or the shared one if it was refused."""
+        self.made += 1
         case.body = {**as_object(case.body), "AllowUnauthenticatedIdentities": True}
         response = self.checked(case)
         return str(response.json()["IdentityPoolId"]) if response.status_code == 200 else self.world.known.pool_id
 
-    @rule(target=identities, pool=pools, case=valid("CognitoIdentity.GetId"))
-    def get_id(self, pool: str, case: FuzzCase) -> tuple[str, Identity]:
+    def new_identity(self, pool: str, case: FuzzCase) -> tuple[str, Identity]:
+        self.made += 1
         case.body = {"IdentityPoolId": pool}
         response = self.checked(case)
         assert response.status_code == 200, response.text
         return pool, guest_with_id(self.world.sender.session, self.world.served.url, response.json()["IdentityId"])
 
-    @rule(target=sessions, owner=identities, case=valid("CognitoSync.ListRecords"), dataset=st.sampled_from(DATASETS))
-    def list_records(self, owner: tuple[str, Identity], case: FuzzCase, dataset: str) -> tuple[Any, ...]:
-        pool, identity = owner
-        case.path_parameters = labels(pool, identity.identity_id, dataset)
-        response = self.checked(case, identity)
-        token = response.json().get("SyncSessionToken") if response.status_code == 200 else "none"
-        return pool, identity, dataset, token
-
     @rule(session=sessions, case=valid("CognitoSync.UpdateRecords"))
     def update_records(self, session: tuple[Any, ...], case: FuzzCase) -> None:
         pool, identity, dataset, token = session
         case.path_parameters = labels(pool, identity.identity_id, dataset)
-        case.body = {**as_object(case.body), "SyncSessionToken": token}
+        body = as_object(case.body)
+        # every patch as to a new record (SyncCount 0): what SyncCount conflicts answer, the single requests fuzz
+        patches: list[Any] = [
+            {**patch, "SyncCount": 0} for patch in body.get("RecordPatches", []) if isinstance(patch, dict)
+        ]
+        case.body = {**body, "RecordPatches": patches, "SyncSessionToken": token}
         response = self.checked(case, identity)
         if response.status_code != 200:
             return
@@ -302,7 +332,7 @@ def test_create_pool_get_id_update_and_list_records(world: World) -> None:
     Chain.world = world
     runs = hypothesis.settings(
         max_examples=max(3, EXAMPLES // 2),
-        stateful_step_count=10,
+        stateful_step_count=12,
         derandomize=not RANDOM,
         database=None,
         deadline=None,
