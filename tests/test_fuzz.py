@@ -195,7 +195,10 @@ def world(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             kms_key(developer_session, served.url),
         )
         KNOWN["known"] = known
-        yield World(served, known, redis_url)
+        try:
+            yield World(served, known, redis_url)
+        finally:
+            KNOWN.clear()
         print(f"\nthe fuzzed syncsvc's log: {log}")
 
 
@@ -214,6 +217,7 @@ def flatmap_case(context: schemathesis.HookContext, case: FuzzCase) -> st.Search
 @SCHEMA.parametrize()
 @hypothesis.settings(max_examples=EXAMPLES, derandomize=not RANDOM, database=None, deadline=None)
 def test_operation(case: FuzzCase, world: World) -> None:
+    """One generated request of one operation (schemathesis makes a test per operation), its answer checked."""
     response = world.sender.send(case)
     case.validate_response(response, checks=CHECKS)
 
