@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 KAFKA_PYTHON := $(abspath $(VENV))/bin/python
 export REDIS_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_BROKERS KAFKA_PYTHON
 
-.PHONY: help venv lock test-latest redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials root-key dev test openapi soak \
+.PHONY: help venv lock test-latest redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials root-key dev test fuzz openapi soak \
   wrk-bin softhsm-bin bench lint fmt clean distclean
 
 help: ## list the targets
@@ -128,12 +128,25 @@ CLUSTER_SUITE := tests/test_sync_records.py tests/test_sync_datasets.py tests/te
   tests/test_guest_merge.py tests/test_import_target.py tests/test_import.py tests/test_userpools_directory.py \
   tests/test_userpools_signin.py
 # Each phase runs on TEST_WORKERS processes (pytest-xdist), a test module and its fixtures on one of them; each
-# worker starts its own Redis and Kafka. TEST_WORKERS=0 runs a phase in this process alone.
+# worker starts its own Redis and Kafka. TEST_WORKERS=0 runs a phase in this process alone. The fuzz module runs on
+# its own: schemathesis's generated tests do not run under pytest-xdist (they are collected, then left out).
 TEST_WORKERS ?= 2
 XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 test: venv redis-bin kafka-bin wrk-bin softhsm-bin ## run the test suite, then its end-to-end modules on a Redis Cluster (extra pytest flags: PYTEST_ARGS="-k vv -x")
-	$(VENV)/bin/pytest -q $(XDIST) $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q $(XDIST) --ignore=tests/test_fuzz.py $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS) tests/test_fuzz.py
 	SYNCSVC_TEST_REDIS=cluster $(VENV)/bin/pytest -q $(XDIST) -m "not cluster" $(PYTEST_ARGS) $(CLUSTER_SUITE)
+
+# The long schema-driven fuzz run: tests/test_fuzz.py with FUZZ_EXAMPLES examples per operation (make test: 10), new
+# ones every run (make test: the same ones), from FUZZ_SEED: `make fuzz FUZZ_SEED=N` runs a reported run's examples again.
+FUZZ_EXAMPLES ?= 150
+ifndef FUZZ_SEED
+FUZZ_SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+endif
+fuzz: venv redis-bin ## fuzz every operation of docs/openapi.json against a real server, FUZZ_EXAMPLES (150) each, random
+	@echo "fuzz: seed $(FUZZ_SEED) (make fuzz FUZZ_SEED=$(FUZZ_SEED) runs the same examples again)"
+	SYNCSVC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) SYNCSVC_FUZZ_RANDOM=1 SYNCSVC_FUZZ_SEED=$(FUZZ_SEED) SYNCSVC_FUZZ_REFUSED=1 \
+	  $(VENV)/bin/pytest -q -o timeout=1800 --hypothesis-seed=$(FUZZ_SEED) $(PYTEST_ARGS) tests/test_fuzz.py
 
 wrk-bin: ## install the load generator wrk (Debian package) unless it is on the PATH
 	@command -v wrk >/dev/null || { \

@@ -15,6 +15,7 @@ import random
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -80,6 +81,42 @@ pytest_plugins = [
 #: The helper modules that check what they get: their asserts rewritten as a test module's are, so that a failing one
 #: shows its values.
 pytest.register_assert_rewrite("tests.aws_cli", "tests.phones", "tests.servers", "tests.write_load")
+
+
+def _fuzz_lines() -> list[str]:
+    """The fuzz run's counts (requests, per status class) when tests/test_fuzz.py ran in this process: a closing
+    note quotes them. With ``SYNCSVC_FUZZ_REFUSED`` (`make fuzz`), also the operations that never got past
+    validation."""
+    fuzzing = sys.modules.get("tests.fuzzing")
+    if fuzzing is None or not fuzzing.TALLY.requests:
+        return []
+    lines = [fuzzing.TALLY.summary()]
+    if os.environ.get("SYNCSVC_FUZZ_REFUSED"):
+        refused = sorted({operation for operation, _ in fuzzing.TALLY.statuses} - fuzzing.TALLY.succeeded())
+        lines.append(f"fuzz: never answered 2xx: {', '.join(refused)}")
+    return lines
+
+
+#: The lines pytest-xdist workers sent back (the fuzz module runs in one of them).
+_WORKER_LINES: list[str] = []
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    output = getattr(session.config, "workeroutput", None)  # set in an xdist worker only
+    if output is not None:
+        output["fuzz_lines"] = _fuzz_lines()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist: a worker ended; keep what it had to say."""
+    _WORKER_LINES.extend(getattr(node, "workeroutput", {}).get("fuzz_lines", []))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in _WORKER_LINES + _fuzz_lines():
+        terminalreporter.write_line(line)
+
 
 #: The KMS root key of every server the suite starts (in process or as `syncsvc` processes, which inherit it).
 ROOT_KEY_FILE = Path(tempfile.mkdtemp(prefix="syncsvc-tests-")) / "root.key"

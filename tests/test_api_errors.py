@@ -131,6 +131,15 @@ async def test_unknown_path_is_a_json_unknown_operation(raw: Raw) -> None:
     assert headers["x-amzn-RequestId"]
 
 
+async def test_a_request_to_the_json_endpoint_without_a_target_is_answered_as_json_1_1(raw: Raw) -> None:
+    """``POST /`` serves only json 1.1 operations, so an error there is a json 1.1 error even when the request lacks
+    ``X-Amz-Target`` (it was answered as rest-json, ``application/json``: found by tests/test_fuzz.py, whose invalid
+    requests drop required headers)."""
+    status, body, headers = await raw.send("POST", "/", body={})
+    assert (status, body["__type"]) == (400, "UnknownOperationException")
+    assert headers["Content-Type"].startswith("application/x-amz-json-1.1")
+
+
 async def test_wrong_method_is_a_json_error(raw: Raw, target: tuple[str, str]) -> None:
     path, _ = target
     status, body, _ = await raw.send("PUT", path)

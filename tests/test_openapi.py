@@ -17,6 +17,7 @@ from syncsvc.api import openapi
 from syncsvc.api.app import create_app
 from syncsvc.api.middleware import JSON_SURFACES
 from syncsvc.config import Settings
+from syncsvc.errors import SyncsvcError
 from tests.conftest import Raw
 from tests.datasets import empty_page
 
@@ -51,6 +52,30 @@ def test_every_route_and_every_target_served_is_in_the_document(settings: Settin
     targets = {f"{served.target_prefix}{name}" for served in JSON_SURFACES for name in served.operations}
     assert {target for target in targets if f"/#X-Amz-Target={target}" not in documented} == set()
     assert len(targets) == sum(1 for path in documented if path.startswith("/#X-Amz-Target="))
+
+
+def test_every_error_the_server_answers_is_a_documented_error_type() -> None:
+    """Each surface's error schema enumerates the AWS error names it answers (the fuzz run checks answers against
+    them); a new error class must be placed in openapi.ERRORS or COMMON_ERRORS."""
+
+    def descendants(base: type[SyncsvcError]) -> set[type[SyncsvcError]]:
+        return {child for direct in base.__subclasses__() for child in (direct, *descendants(direct))}
+
+    schemas = openapi.document()["components"]["schemas"]
+    documented = {
+        name
+        for key, schema in schemas.items()
+        if key.endswith(".Error")
+        for name in schema["properties"]["__type"]["enum"]
+    }
+    assert {error.code for error in descendants(SyncsvcError)} - documented == set()
+    resource = Resource.from_contents(openapi.document(), default_specification=DRAFT202012)
+    sync_error = Draft202012Validator(
+        {"$ref": DOCUMENT_URI + "#/components/schemas/CognitoSync.Error"},
+        registry=Registry().with_resource(DOCUMENT_URI, resource),
+    )
+    assert sync_error.is_valid({"__type": "ResourceConflictException", "message": "m"})
+    assert not sync_error.is_valid({"__type": "NotFoundException", "message": "m"})  # KMS's, not Cognito Sync's
 
 
 def response_validator(operation_id: str) -> Draft202012Validator:

@@ -4,6 +4,7 @@ admin user operations, ListUsers, groups, enumeration, and what Redis holds at r
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
@@ -11,12 +12,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from syncsvc.api.messages import AMZ_JSON
 from syncsvc.clock import ManualClock
 from syncsvc.config import Settings
 from syncsvc.runtime import open_services
 from syncsvc.store.connection import RedisClient
 from syncsvc.userpools.codes import CodeMessage, LogSender, SmtpServer
 from syncsvc.userpools.model import UserPoolSpec, UserStatus
+from tests.conftest import Raw
 from tests.userpools_helpers import Idp, Mailbox, idp, mailbox, overrides, secret_hash
 
 __all__ = ["idp", "mailbox", "overrides"]  # fixtures
@@ -115,6 +118,52 @@ async def test_settings_that_would_be_kept_but_not_acted_on_are_refused(
         assert (code, said) == ("InvalidParameterException", message)
         described = (await idp(idp.admin, "describe_user_pool", UserPoolId=pool_id))["UserPool"]
         assert described.get("LambdaConfig", {}) == {}
+
+
+@pytest.mark.parametrize(
+    ("target", "given"),
+    [
+        ("CreateUserPool", {"PoolName": "big", "EmailConfiguration": {"Limit": 2**64}}),
+        ("CreateUserPool", {"PoolName": "big", "VerificationMessageTemplate": {"x": [{"y": -(2**63) - 1}]}}),
+        (
+            "CreateUserPoolClient",
+            {"UserPoolId": "us-east-1_abc", "ClientName": "c", "AnalyticsConfiguration": {"n": 2**70}},
+        ),
+    ],
+    ids=["top-level", "nested", "client"],
+)
+async def test_a_kept_setting_holding_an_integer_past_64_bits_is_refused(
+    raw: Raw, target: str, given: dict[str, Any]
+) -> None:
+    """Settings kept as given are stored as JSON, whose encoder has no integers past 64 bits: such a number was
+    answered 500 (found by tests/test_fuzz.py: CreateUserPool with ``EmailConfiguration`` holding 2**64)."""
+    status, body, _ = await raw.send(
+        "POST",
+        "/",
+        body=json.dumps(given).encode(),  # orjson, too, refuses to write such a number
+        service="cognito-idp",
+        headers={"Content-Type": AMZ_JSON, "X-Amz-Target": f"AWSCognitoIdentityProviderService.{target}"},
+    )
+    assert (status, body["__type"]) == (400, "InvalidParameterException")
+    assert "outside the range of a 64-bit Long" in body["message"]
+
+
+async def test_a_group_precedence_past_a_java_integer_is_refused(raw: Raw) -> None:
+    """Precedence is AWS's PrecedenceType, 0 to 2**31 - 1. It had no upper bound, and CreateGroup with a Precedence
+    of 2**64 failed to store the group (orjson: Integer exceeds 64-bit range) and answered 500: found by `make fuzz`."""
+    given = {"UserPoolId": "us-east-1_abc", "GroupName": "g", "Precedence": 2**64}
+    status, body, _ = await raw.send(
+        "POST",
+        "/",
+        body=json.dumps(given).encode(),
+        service="cognito-idp",
+        headers={"Content-Type": AMZ_JSON, "X-Amz-Target": "AWSCognitoIdentityProviderService.CreateGroup"},
+    )
+    assert (status, body["__type"]) == (400, "InvalidParameterException")
+    assert body["message"] == (
+        "1 validation error detected: Value '18446744073709551616' at 'precedence' failed to satisfy constraint: "
+        "Member must have value less than or equal to 2147483647"
+    )
 
 
 async def test_app_client_round_trip_with_and_without_secret(idp: Idp) -> None:

@@ -50,7 +50,9 @@ TARGET_SERVICES = {surface.target_prefix: surface.signing_name for surface in JS
 
 
 def is_json_protocol(request: web.Request) -> bool:
-    return "X-Amz-Target" in request.headers
+    """A json 1.1 request: it names its operation by ``X-Amz-Target``, or is sent to ``/``, where only json 1.1
+    operations are served (an error to a request missing the header is still answered as json 1.1)."""
+    return "X-Amz-Target" in request.headers or request.path == "/"
 
 
 def error_response(request: web.Request, error: SyncsvcError) -> web.Response:

@@ -12,8 +12,11 @@ How the AWS protocols map onto OpenAPI:
   ``X-Amz-Target`` header. OpenAPI keys a path by its URL only, so each operation gets the path
   ``/#X-Amz-Target=<target>`` (the fragment is not sent: the request goes to ``/``), with the header as a
   required parameter of that one value and ``x-amz-target`` naming it, the convention of AWS-to-OpenAPI converters.
+* Blobs (KMS plaintexts, ciphertexts, signatures) are base64 text, as on the wire (``format: byte``).
 * Every error has the AWS shape ``{"__type": <name>, "message": <text>}`` (some carry more members, as
-  ResourceConflictException carries the stored records).
+  ResourceConflictException carries the stored records). Each surface's error schema (``<Surface>.Error``) lists the
+  names its operations answer: those of :data:`ERRORS` and the ones every surface shares (:data:`COMMON_ERRORS`:
+  the signature, the request's framing, overload, an outage).
 * Signed requests use SigV4 (``Authorization: AWS4-HMAC-SHA256 …``: described, OpenAPI has no scheme for it); Cognito
   Sync also takes an identity's token as ``Authorization: Bearer``.
 """
@@ -26,10 +29,11 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from syncsvc import __version__
+from syncsvc import __version__, errors
 from syncsvc.access import Access
 from syncsvc.api import identity, kms, sync, userpools
 from syncsvc.api.operations import Operation, Surface
+from syncsvc.errors import SyncsvcError
 
 #: The surfaces in the document's order, with the name their schemas are prefixed with (two services may name a
 #: shape alike: ``PoolSummary`` is an identity pool in one and a user pool in the other).
@@ -39,6 +43,60 @@ SURFACES: tuple[tuple[str, Surface], ...] = (
     ("CognitoIdentityProvider", userpools.SURFACE),
     ("KMS", kms.SURFACE),
 )
+#: The errors any request may be answered with, whatever its surface: its signature or token refused, its body or
+#: framing broken, no such operation, the server overloaded or its backend unreachable (InternalErrorException 503).
+COMMON_ERRORS: tuple[type[SyncsvcError], ...] = (
+    errors.MissingAuthenticationTokenError,
+    errors.IncompleteSignatureError,
+    errors.InvalidSignatureError,
+    errors.UnrecognizedClientError,
+    errors.ExpiredTokenError,
+    errors.NotAuthorizedError,
+    errors.SerializationError,
+    errors.RequestTooLargeError,
+    errors.RequestTimeoutError,
+    errors.UnknownOperationError,
+    errors.TooManyRequestsError,
+    errors.BackendUnavailableError,
+)
+
+
+def _descendants(base: type[SyncsvcError]) -> tuple[type[SyncsvcError], ...]:
+    found: list[type[SyncsvcError]] = []
+    for child in base.__subclasses__():
+        found += [child, *_descendants(child)]
+    return tuple(found)
+
+
+#: The errors of each surface's own model, by the surface's schema prefix.
+ERRORS: dict[str, tuple[type[SyncsvcError], ...]] = {
+    "CognitoSync": (
+        errors.InvalidParameterError,
+        errors.ResourceNotFoundError,
+        errors.ResourceConflictError,
+        errors.LimitExceededError,
+        errors.InvalidConfigurationError,
+        errors.DuplicateRequestError,
+        errors.AlreadyStreamedError,
+        errors.InvalidLambdaFunctionOutputError,
+        errors.LambdaThrottledError,
+    ),
+    "CognitoIdentity": (
+        errors.InputValidationError,
+        errors.InvalidParameterError,
+        errors.ResourceNotFoundError,
+        errors.ResourceConflictError,
+        errors.LimitExceededError,
+    ),
+    "CognitoIdentityProvider": (
+        errors.InvalidParameterError,
+        errors.InputValidationError,
+        errors.InvalidLambdaFunctionOutputError,
+        errors.LambdaThrottledError,
+        *_descendants(errors.UserPoolError),
+    ),
+    "KMS": (errors.InvalidParameterError, errors.InvalidConfigurationError, *_descendants(errors.KmsError)),
+}
 _LABEL = re.compile(r"\{(\w+)\}")
 _ERROR = {"$ref": "#/components/schemas/AwsError"}
 _SIGV4: dict[str, list[str]] = {"sigv4": []}
@@ -51,6 +109,7 @@ def document() -> dict[str, Any]:
     schemas: dict[str, Any] = {"AwsError": _aws_error()}
     paths: dict[str, Any] = {}
     for prefix, served in SURFACES:
+        schemas[f"{prefix}.Error"] = _surface_error(ERRORS[prefix])
         for operation in served.operations.values():
             path, method, entry = _operation(prefix, served, operation, schemas)
             paths.setdefault(path, {})[method] = entry
@@ -99,8 +158,9 @@ def _operation(
             parameters.append({"name": label, "in": "path", "required": True, "schema": {"type": "string"}})
         for query in operation.route.query:
             schema: dict[str, Any] = {"type": "string"}
-            if query.bounds is not None:
-                schema = {"type": "integer", "minimum": query.bounds[0], "maximum": query.bounds[1]}
+            if query.bounds is not None:  # an empty value counts as absent (``messages.query_int``)
+                number = {"type": "integer", "minimum": query.bounds[0], "maximum": query.bounds[1]}
+                schema = {"anyOf": [number, {"const": ""}]}
             parameters.append({"name": query.name, "in": "query", "required": False, "schema": schema})
     else:
         target = f"{served.target_prefix}{operation.name}"
@@ -115,19 +175,37 @@ def _operation(
     response = _schema(prefix, f"{operation.name}Response", operation.output, schemas)
     entry["responses"] = {
         "200": {"description": "The result.", "content": {content_type: {"schema": response}}},
-        "4XX": {"description": "The request was refused (AWS error shape).", "content": _errors(content_type)},
-        "5XX": {"description": "Retry later (503 carries Retry-After).", "content": _errors(content_type)},
+        "4XX": {"description": "The request was refused (AWS error shape).", "content": _errors(content_type, prefix)},
+        "5XX": {"description": "Retry later (503 carries Retry-After).", "content": _errors(content_type, prefix)},
     }
     return path, method, entry
 
 
 def _schema(prefix: str, name: str, shape: type[Any], schemas: dict[str, Any]) -> dict[str, str]:
     """A reference to ``shape``'s JSON schema, kept as ``<prefix>.<name>`` with the shapes it uses beside it."""
-    made = TypeAdapter(shape).json_schema(ref_template=f"#/components/schemas/{prefix}.{{model}}")
+    made = _blobs_as_base64(TypeAdapter(shape).json_schema(ref_template=f"#/components/schemas/{prefix}.{{model}}"))
     for nested, schema in made.pop("$defs", {}).items():
         schemas[f"{prefix}.{nested}"] = schema
     schemas[f"{prefix}.{name}"] = made
     return {"$ref": f"#/components/schemas/{prefix}.{name}"}
+
+
+def _blobs_as_base64(schema: Any) -> Any:
+    """``schema`` with every blob (pydantic's ``format: binary``) as the wire has it: base64 text (OpenAPI's
+    ``format: byte``, JSON Schema's ``contentEncoding``), its length bounds those of the text that n bytes encode to
+    (4 characters per 3 bytes, rounded up)."""
+    if isinstance(schema, list):
+        return [_blobs_as_base64(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("type") == "string" and schema.get("format") == "binary":
+        text = {key: value for key, value in schema.items() if key not in ("minLength", "maxLength")}
+        text |= {"format": "byte", "contentEncoding": "base64"}
+        for bound in ("minLength", "maxLength"):
+            if bound in schema:
+                text[bound] = 4 * -(-schema[bound] // 3)
+        return text
+    return {key: _blobs_as_base64(value) for key, value in schema.items()}
 
 
 def _security(access: Access, *, rest: bool) -> list[dict[str, list[str]]]:
@@ -138,8 +216,15 @@ def _security(access: Access, *, rest: bool) -> list[dict[str, list[str]]]:
     return [_SIGV4]
 
 
-def _errors(content_type: str) -> dict[str, Any]:
-    return {content_type: {"schema": _ERROR}}
+def _errors(content_type: str, prefix: str | None = None) -> dict[str, Any]:
+    schema = _ERROR if prefix is None else {"$ref": f"#/components/schemas/{prefix}.Error"}
+    return {content_type: {"schema": schema}}
+
+
+def _surface_error(own: tuple[type[SyncsvcError], ...]) -> dict[str, Any]:
+    """An error of one surface: the AWS error shape, its ``__type`` one of the surface's names or the common ones."""
+    names = sorted({error.code for error in (*COMMON_ERRORS, *own)})
+    return {"allOf": [_ERROR], "properties": {"__type": {"enum": names}}}
 
 
 def _aws_error() -> dict[str, Any]:
@@ -190,7 +275,12 @@ def _plain_paths() -> dict[str, Any]:
 
 
 def _with_pool(entry: dict[str, Any]) -> dict[str, Any]:
-    entry["get"]["parameters"] = [{"name": "userPoolId", "in": "path", "required": True, "schema": {"type": "string"}}]
+    """A user pool's discovery path: the pool id as the server matches it (``<region>_<id>``; another segment is not
+    this path but an operation, refused unsigned), and ResourceNotFoundException for a pool that does not exist."""
+    pool_id = {"type": "string", "pattern": r"^[\w-]+_[0-9a-zA-Z]+$"}
+    entry["get"]["parameters"] = [{"name": "userPoolId", "in": "path", "required": True, "schema": pool_id}]
+    refused = {"description": "No such user pool (AWS error shape).", "content": _errors("application/json")}
+    entry["get"]["responses"]["4XX"] = refused
     return entry
 
 

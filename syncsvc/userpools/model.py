@@ -12,10 +12,30 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from syncsvc.errors import InvalidParameterError
 
+#: The integers a stored document may hold: a JSON number the store's encoder (orjson) writes, and AWS's Long.
+_LONG = range(-(2**63), 2**63)
+
+
+def _storable(document: dict[str, Any]) -> dict[str, Any]:
+    """A free-form member (settings kept as given) must be storable as JSON: an integer past 64 bits is not."""
+    pending: list[Any] = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, int) and not isinstance(value, bool) and value not in _LONG:
+            raise ValueError("Member must not hold an integer outside the range of a 64-bit Long")
+    return document
+
+
+#: A member kept as the caller gave it (a JSON object of anything storable), for settings syncsvc does not act on.
+Document = Annotated[dict[str, Any], AfterValidator(_storable)]
 #: A user pool id: ``<region>_<9 letters and digits>`` (AWS: ``[\w-]+_[0-9a-zA-Z]+``).
 USER_POOL_ID_PATTERN = r"[\w-]+_[0-9a-zA-Z]+"
 #: An app client id: 26 lowercase letters and digits (AWS: ``[\w+]+``, 1-128).
@@ -87,7 +107,7 @@ class PasswordPolicyType(WireModel):
 
 class UserPoolPolicies(WireModel):
     PasswordPolicy: PasswordPolicyType = Field(default_factory=PasswordPolicyType)
-    SignInPolicy: dict[str, Any] | None = None
+    SignInPolicy: Document | None = None
 
 
 class AdminCreateUserConfigType(WireModel):
@@ -115,22 +135,22 @@ class UserPoolSettings(WireModel):
 
     Policies: UserPoolPolicies = Field(default_factory=UserPoolPolicies)
     DeletionProtection: Literal["ACTIVE", "INACTIVE"] | None = None
-    LambdaConfig: dict[str, Any] | None = None
+    LambdaConfig: Document | None = None
     AutoVerifiedAttributes: list[Literal["email", "phone_number"]] | None = None
     SmsVerificationMessage: str | None = None
     EmailVerificationMessage: str | None = None
     EmailVerificationSubject: str | None = None
-    VerificationMessageTemplate: dict[str, Any] | None = None
+    VerificationMessageTemplate: Document | None = None
     SmsAuthenticationMessage: str | None = None
-    UserAttributeUpdateSettings: dict[str, Any] | None = None
+    UserAttributeUpdateSettings: Document | None = None
     MfaConfiguration: Literal["OFF", "ON", "OPTIONAL"] = "OFF"
-    DeviceConfiguration: dict[str, Any] | None = None
-    EmailConfiguration: dict[str, Any] | None = None
-    SmsConfiguration: dict[str, Any] | None = None
+    DeviceConfiguration: Document | None = None
+    EmailConfiguration: Document | None = None
+    SmsConfiguration: Document | None = None
     UserPoolTags: dict[str, str] | None = None
     AdminCreateUserConfig: AdminCreateUserConfigType = Field(default_factory=AdminCreateUserConfigType)
-    UserPoolAddOns: dict[str, Any] | None = None
-    AccountRecoverySetting: dict[str, Any] | None = None
+    UserPoolAddOns: Document | None = None
+    AccountRecoverySetting: Document | None = None
     PoolName: PoolNameText | None = None
     UserPoolTier: Literal["LITE", "ESSENTIALS", "PLUS"] | None = None
 
@@ -162,7 +182,7 @@ class UserPoolSpec(UserPoolSettings):
     AliasAttributes: list[Alias] | None = None
     UsernameAttributes: list[Literal["email", "phone_number"]] | None = None
     Schema: Annotated[list[SchemaAttribute], Field(min_length=1, max_length=50)] | None = None
-    UsernameConfiguration: dict[str, Any] | None = None
+    UsernameConfiguration: Document | None = None
 
 
 class UserPool(UserPoolSettings):
@@ -178,7 +198,7 @@ class UserPool(UserPoolSettings):
     AliasAttributes: list[Alias] | None = None
     UsernameAttributes: list[Literal["email", "phone_number"]] | None = None
     SchemaAttributes: list[SchemaAttribute] | None = None
-    UsernameConfiguration: dict[str, Any] | None = None
+    UsernameConfiguration: Document | None = None
     EstimatedNumberOfUsers: int = 0
 
     @property
@@ -239,7 +259,7 @@ class AppClient(WireModel):
     AllowedOAuthFlows: list[str] | None = None
     AllowedOAuthScopes: list[str] | None = None
     AllowedOAuthFlowsUserPoolClient: bool | None = None
-    AnalyticsConfiguration: dict[str, Any] | None = None
+    AnalyticsConfiguration: Document | None = None
     PreventUserExistenceErrors: Literal["ENABLED", "LEGACY"] = "ENABLED"
     EnableTokenRevocation: bool = True
     EnablePropagateAdditionalUserContextData: bool = False

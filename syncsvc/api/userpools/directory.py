@@ -19,6 +19,7 @@ from syncsvc.runtime import Services
 from syncsvc.userpools.model import (
     AuthFlow,
     ClientId,
+    Document,
     TokenValidityUnitsType,
     UserPoolId,
     UserPoolSettings,
@@ -65,7 +66,7 @@ class ClientSettingsIn(Input):
     AllowedOAuthFlows: list[Literal["code", "implicit", "client_credentials"]] | None = None
     AllowedOAuthScopes: list[str] | None = None
     AllowedOAuthFlowsUserPoolClient: bool | None = None
-    AnalyticsConfiguration: dict[str, Any] | None = None
+    AnalyticsConfiguration: Document | None = None
     PreventUserExistenceErrors: Literal["ENABLED", "LEGACY"] | None = None
     EnableTokenRevocation: bool | None = None
     EnablePropagateAdditionalUserContextData: bool | None = None
@@ -102,7 +103,8 @@ class CreateGroupIn(Input):
     UserPoolId: UserPoolId
     Description: Annotated[str, StringConstraints(max_length=2048)] | None = None
     RoleArn: Annotated[str, StringConstraints(min_length=20, max_length=2048)] | None = None
-    Precedence: Annotated[int, Field(ge=0)] | None = None
+    #: AWS's PrecedenceType: a non-negative Java Integer (unbounded, a number past 64 bits failed to be stored)
+    Precedence: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
 
 
 class GroupIn(Input):
