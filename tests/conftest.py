@@ -97,24 +97,8 @@ def _fuzz_lines() -> list[str]:
     return lines
 
 
-#: The lines pytest-xdist workers sent back (the fuzz module runs in one of them).
-_WORKER_LINES: list[str] = []
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    output = getattr(session.config, "workeroutput", None)  # set in an xdist worker only
-    if output is not None:
-        output["fuzz_lines"] = _fuzz_lines()
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: object) -> None:
-    """pytest-xdist: a worker ended; keep what it had to say."""
-    _WORKER_LINES.extend(getattr(node, "workeroutput", {}).get("fuzz_lines", []))
-
-
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    for line in _WORKER_LINES + _fuzz_lines():
+    for line in _fuzz_lines():
         terminalreporter.write_line(line)
 
 
