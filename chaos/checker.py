@@ -21,8 +21,9 @@ on the stream) is a *claim* that the commit sits at that count. The checks:
 * ``stream``: the read_committed topic, read to the end after the relay drained the outbox, holds every
   acknowledged write and every indeterminate one found committed, each exactly once, and per dataset in increasing
   sync-count order; nothing else (deletions are not streamed).
-* ``push``: each device's push listener reached the dataset's final sync count, unless the last commit was the
-  device's own write (the writer is never notified of its own change; its answer told it).
+* ``push``: each device's push listener reached each dataset's final sync count (by notifications, and by resuming
+  after each reconnect), or, when the last commits were its own writes naming the device (the writer is never
+  notified of its own change; its answer told it), the commit before them.
 """
 
 from __future__ import annotations
@@ -145,6 +146,9 @@ def figures(history: History) -> dict[str, Any]:
         "writes_acknowledged": sum(op.outcome == "ok" for op in writes),
         "conflicts_refused": sum(op.outcome == "fail" and "Conflict" in (op.error or "") for op in writes),
         "deletes_acknowledged": sum(op.outcome == "ok" and op.kind == "delete" for op in history.ops),
+        "writes_ok_after_resend": sum(
+            op.kind == "update" and op.outcome == "ok" and op.attempts > 1 for op in history.ops
+        ),
         "faults": sum(faults.values()),
         "faults_by_kind": dict(sorted(faults.items())),
         "streamed": len(history.stream),
@@ -239,10 +243,18 @@ def check_order(history: History, report: Report) -> None:
 def check_visible(history: History, commits: Commits, report: Report) -> None:
     """Every acknowledged write is in the final state at its count, or superseded by a later commit."""
     finals = {(final.identity, final.dataset): final for final in history.final}
+    unseen = _unseen(history, commits)
+    last_deletion = {
+        dataset: max((at for at, claims in counts.items() if DELETION in claims), default=0)
+        for dataset, counts in commits.at.items()
+    }
+    highest: dict[Dataset, int] = defaultdict(int)
     for op in history.ops:
+        dataset = (op.identity, op.dataset)
+        if op.outcome == "ok" and op.sync_count is not None:
+            highest[dataset] = max(highest[dataset], op.sync_count)
         if op.kind != "update" or op.outcome != "ok" or op.sync_count is None or op.key is None:
             continue
-        dataset = (op.identity, op.dataset)
         final = finals.get(dataset)
         if final is None:
             report.add("visible", f"op {op.index}: dataset {dataset} was not read at the end")
@@ -250,27 +262,22 @@ def check_visible(history: History, commits: Commits, report: Report) -> None:
         stored = final.records.get(op.key)
         if stored == (op.value, op.sync_count) or (stored is not None and stored[1] > op.sync_count):
             continue
-        if stored is None and _deleted_after(commits, history, dataset, op.sync_count, final.sync_count):
+        # gone: a later deletion removed it, known or hidden in a count nothing explains (one whose count is unknown)
+        if stored is None and (
+            last_deletion.get(dataset, 0) > op.sync_count
+            or (DELETION in unseen[dataset] and commits.unknown_between(dataset, op.sync_count, final.sync_count + 1))
+        ):
             continue
         report.add("visible", f"op {op.index} acknowledged {op.key}={op.value!r} at {op.sync_count}; final: {stored}")
     for final in history.final:
         dataset = (final.identity, final.dataset)
-        highest = max(
-            (op.sync_count or 0 for op in history.ops if op.outcome == "ok" and (op.identity, op.dataset) == dataset),
-            default=0,
-        )
-        if final.sync_count < highest:
+        if final.error is not None:
+            report.add("visible", f"{dataset} could not be read at the end: {final.error}")
+        if final.sync_count < highest[dataset]:
             report.add(
-                "visible", f"{dataset}: final sync count {final.sync_count}, an operation was answered {highest}"
+                "visible",
+                f"{dataset}: final sync count {final.sync_count}, an operation was answered {highest[dataset]}",
             )
-
-
-def _deleted_after(commits: Commits, history: History, dataset: Dataset, count: int, final_count: int) -> bool:
-    """A deletion is known after ``count``, or may hide in an unexplained count after it (an indeterminate one)."""
-    if any(key == DELETION and at > count for at, claims in commits.at[dataset].items() for key in claims):
-        return True
-    maybe = DELETION in _unseen(history, commits)[dataset]
-    return maybe and bool(commits.unknown_between(dataset, count, final_count + 1))
 
 
 def check_stream(history: History, commits: Commits, report: Report) -> None:
@@ -301,22 +308,29 @@ def check_stream(history: History, commits: Commits, report: Report) -> None:
 
 
 def check_push(history: History, commits: Commits, report: Report) -> None:
-    """Each device's listener reached its dataset's final count, or the last commit was its own write."""
+    """Each device's listener reached its datasets' final counts; a device that named itself (DeviceId) in the last
+    writes is not notified of them, so it must have reached the last commit before its own trailing writes."""
     finals = {(final.identity, final.dataset): final.sync_count for final in history.final}
     for pushed in history.pushed:
+        if pushed.stopped is not None:
+            report.add("push", f"device {pushed.device}'s listener stopped ({pushed.stopped}) on {pushed.dataset}")
         dataset = (pushed.identity, pushed.dataset)
         final = finals.get(dataset, 0)
-        if pushed.reached == final:
-            continue
-        claims = commits.at[dataset].get(final, {})
-        # only the reference client names its device (DeviceId) in UpdateRecords, so only it is spared its own change
-        writers = {
-            (commits.writes[value].device, commits.writes[value].client) for value in claims if value in commits.writes
-        }
-        if pushed.reached < final and writers == {(pushed.device, "client")}:
-            continue
-        report.add(
-            "push",
-            f"device {pushed.device} reached {pushed.reached} on {pushed.identity}/{pushed.dataset}, final {final} "
-            f"({pushed.connections} connections)",
-        )
+        due = final
+        while due > 0 and _own_named(commits, dataset, due, pushed.device):
+            due -= 1
+        if not due <= pushed.reached <= final:
+            report.add(
+                "push",
+                f"device {pushed.device} reached {pushed.reached} on {pushed.identity}/{pushed.dataset}, final "
+                f"{final}, due {due} ({pushed.connections} connections)",
+            )
+
+
+def _own_named(commits: Commits, dataset: Dataset, count: int, device: str) -> bool:
+    """The commit at ``count`` is, or may be (an unexplained count), a write by ``device`` naming itself."""
+    claims = commits.at[dataset].get(count)
+    if not claims:
+        return True
+    ops = [commits.writes.get(value) for value in claims]
+    return all(op is not None and op.device == device and op.named for op in ops)

@@ -30,7 +30,7 @@ Seen = tuple[str | None, int]
 
 @dataclass
 class Op:
-    """One call of one device on one dataset.
+    """One call of one device on one dataset (``client``: how the device calls, see chaos.workload.KINDS).
 
     ``key``/``value``/``given`` (update): the one record written, with a value no other operation writes, and the
     SyncCount its patch named. ``sync_count`` when ok: the count the write was committed at (update), the
@@ -52,6 +52,10 @@ class Op:
     sync_count: int | None = None
     error: str | None = None
     records: dict[str, Seen] = field(default_factory=dict)
+    #: the call named the device (DeviceId): the server does not notify that device of the change
+    named: bool = False
+    #: HTTP attempts the call took (boto3's retries re-send; an answer after a re-send says so)
+    attempts: int = 1
 
     def complete(self, at: float, outcome: Outcome, *, sync_count: int | None = None, error: str | None = None) -> None:
         self.completed, self.outcome, self.sync_count, self.error = at, outcome, sync_count, error
@@ -69,13 +73,15 @@ class Fault:
 
 @dataclass
 class Final:
-    """A dataset as read after the run, every page (lastSyncCount=0): its live records and its sync count."""
+    """A dataset as read after the run, every page (lastSyncCount=0): its live records and its sync count; or the
+    error that answered instead (``error``, the rest then empty)."""
 
     identity: str
     dataset: str
     sync_count: int
     exists: bool
     records: dict[str, Seen]
+    error: str | None = None
 
 
 @dataclass
@@ -100,6 +106,8 @@ class Pushed:
     dataset: str
     reached: int
     connections: int
+    #: the listener stopped by itself: the refusal it took as final
+    stopped: str | None = None
 
 
 @dataclass

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.exceptions
 import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -68,25 +69,28 @@ async def run(options: Options) -> tuple[Report, History]:
 async def _run(deployed: Deployment, history: History, options: Options) -> None:
     workload = await setup(deployed.urls, deployed.developer, options.identities, options.devices)
     history.pool = workload.pool
+    listening: list[asyncio.Task[None]] = []
     try:
         await create_topic(deployed.kafka.bootstrap, workload.topic)
         started = time.monotonic()
-        async with contextlib.AsyncExitStack() as listening:
-            listeners = [await listening.enter_async_context(listener_of(d).running()) for d in workload.devices]
-            async with asyncio.timeout(30):
-                await asyncio.gather(*(listener.wait_resumed() for listener in listeners))
-            nemesis = Nemesis(deployed, history, random.Random(options.seed), options.interval, started)
-            try:
-                await asyncio.gather(
-                    workload.run(history, options.seconds, options.seed, started), nemesis.run(options.seconds)
-                )
-            finally:
-                await nemesis.heal()
-            history.final = await final_state(deployed, workload)
-            history.pushed = await push_settled(workload, history.final)
+        listening = [asyncio.create_task(listener_of(device).run()) for device in workload.devices]
+        async with asyncio.timeout(30):
+            await asyncio.gather(*(device.listener.resumed.wait() for device in workload.devices if device.listener))
+        nemesis = Nemesis(deployed, history, random.Random(options.seed), options.interval, started)
+        try:
+            await asyncio.gather(
+                workload.run(history, options.seconds, options.seed, started), nemesis.run(options.seconds)
+            )
+        finally:
+            await nemesis.heal()
+        history.final = await final_state(deployed, workload)
+        history.pushed = await push_settled(workload, history.final, listening)
         history.stream_complete = await drained(deployed.redis.url)
         history.stream = await read_stream(deployed.kafka.bootstrap, workload.topic)
     finally:
+        for task in listening:
+            task.cancel()
+        await asyncio.gather(*listening, return_exceptions=True)
         await workload.close()
 
 
@@ -129,21 +133,25 @@ def _read_dataset(sync: Any, pool: str, identity: str, dataset: str) -> Final:
     records: dict[str, tuple[str | None, int]] = {}
     params: dict[str, Any] = {"IdentityPoolId": pool, "IdentityId": identity, "DatasetName": dataset}
     while True:
-        page = sync.list_records(LastSyncCount=0, MaxResults=1024, **params)
+        try:
+            page = sync.list_records(LastSyncCount=0, MaxResults=1024, **params)
+        except botocore.exceptions.ClientError as error:  # the checker reports it: the dataset is not readable
+            return Final(identity, dataset, 0, False, {}, error=str(error))
         records.update({r["Key"]: (r.get("Value"), int(r["SyncCount"])) for r in page.get("Records", [])})
         if not page.get("NextToken"):
             return Final(identity, dataset, int(page["DatasetSyncCount"]), bool(page["DatasetExists"]), records)
         params["NextToken"] = page["NextToken"]
 
 
-async def push_settled(workload: Workload, finals: list[Final]) -> list[Pushed]:
-    """How far each device's listener got, once all reached the final counts or PUSH_SETTLE_SECONDS passed."""
+async def push_settled(workload: Workload, finals: list[Final], listening: list[asyncio.Task[None]]) -> list[Pushed]:
+    """How far each device's listener got, once all reached the final counts (or stopped: a refusal the client
+    takes as final) or PUSH_SETTLE_SECONDS passed."""
     final = {(item.identity, item.dataset): item.sync_count for item in finals}
 
     def behind() -> int:
         return sum(
-            device.push.last_sync_count(dataset) != final[(device.identity, dataset)]
-            for device in workload.devices
+            device.push.last_sync_count(dataset) != final[(device.identity, dataset)] and not task.done()
+            for device, task in zip(workload.devices, listening, strict=True)
             for dataset in DATASETS
         )
 
@@ -158,10 +166,19 @@ async def push_settled(workload: Workload, finals: list[Final]) -> list[Pushed]:
             dataset,
             device.push.last_sync_count(dataset),
             0 if device.listener is None else device.listener.connections,
+            stopped=_failure(task),
         )
-        for device in workload.devices
+        for device, task in zip(workload.devices, listening, strict=True)
         for dataset in DATASETS
     ]
+
+
+def _failure(task: asyncio.Task[None]) -> str | None:
+    """Why a listener stopped by itself (it runs until cancelled unless refused for good), or None."""
+    if not task.done() or task.cancelled():
+        return None
+    error = task.exception()
+    return None if error is None else f"{type(error).__name__}: {error}"
 
 
 async def drained(redis_url: str) -> bool:

@@ -2,16 +2,19 @@
 device a loop of random ListRecords / UpdateRecords / DeleteDataset calls on its identity's datasets, each recorded
 in the :class:`~chaos.history.History` with its outcome.
 
-Half the devices call with unmodified boto3 (``cognito-sync``, SigV4 with the identity's temporary credentials, in
-threads of an executor of their own), half with the reference client's HTTP layer (``syncsvc.client``'s
-SyncTransport: Bearer tokens from GetOpenIdToken). Neither retries by itself (boto3 gets one attempt): each attempt
-is one operation of the history. A device fails over as devices behind a load balancer do: when a call to its
-instance is refused, times out or answers 5xx, its next call goes to the other instance.
+Devices call in three ways, by turns (KINDS): unmodified boto3 (``cognito-sync``, SigV4 with the identity's
+temporary credentials, in threads of an executor of their own) with one attempt per call; the reference client's HTTP
+layer (``syncsvc.client``'s SyncTransport: Bearer tokens from GetOpenIdToken), which does not re-send either; and
+boto3 with its standard retries (3 attempts) naming its device (DeviceId) in UpdateRecords, which also re-sends
+a write whose outcome it does not know, word for word, to the other instance (RESENDS), so that the server's
+recognition of a re-sent write is under fire too (a re-send must be answered with the first result, never applied
+twice). A device fails over as devices behind a load balancer do: when a call to its instance is refused, times out
+or answers 5xx, its next call goes to the other instance.
 
 A device writes one record per UpdateRecords, a value no other operation writes, with the SyncCount its last read
 gave for that record: devices of one identity race, so conflicts are expected (and must be refused). After anything
-but a success it reads the dataset again before writing. Calls do not name the device (no DeviceId), so every
-device is notified of every change, its own included, and every push listener must reach the final count.
+but a success it reads the dataset again before writing. Only the retrying boto3 devices name themselves, so the
+others are notified of every change, their own included; a named device is not notified of its own.
 
 Every device also holds a push socket: the reference client's PushListener (resume on every reconnect, pull the
 dataset when notified; boto3 has no push), on one of the two instances.
@@ -35,7 +38,7 @@ import botocore
 import botocore.exceptions
 from botocore.config import Config
 
-from chaos.history import History, Kind, Op, Seen
+from chaos.history import History, Kind, Op, Outcome, Seen
 from syncsvc.client import SyncClient, SyncClientError
 from syncsvc.client.push import Backoff, PushListener
 from syncsvc.client.transport import SyncTransport, identity_call, path
@@ -47,6 +50,11 @@ DATASETS = ("alpha", "beta")
 KEYS = ("k0", "k1", "k2", "k3")
 PUSH_SYNC: Any = {"ApplicationArns": ["arn:aws:sns:us-east-1:123456789012:app/GCM/chaos"]}
 STREAM_ROLE = "arn:aws:iam::123456789012:role/streams"
+#: The devices' kinds, taken by turns (see Device): how each calls the service.
+KINDS = ("boto3", "client", "boto3-retrying")
+#: How many times a retrying device re-sends a write whose outcome it does not know (to the other instance, after
+#: 0.5 s, then 1 s), beside botocore's own retries: as apps with their own retry loop do.
+RESENDS = 2
 
 
 class RefusedError(Exception):
@@ -73,9 +81,24 @@ class Calls(Protocol):
 
 
 class BotoCalls:
-    """Unmodified boto3 with the identity's temporary credentials, in ``executor``'s threads."""
+    """Unmodified boto3 with the identity's temporary credentials, in ``executor``'s threads.
 
-    def __init__(self, endpoint: str, pool: str, identity: str, credentials: dict[str, Any], executor: Any) -> None:
+    ``device_id`` None: one attempt per call, the device unnamed. Else botocore's standard retry mode (3 attempts:
+    it re-sends after a 5xx, a timeout or a cut connection) and UpdateRecords names the device, as an app would
+    that registered it: a re-sent write is recognised by the server as its device's last one and answered with the
+    first result, never applied twice. After a re-send, nothing is definite any more but a first-attempt 4xx: a
+    conflict answered to a re-send may hide a first attempt that committed.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        pool: str,
+        identity: str,
+        credentials: dict[str, Any],
+        executor: Any,
+        device_id: str | None = None,
+    ) -> None:
         session = boto3.session.Session(
             aws_access_key_id=credentials["AccessKeyId"],
             aws_secret_access_key=credentials["SecretKey"],
@@ -83,7 +106,7 @@ class BotoCalls:
             region_name=REGION,
         )
         config = Config(
-            retries={"mode": "standard", "total_max_attempts": 1},
+            retries={"mode": "standard", "total_max_attempts": 1 if device_id is None else 3},
             connect_timeout=2,
             read_timeout=CALL_SECONDS,
             max_pool_connections=4,
@@ -91,19 +114,27 @@ class BotoCalls:
         self.sync = session.client("cognito-sync", endpoint_url=endpoint, config=config)
         self.me = {"IdentityPoolId": pool, "IdentityId": identity}
         self.executor = executor
+        self.device_id = device_id
 
     async def _call(self, operation: str, **params: Any) -> dict[str, Any]:
         method = getattr(self.sync, operation)
+        retrying = self.device_id is not None
         try:
             answer: dict[str, Any] = await asyncio.get_running_loop().run_in_executor(
                 self.executor, lambda: method(**self.me, **params)
             )
         except botocore.exceptions.ClientError as error:
-            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            metadata = error.response.get("ResponseMetadata", {})
+            status = metadata.get("HTTPStatusCode", 0)
             code = f"{status} {error.response.get('Error', {}).get('Code')}"
-            raise (RefusedError(code) if 400 <= status < 500 else IndeterminateError(code)) from error
+            resent = int(metadata.get("RetryAttempts", 0))
+            definite = 400 <= status < 500 and not resent
+            code += f" (attempt {1 + resent})" if resent else ""
+            raise (RefusedError(code) if definite else IndeterminateError(code)) from error
         except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError) as error:
-            raise RefusedError(type(error).__name__, unreachable=True) from error  # never connected: nothing was sent
+            if retrying:  # an earlier attempt may have been sent
+                raise IndeterminateError(type(error).__name__) from error
+            raise RefusedError(type(error).__name__, unreachable=True) from error  # never connected: nothing sent
         except botocore.exceptions.BotoCoreError as error:
             raise IndeterminateError(type(error).__name__) from error
         return answer
@@ -112,7 +143,10 @@ class BotoCalls:
         return await self._call("list_records", DatasetName=dataset, LastSyncCount=last, MaxResults=1024)
 
     async def update(self, dataset: str, token: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return await self._call("update_records", DatasetName=dataset, SyncSessionToken=token, RecordPatches=[patch])
+        named = {} if self.device_id is None else {"DeviceId": self.device_id}
+        return await self._call(
+            "update_records", DatasetName=dataset, SyncSessionToken=token, RecordPatches=[patch], **named
+        )
 
     async def delete(self, dataset: str) -> dict[str, Any]:
         return await self._call("delete_dataset", DatasetName=dataset)
@@ -178,37 +212,59 @@ class Device:
         else:
             kind = "update"
         op = Op(len(history.ops), self.name, self.kind, self.identity, dataset, kind, time.monotonic() - started)
+        op.named = kind == "update" and self.kind == "boto3-retrying"
         history.ops.append(op)
-        calls = self.calls[self.turn % len(self.calls)]
+        self._plan(op, known, rng)
         try:
-            answer = await self._send(op, calls, known, rng)
-        except RefusedError as error:
-            op.complete(time.monotonic() - started, "fail", error=str(error))
+            answer = await self._until_known(op, known)
+        except (RefusedError, IndeterminateError) as error:
+            outcome: Outcome = "fail" if isinstance(error, RefusedError) else "info"
+            op.complete(time.monotonic() - started, outcome, error=str(error))
             known.fresh = False
-            if error.unreachable:
-                self.turn += 1
-            return
-        except IndeterminateError as error:
-            op.complete(time.monotonic() - started, "info", error=str(error))
-            known.fresh = False
-            self.turn += 1
             return
         self._learn(op, known, answer, time.monotonic() - started)
 
-    async def _send(self, op: Op, calls: Calls, known: Known, rng: random.Random) -> dict[str, Any]:
-        if op.kind == "list":
+    async def _until_known(self, op: Op, known: Known) -> dict[str, Any]:
+        """The answer; a write of a retrying device whose outcome is unknown is re-sent (RESENDS times, to the next
+        instance). Raises RefusedError only when nothing was applied, IndeterminateError when that is unknown."""
+        resends = RESENDS if op.named else 0
+        for attempt in range(resends + 1):
+            op.attempts = attempt + 1
+            try:
+                return await self._send(op, self.calls[self.turn % len(self.calls)], known)
+            except RefusedError as error:
+                if error.unreachable:
+                    self.turn += 1
+                if attempt:  # the first attempt may have committed: a refusal of a re-send does not say it did not
+                    raise IndeterminateError(f"{error} (re-send {attempt})") from error
+                raise
+            except IndeterminateError:
+                self.turn += 1
+                if attempt == resends:
+                    raise
+            await asyncio.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _plan(self, op: Op, known: Known, rng: random.Random) -> None:
+        """An update's record, value (no other operation writes it) and the SyncCount its patch names."""
+        if op.kind == "update":
+            op.key = rng.choice(KEYS)
+            op.value = f"{self.name}.{op.index}"
+            op.given = known.counts.get(op.key, 0)
+        elif op.kind == "list":
             op.given = 0
+
+    async def _send(self, op: Op, calls: Calls, known: Known) -> dict[str, Any]:
+        if op.kind == "list":
             return await calls.list(op.dataset, 0)
         if op.kind == "delete":
             return await calls.delete(op.dataset)
-        op.key = rng.choice(KEYS)
-        op.value = f"{self.name}.{op.index}"
-        op.given = known.counts.get(op.key, 0)
         patch = {"Op": "replace", "Key": op.key, "Value": op.value, "SyncCount": op.given}
         assert known.token is not None
         return await calls.update(op.dataset, known.token, patch)
 
     def _learn(self, op: Op, known: Known, answer: dict[str, Any], now: float) -> None:
+        op.attempts += int(answer.get("ResponseMetadata", {}).get("RetryAttempts", 0))
         if op.kind == "list":
             records = {r["Key"]: _seen(r) for r in answer.get("Records", [])}
             op.records = records
@@ -304,33 +360,32 @@ async def setup(endpoints: list[str], developer: tuple[str, str], identities: in
     for number in range(identities):
         identity: str = (await asyncio.to_thread(unsigned.get_id, IdentityPoolId=pool))["IdentityId"]
         for index in range(per_identity):
-            devices.append(await _device(f"i{number}d{index}", endpoints, pool, identity, unsigned, executor))
+            name = f"i{number}d{index}"
+            devices.append(await _device(name, len(devices), endpoints, pool, identity, unsigned, executor))
     return Workload(pool, topic, devices, executor)
 
 
 async def _device(
-    name: str, endpoints: list[str], pool: str, identity: str, unsigned: Any, executor: ThreadPoolExecutor
+    name: str, number: int, endpoints: list[str], pool: str, identity: str, unsigned: Any, executor: ThreadPoolExecutor
 ) -> Device:
-    """A device alternating boto3 and the reference client (by its number), its push client on instance ``n % 2``."""
-    number = int(name.split("d")[-1]) + int(name[1:].split("d")[0])
+    """Device ``number`` of the run: by turns boto3 with one attempt, the reference client's transport, and boto3
+    with retries and its DeviceId; its push client on instance ``number % 2``, registered and subscribed."""
 
     async def tokens() -> str:
         return await guest_tokens(endpoints, identity)
 
-    calls: list[Calls]
-    if number % 2 == 0:
-        kind = "boto3"
-        credentials = (await asyncio.to_thread(unsigned.get_credentials_for_identity, IdentityId=identity))[
-            "Credentials"
-        ]
-        calls = [BotoCalls(endpoint, pool, identity, credentials, executor) for endpoint in endpoints]
-    else:
-        kind = "client"
-        calls = [ClientCalls(endpoint, pool, identity, tokens) for endpoint in endpoints]
+    kind = KINDS[number % len(KINDS)]
     push = SyncClient(endpoints[number % len(endpoints)], pool, identity, tokens, timeout=CALL_SECONDS)
-    await push.register_device(token=f"chaos-{name}")
+    device_id = await push.register_device(token=f"chaos-{name}")
     for dataset in DATASETS:
         await push.subscribe(dataset)
+    calls: list[Calls]
+    if kind == "client":
+        calls = [ClientCalls(endpoint, pool, identity, tokens) for endpoint in endpoints]
+    else:
+        answer = await asyncio.to_thread(unsigned.get_credentials_for_identity, IdentityId=identity)
+        named = device_id if kind == "boto3-retrying" else None
+        calls = [BotoCalls(url, pool, identity, answer["Credentials"], executor, named) for url in endpoints]
     device = Device(name, kind, identity, calls, push)
     device.turn = number
     return device

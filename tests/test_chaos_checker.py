@@ -60,6 +60,14 @@ def test_an_indeterminate_write_applied_once_is_no_anomaly() -> None:
     assert checks(history) == set()
 
 
+def test_a_write_removed_by_a_later_deletion_is_no_anomaly() -> None:
+    history = clean()
+    history.ops.append(op(6, "delete", "ok", sync_count=3))
+    history.final = [Final(IDENTITY, DATASET, 3, False, {})]
+    history.pushed = [Pushed("x", IDENTITY, DATASET, 3, 1)]
+    assert checks(history) == set()
+
+
 def test_a_lost_acknowledged_write_is_reported() -> None:
     history = clean()
     history.final = [Final(IDENTITY, DATASET, 1, True, {"a": ("v1", 1)})]
@@ -89,6 +97,12 @@ def test_a_conflict_acknowledged_as_a_success_is_reported() -> None:
     history = clean()
     history.ops[2] = dataclasses.replace(history.ops[2], given=0)  # the record was at 1
     assert checks(history) == {"conflict"}
+
+
+def test_a_write_and_a_deletion_under_one_count_are_reported() -> None:
+    history = clean()
+    history.ops.append(op(6, "delete", "ok", sync_count=2))
+    assert "claims" in checks(history)
 
 
 def test_a_sync_count_reused_is_reported() -> None:
@@ -124,6 +138,21 @@ def test_a_read_that_goes_back_in_time_is_reported() -> None:
 def test_a_push_listener_left_behind_is_reported() -> None:
     history = clean()
     history.pushed = [Pushed("x", IDENTITY, DATASET, 1, 3)]
+    assert checks(history) == {"push"}
+
+
+def test_a_push_listener_that_stopped_is_reported() -> None:
+    history = clean()
+    history.pushed = [Pushed("x", IDENTITY, DATASET, 2, 4, stopped="SyncClientError: NotAuthorizedException")]
+    assert checks(history) == {"push"}
+
+
+def test_a_device_that_named_itself_in_the_last_write_is_due_only_the_commit_before() -> None:
+    history = clean()
+    history.ops[2] = dataclasses.replace(history.ops[2], named=True)  # the write at 2 named device "x"
+    history.pushed = [Pushed("x", IDENTITY, DATASET, 1, 1)]
+    assert checks(history) == set()
+    history.pushed = [Pushed("x", IDENTITY, DATASET, 0, 1)]
     assert checks(history) == {"push"}
 
 
