@@ -94,13 +94,13 @@ class Commits:
             self.claim(dataset, op.sync_count, op.value, f"op {op.index} answer")
         elif op.kind == "delete":
             self.claim(dataset, op.sync_count, None, f"op {op.index} answer")
-        for value, count in op.records.values():
-            self.claim(dataset, count, value, f"op {op.index} list")
+        for key, (value, count) in op.records.items():
+            self.claim(dataset, count, _listed(key, value), f"op {op.index} list")
 
     def _from_final(self, final: Final) -> None:
         dataset = (final.identity, final.dataset)
-        for value, count in final.records.values():
-            self.claim(dataset, count, value, "final read")
+        for key, (value, count) in final.records.items():
+            self.claim(dataset, count, _listed(key, value), "final read")
         if not final.exists and final.sync_count > 0:
             self.claim(dataset, final.sync_count, None, "final read (deleted)")
 
@@ -118,6 +118,11 @@ class Commits:
     def unknown_between(self, dataset: Dataset, low: int, high: int) -> list[int]:
         """Counts strictly between ``low`` and ``high`` that no claim explains."""
         return [count for count in range(low + 1, high) if not self.at[dataset].get(count)]
+
+
+def _listed(key: str, value: str | None) -> str:
+    """A listed record's claim: its value; a tombstone (no value) is a removal, which no operation makes here."""
+    return value if value is not None else f"<tombstone of {key}>"
 
 
 def check(history: History) -> Report:
@@ -170,7 +175,7 @@ def check_claims(commits: Commits, report: Report) -> None:
             report.add("claims", f"op {op.index} ({op.outcome}) value {value!r} under several counts: {sorted(places)}")
         if op.outcome == "fail":
             report.add("claims", f"op {op.index} failed ({op.error}) but its value {value!r} is at {sorted(places)}")
-        if op.outcome == "ok" and {(op.identity, op.dataset)} != {dataset for dataset, _ in places}:
+        if {(op.identity, op.dataset)} != {dataset for dataset, _ in places}:
             report.add("claims", f"op {op.index} value {value!r} seen in another dataset: {sorted(places)}")
 
 

@@ -27,7 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,10 +53,11 @@ def free_port() -> int:
         return port
 
 
-def _wait(check: object, what: str, process: subprocess.Popen[bytes] | None, seconds: float = START_SECONDS) -> None:
+def _wait(
+    check: Callable[[], object], what: str, process: subprocess.Popen[bytes] | None, seconds: float = START_SECONDS
+) -> None:
     """Until ``check()`` is true (an exception counts as not yet); RuntimeError after ``seconds`` or if ``process``
     exits first."""
-    assert callable(check)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:

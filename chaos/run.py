@@ -56,10 +56,16 @@ class Options:
 async def run(options: Options) -> tuple[Report, History]:
     """Runs the load and the nemesis, checks; writes the history to ``history_out`` when a check fails."""
     history = History(seed=options.seed)
-    with contextlib.ExitStack() as stack:
-        folder = options.folder or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="syncsvc-chaos-")))
-        deployed = stack.enter_context(deployment(folder))
-        await _run(deployed, history, options)
+    try:
+        with contextlib.ExitStack() as stack:
+            folder = options.folder or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="syncsvc-chaos-")))
+            deployed = stack.enter_context(deployment(folder))
+            await _run(deployed, history, options)
+    except BaseException as error:
+        if options.history_out is not None:  # what was recorded until the harness failed
+            history.write(options.history_out)
+            error.add_note(f"the history so far is in {options.history_out}")
+        raise
     report = check(history)
     if report.anomalies and options.history_out is not None:
         history.write(options.history_out)

@@ -40,6 +40,7 @@ from botocore.config import Config
 
 from chaos.history import History, Kind, Op, Outcome, Seen
 from syncsvc.client import SyncClient, SyncClientError
+from syncsvc.client.errors import CONNECTION_ERROR
 from syncsvc.client.push import Backoff, PushListener
 from syncsvc.client.transport import SyncTransport, identity_call, path
 
@@ -297,7 +298,7 @@ async def guest_tokens(endpoints: list[str], identity: str) -> str:
             return token
         except SyncClientError as error:
             failure = error
-    raise SyncClientError("ConnectionError", f"no instance gave a token: {failure}", 0)
+    raise SyncClientError(CONNECTION_ERROR, f"no instance gave a token: {failure}", 0)
 
 
 @dataclass

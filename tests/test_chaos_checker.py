@@ -121,6 +121,12 @@ def test_an_indeterminate_write_under_two_counts_is_reported() -> None:
     assert checks(history) == {"claims"}
 
 
+def test_a_value_in_another_identitys_dataset_is_reported() -> None:
+    history = clean()
+    history.final.append(Final("us-east-1:other", DATASET, 1, True, {"a": ("v1", 1)}))
+    assert checks(history) == {"claims"}
+
+
 def test_a_refused_write_that_committed_is_reported() -> None:
     history = clean()
     history.final = [Final(IDENTITY, DATASET, 3, True, {"a": ("v4", 3)})]
