@@ -158,6 +158,7 @@ def figures(history: History) -> dict[str, Any]:
         "faults_by_kind": dict(sorted(faults.items())),
         "streamed": len(history.stream),
         "push_devices": len({pushed.device for pushed in history.pushed}),
+        "seconds": history.phases,
     }
 
 
@@ -321,15 +322,22 @@ def check_push(history: History, commits: Commits, report: Report) -> None:
             report.add("push", f"device {pushed.device}'s listener stopped ({pushed.stopped}) on {pushed.dataset}")
         dataset = (pushed.identity, pushed.dataset)
         final = finals.get(dataset, 0)
-        due = final
-        while due > 0 and _own_named(commits, dataset, due, pushed.device):
-            due -= 1
+        due = push_due(commits, dataset, final, pushed.device)
         if not due <= pushed.reached <= final:
             report.add(
                 "push",
                 f"device {pushed.device} reached {pushed.reached} on {pushed.identity}/{pushed.dataset}, final "
                 f"{final}, due {due} ({pushed.connections} connections)",
             )
+
+
+def push_due(commits: Commits, dataset: Dataset, final: int, device: str) -> int:
+    """The count ``device``'s listener must reach on ``dataset``: the final one, less the device's own trailing
+    writes that named it (it is not notified of those)."""
+    due = final
+    while due > 0 and _own_named(commits, dataset, due, device):
+        due -= 1
+    return due
 
 
 def _own_named(commits: Commits, dataset: Dataset, count: int, device: str) -> bool:

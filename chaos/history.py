@@ -123,10 +123,18 @@ class History:
     pushed: list[Pushed] = field(default_factory=list)
     #: whether ``stream`` was read to the end (the relay had drained the outbox first)
     stream_complete: bool = True
+    #: seconds each phase of the run took (setup, load, final read, push settle, drain, stream read)
+    phases: dict[str, float] = field(default_factory=dict)
 
     def write(self, path: Path) -> None:
         """JSON lines: a header, then one line per op, fault, final dataset, streamed record, push figure."""
-        header = {"type": "run", "seed": self.seed, "pool": self.pool, "stream_complete": self.stream_complete}
+        header = {
+            "type": "run",
+            "seed": self.seed,
+            "pool": self.pool,
+            "stream_complete": self.stream_complete,
+            "phases": self.phases,
+        }
         lines = [orjson.dumps(header)]
         for kind, items in (
             ("op", self.ops),
@@ -154,7 +162,7 @@ class History:
             kind = item.pop("type")
             if kind == "run":
                 history.seed, history.pool = item["seed"], item["pool"]
-                history.stream_complete = item["stream_complete"]
+                history.stream_complete, history.phases = item["stream_complete"], item.get("phases", {})
             else:
                 lists[kind].append(makers[kind](**item))
         return history

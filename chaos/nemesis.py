@@ -29,8 +29,20 @@ from chaos.processes import Deployment, Syncsvc
 KINDS = ("kill-serve", "kill-relay", "restart-redis", "pause-kafka", "close-push")
 
 
+#: What each kind hurts: two faults together never hit the same processes.
+TARGETS = {
+    "kill-serve": "serve",
+    "close-push": "serve",
+    "kill-relay": "relay",
+    "restart-redis": "redis",
+    "pause-kafka": "kafka",
+}
+
+
 class Nemesis:
-    """Injects one fault every ``interval`` seconds (the first after ``interval``/2) until stopped."""
+    """Injects faults every ``interval`` seconds (the first after ``interval``/2): one kind at a time for the first
+    round (every kind once, alone), then, by the seed's choice, one or two kinds at once (on different processes:
+    Redis restarted while Kafka is paused, the relay killed while an instance is down, …)."""
 
     def __init__(
         self, deployment: Deployment, history: History, rng: random.Random, interval: float, started: float
@@ -38,24 +50,28 @@ class Nemesis:
         self.deployment, self.history, self.rng = deployment, history, rng
         self.interval, self.started = interval, started
 
-    def schedule(self, count: int) -> list[str]:
-        """``count`` fault kinds: every kind once in a seeded order, then again in another, and so on."""
-        kinds: list[str] = []
-        while len(kinds) < count:
+    def schedule(self, count: int) -> list[tuple[str, ...]]:
+        """``count`` slots of fault kinds: every kind alone once in a seeded order, then rounds in other orders
+        where each kind may have a companion of another target."""
+        slots: list[tuple[str, ...]] = []
+        while len(slots) < count:
             round_ = list(KINDS)
             self.rng.shuffle(round_)
-            kinds += round_
-        return kinds[:count]
+            for kind in round_:
+                others = [other for other in KINDS if TARGETS[other] != TARGETS[kind]]
+                together = len(slots) >= len(KINDS) and self.rng.random() < 0.5
+                slots.append((kind, self.rng.choice(others)) if together else (kind,))
+        return slots[:count]
 
     async def run(self, seconds: float) -> None:
         """Faults for ``seconds``, as many as fit (each kind at least once when ``seconds`` allows)."""
         until = time.monotonic() + seconds
         await asyncio.sleep(self.interval / 2)
-        for kind in self.schedule(max(1, int(seconds / self.interval))):
+        for kinds in self.schedule(max(1, int(seconds / self.interval))):
             if time.monotonic() + 2 > until:
                 return
             began = time.monotonic()
-            await self.inject(kind)
+            await asyncio.gather(*(self.inject(kind) for kind in kinds))
             await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - began)))
 
     async def inject(self, kind: str) -> None:

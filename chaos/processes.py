@@ -28,6 +28,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -226,11 +227,11 @@ class Deployment:
     def stop(self) -> None:
         """Stops everything still running: syncsvc first, then Kafka (resumed if paused), then Redis."""
         errors: list[str] = []
-        for process in [*self.instances, self.relay]:
-            try:
-                process.stop()
-            except Exception as error:  # every process gets its stop; then the errors are raised
-                errors.append(f"{process.name}: {error}")
+        with ThreadPoolExecutor(max_workers=3) as stopping:
+            stops = {process.name: stopping.submit(process.stop) for process in [*self.instances, self.relay]}
+        for name, stopped in stops.items():
+            if (error := stopped.exception()) is not None:  # every process got its stop; now the errors
+                errors.append(f"{name}: {error}")
         for step in (self.kafka.stop, self.redis.stop):
             try:
                 step()
@@ -274,9 +275,11 @@ def deployment(folder: Path) -> Iterator[Deployment]:
     deployed = Deployment(folder, redis_server, kafka, instances, relay, developer)
     try:
         redis_server.start()
-        kafka.start()
-        for process in [*instances, relay]:
-            process.start()
+        # the broker's JVM and the instances start side by side (the instances need only Redis to be ready)
+        with ThreadPoolExecutor(max_workers=3) as starting:
+            for started in [starting.submit(step) for step in (kafka.start, *(i.start for i in instances))]:
+                started.result()
+        relay.start()
         yield deployed
     finally:
         deployed.stop()

@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from botocore.config import Config
 
-from chaos.checker import Report, check
+from chaos.checker import Commits, Report, check, push_due
 from chaos.history import Final, History, Pushed, Streamed
 from chaos.nemesis import Nemesis
 from chaos.processes import SHARDS, Deployment, deployment
@@ -59,8 +59,11 @@ async def run(options: Options) -> tuple[Report, History]:
     try:
         with contextlib.ExitStack() as stack:
             folder = options.folder or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="syncsvc-chaos-")))
+            laps = Laps(history.phases)
             deployed = stack.enter_context(deployment(folder))
-            await _run(deployed, history, options)
+            laps("start")
+            await _run(deployed, history, options, laps)
+        laps("stop")
     except BaseException as error:
         if options.history_out is not None:  # what was recorded until the harness failed
             history.write(options.history_out)
@@ -72,7 +75,19 @@ async def run(options: Options) -> tuple[Report, History]:
     return report, history
 
 
-async def _run(deployed: Deployment, history: History, options: Options) -> None:
+class Laps:
+    """Records into ``phases`` the seconds since the previous lap, under each lap's name."""
+
+    def __init__(self, phases: dict[str, float]) -> None:
+        self.phases, self.mark = phases, time.monotonic()
+
+    def __call__(self, name: str) -> None:
+        now = time.monotonic()
+        self.phases[name] = round(now - self.mark, 1)
+        self.mark = now
+
+
+async def _run(deployed: Deployment, history: History, options: Options, laps: Laps) -> None:
     workload = await setup(deployed.urls, deployed.developer, options.identities, options.devices)
     history.pool = workload.pool
     listening: list[asyncio.Task[None]] = []
@@ -82,6 +97,7 @@ async def _run(deployed: Deployment, history: History, options: Options) -> None
         listening = [asyncio.create_task(listener_of(device).run()) for device in workload.devices]
         async with asyncio.timeout(30):
             await asyncio.gather(*(device.listener.resumed.wait() for device in workload.devices if device.listener))
+        laps("setup")
         nemesis = Nemesis(deployed, history, random.Random(options.seed), options.interval, started)
         try:
             await asyncio.gather(
@@ -89,10 +105,13 @@ async def _run(deployed: Deployment, history: History, options: Options) -> None
             )
         finally:
             await nemesis.heal()
+        laps("load")
         history.final = await final_state(deployed, workload)
-        history.pushed = await push_settled(workload, history.final, listening)
+        history.pushed = await push_settled(history, workload, listening)
+        laps("final read, push settle")
         history.stream_complete = await drained(deployed.redis.url)
         history.stream = await read_stream(deployed.kafka.bootstrap, workload.topic)
+        laps("drain, stream read")
     finally:
         for task in listening:
             task.cancel()
@@ -149,14 +168,22 @@ def _read_dataset(sync: Any, pool: str, identity: str, dataset: str) -> Final:
         params["NextToken"] = page["NextToken"]
 
 
-async def push_settled(workload: Workload, finals: list[Final], listening: list[asyncio.Task[None]]) -> list[Pushed]:
-    """How far each device's listener got, once all reached the final counts (or stopped: a refusal the client
-    takes as final) or PUSH_SETTLE_SECONDS passed."""
-    final = {(item.identity, item.dataset): item.sync_count for item in finals}
+async def push_settled(history: History, workload: Workload, listening: list[asyncio.Task[None]]) -> list[Pushed]:
+    """How far each device's listener got, once all reached the counts due (chaos.checker.push_due: the final ones,
+    less a device's own trailing writes) or stopped, or PUSH_SETTLE_SECONDS passed."""
+    commits = Commits(history)
+    final = {(item.identity, item.dataset): item.sync_count for item in history.final}
+    due = {
+        (device.name, dataset): push_due(
+            commits, (device.identity, dataset), final[(device.identity, dataset)], device.name
+        )
+        for device in workload.devices
+        for dataset in DATASETS
+    }
 
     def behind() -> int:
         return sum(
-            device.push.last_sync_count(dataset) != final[(device.identity, dataset)] and not task.done()
+            device.push.last_sync_count(dataset) < due[(device.name, dataset)] and not task.done()
             for device, task in zip(workload.devices, listening, strict=True)
             for dataset in DATASETS
         )
