@@ -7,8 +7,9 @@ on the stream) is a *claim* that the commit sits at that count. The checks:
 
 * ``claims``: every count of a dataset holds one commit (two values, or a value and a deletion, under one count is a
   sync count reused); every value is at one count (a value under two counts is a write applied twice: an
-  indeterminate write may appear once or not at all, never twice); a value no operation wrote, or one whose
-  operation definitely failed (a refused conflict, a 4xx), appears nowhere.
+  indeterminate write may appear once or not at all, never twice); a value no operation wrote (a tombstone too:
+  nothing removes records here), one whose operation definitely failed (a refused conflict, a 4xx), or one outside
+  its own identity's dataset, appears nowhere.
 * ``conflict``: an acknowledged write named, in its patch, the SyncCount its record had when it committed (the last
   known commit of that key below it, 0 after a deletion); otherwise the server acknowledged what Cognito's rule says
   is a conflict. Where unobserved commits lie in between (indeterminate writes later overwritten, deletions), the

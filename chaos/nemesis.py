@@ -1,7 +1,8 @@
 """The nemesis: faults on a seeded schedule, injected into the run's own processes (chaos.processes) and healed
 again, each recorded as a :class:`~chaos.history.Fault`.
 
-Kinds, taken in a seeded order that covers every kind before any repeats:
+Kinds, taken in seeded rounds that cover every kind before any repeats; in the first round each comes alone, in
+later ones a kind may come with a companion that hits other processes (TARGETS), injected at the same moment:
 
 * ``kill-serve``: kill -9 of one `syncsvc serve` instance (requests in flight cut, its push sockets dropped by the
   kernel), restarted on the same port after a moment.

@@ -1,8 +1,9 @@
 """The short chaos run of `make test` (issue 21): 40 s of random ListRecords / UpdateRecords / DeleteDataset by
-nine devices of three identities (boto3 and the reference client) through two `syncsvc serve` instances, while the
-nemesis kills an instance, kills the relay, kill -9s Redis and restarts it from its AOF, pauses Kafka and closes
-push sockets — each at least once, on a fixed seed. The checker (chaos/checker.py, its own tests in
-tests/test_chaos_checker.py) must find no anomaly; a failure names the file the whole history was written to.
+nine devices of three identities (boto3, boto3 re-sending with its DeviceId, the reference client) through two
+`syncsvc serve` instances, while the nemesis kills an instance, kills the relay, kill -9s Redis and restarts it from
+its AOF, pauses Kafka and closes push sockets — each at least once, on a fixed seed. The checker (chaos/checker.py,
+its own tests in tests/test_chaos_checker.py) must find no anomaly; a failure names the file the whole history was
+written to.
 
 The run starts every process it uses (its own Redis with AOF fsynced on every write, its own Kafka broker, the
 `syncsvc` processes) in the test's tmp_path, where their logs stay. `make chaos` is the long run.
