@@ -14,6 +14,14 @@ later ones a kind may come with a companion that hits other processes (TARGETS),
 * ``close-push``: a graceful restart (SIGTERM) of one instance: it closes the push sockets it holds (half the
   devices') with 1001 "going away", server-side; the devices reconnect, resume, and must catch up.
 
+And from the second round on (EXTRA_KINDS: not required of a short run), hangs instead of crashes, where a late
+answer or a late commit is what can go wrong:
+
+* ``pause-redis``: SIGSTOP of redis-server for a few seconds (commands time out in the instances: 503s, and writes
+  that may still apply once it resumes), then SIGCONT.
+* ``pause-serve``: SIGSTOP of one instance for a few seconds, past the devices' call timeout (they fail over; what
+  they sent may commit when it resumes, after they gave up), then SIGCONT.
+
 Blocking process calls run in threads, so the workload's event loop keeps going while a fault is injected.
 """
 
@@ -21,6 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 
@@ -28,14 +38,16 @@ from chaos.history import Fault, History
 from chaos.processes import Deployment, Syncsvc
 
 KINDS = ("kill-serve", "kill-relay", "restart-redis", "pause-kafka", "close-push")
-
+EXTRA_KINDS = ("pause-redis", "pause-serve")
 
 #: What each kind hurts: two faults together never hit the same processes.
 TARGETS = {
     "kill-serve": "serve",
     "close-push": "serve",
+    "pause-serve": "serve",
     "kill-relay": "relay",
     "restart-redis": "redis",
+    "pause-redis": "redis",
     "pause-kafka": "kafka",
 }
 
@@ -50,30 +62,41 @@ class Nemesis:
     ) -> None:
         self.deployment, self.history, self.rng = deployment, history, rng
         self.interval, self.started = interval, started
+        #: set once every kind was injected once (the load goes on until then)
+        self.first_round = asyncio.Event()
+        #: processes stopped by SIGSTOP right now (``heal`` resumes any a cut-short fault left)
+        self.paused: list[subprocess.Popen[bytes]] = []
 
     def schedule(self, count: int) -> list[tuple[str, ...]]:
         """``count`` slots of fault kinds: every kind alone once in a seeded order, then rounds in other orders
         where each kind may have a companion of another target."""
         slots: list[tuple[str, ...]] = []
         while len(slots) < count:
-            round_ = list(KINDS)
+            first = not slots
+            round_ = list(KINDS if first else KINDS + EXTRA_KINDS)
             self.rng.shuffle(round_)
             for kind in round_:
-                others = [other for other in KINDS if TARGETS[other] != TARGETS[kind]]
-                together = len(slots) >= len(KINDS) and self.rng.random() < 0.5
+                others = [other for other in KINDS + EXTRA_KINDS if TARGETS[other] != TARGETS[kind]]
+                together = not first and self.rng.random() < 0.5
                 slots.append((kind, self.rng.choice(others)) if together else (kind,))
         return slots[:count]
 
     async def run(self, seconds: float) -> None:
-        """Faults for ``seconds``, as many as fit (each kind at least once when ``seconds`` allows)."""
+        """Faults for ``seconds``, as many as fit, but the first round whole (every kind once: the load waits for
+        it, see ``first_round``, on a machine where restarts are slow); sets ``first_round`` after it."""
         until = time.monotonic() + seconds
-        await asyncio.sleep(self.interval / 2)
-        for kinds in self.schedule(max(1, int(seconds / self.interval))):
-            if time.monotonic() + 2 > until:
-                return
-            began = time.monotonic()
-            await asyncio.gather(*(self.inject(kind) for kind in kinds))
-            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - began)))
+        try:
+            await asyncio.sleep(self.interval / 2)
+            for number, kinds in enumerate(self.schedule(max(len(KINDS), int(seconds / self.interval)))):
+                if number == len(KINDS):
+                    self.first_round.set()
+                if number >= len(KINDS) and time.monotonic() + 2 > until:
+                    return
+                began = time.monotonic()
+                await asyncio.gather(*(self.inject(kind) for kind in kinds))
+                await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - began)))
+        finally:
+            self.first_round.set()
 
     async def inject(self, kind: str) -> None:
         fault = Fault(kind, "", self._now())
@@ -84,6 +107,8 @@ class Nemesis:
             "restart-redis": self._restart_redis,
             "pause-kafka": self._pause_kafka,
             "close-push": self._close_push,
+            "pause-redis": self._pause_redis,
+            "pause-serve": self._pause_serve,
         }
         await actions[kind](fault)
         fault.healed = self._now()
@@ -121,6 +146,26 @@ class Nemesis:
         finally:
             self.deployment.kafka.resume()
 
+    async def _pause_redis(self, fault: Fault) -> None:
+        fault.target = "redis"
+        await self._hang(self.deployment.redis.process)
+
+    async def _pause_serve(self, fault: Fault) -> None:
+        instance = self.rng.choice(self.deployment.instances)
+        fault.target = instance.name
+        await self._hang(instance.process)
+
+    async def _hang(self, process: subprocess.Popen[bytes] | None) -> None:
+        """SIGSTOP for 3 to 7 s (past the devices' 5 s call timeout, sometimes), then SIGCONT."""
+        assert process is not None
+        self.paused.append(process)
+        process.send_signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(self.rng.uniform(3.0, 7.0))
+        finally:
+            process.send_signal(signal.SIGCONT)
+            self.paused.remove(process)
+
     def _now(self) -> float:
         return time.monotonic() - self.started
 
@@ -128,6 +173,8 @@ class Nemesis:
         """Everything running again (a fault cut short by the end of the run leaves nothing down)."""
         if self.deployment.kafka.paused:
             self.deployment.kafka.resume()
+        for stopped in self.paused:
+            stopped.send_signal(signal.SIGCONT)
         if self.deployment.redis.process is None or self.deployment.redis.process.poll() is not None:
             await asyncio.to_thread(self.deployment.redis.start)
         for process in [*self.deployment.instances, self.deployment.relay]:

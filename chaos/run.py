@@ -101,7 +101,8 @@ async def _run(deployed: Deployment, history: History, options: Options, laps: L
         nemesis = Nemesis(deployed, history, random.Random(options.seed), options.interval, started)
         try:
             await asyncio.gather(
-                workload.run(history, options.seconds, options.seed, started), nemesis.run(options.seconds)
+                workload.run(history, options.seconds, options.seed, started, nemesis.first_round),
+                nemesis.run(options.seconds),
             )
         finally:
             await nemesis.heal()

@@ -53,6 +53,8 @@ PUSH_SYNC: Any = {"ApplicationArns": ["arn:aws:sns:us-east-1:123456789012:app/GC
 STREAM_ROLE = "arn:aws:iam::123456789012:role/streams"
 #: The devices' kinds, taken by turns (see Device): how each calls the service.
 KINDS = ("boto3", "client", "boto3-retrying")
+#: Seconds the load may go on past its time while the nemesis finishes its first round of faults.
+HOLD_SECONDS = 60.0
 #: How many times a retrying device re-sends a write whose outcome it does not know (to the other instance, after
 #: 0.5 s, then 1 s), beside botocore's own retries: as apps with their own retry loop do.
 RESENDS = 2
@@ -310,12 +312,20 @@ class Workload:
     devices: list[Device]
     executor: ThreadPoolExecutor
 
-    async def run(self, history: History, seconds: float, seed: int, started: float) -> None:
-        """Every device's loop for ``seconds`` (a failed assertion of one ends them all)."""
+    async def run(
+        self, history: History, seconds: float, seed: int, started: float, hold: asyncio.Event | None = None
+    ) -> None:
+        """Every device's loop for ``seconds``, and past them until ``hold`` is set (the nemesis's first round is
+        over; at most HOLD_SECONDS more). A failed assertion of one loop ends them all."""
         until = time.monotonic() + seconds
+        latest = until + HOLD_SECONDS
+
+        def going() -> bool:
+            now = time.monotonic()
+            return now < until or (hold is not None and not hold.is_set() and now < latest)
 
         async def loop(device: Device, rng: random.Random) -> None:
-            while time.monotonic() < until:
+            while going():
                 await device.step(history, rng, started)
                 await asyncio.sleep(rng.uniform(0.005, 0.04))
 

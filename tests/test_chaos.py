@@ -36,7 +36,7 @@ async def test_under_every_fault_nothing_acknowledged_is_lost_doubled_or_left_un
     print(report.summary())
     examples = [f"{anomaly.check}: {anomaly.detail}" for anomaly in report.anomalies[:10]]
     assert report.anomalies == [], f"{len(report.anomalies)} anomalies (history in {history_file}): {examples}"
-    assert set(report.figures["faults_by_kind"]) == set(KINDS), report.figures
+    assert set(report.figures["faults_by_kind"]) >= set(KINDS), report.figures
     assert report.figures["writes_acknowledged"] > 100, report.figures
     assert report.figures["conflicts_refused"] > 0, report.figures
     assert history.stream_complete
