@@ -6,8 +6,8 @@ later ones a kind may come with a companion that hits other processes (TARGETS),
 
 * ``kill-serve``: kill -9 of one `syncsvc serve` instance (requests in flight cut, its push sockets dropped by the
   kernel), restarted on the same port after a moment.
-* ``kill-relay``: kill -9 of the relay, mid-transaction or not; a new relay takes the lanes once the dead one's
-  leases run out (10 s).
+* ``kill-relay``: kill -9 of one of the two relays, mid-transaction or not, restarted after a moment; if it held
+  lanes, a relay takes them once its leases run out (10 s).
 * ``restart-redis``: kill -9 of redis-server, started again on its AOF (fsynced before each reply, so nothing
   acknowledged may be missing afterwards).
 * ``pause-kafka``: SIGSTOP of the broker for a few seconds, then SIGCONT (the relay stalls, writes must not).
@@ -21,6 +21,9 @@ answer or a late commit is what can go wrong:
   that may still apply once it resumes), then SIGCONT.
 * ``pause-serve``: SIGSTOP of one instance for a few seconds, past the devices' call timeout (they fail over; what
   they sent may commit when it resumes, after they gave up), then SIGCONT.
+* ``pause-relay``: SIGSTOP of one relay for 12 to 15 s, past its 10 s leases: the other relay takes its lanes, and
+  the paused one resumes as a zombie in the middle of what it was doing, which Kafka's transactional fencing must
+  stop from publishing anything a second time.
 
 Blocking process calls run in threads, so the workload's event loop keeps going while a fault is injected.
 """
@@ -38,7 +41,7 @@ from chaos.history import Fault, History
 from chaos.processes import Deployment, Syncsvc
 
 KINDS = ("kill-serve", "kill-relay", "restart-redis", "pause-kafka", "close-push")
-EXTRA_KINDS = ("pause-redis", "pause-serve")
+EXTRA_KINDS = ("pause-redis", "pause-serve", "pause-relay")
 
 #: What each kind hurts: two faults together never hit the same processes.
 TARGETS = {
@@ -46,6 +49,7 @@ TARGETS = {
     "close-push": "serve",
     "pause-serve": "serve",
     "kill-relay": "relay",
+    "pause-relay": "relay",
     "restart-redis": "redis",
     "pause-redis": "redis",
     "pause-kafka": "kafka",
@@ -109,6 +113,7 @@ class Nemesis:
             "close-push": self._close_push,
             "pause-redis": self._pause_redis,
             "pause-serve": self._pause_serve,
+            "pause-relay": self._pause_relay,
         }
         await actions[kind](fault)
         fault.healed = self._now()
@@ -127,10 +132,16 @@ class Nemesis:
         await asyncio.to_thread(instance.start)
 
     async def _kill_relay(self, fault: Fault) -> None:
-        fault.target = "relay"
-        await asyncio.to_thread(self.deployment.relay.kill)
+        relay = self.rng.choice(self.deployment.relays)
+        fault.target = relay.name
+        await asyncio.to_thread(relay.kill)
         await asyncio.sleep(self.rng.uniform(0.2, 1.0))
-        await asyncio.to_thread(self.deployment.relay.start)
+        await asyncio.to_thread(relay.start)
+
+    async def _pause_relay(self, fault: Fault) -> None:
+        relay = self.rng.choice(self.deployment.relays)
+        fault.target = relay.name
+        await self._hang(relay.process, 12.0, 15.0)
 
     async def _restart_redis(self, fault: Fault) -> None:
         fault.target = "redis"
@@ -155,13 +166,14 @@ class Nemesis:
         fault.target = instance.name
         await self._hang(instance.process)
 
-    async def _hang(self, process: subprocess.Popen[bytes] | None) -> None:
-        """SIGSTOP for 3 to 7 s (past the devices' 5 s call timeout, sometimes), then SIGCONT."""
+    async def _hang(self, process: subprocess.Popen[bytes] | None, least: float = 3.0, most: float = 7.0) -> None:
+        """SIGSTOP for ``least`` to ``most`` seconds (by default: past the devices' 5 s call timeout, sometimes),
+        then SIGCONT."""
         assert process is not None
         self.paused.append(process)
         process.send_signal(signal.SIGSTOP)
         try:
-            await asyncio.sleep(self.rng.uniform(3.0, 7.0))
+            await asyncio.sleep(self.rng.uniform(least, most))
         finally:
             process.send_signal(signal.SIGCONT)
             self.paused.remove(process)
@@ -177,6 +189,6 @@ class Nemesis:
             stopped.send_signal(signal.SIGCONT)
         if self.deployment.redis.process is None or self.deployment.redis.process.poll() is not None:
             await asyncio.to_thread(self.deployment.redis.start)
-        for process in [*self.deployment.instances, self.deployment.relay]:
+        for process in [*self.deployment.instances, *self.deployment.relays]:
             if not process.alive:
                 await asyncio.to_thread(process.start)

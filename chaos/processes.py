@@ -1,5 +1,6 @@
 """The processes a chaos run starts, owns, hurts and stops: one redis-server, one Kafka broker, two `syncsvc serve`
-instances and one `syncsvc relay`, all on free loopback ports, with their data and logs in the run's folder.
+instances and two `syncsvc relay` processes (the first takes the relay lanes, the second stands by for their leases
+to run out), all on free loopback ports, with their data and logs in the run's folder.
 
 Redis runs with ``appendonly yes`` and ``appendfsync always``: a write is in the AOF, fsynced, before Redis replies,
 so a kill -9 of Redis (the nemesis's choice: SIGTERM would make Redis write its AOF tidily and prove less) loses
@@ -211,13 +212,13 @@ class Syncsvc:
 
 @dataclass
 class Deployment:
-    """Redis, Kafka, two serve instances and a relay, in ``folder``; the developer credentials they accept."""
+    """Redis, Kafka, two serve instances and two relays, in ``folder``; the developer credentials they accept."""
 
     folder: Path
     redis: RedisServer
     kafka: KafkaBroker
     instances: list[Syncsvc]
-    relay: Syncsvc
+    relays: list[Syncsvc]
     developer: tuple[str, str]
 
     @property
@@ -227,8 +228,8 @@ class Deployment:
     def stop(self) -> None:
         """Stops everything still running: syncsvc first, then Kafka (resumed if paused), then Redis."""
         errors: list[str] = []
-        with ThreadPoolExecutor(max_workers=3) as stopping:
-            stops = {process.name: stopping.submit(process.stop) for process in [*self.instances, self.relay]}
+        with ThreadPoolExecutor(max_workers=4) as stopping:
+            stops = {process.name: stopping.submit(process.stop) for process in [*self.instances, *self.relays]}
         for name, stopped in stops.items():
             if (error := stopped.exception()) is not None:  # every process got its stop; now the errors
                 errors.append(f"{name}: {error}")
@@ -262,7 +263,7 @@ def _environment(redis_url: str, bootstrap: str, root_key: Path, developer: tupl
 
 @contextlib.contextmanager
 def deployment(folder: Path) -> Iterator[Deployment]:
-    """Starts everything in ``folder`` (Redis, Kafka, two instances, the relay); stops it all when the block ends."""
+    """Starts everything in ``folder`` (Redis, Kafka, two instances, two relays); stops it all when the block ends."""
     folder.mkdir(parents=True, exist_ok=True)
     root_key = folder / "root.key"
     FileKey.generate(root_key)
@@ -271,15 +272,16 @@ def deployment(folder: Path) -> Iterator[Deployment]:
     kafka = KafkaBroker(folder / "kafka")
     env = _environment(redis_server.url, kafka.bootstrap, root_key, developer)
     instances = [Syncsvc(f"serve-{index}", "serve", env, folder / f"serve-{index}.log") for index in range(2)]
-    relay = Syncsvc("relay", "relay", env, folder / "relay.log")
-    deployed = Deployment(folder, redis_server, kafka, instances, relay, developer)
+    relays = [Syncsvc(f"relay-{index}", "relay", env, folder / f"relay-{index}.log") for index in range(2)]
+    deployed = Deployment(folder, redis_server, kafka, instances, relays, developer)
     try:
         redis_server.start()
         # the broker's JVM and the instances start side by side (the instances need only Redis to be ready)
         with ThreadPoolExecutor(max_workers=3) as starting:
             for started in [starting.submit(step) for step in (kafka.start, *(i.start for i in instances))]:
                 started.result()
-        relay.start()
+        for relay in relays:
+            relay.start()
         yield deployed
     finally:
         deployed.stop()

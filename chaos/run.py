@@ -6,7 +6,7 @@ outbox — and check the history (chaos.checker). A run with anomalies writes it
 Phases after the load, each bounded: heal (every process running again); final read (ListRecords of every dataset,
 developer credentials, every page); push settle (each listener reaches its datasets' final counts, at most
 PUSH_SETTLE_SECONDS: what is not reached by then is an anomaly); drain (the relay's recorded position reaches the end
-of every outbox shard, at most DRAIN_SECONDS, a restarted relay waiting out its predecessor's 10 s leases included);
+of every outbox shard, at most DRAIN_SECONDS, a relay waiting out a dead or paused one's 10 s leases included);
 stream read (read_committed, from the beginning to the end offsets).
 """
 

@@ -2,7 +2,7 @@
 device a loop of random ListRecords / UpdateRecords / DeleteDataset calls on its identity's datasets, each recorded
 in the :class:`~chaos.history.History` with its outcome.
 
-Devices call in three ways, by turns (KINDS): unmodified boto3 (``cognito-sync``, SigV4 with the identity's
+Devices call in three ways, by turns (DEVICE_KINDS): unmodified boto3 (``cognito-sync``, SigV4 with the identity's
 temporary credentials, in threads of an executor of their own) with one attempt per call; the reference client's HTTP
 layer (``syncsvc.client``'s SyncTransport: Bearer tokens from GetOpenIdToken), which does not re-send either; and
 boto3 with its standard retries (3 attempts) naming its device (DeviceId) in UpdateRecords, which also re-sends
@@ -52,7 +52,7 @@ KEYS = ("k0", "k1", "k2", "k3")
 PUSH_SYNC: Any = {"ApplicationArns": ["arn:aws:sns:us-east-1:123456789012:app/GCM/chaos"]}
 STREAM_ROLE = "arn:aws:iam::123456789012:role/streams"
 #: The devices' kinds, taken by turns (see Device): how each calls the service.
-KINDS = ("boto3", "client", "boto3-retrying")
+DEVICE_KINDS = ("boto3", "client", "boto3-retrying")
 #: Seconds the load may go on past its time while the nemesis finishes its first round of faults.
 HOLD_SECONDS = 60.0
 #: How many times a retrying device re-sends a write whose outcome it does not know (to the other instance, after
@@ -385,7 +385,7 @@ async def _device(
     async def tokens() -> str:
         return await guest_tokens(endpoints, identity)
 
-    kind = KINDS[number % len(KINDS)]
+    kind = DEVICE_KINDS[number % len(DEVICE_KINDS)]
     push = SyncClient(endpoints[number % len(endpoints)], pool, identity, tokens, timeout=CALL_SECONDS)
     device_id = await push.register_device(token=f"chaos-{name}")
     for dataset in DATASETS:
