@@ -28,7 +28,7 @@ KAFKA_PYTHON := $(abspath $(VENV))/bin/python
 export REDIS_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_BROKERS KAFKA_PYTHON
 
 .PHONY: help venv lock test-latest redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials root-key dev test fuzz openapi soak \
-  wrk-bin softhsm-bin bench lint fmt clean distclean
+  wrk-bin softhsm-bin bench chaos lint fmt clean distclean
 
 help: ## list the targets
 	@echo "usage: make TARGET   (quickstart: make dev, make test)"
@@ -176,6 +176,12 @@ soak: venv redis-bin kafka-bin wrk-bin ## 30 min at half the peak (push + stream
 
 bench: venv redis-bin kafka-bin wrk-bin ## run every benchmark workload against syncsvc and its peers; report in bench/results/
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
+
+# Its own Redis (AOF, fsync always), Kafka broker, two `syncsvc serve` and a relay, in a temporary folder; a random
+# seed, printed first (CHAOS_ARGS="--seed 7 --seconds 60" to replay or shorten). A failing run keeps its history.
+CHAOS_ARGS ?=
+chaos: venv redis-bin kafka-bin ## 5 minutes of random syncs while a nemesis kills and pauses the processes, then the history checker (issue 21)
+	$(VENV)/bin/python -m chaos --seconds 300 --history-out .data/chaos-history.jsonl $(CHAOS_ARGS)
 
 # Runs every checker before failing, so one run shows all the problems.
 lint: venv ## ruff check, ruff format --check, mypy --strict, the layer contracts (lint-imports; docs/architecture.md)

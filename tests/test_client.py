@@ -28,6 +28,7 @@ from syncsvc.client import (
     SyncRetriesExceededError,
     TokenProvider,
 )
+from syncsvc.client.errors import CONNECTION_ERROR
 from tests.conftest import Boto, free_port
 from tests.devices import DEVELOPER_PROVIDER, merge_developer_users
 from tests.phones import PUSH_SYNC
@@ -652,6 +653,43 @@ async def test_a_listener_catches_up_on_connect_with_what_changed_while_it_was_a
         await changes.wait_for(1)
 
     assert phone.get(DATASET, "theme") == "dark"
+
+
+class Unreachable(SyncClient):
+    """A device whose first ``failures`` pulls after a notification find the server unreachable, as when the instance
+    holding its socket hangs for a few seconds (SIGSTOP in the chaos run) and then comes back."""
+
+    def __init__(self, *args: Any, failures: int, **options: Any) -> None:
+        super().__init__(*args, **options)
+        self.failures = failures
+
+    async def synchronize_if_behind(
+        self, dataset: str, sync_count: int, on_conflict: ConflictHandler | None = None
+    ) -> SyncResult | None:
+        if self.failures:
+            self.failures -= 1
+            raise SyncClientError(CONNECTION_ERROR, "Cannot connect to host (the instance hangs)", 0)
+        return await super().synchronize_if_behind(dataset, sync_count, on_conflict)
+
+
+async def test_a_pull_that_failed_after_a_notification_is_tried_again(
+    endpoint: str, push_pool: str, phone: SyncClient, tablet: SyncClient, clients: list[SyncClient]
+) -> None:
+    """The chaos run saw listeners stay one sync count behind for good: the pull a notification asked for met a hung
+    instance, and nothing asked again (no later change, and the socket outlived the hang)."""
+    flaky = Unreachable(endpoint, push_pool, phone.identity_id, phone.token_provider, failures=2)
+    clients.append(flaky)
+    await listening_device(flaky)
+    changes = Changes()
+
+    async with flaky.listening(on_change=changes, backoff=Backoff(initial=0.05, maximum=0.1)) as listener:
+        async with asyncio.timeout(PUSH_WAIT_SECONDS):
+            await listener.wait_resumed()
+        tablet.put(DATASET, "theme", "dark")
+        await tablet.synchronize(DATASET)
+        await changes.wait_for(1)
+
+    assert (flaky.failures, flaky.get(DATASET, "theme"), flaky.last_sync_count(DATASET)) == (0, "dark", 1)
 
 
 async def test_a_newer_connection_of_the_same_device_stops_the_older_listener(

@@ -408,6 +408,25 @@ async def test_unknown_kid_reloads_the_keys_at_most_once_per_interval(
     assert keyring.loads == loads + 2
 
 
+async def test_a_reload_that_failed_does_not_hold_back_the_next(
+    issuer: TokenIssuer, make_issuer: Callable[[], TokenIssuer]
+) -> None:
+    """A cold instance (just restarted) whose first reload met Redis down answers 503 for it, and verifies the next
+    token as soon as Redis is back: it used to count the failed reload as done and refuse every token of the kid it
+    had not loaded as NotAuthorized ("unknown signing key") for RELOAD_SECONDS, which the chaos run saw as a 403 on a
+    push socket's handshake (the reference client takes that as final)."""
+    token = await issue(issuer)
+    cold = make_issuer()
+    reachable = cold.keyring.client
+    cold.keyring.client = aioredis.Redis(host="127.0.0.1", port=free_port(), retry=Retry(NoBackoff(), 0))
+    with pytest.raises(BackendUnavailableError):
+        await cold.verify(token)
+    await cold.keyring.client.aclose()
+    cold.keyring.client = reachable
+
+    assert (await cold.verify(token)).identity_id == IDENTITY
+
+
 async def test_concurrent_ensure_of_one_kid_keeps_exactly_one_key(redis_client: aioredis.Redis) -> None:
     discarded: list[str] = []
 

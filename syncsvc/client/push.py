@@ -254,30 +254,40 @@ class PushListener:
     # --- syncs --------------------------------------------------------------------------------------------------
 
     async def _follow(self, dataset: str) -> None:
-        """Syncs ``dataset`` until no notification came in during the last sync."""
+        """Syncs ``dataset`` until no notification came in during the last sync. A sync that failed for a reason
+        that passes (the server unreachable or hung, a 5xx, 408, 429) is tried again after a backoff delay: the
+        notification that asked for it will not come again, and the socket may well stay up (a server that hung and
+        came back), so nothing else would ever pull what it announced."""
+        failures = 0
         try:
             while True:
                 self._again.discard(dataset)
-                await self._sync(dataset)
+                if not await self._sync(dataset):
+                    failures += 1
+                    await asyncio.sleep(self.backoff.delay(failures))
+                    continue
                 if dataset not in self._again:
                     return
         finally:
             self._syncs.pop(dataset, None)
 
-    async def _sync(self, dataset: str) -> None:
+    async def _sync(self, dataset: str) -> bool:
+        """One sync up to the count wanted; False when it failed for a reason that passes (worth trying again)."""
         try:
             result = await self.client.synchronize_if_behind(dataset, self._wanted[dataset], self.on_conflict)
         except SyncClientError as exc:
-            log.warning("push: sync of %s failed: %s", dataset, exc)
-            return
+            passing = exc.code == CONNECTION_ERROR or exc.status >= 500 or exc.status in _RETRYABLE_STATUS
+            log.warning("push: sync of %s failed: %s%s", dataset, exc, "; trying again" if passing else "")
+            return not passing
         if result is None or self.on_change is None:
-            return
+            return True
         try:
             answer = self.on_change(dataset, result)
             if inspect.isawaitable(answer):
                 await answer
         except Exception:
             log.exception("push: on_change failed for %s", dataset)
+        return True
 
     async def _stop_syncs(self) -> None:
         tasks = list(self._syncs.values())

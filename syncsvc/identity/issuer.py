@@ -184,10 +184,13 @@ class TokenIssuer:
         return made.key_id, pem.decode("ascii")
 
     async def _reload(self) -> None:
-        """Loads every live key into the cache (parsing only new ones, in a thread) and prunes retired ones."""
+        """Loads every live key into the cache (parsing only new ones, in a thread) and prunes retired ones.
+
+        Only a load that succeeded counts for the RELOAD_SECONDS limit: one that failed (Redis unreachable: the
+        caller answers 503) must not make the next verifications refuse valid tokens as signed by an unknown key."""
         now = self._now()
-        self._last_reload = now
         stored = await self.keyring.load_all()
+        self._last_reload = now
         live: list[tuple[StoredSigningKey, int]] = []
         for key in stored:
             epoch = _epoch_of_kid(key.kid)
