@@ -8,7 +8,8 @@ peak is measured first (wrk, 64 connections, 5 s: the benchmark's write workload
 Then every identity is a phone and a tablet: the tablet writes one of the identity's 20 keys (a 100-byte value, the
 right SyncCount, so every write succeeds and the data set stays the same size: what grows is the service, not the
 data), the phone holds a push socket subscribed to the dataset, and a read_committed consumer reads the pool's
-stream. Writes are spread evenly (each identity at rate / identities per second). OpenID tokens last 10 minutes:
+stream. Writes are spread evenly (each identity at rate / identities per second); one the load shedding refuses
+(429) is retried after a second or two, as an SDK would, and counted (``shed_and_retried``). OpenID tokens last 10 minutes:
 each phone and tablet renews its own before it runs out, and a push socket the server closes is opened again.
 
 Every 10 s a sample: the server's RSS and open files, Redis ``used_memory`` per identity, the outbox backlog (entries
@@ -27,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import statistics
 import tempfile
 import time
@@ -55,6 +57,8 @@ RENEW_SECONDS = 8 * 60
 #: The window growth is judged over, and the share of a shorter run it takes.
 JUDGED_SECONDS = 20 * 60
 STREAM_GRACE_SECONDS = 30.0
+#: Retries of a write the load shedding refused (botocore's standard mode makes 3 attempts; a soak is patient).
+RETRIES = 5
 
 
 @dataclass(slots=True)
@@ -79,6 +83,8 @@ class Counts:
     notifications: int = 0
     streamed: int = 0
     reconnects: int = 0
+    #: Refusals of the load shedding (retried as an SDK does).
+    shed: int = 0
     socket_failures: list[str] = field(default_factory=list)
     #: (identity, sync count) -> when the write was acknowledged, until the consumer has its change.
     acked: dict[tuple[str, int], float] = field(default_factory=dict)
@@ -148,16 +154,32 @@ class Phone:
             n += 1
             patch = {"Op": "replace", "Key": key, "Value": VALUE, "SyncCount": counts.get(key, 0)}
             body = {"SyncSessionToken": session_token, "DeviceId": self.devices["tablet"], "RecordPatches": [patch]}
-            try:
-                answer = await call(self.session, "POST", dataset, self.guest.headers, body)
-            except (BenchError, aiohttp.ClientError) as error:
-                self.counts.failed.append(f"{self.guest.identity_id} {key}: {error}"[:300])
+            answer = await self._send(dataset, body)
+            if answer is None:
                 continue
             (record,) = answer["Records"]
             counts[key] = record["SyncCount"]
             self.written = max(self.written, record["SyncCount"])
             self.counts.acked[(self.guest.identity_id, record["SyncCount"])] = time.monotonic()
             self.counts.writes += 1
+
+    async def _send(self, dataset: str, body: dict[str, Any]) -> Any:
+        """UpdateRecords as an AWS SDK sends it: a refusal of the load shedding (429 TooManyRequestsException,
+        nothing done) is retried after a second and a random part of another, up to RETRIES times, and counted;
+        None (and the failure noted) when it does not get through."""
+        for attempt in range(RETRIES + 1):
+            try:
+                return await call(self.session, "POST", dataset, self.guest.headers, body)
+            except BenchError as error:
+                if ": 429 " not in str(error) or attempt == RETRIES:
+                    self.counts.failed.append(f"{self.guest.identity_id}: {error}"[:300])
+                    return None
+                self.counts.shed += 1
+                await asyncio.sleep(1 + random.random())
+            except aiohttp.ClientError as error:
+                self.counts.failed.append(f"{self.guest.identity_id}: {error}"[:300])
+                return None
+        return None
 
 
 async def consume(bootstrap: str, topic: str, counts: Counts, ready: asyncio.Event) -> None:
@@ -289,6 +311,7 @@ async def drive(
         "never_streamed": len(counts.acked),
         "streamed": counts.streamed,
         "notifications": counts.notifications,
+        "shed_and_retried": counts.shed,
         "push_reconnects": counts.reconnects,
         "push_failures": counts.socket_failures[:20],
         "phones_behind": len(behind(phones)),

@@ -277,9 +277,10 @@ port_in_use() {
 }
 
 # True while the pid $1 is a live JVM running the broker of the folder $2: not gone, not recycled, not a zombie.
+# -ww: the whole command line whatever COLUMNS says (ps cuts it at COLUMNS, and the folder comes after the classpath).
 is_broker_of() {
   local stat args
-  read -r stat args < <(ps -o stat=,args= -p "$1" 2>/dev/null) || return 1
+  read -r stat args < <(ps -ww -o stat=,args= -p "$1" 2>/dev/null) || return 1
   [[ $stat != Z* && $args == *" kafka.Kafka $2/server.properties"* ]]
 }
 
