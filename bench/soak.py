@@ -9,8 +9,9 @@ Then every identity is a phone and a tablet: the tablet writes one of the identi
 right SyncCount, so every write succeeds and the data set stays the same size: what grows is the service, not the
 data), the phone holds a push socket subscribed to the dataset, and a read_committed consumer reads the pool's
 stream. Writes are spread evenly (each identity at rate / identities per second); one the load shedding refuses
-(429) is retried after a second or two, as an SDK would, and counted (``shed_and_retried``). OpenID tokens last 10 minutes:
-each phone and tablet renews its own before it runs out, and a push socket the server closes is opened again.
+(429) is retried after a second or two, as an SDK would, and counted (``shed_and_retried``). OpenID tokens last 10
+minutes: each phone and tablet renews its own before it runs out, and a push socket the server closes is opened
+again.
 
 Every 10 s a sample: the server's RSS and open files, Redis ``used_memory`` per identity, the outbox backlog (entries
 not yet published), the stream lag (write acknowledged → the consumer has it; p99 over the sample), and the counts.
