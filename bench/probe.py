@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--paced", action="store_true", help="also writes paced at half the peak measured")
     parser.add_argument("--overload", action="store_true", help="also writes offered at 3x the peak measured")
+    parser.add_argument("--in-flight", type=int, default=Plan.max_in_flight, help="SYNCSVC_MAX_REQUESTS_IN_FLIGHT")
     parser.add_argument("--floor", action="store_true", help="also the floor, at the same points")
     parser.add_argument("--logs", type=Path, help="keep the server's log files in this folder")
     parser.add_argument(
@@ -77,7 +78,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="syncsvc-probe-") as scratch:
         folder = Path(scratch)
         with infrastructure(folder, None, None) as (infra, redis_pid):
-            plan = Plan(write_users=2000, seconds=args.seconds)
+            plan = Plan(write_users=2000, seconds=args.seconds, max_in_flight=args.in_flight)
             bench = Run(plan, folder, infra, redis_pid)
             system = SyncSvc(infra, workers=args.workers, max_in_flight=plan.max_in_flight)
             system.start(folder / system.name, free_port())
