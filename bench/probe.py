@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--paced", action="store_true", help="also writes paced at half the peak measured")
     parser.add_argument("--overload", action="store_true", help="also writes offered at 3x the peak measured")
-    parser.add_argument("--in-flight", type=int, default=Plan.max_in_flight, help="SYNCSVC_MAX_REQUESTS_IN_FLIGHT")
+    parser.add_argument("--in-flight", type=int, default=Plan().max_in_flight, help="SYNCSVC_MAX_REQUESTS_IN_FLIGHT")
     parser.add_argument("--floor", action="store_true", help="also the floor, at the same points")
     parser.add_argument("--logs", type=Path, help="keep the server's log files in this folder")
     parser.add_argument(
