@@ -310,6 +310,10 @@ async def drive(
         "failed": counts.failed[:20],
         "failed_count": len(counts.failed),
         "never_streamed": len(counts.acked),
+        #: (identity, sync count, seconds into the run it was acknowledged) of some that never reached the stream
+        "never_streamed_examples": [
+            [identity, count, round(at - started, 1)] for (identity, count), at in list(counts.acked.items())[:20]
+        ],
         "streamed": counts.streamed,
         "notifications": counts.notifications,
         "shed_and_retried": counts.shed,
