@@ -95,8 +95,9 @@ def main() -> None:
                         point = bench._wrk(system, "write", templates, max(levels), args.seconds * 2, rate=rate)
                     print(_line(system.name, f"paced@{rate:,.0f}", point), flush=True)
                 if args.overload and writes:
+                    templates = asyncio.run(system.write_templates(plan.write_users))
                     with _recorded(system, args.seconds * 2, None if paced else args.profile):
-                        print(bench._overloaded(system, max(writes)), flush=True)
+                        print(bench._overloaded(system, max(writes), templates), flush=True)
             finally:
                 system.stop()
                 if args.logs:

@@ -37,8 +37,11 @@ from bench.systems.base import REPO, HttpSystem, free_port
 from bench.systems.floor import Floor
 from bench.systems.syncsvc import FILES_BESIDES_SOCKETS, SYNCSVC, Infrastructure, SyncSvc
 from bench.workloads import bulk_publish, idle_sockets, stream_latency
+from syncsvc.config import Settings
 
 WORKLOADS = ("write", "delta", "pull")
+#: The pause after each wrk run (see ``Run._wrk``).
+_SETTLE_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,7 @@ class Plan:
     #: bound of requests in flight per process (the product's default).
     overload_factor: float = 3.0
     overload_connections: int = 1024
-    max_in_flight: int = 256
+    max_in_flight: int = Settings.model_fields["max_requests_in_flight"].default
     peers: bool = True
 
     @classmethod
@@ -173,7 +176,7 @@ class Run:
     ) -> Point:
         bound = int(seconds * 100_000)  # no system here answers 100,000 requests a second
         offset = self.offsets.take(f"{system.name}/{workload}", len(templates), connections, bound)
-        return run_wrk(
+        point = run_wrk(
             system.url,
             templates,
             connections=connections,
@@ -182,6 +185,10 @@ class Run:
             server_pids=system.pids(),
             rate=rate,
         )
+        # The requests wrk left in the server when it stopped run on; they would hold places in flight during the
+        # next run's first moments (at a bound of 64, a run at 64 connections right after another was refused some).
+        time.sleep(_SETTLE_SECONDS)
+        return point
 
     def _levels(self, system: HttpSystem, workload: str, templates: list[RequestTemplate]) -> None:
         plan = self.plan
@@ -209,12 +216,15 @@ class Run:
         self.results.paced.append({"system": system.name, "rate": rate, **point.as_dict()})
         self.log(f"{system.name} write paced at {rate:,.0f}/s: got {point.throughput:,.0f}/s p99 {point.p99_ms:.2f} ms")
 
-    def _overloaded(self, system: SyncSvc, peak: float) -> overload.OverloadPoint:
+    def _overloaded(
+        self, system: SyncSvc, peak: float, templates: list[RequestTemplate] | None = None
+    ) -> overload.OverloadPoint:
         """Workload 1 offered at ``overload_factor`` x ``peak`` (writes/s): what is shed, and how fast the admitted
-        rest is."""
+        rest is (``templates``: the writes, when made already)."""
         rate = peak * self.plan.overload_factor
         connections = self.plan.overload_connections
-        templates = asyncio.run(system.write_templates(self.plan.write_users))
+        if templates is None:
+            templates = asyncio.run(system.write_templates(self.plan.write_users))
         seconds = self.plan.seconds * 2
         offset = self.offsets.take(f"{system.name}/write", len(templates), connections, int(seconds * 100_000))
         point = overload.measure(

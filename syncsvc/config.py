@@ -382,12 +382,13 @@ class Settings(BaseSettings):
         description="A request body must arrive whole within this time, or the request is answered 408.",
     )
     max_requests_in_flight: int = Field(
-        256,
+        64,
         ge=0,
         description="Requests one process works on at once (0 = no bound); past it a request is answered at once with "
         "TooManyRequestsException and Retry-After: 1, which the AWS SDKs retry with backoff. Counted after "
-        "authentication; health, discovery and push sockets are not counted. At ~2,500 requests/s a worker answers "
-        "256 in flight within ~0.1 s, so admitted requests keep a bounded latency under any offered load.",
+        "authentication; health, discovery and push sockets are not counted. A process reaches its peak well below "
+        "64 requests at once, and answers 64 within ~0.1 s at its peak, so admitted requests keep a bounded latency "
+        "under any offered load (measured at three times the peak in `make bench`; README 'Past capacity').",
     )
     max_buffered_body_bytes: int = Field(
         64 * 1024 * 1024,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 
 import boto3
@@ -12,6 +13,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
+from syncsvc.api.middleware import new_request_id
 from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, Boto, Raw
 
 
@@ -206,3 +208,22 @@ async def test_presigned_url_for_another_path_is_an_invalid_signature(raw: Raw, 
     other = path.replace("/datasets/d", "/datasets/e")
     status, body, _ = await raw.send("GET", other + "/records?" + query, sign=False)
     assert (status, body["__type"]) == (400, "InvalidSignatureException")
+
+
+def test_request_ids_are_unique_and_drawn_again_in_a_forked_worker() -> None:
+    """Request ids are a per-process random prefix and a counter: two in a row differ, and a forked worker (``serve
+    --workers``) draws its own prefix, so two processes never hand out the same id."""
+    first, second = new_request_id(), new_request_id()
+    assert first != second
+    assert uuid.UUID(first) != uuid.UUID(second)
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's coverage is not collected
+        os.write(writing, new_request_id().encode())
+        os._exit(0)
+    os.close(writing)
+    os.waitpid(child, 0)
+    with os.fdopen(reading, "rb") as pipe:
+        forked = pipe.read().decode()
+    assert uuid.UUID(forked)
+    assert forked[:23] != first[:23]

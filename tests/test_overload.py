@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -127,6 +128,8 @@ async def test_past_the_bound_requests_are_refused_at_once_and_retried_by_the_sd
         spare_path, _ = datasets[LIMIT]
         status, body, headers = await raw.send("GET", spare_path + "/records")  # rest-json: 429
         assert (status, body["__type"], headers["Retry-After"]) == (429, "TooManyRequestsException", "1")
+        assert headers["x-amzn-ErrorType"] == "TooManyRequestsException"
+        assert uuid.UUID(headers["x-amzn-RequestId"])  # answered by the outermost middleware, in the AWS shape
         status, body, headers = await identity_call(raw, "GetId", {"IdentityPoolId": pool_id})  # json 1.1: 400
         assert (status, body["__type"], headers["Retry-After"]) == (400, "TooManyRequestsException", "1")
         status, _, _ = await raw.send("GET", "/healthz", sign=False)  # health checks are not counted

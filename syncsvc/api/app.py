@@ -137,9 +137,9 @@ def create_app(
     ``clock`` is the time every service reads (embedding, tests; default: the machine's)."""
     app = web.Application(
         middlewares=[
+            shed_middleware,
             busy_middleware,
             errors_middleware,
-            shed_middleware,
             redis_middleware,
             auth_middleware,
             admit_middleware,

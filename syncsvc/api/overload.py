@@ -6,18 +6,20 @@ without bound: the requests admitted keep a bounded latency, and a client learns
 
 What counts is a request past authentication (:func:`admit_middleware` is the innermost middleware): a client
 without credentials cannot take a place, and a slow body is read before admission, under its own budget and timeout
-(``syncsvc.api.bodies``). While the process is full, though, a request is refused before it is authenticated
-(:func:`shed_middleware`, just inside the error formatting): past capacity the refusals are most of the work, and
-checking a signature or a token for a request that will be refused anyway would take the CPU the admitted requests
-need (measured in ``make bench``'s overload point). Health, discovery and the API description are never counted nor
-refused; a push socket is long-lived and bounded on its own (``Settings.push_max_sockets``), so neither is it.
+(``syncsvc.api.bodies``). While the process is full, though, a request is refused before anything else is done for it
+(:func:`shed_middleware`, the outermost middleware, answers it itself). Past capacity the refusals are most of the
+work, and whatever a refusal costs (a signature or token check, the middlewares, the error formatting) is taken from
+the admitted requests: at three times the peak, a refusal costing a fifth of a write leaves almost nothing for writes
+(``make bench``'s overload point; README "Past capacity"). Health, discovery and the API description are never
+counted nor refused; a push socket is long-lived and bounded on its own (``Settings.push_max_sockets``), so neither
+is it.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from syncsvc.api.middleware import Handler, is_public
+from syncsvc.api.middleware import Handler, error_response, is_public, new_request_id
 from syncsvc.errors import OverloadedError
 
 
@@ -37,18 +39,21 @@ def _counted(request: web.Request) -> bool:
     return not is_public(request) and request.headers.get("Upgrade", "").lower() != "websocket"
 
 
-def _refuse(gate: InFlight) -> OverloadedError:
-    gate.shed += 1
+def _refusal() -> OverloadedError:
     return OverloadedError("The server is at its limit of requests in flight; retry with backoff")
 
 
 @web.middleware
 async def shed_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Before authentication: refuses at once while the process is full."""
+    """The outermost middleware: while the process is full, refuses a counted request at once, and nothing else is
+    done for it."""
     gate = request.app[IN_FLIGHT]
-    if gate.limit and gate.now >= gate.limit and _counted(request):
-        raise _refuse(gate)
-    return await handler(request)
+    if not (gate.limit and gate.now >= gate.limit and _counted(request)):
+        return await handler(request)
+    gate.shed += 1
+    response = error_response(request, _refusal())
+    response.headers["x-amzn-RequestId"] = new_request_id()
+    return response
 
 
 @web.middleware
@@ -58,7 +63,8 @@ async def admit_middleware(request: web.Request, handler: Handler) -> web.Stream
     if not gate.limit or not _counted(request):
         return await handler(request)
     if gate.now >= gate.limit:
-        raise _refuse(gate)
+        gate.shed += 1
+        raise _refusal()
     gate.now += 1
     try:
         return await handler(request)
