@@ -89,6 +89,12 @@ class Counts:
     socket_failures: list[str] = field(default_factory=list)
     #: (identity, sync count) -> when the write was acknowledged, until the consumer has its change.
     acked: dict[tuple[str, int], float] = field(default_factory=dict)
+    #: Changes the consumer had before the soak saw their write acknowledged: the change reaches Kafka and this
+    #: process's consumer while the write's answer waits in this process's event loop (or the change is one of the
+    #: peak measurement's writes, acknowledged to wrk).
+    streamed_first: set[tuple[str, int]] = field(default_factory=set)
+    #: Acknowledged writes whose change the consumer had first.
+    acked_after_streamed: int = 0
     lags: list[float] = field(default_factory=list)
 
 
@@ -161,7 +167,13 @@ class Phone:
             (record,) = answer["Records"]
             counts[key] = record["SyncCount"]
             self.written = max(self.written, record["SyncCount"])
-            self.counts.acked[(self.guest.identity_id, record["SyncCount"])] = time.monotonic()
+            change = (self.guest.identity_id, int(record["SyncCount"]))
+            if change in self.counts.streamed_first:
+                self.counts.streamed_first.discard(change)
+                self.counts.acked_after_streamed += 1
+                self.counts.lags.append(0.0)
+            else:
+                self.counts.acked[change] = time.monotonic()
             self.counts.writes += 1
 
     async def _send(self, dataset: str, body: dict[str, Any]) -> Any:
@@ -189,10 +201,13 @@ async def consume(bootstrap: str, topic: str, counts: Counts, ready: asyncio.Eve
     try:
         async for message in consumer:
             change = orjson.loads(message.value)
-            acked = counts.acked.pop((change["identityId"], int(change["syncCount"])), None)
+            key = (change["identityId"], int(change["syncCount"]))
+            acked = counts.acked.pop(key, None)
             counts.streamed += 1
             if acked is not None:
                 counts.lags.append(time.monotonic() - acked)
+            else:
+                counts.streamed_first.add(key)
     finally:
         await consumer.stop()
 
@@ -315,6 +330,7 @@ async def drive(
             [identity, count, round(at - started, 1)] for (identity, count), at in list(counts.acked.items())[:20]
         ],
         "streamed": counts.streamed,
+        "acked_after_streamed": counts.acked_after_streamed,
         "notifications": counts.notifications,
         "shed_and_retried": counts.shed,
         "push_reconnects": counts.reconnects,
