@@ -33,9 +33,10 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -49,6 +50,7 @@ from bench.workloads.pools import BenchError, Guest, call, create_topic, new_gue
 from syncsvc import rediskeys
 from syncsvc.config import Settings
 
+T = TypeVar("T")
 DATASET = "soak"
 KEYS = 20
 VALUE = "v" * 100
@@ -112,16 +114,30 @@ class Phone:
     async def setup(self) -> None:
         for name in ("phone", "tablet"):
             path = f"{self.url}/identitypools/{self.guest.pool_id}/identity/{self.guest.identity_id}/device"
-            answer = await call(
-                self.session, "POST", path, self.guest.headers, {"Platform": "WEBSOCKET", "Token": name}
-            )
+            answer = await self._call("POST", path, {"Platform": "WEBSOCKET", "Token": name})
             self.devices[name] = answer["DeviceId"]
         subscription = f"{self.guest.dataset_url(self.url, DATASET)}/subscriptions/{self.devices['phone']}"
-        await call(self.session, "POST", subscription, self.guest.headers)
+        await self._call("POST", subscription)
+
+    async def _patiently(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt`` as an AWS SDK makes a call: a refusal of the load shedding (TooManyRequestsException, nothing
+        done) is retried after a second and a random part of another, up to RETRIES times, and counted."""
+        for _ in range(RETRIES):
+            try:
+                return await attempt()
+            except BenchError as error:
+                if "TooManyRequestsException" not in str(error):
+                    raise
+                self.counts.shed += 1
+                await asyncio.sleep(1 + random.random())
+        return await attempt()
+
+    async def _call(self, method: str, url: str, body: Any = None) -> Any:
+        return await self._patiently(lambda: call(self.session, method, url, self.guest.headers, body))
 
     async def _renew(self) -> None:
         if time.monotonic() - self.renewed > RENEW_SECONDS:
-            self.guest = await refreshed(self.session, self.url, self.guest)
+            self.guest = await self._patiently(lambda: refreshed(self.session, self.url, self.guest))
             self.renewed = time.monotonic()
 
     async def listen(self) -> None:
@@ -148,7 +164,7 @@ class Phone:
     async def write(self, interval: float, stop: float) -> None:
         """Writes every ``interval`` seconds until ``stop`` (monotonic), cycling through the keys."""
         dataset = self.guest.dataset_url(self.url, DATASET)
-        listed = await call(self.session, "GET", dataset + "/records", self.guest.headers)
+        listed = await self._call("GET", dataset + "/records")
         session_token = listed["SyncSessionToken"]
         counts = {record["Key"]: record["SyncCount"] for record in listed["Records"]}
         due = time.monotonic() + interval * (hash(self.guest.identity_id) % 1000) / 1000
@@ -177,22 +193,13 @@ class Phone:
             self.counts.writes += 1
 
     async def _send(self, dataset: str, body: dict[str, Any]) -> Any:
-        """UpdateRecords as an AWS SDK sends it: a refusal of the load shedding (429 TooManyRequestsException,
-        nothing done) is retried after a second and a random part of another, up to RETRIES times, and counted;
-        None (and the failure noted) when it does not get through."""
-        for attempt in range(RETRIES + 1):
-            try:
-                return await call(self.session, "POST", dataset, self.guest.headers, body)
-            except BenchError as error:
-                if ": 429 " not in str(error) or attempt == RETRIES:
-                    self.counts.failed.append(f"{self.guest.identity_id}: {error}"[:300])
-                    return None
-                self.counts.shed += 1
-                await asyncio.sleep(1 + random.random())
-            except aiohttp.ClientError as error:
-                self.counts.failed.append(f"{self.guest.identity_id}: {error}"[:300])
-                return None
-        return None
+        """UpdateRecords as an AWS SDK sends it (:meth:`_patiently`); None (and the failure noted) when it does not
+        get through."""
+        try:
+            return await self._call("POST", dataset, body)
+        except (BenchError, aiohttp.ClientError) as error:
+            self.counts.failed.append(f"{self.guest.identity_id}: {error}"[:300])
+            return None
 
 
 async def consume(bootstrap: str, topic: str, counts: Counts, ready: asyncio.Event) -> None:
@@ -304,6 +311,8 @@ async def drive(
             sample.redis_bytes_per_identity = round((sample.redis_bytes - base_memory) / identities, 1)
             samples.append(sample)
             print(json.dumps(asdict(sample)), flush=True)
+            if writers.done() and writers.exception() is not None:
+                raise BenchError(f"a tablet stopped: {writers.exception()!r}")
             if consumer.done():
                 raise BenchError(f"the stream consumer stopped: {consumer.exception()!r}")
         await writers
