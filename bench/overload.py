@@ -32,14 +32,27 @@ class OverloadPoint:
     admitted_p50_ms: float
     admitted_p99_ms: float
     admitted_max_ms: float
+    #: wrk's p99 over every answer, refusals (most of them) included: how soon the excess is answered.
+    answered_p99_ms: float
     healthz_probes: int
     healthz_p99_ms: float
     healthz_max_ms: float
+    #: The prober's longest oversleep past its 20 ms wait: the machine not running the bench's own thread (a pause
+    #: of the whole machine, which every latency here then includes); tens of ms at most on a healthy one.
+    prober_stall_max_ms: float
     server_cpu: float
 
     @property
     def shed_share(self) -> float:
         return self.shed / max(self.admitted + self.shed + self.other, 1)
+
+    def line(self, seconds: float) -> str:
+        """The point in one line (``seconds``: how long it was offered)."""
+        return (
+            f"offered {self.offered:,.0f}/s: answered {self.answered:,.0f}/s (p99 {self.answered_p99_ms:.1f} ms), "
+            f"shed {self.shed_share:.0%}, admitted {self.admitted / seconds:,.0f}/s p99 {self.admitted_p99_ms:.1f} ms, "
+            f"/healthz p99 {self.healthz_p99_ms:.1f} ms (prober stalled {self.prober_stall_max_ms:.0f} ms at most)"
+        )
 
     def as_dict(self) -> dict[str, float | int]:
         return {**asdict(self), "shed_share": self.shed_share}
@@ -52,11 +65,16 @@ class HealthProbe(threading.Thread):
         super().__init__(daemon=True)
         self.url = url + "/healthz"
         self.latencies_ms: list[float] = []
+        self.stall_max_ms = 0.0
         self.halt = threading.Event()
 
     def run(self) -> None:
-        while not self.halt.wait(_PROBE_EVERY_SECONDS):
+        while True:
+            asleep = time.perf_counter()
+            if self.halt.wait(_PROBE_EVERY_SECONDS):
+                return
             started = time.perf_counter()
+            self.stall_max_ms = max(self.stall_max_ms, (started - asleep - _PROBE_EVERY_SECONDS) * 1000)
             try:
                 with urllib.request.urlopen(self.url, timeout=10) as answer:
                     answer.read()
@@ -108,8 +126,10 @@ def measure(
         admitted_p50_ms=admitted_us["p50"] / 1000,
         admitted_p99_ms=admitted_us["p99"] / 1000,
         admitted_max_ms=admitted_us["max"] / 1000,
+        answered_p99_ms=summary["latency_us"]["p99"] / 1000,
         healthz_probes=len(probe.latencies_ms),
         healthz_p99_ms=probe.percentile(99),
         healthz_max_ms=max(probe.latencies_ms, default=0.0),
+        prober_stall_max_ms=round(probe.stall_max_ms, 1),
         server_cpu=run.server_seconds / (run.wall_seconds * CORES),
     )

@@ -97,7 +97,8 @@ def main() -> None:
                 if args.overload and writes:
                     templates = asyncio.run(system.write_templates(plan.write_users))
                     with _recorded(system, args.seconds * 2, None if paced else args.profile):
-                        print(bench._overloaded(system, max(writes), templates), flush=True)
+                        for overloaded in bench._overloaded(system, max(writes), templates):
+                            print(overloaded, flush=True)
             finally:
                 system.stop()
                 if args.logs:

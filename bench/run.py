@@ -87,10 +87,11 @@ class Plan:
             bulk_identities=4,
             bulk_datasets=2,
             bulk_records=10,
-            # Past the bound for sure in seconds, whatever the smoke peak (2 connections) is to the capacity; the
-            # bound above the setup's own concurrency (100 sockets connecting at once).
+            # Past the bound for sure in seconds, whatever the smoke peak (2 connections) is to the capacity: more
+            # connections than two workers' places; the bound above the setup's own concurrency (100 sockets
+            # connecting at once).
             overload_factor=10.0,
-            overload_connections=256,
+            overload_connections=512,
             max_in_flight=128,
             peers=False,
         )
@@ -218,32 +219,33 @@ class Run:
 
     def _overloaded(
         self, system: SyncSvc, peak: float, templates: list[RequestTemplate] | None = None
-    ) -> overload.OverloadPoint:
-        """Workload 1 offered at ``overload_factor`` x ``peak`` (writes/s): what is shed, and how fast the admitted
-        rest is (``templates``: the writes, when made already)."""
+    ) -> list[overload.OverloadPoint]:
+        """Workload 1 offered at ``overload_factor`` x ``peak`` (writes/s), ``repeats`` times: what is shed, how soon,
+        and how fast the admitted rest is (``templates``: the writes, when made already)."""
         rate = peak * self.plan.overload_factor
         connections = self.plan.overload_connections
         if templates is None:
             templates = asyncio.run(system.write_templates(self.plan.write_users))
         seconds = self.plan.seconds * 2
-        offset = self.offsets.take(f"{system.name}/write", len(templates), connections, int(seconds * 100_000))
-        point = overload.measure(
-            system.url,
-            templates,
-            rate=rate,
-            connections=connections,
-            seconds=seconds,
-            offset=offset,
-            server_pids=system.pids(),
-        )
-        if point.admitted == 0 or point.other:
-            raise RuntimeError(f"{system.name} overloaded: nothing admitted or answers that are errors: {point}")
-        self.results.overload.append({"system": system.name, **point.as_dict()})
-        self.log(
-            f"{system.name} offered {rate:,.0f}/s: answered {point.answered:,.0f}/s, shed {point.shed_share:.0%}, "
-            f"admitted p99 {point.admitted_p99_ms:.1f} ms, /healthz p99 {point.healthz_p99_ms:.1f} ms"
-        )
-        return point
+        points = []
+        for repeat in range(self.plan.repeats):
+            offset = self.offsets.take(f"{system.name}/write", len(templates), connections, int(seconds * 100_000))
+            point = overload.measure(
+                system.url,
+                templates,
+                rate=rate,
+                connections=connections,
+                seconds=seconds,
+                offset=offset,
+                server_pids=system.pids(),
+            )
+            time.sleep(_SETTLE_SECONDS)
+            if point.admitted == 0 or point.other:
+                raise RuntimeError(f"{system.name} overloaded: nothing admitted or answers that are errors: {point}")
+            self.results.overload.append({"system": system.name, "repeat": repeat, **point.as_dict()})
+            self.log(f"{system.name} #{repeat}: {point.line(seconds)}")
+            points.append(point)
+        return points
 
     def _floor_paced_alike(self) -> None:
         """The floor paced at each rate a syncsvc was: a tail the load method (wrk, paced.lua, this machine) makes

@@ -42,6 +42,7 @@ def test_smoke_run_measures_every_workload_and_writes_the_report(kafka_bootstrap
         assert row["offered"] == plan.overload_factor * peak, row
         assert (row["admitted"] > 0, row["shed"] > 0, row["other"]) == (True, True, 0), row
         assert 0 < row["admitted_p50_ms"] <= row["admitted_p99_ms"] <= row["admitted_max_ms"], row
+        assert row["answered_p99_ms"] > 0, row  # refusals included
         assert row["healthz_probes"] > 0, row
 
     assert set(results["push"]) == {"one instance", "two instances"}
