@@ -5,7 +5,8 @@
 Creates a pool with PushSync, one guest identity (Bearer token) per ``devices_per_identity`` devices, then ramps in
 steps of ``step`` devices: each device is registered (``RegisterDevice`` with its own ``Token``, so its own
 ``DeviceId``), subscribed to one dataset and connected (``GET …/device/{DeviceId}/push``, handshakes
-``connect_parallel`` at a time). After each step it waits ``settle_seconds`` and reads the server's RSS from
+``connect_parallel`` at a time: fewer than the server's default bound of 64 requests in flight, so the ramp's own
+requests are not refused). After each step it waits ``settle_seconds`` and reads the server's RSS from
 ``/proc/<pid>/status``. It stops at ``devices``, when the RSS passes ``rss_limit_bytes`` or when a device cannot be
 registered or connected (the first error is reported). Every socket has a reader task, which answers the server's
 heartbeat pings (aiohttp answers a ping only inside ``receive()``) and records notifications.
@@ -163,7 +164,7 @@ async def measure(
     step: int = 1000,
     rss_limit_bytes: int = 1 << 30,
     devices_per_identity: int = 100,
-    connect_parallel: int = 100,
+    connect_parallel: int = 48,
     settle_seconds: float = 1.0,
 ) -> dict[str, Any]:
     """Ramps idle device sockets to ``devices`` (or a limit) and reports the server's RSS along the way."""
