@@ -211,8 +211,9 @@ async def test_presigned_url_for_another_path_is_an_invalid_signature(raw: Raw, 
 
 
 def test_request_ids_are_unique_and_drawn_again_in_a_forked_worker() -> None:
-    """Request ids are a per-process random prefix and a counter: two in a row differ, and a forked worker (``serve
-    --workers``) draws its own prefix, so two processes never hand out the same id."""
+    """Request ids are a per-process random prefix and a counter: two in a row differ, and a forked child draws its
+    own prefix (``serve --workers`` spawns its workers, which import the module afresh), so two processes never hand
+    out the same id."""
     first, second = new_request_id(), new_request_id()
     assert first != second
     assert uuid.UUID(first) != uuid.UUID(second)

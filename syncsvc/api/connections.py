@@ -29,7 +29,6 @@ import gc
 import logging
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -39,6 +38,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from syncsvc.api.middleware import new_request_id
 from syncsvc.config import Settings
 
 log = logging.getLogger("syncsvc.api")
@@ -149,7 +149,7 @@ class _Handler(RequestHandler):
         body = {"__type": "SerializationException", "message": f"The request is not well-formed HTTP ({reason})"}
         response = web.Response(status=status, body=orjson.dumps(body), content_type="application/x-amz-json-1.1")
         response.headers["x-amzn-ErrorType"] = "SerializationException"
-        response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+        response.headers["x-amzn-RequestId"] = new_request_id()
         response.force_close()
         return response
 
