@@ -404,10 +404,12 @@ class Settings(BaseSettings):
         "(milliseconds; 0 = off). See syncsvc.background.StallWatch.",
     )
     event_loop: str = Field(
-        "uvloop",
+        "asyncio",
         pattern=r"^(uvloop|asyncio)$",
-        description="The event loop `syncsvc serve` and `syncsvc relay` run on: uvloop (libuv; less CPU per request) "
-        "or asyncio (the standard library's).",
+        description="The event loop `syncsvc serve` and `syncsvc relay` run on: asyncio (the standard library's) or "
+        "uvloop (libuv). asyncio by default: it takes as little CPU per request here, and a process past its "
+        "capacity on uvloop accepts new connections a few at a time, so health checks and new clients wait "
+        "seconds in the listen queue (README, Past capacity).",
     )
 
     @field_validator("developer_credentials", mode="before")

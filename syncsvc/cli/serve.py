@@ -59,7 +59,7 @@ def run_relay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def loop_runner(settings: Settings) -> asyncio.Runner:
-    """Runs a long-running process's loop: uvloop's unless ``SYNCSVC_EVENT_LOOP=asyncio``."""
+    """Runs a long-running process's loop: the standard library's unless ``SYNCSVC_EVENT_LOOP=uvloop``."""
     return asyncio.Runner(loop_factory=uvloop.new_event_loop if settings.event_loop == "uvloop" else None)
 
 
