@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,21 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return total / CLOCK_TICKS
+
+
+def settle(pids: list[int], *, at_least: float = 0.5, at_most: float = 30.0) -> None:
+    """Waits until the processes ``pids`` are all but idle (under a fifth of a core over 0.2 s), ``at_least`` and at
+    most ``at_most`` seconds. wrk stops with requests in flight and the server runs them on: a full pull costs ~15 ms
+    of CPU, so 64 of them keep a process busy for a second, holding places in flight the next run would be refused."""
+    time.sleep(at_least)
+    deadline = time.monotonic() + at_most - at_least
+    used = cpu_seconds(pids)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = cpu_seconds(pids)
+        if now - used < 0.04:
+            return
+        used = now
 
 
 def rss_bytes(pid: int) -> int:

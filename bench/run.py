@@ -30,7 +30,7 @@ from typing import Any
 import aiohttp
 
 from bench import overload, push_latency, report
-from bench.load import CORES, Offsets, Point, RequestTemplate, run_wrk
+from bench.load import CORES, Offsets, Point, RequestTemplate, run_wrk, settle
 from bench.services import kafka_broker, redis_server
 from bench.systems import redis_alone
 from bench.systems.base import REPO, HttpSystem, free_port
@@ -40,8 +40,6 @@ from bench.workloads import bulk_publish, idle_sockets, stream_latency
 from syncsvc.config import Settings
 
 WORKLOADS = ("write", "delta", "pull")
-#: The pause after each wrk run (see ``Run._wrk``).
-_SETTLE_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +186,7 @@ class Run:
         )
         # The requests wrk left in the server when it stopped run on; they would hold places in flight during the
         # next run's first moments (at a bound of 64, a run at 64 connections right after another was refused some).
-        time.sleep(_SETTLE_SECONDS)
+        settle(system.pids())
         return point
 
     def _levels(self, system: HttpSystem, workload: str, templates: list[RequestTemplate]) -> None:
@@ -239,7 +237,7 @@ class Run:
                 offset=offset,
                 server_pids=system.pids(),
             )
-            time.sleep(_SETTLE_SECONDS)
+            settle(system.pids())
             if point.admitted == 0 or point.other:
                 raise RuntimeError(f"{system.name} overloaded: nothing admitted or answers that are errors: {point}")
             self.results.overload.append({"system": system.name, "repeat": repeat, **point.as_dict()})

@@ -265,7 +265,8 @@ async def _sample(
 
 def growth(samples: list[Sample], metric: str, window: float) -> dict[str, float]:
     """The least-squares slope of ``metric`` over the last ``window`` seconds, as growth over that window, against
-    the samples' scatter around the line."""
+    the samples' scatter around the line; and that growth per write acknowledged in the window (a leak of anything
+    per request, even one small object, would be tens of bytes per write or more)."""
     judged = [s for s in samples if s.seconds >= samples[-1].seconds - window]
     xs, ys = [s.seconds for s in judged], [float(getattr(s, metric)) for s in judged]
     if len(judged) < 3:
@@ -279,6 +280,7 @@ def growth(samples: list[Sample], metric: str, window: float) -> dict[str, float
         "mean": mean,
         "growth": slope * spread,
         "growth_share": slope * spread / mean if mean else 0.0,
+        "growth_per_write": slope * spread / max(judged[-1].writes - judged[0].writes, 1),
         "noise": 2 * statistics.pstdev(residuals),
         "within_noise": abs(slope * spread) <= 2 * statistics.pstdev(residuals),
     }
@@ -427,7 +429,7 @@ def main() -> None:
     for metric, judged in result["growth"].items():
         print(
             f"{metric}: mean {judged['mean']:,.1f}, growth {judged['growth']:+,.1f} over the judged window, "
-            f"noise ±{judged['noise']:,.1f}"
+            f"noise ±{judged['noise']:,.1f} ({judged.get('growth_per_write', 0.0):+,.3f} per write)"
         )
     print(
         f"writes {result['writes']:,}, failed {result['failed_count']}, never streamed {result['never_streamed']}, "
