@@ -403,6 +403,13 @@ class Settings(BaseSettings):
         description="A diagnostic: log, with the stack that ran, every stall of the event loop longer than this "
         "(milliseconds; 0 = off). See syncsvc.background.StallWatch.",
     )
+    metrics: str = Field(
+        "open",
+        pattern=r"^(open|developer|off)$",
+        description="GET /metrics (Prometheus' text format): open to anyone, as exporters usually are; developer: "
+        "HTTP Basic authentication with a developer credential pair (access key id as the user, secret as the "
+        "password: a Prometheus scrape config's basic_auth); off: not served.",
+    )
     event_loop: str = Field(
         "asyncio",
         pattern=r"^(uvloop|asyncio)$",

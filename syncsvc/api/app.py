@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from syncsvc.api import openapi, push, sync
+from syncsvc.api import metrics, openapi, push, sync
 from syncsvc.api.bodies import BODIES, BodyBudget
 from syncsvc.api.connections import CONNECTIONS, ConnectionGuard, busy_middleware
 from syncsvc.api.messages import SERVICES, SETTINGS, respond
@@ -138,6 +138,7 @@ def create_app(
     app = web.Application(
         middlewares=[
             shed_middleware,
+            metrics.metrics_middleware,
             busy_middleware,
             errors_middleware,
             redis_middleware,
@@ -170,6 +171,7 @@ def create_app(
             web.get("/{userPoolId}/.well-known/jwks.json", user_pool_jwks),
         ]
     )
+    app.add_routes(metrics.routes(settings))
     app.add_routes(rest_routes(sync.SURFACE))
     app.add_routes(push.routes())
     app.add_routes([web.post("/", json_dispatcher(JSON_SURFACES))])

@@ -38,7 +38,7 @@ log = logging.getLogger("syncsvc.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: Paths that need no signature.
 PUBLIC_PATHS = frozenset(
-    {"/healthz", "/readyz", "/openapi.json", "/.well-known/openid-configuration", "/.well-known/jwks.json"}
+    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/.well-known/openid-configuration", "/.well-known/jwks.json"}
 )
 #: A user pool's discovery paths (``/<userPoolId>/.well-known/…``), public as the ones above.
 USER_POOL_DISCOVERY = re.compile(r"^/[\w-]+_[0-9a-zA-Z]+/\.well-known/(openid-configuration|jwks\.json)$")

@@ -139,6 +139,12 @@ def document() -> dict[str, Any]:
                     "bearerFormat": "JWT",
                     "description": "An identity's OpenID token (GetOpenIdToken), for Cognito Sync.",
                 },
+                "basicAuth": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "A developer credential pair (access key id, secret): /metrics with "
+                    "SYNCSVC_METRICS=developer.",
+                },
             },
         },
     }
@@ -253,6 +259,17 @@ def _plain_paths() -> dict[str, Any]:
         "/healthz": public("Alive."),
         "/readyz": readyz,
         "/openapi.json": public("This document."),
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics in the text format (SYNCSVC_METRICS: open, developer Basic auth, off).",
+                "security": [{}, {"basicAuth": []}],
+                "responses": {
+                    "200": {"description": "The metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                    "401": {"description": "SYNCSVC_METRICS=developer: a developer credential pair is needed."},
+                    "404": {"description": "SYNCSVC_METRICS=off.", "content": _errors("application/json")},
+                },
+            }
+        },
         "/.well-known/openid-configuration": public("OpenID discovery of the identity token issuer."),
         "/.well-known/jwks.json": public("The identity token issuer's public keys."),
         "/{userPoolId}/.well-known/openid-configuration": _with_pool(public("A user pool's OpenID discovery.")),

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from syncsvc.api.middleware import Handler, error_response, is_public, new_request_id
 from syncsvc.errors import OverloadedError
+from syncsvc.metrics import HTTP_REQUESTS_IN_FLIGHT, HTTP_REQUESTS_SHED
 
 
 class InFlight:
@@ -51,6 +52,7 @@ async def shed_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if not (gate.limit and gate.now >= gate.limit and _counted(request)):
         return await handler(request)
     gate.shed += 1
+    HTTP_REQUESTS_SHED.inc()
     response = error_response(request, _refusal())
     response.headers["x-amzn-RequestId"] = new_request_id()
     return response
@@ -60,13 +62,16 @@ async def shed_middleware(request: web.Request, handler: Handler) -> web.StreamR
 async def admit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """After authentication: takes a place for the request while it runs, or refuses it when there is none."""
     gate = request.app[IN_FLIGHT]
-    if not gate.limit or not _counted(request):
+    if not _counted(request):
         return await handler(request)
-    if gate.now >= gate.limit:
+    if gate.limit and gate.now >= gate.limit:
         gate.shed += 1
+        HTTP_REQUESTS_SHED.inc()
         raise _refusal()
     gate.now += 1
+    HTTP_REQUESTS_IN_FLIGHT.inc()
     try:
         return await handler(request)
     finally:
         gate.now -= 1
+        HTTP_REQUESTS_IN_FLIGHT.dec()

@@ -9,12 +9,15 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import resource
 import signal
 import sys
+import tempfile
 
 import uvloop
 
+from syncsvc import metrics
 from syncsvc.api.app import create_app
 from syncsvc.api.connections import serve
 from syncsvc.cli.signals import until_signalled
@@ -74,7 +77,14 @@ def _serve_one(settings: Settings, reuse_port: bool) -> None:
 
 
 def _serve_many(settings: Settings, workers: int) -> None:
-    """Runs ``workers`` processes on one port; ends them all when one ends or on SIGINT/SIGTERM."""
+    """Runs ``workers`` processes on one port; ends them all when one ends or on SIGINT/SIGTERM. Their metrics are
+    kept in a directory of their own, made here and removed when they end (``syncsvc.metrics``)."""
+    with tempfile.TemporaryDirectory(prefix="syncsvc-metrics-") as shared:
+        os.environ[metrics.MULTIPROCESS_DIR] = shared  # the spawned workers inherit it
+        _run_workers(settings, workers)
+
+
+def _run_workers(settings: Settings, workers: int) -> None:
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=_serve_one, args=(settings, True), daemon=False) for _ in range(workers)]
     for process in processes:
