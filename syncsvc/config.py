@@ -397,6 +397,17 @@ class Settings(BaseSettings):
         "pass it is refused with TooManyRequestsException (retried by the SDKs). At least max_body_bytes.",
     )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: str = Field(
+        "text",
+        pattern=r"^(text|json)$",
+        description="How `syncsvc serve` and `syncsvc relay` write their log lines: text, or json (one JSON object "
+        "per line: time, process, level, logger, message, and a line's own fields).",
+    )
+    access_log: bool = Field(
+        False,
+        description="Log one line per request answered (logger syncsvc.access, level INFO): request id, service, "
+        "operation, outcome, status and duration; never a credential or a record value.",
+    )
     stall_log_ms: int = Field(
         0,
         ge=0,

@@ -76,3 +76,112 @@ def _registry() -> CollectorRegistry:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return registry
+
+
+#: Relay transaction buckets in seconds: a few broker round trips on a healthy cluster, up to the relay's timeout.
+COMMIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+RELAY_TRANSACTIONS = Counter(
+    "syncsvc_relay_transactions",
+    "Kafka transactions of the relay (each carries a lane's pending changes and positions), by lane and outcome "
+    "(committed, or aborted: nothing of it is visible to read_committed consumers, and the lane starts over).",
+    ["lane", "outcome"],
+)
+RELAY_RECORDS = Counter(
+    "syncsvc_relay_records_published",
+    "Changes published to the stream by committed relay transactions, by lane.",
+    ["lane"],
+)
+RELAY_COMMIT_SECONDS = Histogram(
+    "syncsvc_relay_transaction_duration_seconds",
+    "One relay transaction, from its first record sent to its commit (committed ones), by lane.",
+    ["lane"],
+    buckets=COMMIT_BUCKETS,
+)
+OUTBOX_BACKLOG = Gauge(
+    "syncsvc_outbox_backlog_entries",
+    "Changes in the outbox of a relay lane's shards (published ones are trimmed after each commit), as the process "
+    "holding the lane last read them (every 10 s).",
+    ["lane"],
+    multiprocess_mode="livemax",
+)
+RELAY_BEHIND_SECONDS = Gauge(
+    "syncsvc_relay_behind_seconds",
+    "How long the oldest change of a lane not yet published has waited (0: all published), as the process holding "
+    "the lane last read it (every 10 s).",
+    ["lane"],
+    multiprocess_mode="livemax",
+)
+
+PUSH_SOCKETS = Gauge(
+    "syncsvc_push_sockets",
+    "Device push sockets attached now, summed over the live processes.",
+    multiprocess_mode="livesum",
+)
+PUSH_MESSAGES_SENT = Counter(
+    "syncsvc_push_messages_sent",
+    "Messages written to device push sockets (notifications, and the answers to resume).",
+)
+PUSH_NOTIFICATIONS_DROPPED = Counter(
+    "syncsvc_push_notifications_dropped",
+    "Messages dropped because a socket's queue was full (SYNCSVC_PUSH_QUEUE_SIZE): the socket is closed as a slow "
+    "reader (4008) and the device reconnects and resumes, so it misses nothing.",
+)
+PUSH_SOCKET_CLOSES = Counter(
+    "syncsvc_push_socket_closes",
+    "Push sockets the server closed, by reason: slow_reader (4008), replaced (4009: a newer connection of the device).",
+    ["reason"],
+)
+
+#: Trigger call buckets in seconds: an inline handler takes microseconds, a process-isolated one a round trip, up to
+#: its timeout (seconds).
+TRIGGER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+TRIGGER_CALLS = Counter(
+    "syncsvc_trigger_calls",
+    "Calls of registered triggers (Cognito Events and user-pool triggers), by trigger and outcome: ok, rejected "
+    "(the handler refused the write), throttled (at its max_concurrency; not called), or the failure "
+    "(TriggerTimeout, TriggerCrashed, TriggerRaised, TriggerOutputError).",
+    ["trigger", "outcome"],
+)
+TRIGGER_SECONDS = Histogram(
+    "syncsvc_trigger_call_duration_seconds",
+    "One trigger call, by trigger (throttled ones are not called and not timed).",
+    ["trigger"],
+    buckets=TRIGGER_BUCKETS,
+)
+DATA_KEY_CACHE = Counter(
+    "syncsvc_kms_data_key_cache_lookups",
+    "Lookups of an identity's data key in the process's cache of unwrapped keys, by result (hit, or miss: the key "
+    "is read from Redis and unwrapped under its KMS key). The hit ratio is hit / (hit + miss).",
+    ["result"],
+)
+CREDENTIALS_ISSUED = Counter(
+    "syncsvc_credentials_issued",
+    "Credentials issued to identities, by kind: openid_token (GetOpenIdToken*, signed JWTs) or "
+    "temporary_credentials (GetCredentialsForIdentity).",
+    ["kind"],
+)
+RATE_LIMITED = Counter(
+    "syncsvc_rate_limited",
+    "Calls refused with TooManyRequestsException by a configured rate limit, by limit: IdentityWrites and "
+    "PoolWrites (SYNCSVC_WRITES_PER_*_PER_SECOND), GetId and the token calls (per pool).",
+    ["limit"],
+)
+
+#: Redis call buckets in seconds: a script on a local Redis takes ~0.1 ms; a replica wait up to its timeout (1 s).
+REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+REDIS_SCRIPT_SECONDS = Histogram(
+    "syncsvc_redis_script_duration_seconds",
+    "One run of a Lua script of the store (every write of user data, identities and KMS keys is one), from the "
+    "call to the reply, the replicas' confirmation included when SYNCSVC_REDIS_REPLICA_ACKS asks for it; by script.",
+    ["script"],
+    buckets=REDIS_BUCKETS,
+)
+REDIS_ERRORS = Counter(
+    "syncsvc_redis_errors",
+    "Redis calls that failed, by the driver's error (ConnectionError, TimeoutError, OutOfMemoryError, ...): each "
+    "is answered 503 + Retry-After, or retried by the background work that made it.",
+    ["error"],
+)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from syncsvc import metrics
 from syncsvc.access import DataAccess
 from syncsvc.clock import Clock
 from syncsvc.config import Settings
@@ -230,6 +231,7 @@ class SyncService:
             now_ms=self._clock.now_ms(),
         )
         if exceeded is not None:
+            metrics.RATE_LIMITED.labels(exceeded.operation).inc()
             whose = "identity" if exceeded.operation == "IdentityWrites" else "identity pool"
             raise RateExceededError(f"Rate exceeded: at most {exceeded.per_second} writes per second per {whose}")
 

@@ -5,19 +5,33 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import re
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
-from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, Boto, Raw
+from syncsvc import rediskeys
+from syncsvc.errors import BackendUnavailableError, InvalidLambdaFunctionOutputError, SyncsvcError
+from syncsvc.outbox import relay
+from syncsvc.store import connection
+from syncsvc.store.backend import backend
+from syncsvc.triggers import LambdaContext, Rejected, TriggerRegistry
+from syncsvc.triggers.runner import TriggerRunner
+from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, Boto, Raw, free_port
+from tests.phones import notification, push_pool, receive, subscribed_pair
 from tests.servers import syncsvc_process
+from tests.streams import LANES, SHARDS, create_topic, read_topic, serving_with_relay, streaming_pool
 
+REPO = Path(__file__).resolve().parent.parent
 #: /metrics is made at most once a second (syncsvc.metrics.Exposition): a read this long after another is fresh.
 FRESH = 1.1
 
@@ -33,6 +47,18 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def value(text: str, name: str, **labels: str) -> float:
     return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def sample(name: str, **labels: str) -> float:
+    """A value of this process's metrics (the in-process test servers'), 0 when never set."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Waits, bounded, for what the server does right after the client saw its effect."""
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.01)
 
 
 async def read_metrics(endpoint: str, **headers: str) -> tuple[int, str, dict[str, str]]:
@@ -132,3 +158,187 @@ async def test_every_worker_answers_with_the_sum_over_all_workers(
         reads: list[Any] = [await asyncio.to_thread(_get, served.url + "/metrics") for _ in range(8)]
     counts = {healthz_count(text) - before for _, text in reads}
     assert counts == {60}
+
+
+@pytest.mark.timeout(120)  # a fresh broker takes a while to elect its transaction coordinator
+async def test_the_relay_counts_its_transactions_and_changes_and_reports_what_waits(
+    redis_url: str, warm_kafka: str, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(relay, "MEASURE_SECONDS", 0.2)  # the lane reads its backlog every 0.2 s instead of 10 s
+    run = uuid.uuid4().hex[:8]
+    identity = f"us-east-1:{uuid.uuid4()}"
+    lane = str(rediskeys.shard_of(identity, SHARDS) % LANES)
+
+    def published() -> float:
+        return sample("syncsvc_relay_records_published_total", lane=lane)
+
+    committed_before = sample("syncsvc_relay_transactions_total", lane=lane, outcome="committed")
+    aborted_before = sample("syncsvc_relay_transactions_total", lane=lane, outcome="aborted")
+    published_before = published()
+    timed_before = sample("syncsvc_relay_transaction_duration_seconds_count", lane=lane)
+    async with serving_with_relay(redis_url, warm_kafka, run=run, shards=SHARDS, relay_lanes=LANES) as endpoint:
+        boto, topic = Boto(endpoint), f"changes-{run}"
+        await create_topic(warm_kafka, topic)
+        names = {"IdentityPoolId": await streaming_pool(boto, topic), "IdentityId": identity, "DatasetName": "d"}
+        token = (await boto.call(boto.sync, "list_records", **names))["SyncSessionToken"]
+        for count in range(5):
+            patch = {"Op": "replace", "Key": "k", "Value": str(count), "SyncCount": count}
+            await boto.call(boto.sync, "update_records", **names, SyncSessionToken=token, RecordPatches=[patch])
+        assert len(await read_topic(warm_kafka, topic, 5)) == 5
+        # The lane's next reading after its last commit: its outboxes hold only the entry at the published position
+        # (trimming keeps it), and nothing waits.
+        async with asyncio.timeout(10):
+            while published() - published_before < 5 or sample("syncsvc_outbox_backlog_entries", lane=lane) != 1:
+                await asyncio.sleep(0.05)
+        assert sample("syncsvc_relay_behind_seconds", lane=lane) == 0
+    committed = sample("syncsvc_relay_transactions_total", lane=lane, outcome="committed") - committed_before
+    assert published() - published_before == 5
+    assert 1 <= committed <= 5
+    assert sample("syncsvc_relay_transaction_duration_seconds_count", lane=lane) - timed_before == committed
+    assert sample("syncsvc_relay_transactions_total", lane=lane, outcome="aborted") == aborted_before
+
+
+async def test_push_sockets_messages_and_replacements_are_counted(endpoint: str, boto: Boto) -> None:
+    async with aiohttp.ClientSession() as session:
+        phone, tablet = await subscribed_pair(session, await push_pool(boto), endpoint)
+        sockets, sent = sample("syncsvc_push_sockets"), sample("syncsvc_push_messages_sent_total")
+        replaced = sample("syncsvc_push_socket_closes_total", reason="replaced")
+        async with await phone.connect() as older:
+            await until(lambda: sample("syncsvc_push_sockets") == sockets + 1)
+            sync_count = await tablet.write("dark")
+            assert await receive(older) == notification(phone, sync_count)
+            await until(lambda: sample("syncsvc_push_messages_sent_total") == sent + 1)
+            async with await phone.connect() as newer:
+                closed = await older.receive(timeout=5)
+                assert (closed.type, closed.data) == (aiohttp.WSMsgType.CLOSE, 4009)
+                assert sample("syncsvc_push_socket_closes_total", reason="replaced") == replaced + 1
+                await until(lambda: sample("syncsvc_push_sockets") == sockets + 1)  # the newer one alone
+                assert not newer.closed
+        await until(lambda: sample("syncsvc_push_sockets") == sockets)
+
+
+async def test_trigger_calls_are_counted_by_outcome_and_timed() -> None:
+    def accept(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return event
+
+    def refuse(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        raise Rejected("no")
+
+    def boom(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        raise RuntimeError("a bug")
+
+    names = {kind: f"{kind}-{uuid.uuid4().hex[:8]}" for kind in ("accept", "refuse", "boom")}
+    registry = TriggerRegistry()
+    registry.register(names["accept"], accept)
+    registry.register(names["refuse"], refuse)
+    registry.register(names["boom"], boom)
+    runner = TriggerRunner(registry, region="us-east-1")
+    await runner.start()
+    try:
+        for _ in range(2):
+            await runner.invoke(names["accept"], {"n": 1}, identity=None)
+        with pytest.raises(InvalidLambdaFunctionOutputError):
+            await runner.invoke(names["refuse"], {}, identity=None)
+        with pytest.raises(SyncsvcError):
+            await runner.invoke(names["boom"], {}, identity=None)
+    finally:
+        await runner.close()
+    calls = "syncsvc_trigger_calls_total"
+    assert sample(calls, trigger=names["accept"], outcome="ok") == 2
+    assert sample(calls, trigger=names["refuse"], outcome="rejected") == 1
+    assert sample(calls, trigger=names["boom"], outcome="TriggerRaised") == 1
+    assert sample("syncsvc_trigger_call_duration_seconds_count", trigger=names["accept"]) == 2
+
+
+async def test_data_key_cache_lookups_are_counted(boto: Boto) -> None:
+    hits, misses = (sample("syncsvc_kms_data_key_cache_lookups_total", result=r) for r in ("hit", "miss"))
+    pool = await boto.new_pool()
+    me = {"IdentityPoolId": pool, "IdentityId": f"us-east-1:{uuid.uuid4()}", "DatasetName": "settings"}
+    for count in range(3):
+        token = (await boto.call(boto.sync, "list_records", **me))["SyncSessionToken"]
+        patch = {"Op": "replace", "Key": "k", "Value": str(count), "SyncCount": count}
+        await boto.call(boto.sync, "update_records", **me, SyncSessionToken=token, RecordPatches=[patch])
+    grew_hits = sample("syncsvc_kms_data_key_cache_lookups_total", result="hit") - hits
+    grew_misses = sample("syncsvc_kms_data_key_cache_lookups_total", result="miss") - misses
+    assert grew_misses >= 1  # the new identity's key was not cached
+    assert grew_hits >= 2  # the later writes found it
+
+
+async def test_credentials_issued_are_counted_by_kind(boto: Boto) -> None:
+    issued = "syncsvc_credentials_issued_total"
+    tokens, credentials = (sample(issued, kind=kind) for kind in ("openid_token", "temporary_credentials"))
+    pool = await boto.new_pool()
+    identity = (await boto.call(boto.identity, "get_id", IdentityPoolId=pool))["IdentityId"]
+    await boto.call(boto.identity, "get_open_id_token", IdentityId=identity)
+    await boto.call(boto.identity, "get_open_id_token", IdentityId=identity)
+    await boto.call(boto.identity, "get_credentials_for_identity", IdentityId=identity)
+    assert sample(issued, kind="openid_token") == tokens + 2
+    assert sample(issued, kind="temporary_credentials") == credentials + 1
+
+
+async def test_scripts_are_timed_and_redis_failures_counted(boto: Boto) -> None:
+    runs = sample("syncsvc_redis_script_duration_seconds_count", script="update_records")
+    pool = await boto.new_pool()
+    me = {"IdentityPoolId": pool, "IdentityId": f"us-east-1:{uuid.uuid4()}", "DatasetName": "settings"}
+    token = (await boto.call(boto.sync, "list_records", **me))["SyncSessionToken"]
+    patch = {"Op": "replace", "Key": "k", "Value": "v", "SyncCount": 0}
+    await boto.call(boto.sync, "update_records", **me, SyncSessionToken=token, RecordPatches=[patch])
+    assert sample("syncsvc_redis_script_duration_seconds_count", script="update_records") == runs + 1
+
+    failures = sample("syncsvc_redis_errors_total", error="ConnectionError")
+    nowhere = connection.connect(f"redis://127.0.0.1:{free_port()}/0")  # a real client; nothing listens there
+    try:
+        with pytest.raises(BackendUnavailableError):
+            async with backend():
+                await nowhere.ping()
+    finally:
+        await nowhere.aclose()
+    assert sample("syncsvc_redis_errors_total", error="ConnectionError") == failures + 1
+
+
+async def test_every_metric_the_grafana_dashboard_queries_is_exported(endpoint: str) -> None:
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "syncsvc.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bsyncsvc_[a-z_]+", target["expr"])
+    }
+    assert len(queried) >= 15
+    _, text, _ = await read_metrics(endpoint)
+    families = {line.split()[2]: line.split()[3] for line in text.splitlines() if line.startswith("# TYPE ")}
+    for name in sorted(queried):
+        histogram = re.sub(r"_(bucket|count|sum)$", "", name)
+        assert name in families or families.get(histogram) == "histogram", f"{name} is not exported"
+
+
+async def test_json_logs_carry_each_request_and_never_a_secret_or_a_value(
+    redis_url: str, redis_client: Redis, tmp_path: Path
+) -> None:
+    log = tmp_path / "serve.log"
+    value = f"private-{uuid.uuid4().hex}"
+    settings = {"SYNCSVC_LOG_FORMAT": "json", "SYNCSVC_ACCESS_LOG": "true"}
+    with syncsvc_process(redis_url, log, settings) as served:
+        boto = Boto(served.url)
+        pool = await boto.new_pool()
+        me = {"IdentityPoolId": pool, "IdentityId": f"us-east-1:{uuid.uuid4()}", "DatasetName": "settings"}
+        listed = await boto.call(boto.sync, "list_records", **me)
+        patch = {"Op": "replace", "Key": "k", "Value": value, "SyncCount": 0}
+        written = await boto.call(
+            boto.sync, "update_records", **me, SyncSessionToken=listed["SyncSessionToken"], RecordPatches=[patch]
+        )
+        request_id = written["ResponseMetadata"]["RequestId"]
+    text = log.read_text()
+    lines = [json.loads(line) for line in text.splitlines()]  # every line is one JSON object
+    assert {"time", "process", "level", "logger", "message"} <= lines[0].keys()
+    (access,) = [line for line in lines if line.get("request_id") == request_id]
+    assert access["logger"] == "syncsvc.access"
+    assert (access["service"], access["operation"], access["outcome"], access["status"]) == (
+        "cognito-sync",
+        "UpdateRecords",
+        "ok",
+        200,
+    )
+    assert access["duration_ms"] > 0
+    for secret in (value, DEVELOPER_SECRET, listed["SyncSessionToken"]):
+        assert secret not in text

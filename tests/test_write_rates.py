@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
 
 from syncsvc.clock import ManualClock
 from tests.conftest import Raw
@@ -61,6 +62,7 @@ async def stored(raw: Raw, path: str) -> tuple[int, list[str]]:
 async def test_a_write_past_the_identity_limit_is_refused_whole_until_the_next_second(
     raw: Raw, app_clock: ManualClock
 ) -> None:
+    refused_before = REGISTRY.get_sample_value("syncsvc_rate_limited_total", {"limit": "IdentityWrites"}) or 0.0
     pool_id = await new_pool(raw)
     path, token = await new_dataset(raw, pool_id)
     for count in range(IDENTITY_LIMIT):
@@ -73,6 +75,8 @@ async def test_a_write_past_the_identity_limit_is_refused_whole_until_the_next_s
     assert await stored(raw, path) == (IDENTITY_LIMIT, [f"v{IDENTITY_LIMIT - 1}"])  # nothing of it was written
     status, _, _ = await raw.send("DELETE", path)  # DeleteDataset is a write too
     assert status == 429
+    refused = REGISTRY.get_sample_value("syncsvc_rate_limited_total", {"limit": "IdentityWrites"})
+    assert refused == refused_before + 2  # counted for /metrics
 
     other_path, other_token = await new_dataset(raw, pool_id)  # another identity of the pool has its own window
     status, body, _ = await write(raw, other_path, other_token, "mine", 0)

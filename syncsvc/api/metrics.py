@@ -5,7 +5,9 @@ Every request the app answers is counted by service, operation and outcome and t
 request is named by its route (one per Cognito Sync operation), a json 1.1 request by the operation its
 ``X-Amz-Target`` names on a surface served here (anything else is ``unknown``), health and discovery by their
 route's path; so a client cannot make a label set grow. A push socket is not timed here: it lasts as long as the
-device holds it. Requests refused by load shedding are counted apart (``syncsvc.api.overload``).
+device holds it. Requests refused by load shedding are counted apart (``syncsvc.api.overload``). With
+``SYNCSVC_ACCESS_LOG`` each request answered is also logged, one line with those labels, its status, its duration and
+its request id (``syncsvc.cli.logs``: text, or JSON fields).
 
 ``/metrics`` (``SYNCSVC_METRICS``): ``open`` to anyone, as Prometheus' exporters usually are; ``developer``: HTTP
 Basic authentication with a developer credential pair (access key id as the user, secret as the password; a
@@ -20,16 +22,19 @@ import asyncio
 import base64
 import binascii
 import hmac
+import logging
 import time
 
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
 from syncsvc import metrics
+from syncsvc.api.messages import SETTINGS
 from syncsvc.api.middleware import JSON_SURFACES, TARGET_SERVICES, Handler
 from syncsvc.api.sync import SURFACE as SYNC_SURFACE
 from syncsvc.config import Settings
 
+access = logging.getLogger("syncsvc.access")
 #: The service label of health, discovery and /metrics itself.
 SELF = "syncsvc"
 UNKNOWN = "unknown"
@@ -86,14 +91,36 @@ def _outcome(response: web.StreamResponse) -> str:
 
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Counts and times every request answered (see the module); a push socket is counted when it is refused only."""
+    """Counts and times every request answered (see the module), and logs it with ``SYNCSVC_ACCESS_LOG``; a push
+    socket is counted when it is refused only."""
     started = time.perf_counter()
     response = await handler(request)
     if isinstance(response, web.WebSocketResponse):
         return response
+    seconds = time.perf_counter() - started
     service, operation = _labels(request)
-    _recorders.record(service, operation, _outcome(response), time.perf_counter() - started)
+    outcome = _outcome(response)
+    _recorders.record(service, operation, outcome, seconds)
+    if request.app[SETTINGS].access_log:
+        _log_access(response, service, operation, outcome, seconds)
     return response
+
+
+def _log_access(response: web.StreamResponse, service: str, operation: str, outcome: str, seconds: float) -> None:
+    """One line per request: the labels above, the status, the time and the request id; nothing a client sent."""
+    request_id = response.headers.get("x-amzn-RequestId", "")
+    duration_ms = round(seconds * 1000, 3)
+    fields = {"request_id": request_id, "service": service, "operation": operation, "outcome": outcome}
+    access.info(
+        "%s %s %s %d %.3f ms %s",
+        service,
+        operation,
+        outcome,
+        response.status,
+        duration_ms,
+        request_id,
+        extra={**fields, "status": response.status, "duration_ms": duration_ms},
+    )
 
 
 class MetricsEndpoint:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -20,11 +19,10 @@ import uvloop
 from syncsvc import metrics
 from syncsvc.api.app import create_app
 from syncsvc.api.connections import serve
+from syncsvc.cli.logs import configure_logging
 from syncsvc.cli.signals import until_signalled
 from syncsvc.config import Settings
 from syncsvc.runtime import StartupError, open_services
-
-LOG_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s %(message)s"
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,7 +53,7 @@ def run_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def run_relay(settings: Settings, args: argparse.Namespace) -> int:
     """`syncsvc relay`: the relay alone, until SIGINT/SIGTERM; the exit code."""
-    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+    configure_logging(settings)
     with contextlib.suppress(KeyboardInterrupt), loop_runner(settings) as runner:
         return runner.run(_relay(settings))
     return 0
@@ -67,7 +65,7 @@ def loop_runner(settings: Settings) -> asyncio.Runner:
 
 
 def _serve_one(settings: Settings, reuse_port: bool) -> None:
-    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+    configure_logging(settings)
     try:
         with loop_runner(settings) as runner:
             runner.run(serve(create_app(settings), settings, reuse_port=reuse_port))

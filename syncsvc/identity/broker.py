@@ -41,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from syncsvc import metrics
 from syncsvc.clock import Clock
 from syncsvc.errors import (
     InvalidParameterError,
@@ -469,6 +470,7 @@ class IdentityBroker:
     async def _limit(self, pool: IdentityPool, operation: str, per_second: int) -> None:
         rate = Rate(pool.IdentityPoolId, operation, per_second)
         if await self._counters.exceeded([rate], now_ms=self._clock.now_ms()):
+            metrics.RATE_LIMITED.labels(operation).inc()
             raise RateExceededError(f"Rate exceeded: at most {per_second} {operation} calls per second per pool")
 
     def _new_id(self) -> str:

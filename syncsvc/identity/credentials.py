@@ -18,12 +18,14 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from syncsvc import metrics
 from syncsvc.clock import SYSTEM, Clock
 from syncsvc.errors import ExpiredTokenError, InvalidParameterError, UnrecognizedClientError
 from syncsvc.model import IdentityProfile
 from syncsvc.tokens import TokenSigner
 
 _PURPOSE = "TemporaryCredentials"
+_ISSUED = metrics.CREDENTIALS_ISSUED.labels("temporary_credentials")
 _INVALID = "The security token included in the request is invalid."
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 
@@ -61,6 +63,7 @@ class CredentialAuthority:
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
     def issue(self, profile: IdentityProfile) -> TemporaryCredentials:
+        _ISSUED.inc()
         access_key_id = "ASIA" + "".join(secrets.choice(_BASE32) for _ in range(16))
         expires_at = self._clock.now_ms() // 1000 + self._lifetime
         claims = {

@@ -38,11 +38,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from syncsvc import metrics
 from syncsvc.clock import SYSTEM, Clock
 from syncsvc.errors import ExpiredTokenError, NotAuthorizedError
 from syncsvc.kms.keyservice import KeyService
 from syncsvc.store.keyring import RedisKeyRing, StoredSigningKey
 
+_ISSUED = metrics.CREDENTIALS_ISSUED.labels("openid_token")
 ALGORITHM = "RS256"
 #: The KMS key spec and signing algorithm that make RS256 signatures (the message being the SHA-256 digest).
 KMS_KEY_SPEC = "RSA_2048"
@@ -221,6 +223,7 @@ class TokenIssuer:
         """A signed identity token for the identity, valid ``lifetime_seconds`` (1..``max_lifetime_seconds``)."""
         if not 1 <= lifetime_seconds <= self.max_lifetime_seconds:
             raise ValueError(f"lifetime_seconds must be within 1..{self.max_lifetime_seconds}, not {lifetime_seconds}")
+        _ISSUED.inc()
         now = self._now()
         key = await self._key_of_epoch(self._epoch(now))
         issued_at = int(now)

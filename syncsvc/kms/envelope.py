@@ -46,6 +46,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from syncsvc import metrics
 from syncsvc.errors import InvalidConfigurationError, KmsError, SyncsvcError
 from syncsvc.kms import material
 from syncsvc.kms.keyservice import KeyService
@@ -54,6 +55,8 @@ from syncsvc.rediskeys import IdentityKeyspace
 from syncsvc.store.datakeys import WrappedDataKeys
 
 SEALED = "e1:"
+_CACHE_HIT = metrics.DATA_KEY_CACHE.labels("hit")
+_CACHE_MISS = metrics.DATA_KEY_CACHE.labels("miss")
 SEALED_NAME = "n1:"
 _NONCE = 12
 #: Bytes of a name's HMAC kept in its token (144 bits: 24 base64url characters).
@@ -107,8 +110,10 @@ class DataKeyCache:
             entry = None
         if entry is None:
             self.misses += 1
+            _CACHE_MISS.inc()
             return None
         self.hits += 1
+        _CACHE_HIT.inc()
         self._entries.move_to_end(name)
         return entry.cipher
 

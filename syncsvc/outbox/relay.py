@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from syncsvc import metrics
 from syncsvc.clock import Clock
 from syncsvc.config import Settings
 from syncsvc.errors import BackendUnavailableError
@@ -57,6 +58,8 @@ REPORT_SECONDS = 60.0
 WATCH_MS = 2_000
 #: How long an idle lane waits for a watcher before it reads its shards again anyway.
 IDLE_SECONDS = 1.0
+#: How often a lane's worker reads its backlog for the metrics (``syncsvc.metrics``).
+MEASURE_SECONDS = 10.0
 
 #: Changes per shard, in outbox order.
 Batch = dict[int, list[Entry]]
@@ -195,6 +198,13 @@ class LaneWorker:
         self._rests = 0
         self._turn = 0
         self._rested = asyncio.Condition()
+        lane_label = str(lane)
+        self._committed = metrics.RELAY_TRANSACTIONS.labels(lane_label, "committed")
+        self._aborted = metrics.RELAY_TRANSACTIONS.labels(lane_label, "aborted")
+        self._published = metrics.RELAY_RECORDS.labels(lane_label)
+        self._commit_seconds = metrics.RELAY_COMMIT_SECONDS.labels(lane_label)
+        self._backlog = metrics.OUTBOX_BACKLOG.labels(lane_label)
+        self._behind = metrics.RELAY_BEHIND_SECONDS.labels(lane_label)
 
     async def run(self) -> None:
         """Holds the lane's lease and publishes; on failure waits (1 s, doubling to 5 s) and starts over."""
@@ -248,13 +258,16 @@ class LaneWorker:
             log.debug("relay lane %d: resuming after %s", self.lane, self._positions)
             self._note(self, None)
             watchers = [asyncio.create_task(self._watch(shard)) for shard in self.shards]
-            kept = time.monotonic()
+            kept = measured = time.monotonic()
             while True:
                 if time.monotonic() - kept > LEASE_MS / 3000:
                     if not await self._outbox.lease("keep", self.lane, self._owner, LEASE_MS):
                         log.info("relay lane %d: lease lost; another relay publishes it now", self.lane)
                         return
                     kept = time.monotonic()
+                if time.monotonic() - measured > MEASURE_SECONDS:
+                    await self._measure()
+                    measured = time.monotonic()
                 for watcher in watchers:
                     if watcher.done():
                         watcher.result()  # a watcher only ends by failing: the lane starts over
@@ -265,6 +278,13 @@ class LaneWorker:
                 watcher.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
             await self._stop(producer)
+            self._backlog.set(0)  # the lane's next holder reports it
+            self._behind.set(0)
+
+    async def _measure(self) -> None:
+        held, oldest_ms = await self._outbox.waiting(self._positions)
+        self._backlog.set(held)
+        self._behind.set(max(0.0, time.time() - oldest_ms / 1000) if oldest_ms is not None else 0.0)
 
     async def _gather(self) -> Batch:
         """The next batch: what the lane's shards hold after their positions; if the lane's last transaction is less
@@ -330,7 +350,15 @@ class LaneWorker:
         # the checkpoints, so a batch is never half published nor published twice.
         async with asyncio.timeout(KAFKA_TIMEOUT_SECONDS):
             await self._topics.ensure({record.topic for record in records})
-            await self._commit(producer, records, positions)
+            started = time.perf_counter()
+            try:
+                await self._commit(producer, records, positions)
+            except BaseException:
+                self._aborted.inc()
+                raise
+        self._commit_seconds.observe(time.perf_counter() - started)
+        self._committed.inc()
+        self._published.inc(len(records))
         self._last_commit = time.monotonic()
         self._positions.update(positions)
         await self._outbox.published(positions)

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 
+from syncsvc import metrics
 from syncsvc.errors import BackendUnavailableError
 from syncsvc.rediskeys import IdentityKeyspace
 
@@ -46,6 +47,8 @@ log = logging.getLogger("syncsvc.push")
 #: Close codes of a device socket (also in the README). 1001: the server is going away (reconnect, any instance).
 SLOW_READER = 4008
 REPLACED = 4009
+#: The reason label of each close code the server counts (``syncsvc.metrics.PUSH_SOCKET_CLOSES``).
+_CLOSE_REASONS = {SLOW_READER: "slow_reader", REPLACED: "replaced"}
 #: What a hub that lost Redis waits before trying again, at most.
 _MAX_BACKOFF_SECONDS = 5.0
 
@@ -108,6 +111,7 @@ class DeviceSocket:
         try:
             self.queue.put_nowait(orjson.dumps(message).decode())
         except asyncio.QueueFull:
+            metrics.PUSH_NOTIFICATIONS_DROPPED.inc()
             self.close(SLOW_READER, "slow reader: too many notifications waiting; reconnect and resume")
 
     def close(self, code: int, reason: str) -> None:
@@ -115,6 +119,7 @@ class DeviceSocket:
         the handshake is done, the handler closes it right after (see ``closed_early``)."""
         if not self.closing:
             self.closing, self.close_code, self.close_reason = True, code, reason
+            metrics.PUSH_SOCKET_CLOSES.labels(_CLOSE_REASONS.get(code, "other")).inc()
             if self.ws.prepared:
                 asyncio.get_running_loop().create_task(self.ws.close(code=code, message=reason.encode()))
 
@@ -123,6 +128,7 @@ class DeviceSocket:
         while not self.ws.closed:
             message = await self.queue.get()
             await self.ws.send_str(message)
+            metrics.PUSH_MESSAGES_SENT.inc()
 
 
 class PushHub:
@@ -182,6 +188,7 @@ class PushHub:
         sockets = self._sockets.setdefault(channel, set())
         sockets.add(socket)
         self._attached += 1
+        metrics.PUSH_SOCKETS.inc()
         if len(sockets) == 1:
             await self._channels.subscribe(channel)
             self._subscribed.set()
@@ -194,6 +201,7 @@ class PushHub:
         if socket in sockets:
             sockets.discard(socket)
             self._attached -= 1
+            metrics.PUSH_SOCKETS.dec()
         if not sockets and self._sockets.pop(channel, None) is not None:
             with contextlib.suppress(Exception):  # Redis may be down; a resubscription leaves the channel out
                 await self._channels.unsubscribe(channel)

@@ -9,6 +9,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from syncsvc import metrics
 from syncsvc.errors import BackendUnavailableError, StoreOutOfMemoryError, SyncsvcError
 
 
@@ -22,8 +23,10 @@ async def backend() -> AsyncIterator[None]:
     except SyncsvcError:
         raise
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        metrics.REDIS_ERRORS.labels(type(exc).__name__).inc()
         raise BackendUnavailableError(f"The data store is unavailable ({type(exc).__name__}); retry") from exc
     except RedisError as exc:
+        metrics.REDIS_ERRORS.labels(type(exc).__name__).inc()
         if out_of_memory(exc):
             raise StoreOutOfMemoryError(
                 "The data store is out of memory: writes are refused until memory is freed; retry later"

@@ -34,6 +34,20 @@ class RedisOutbox:
             replies: list[Any] = await pipe.execute()
         return {shard: _entries(reply[0][1]) for shard, reply in zip(after, replies, strict=True) if reply}
 
+    async def waiting(self, positions: Mapping[int, str]) -> tuple[int, int | None]:
+        """Of shards published up to ``positions``: the entries their outboxes hold (published ones are trimmed right
+        after their commit: the backlog, give or take the last batch) and the epoch ms of the oldest entry after its
+        shard's position (None: everything is published), in one round trip."""
+        async with backend():
+            pipe = self.client.pipeline(transaction=False)
+            for shard, position in positions.items():
+                pipe.xlen(rediskeys.outbox(shard))
+                pipe.xrange(rediskeys.outbox(shard), f"({position}", "+", count=1)
+            replies: list[Any] = await pipe.execute()
+        held = sum(int(length) for length in replies[0::2])
+        stamps = [int(text(entries[0][0]).split("-")[0]) for entries in replies[1::2] if entries]
+        return held, min(stamps, default=None)
+
     async def published(self, positions: Mapping[int, str]) -> None:
         """Records what Kafka committed for each shard and trims the entries before it (never the position itself),
         in one round trip."""

@@ -22,6 +22,7 @@ facts (shard count, token secret) are written once at first start-up.
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
+from syncsvc import metrics
 from syncsvc.errors import ReplicationUnconfirmedError
 from syncsvc.store.connection import RedisClient
 
@@ -78,15 +80,16 @@ def register(
     """The script ``lua/<name>`` on ``client``; ``writes=False`` for a script whose writes are bookkeeping only.
     ``subject`` starts the message of an unconfirmed call ("… the Redis primary but 0 of the 1 replicas …")."""
     source = resources.files("syncsvc.store").joinpath("lua", name).read_text(encoding="utf-8")
-    return Script(client, client.register_script(source), writes=writes, subject=subject)
+    return Script(client, client.register_script(source), writes=writes, subject=subject, name=name)
 
 
 class Script:
-    def __init__(self, client: RedisClient, script: AsyncScript, *, writes: bool, subject: str) -> None:
+    def __init__(self, client: RedisClient, script: AsyncScript, *, writes: bool, subject: str, name: str) -> None:
         self._client = client
         self._script = script
         self._writes = writes
         self._subject = subject
+        self._timer = metrics.REDIS_SCRIPT_SECONDS.labels(name.removesuffix(".lua"))
 
     def queue(self, pipe: Any, *, keys: Sequence[str], args: Sequence[Any]) -> None:
         """Adds the script to ``pipe`` (a MULTI with reads of its own; no replica wait: for calls that need none).
@@ -97,7 +100,14 @@ class Script:
         await self._client.script_load(self._script.script)
 
     async def __call__(self, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """The script's reply, once the replicas the deployment requires confirmed what it wrote."""
+        """The script's reply, once the replicas the deployment requires confirmed what it wrote (timed for
+        ``syncsvc.metrics``: a failed run is counted by ``backend()`` instead)."""
+        started = time.perf_counter()
+        reply = await self._run(keys, args)
+        self._timer.observe(time.perf_counter() - started)
+        return reply
+
+    async def _run(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
         if not self._writes or durability_of(self._client).replicas <= 0:
             return await self._script(keys=keys, args=args)
 

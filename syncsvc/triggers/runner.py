@@ -35,6 +35,7 @@ from typing import Any
 
 import orjson
 
+from syncsvc import metrics
 from syncsvc.errors import InvalidLambdaFunctionOutputError, LambdaThrottledError
 from syncsvc.triggers.failures import TriggerCrashed, TriggerFailure, TriggerOutputError, TriggerRaised, TriggerTimeout
 from syncsvc.triggers.process import ProcessWorkers
@@ -94,6 +95,7 @@ class TriggerRunner:
             log.error("trigger %r is attached to pool %s but not registered on this server", name, pool)
             raise InvalidLambdaFunctionOutputError(f"{label} '{name}' is not registered on this server") from None
         if self._busy.get(name, 0) >= spec.max_concurrency:
+            metrics.TRIGGER_CALLS.labels(name, "throttled").inc()
             raise LambdaThrottledError(
                 f"{label} '{name}' is running its limit of {spec.max_concurrency} calls; retry the sync"
             )
@@ -119,8 +121,11 @@ class TriggerRunner:
             error = _failed(spec, context, failure, label)
             raise (error if on_failure is None else on_failure(failure)) from None
         finally:
+            seconds = time.monotonic() - started
+            metrics.TRIGGER_CALLS.labels(name, outcome).inc()
+            metrics.TRIGGER_SECONDS.labels(name).observe(seconds)
             if self._trace:
-                self._log_call(spec, context, outcome, time.monotonic() - started, given, answer)
+                self._log_call(spec, context, outcome, seconds, given, answer)
 
     async def _call(self, spec: TriggerSpec, event: dict[str, Any], context: LambdaContext) -> Any:
         if spec.isolation == "process":
