@@ -28,7 +28,7 @@ KAFKA_PYTHON := $(abspath $(VENV))/bin/python
 export REDIS_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_BROKERS KAFKA_PYTHON
 
 .PHONY: help venv lock test-latest redis-bin redis redis-stop kafka-bin kafka kafka-stop services services-stop credentials root-key dev test fuzz openapi soak \
-  wrk-bin softhsm-bin bench chaos lint fmt clean distclean
+  wrk-bin softhsm-bin chromium-bin screenshots bench chaos lint fmt clean distclean
 
 help: ## list the targets
 	@echo "usage: make TARGET   (quickstart: make dev, make test)"
@@ -126,13 +126,13 @@ CLUSTER_SUITE := tests/test_sync_records.py tests/test_sync_datasets.py tests/te
   tests/test_sync_triggers.py tests/test_cognito_events.py tests/test_admin_cli.py tests/test_stream_tail.py \
   tests/test_push_watch.py tests/test_kms_cli.py tests/test_root_rotation.py tests/test_issuer.py tests/test_outbox.py \
   tests/test_guest_merge.py tests/test_import_target.py tests/test_import.py tests/test_userpools_directory.py \
-  tests/test_userpools_signin.py
+  tests/test_userpools_signin.py tests/test_console.py
 # Each phase runs on TEST_WORKERS processes (pytest-xdist), a test module and its fixtures on one of them; each
 # worker starts its own Redis and Kafka. TEST_WORKERS=0 runs a phase in this process alone. The fuzz module runs on
 # its own: schemathesis's generated tests do not run under pytest-xdist (they are collected, then left out).
 TEST_WORKERS ?= 2
 XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
-test: venv redis-bin kafka-bin wrk-bin softhsm-bin ## run the test suite, then its end-to-end modules on a Redis Cluster (extra pytest flags: PYTEST_ARGS="-k vv -x")
+test: venv redis-bin kafka-bin wrk-bin softhsm-bin chromium-bin ## run the test suite, then its end-to-end modules on a Redis Cluster (extra pytest flags: PYTEST_ARGS="-k vv -x")
 	$(VENV)/bin/pytest -q $(XDIST) --ignore=tests/test_fuzz.py $(PYTEST_ARGS)
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS) tests/test_fuzz.py
 	SYNCSVC_TEST_REDIS=cluster $(VENV)/bin/pytest -q $(XDIST) -m "not cluster" $(PYTEST_ARGS) $(CLUSTER_SUITE)
@@ -162,6 +162,17 @@ softhsm-bin: ## install SoftHSM2 (Debian package softhsm2: a PKCS#11 token in fi
 	  "$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 >/dev/null 2>&1 || { \
 	    "$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	    "$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2; }; }
+
+# The console's browser tests drive Debian's Chromium through Debian's chromedriver: nothing is downloaded at test time.
+chromium-bin: ## install headless Chromium and its WebDriver (Debian packages chromium, chromium-driver) unless on the PATH
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || { \
+	  sudo=(); [[ $$(id -u) -eq 0 ]] || sudo=(sudo); \
+	  "$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || { \
+	    "$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    "$${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }; }
+
+screenshots: venv redis-bin chromium-bin ## run the console's browser tests, saving its main pages into docs/console/
+	SYNCSVC_SCREENSHOTS=docs/console $(VENV)/bin/pytest -q tests/test_console_browser.py
 
 # The run starts its own Redis, Kafka, syncsvc processes and peers (Kinto on PostgreSQL, PouchDB Server: installed
 # into .data/bench on first use), ~30 min. BENCH_ARGS="--skip-peers --repeats 1" for a quicker look.

@@ -32,6 +32,8 @@ cat <<BANNER
   syncsvc (development)
   ---------------------
   serving      $url
+  console      $url/console  (sign in with the developer credentials below)
+  metrics      $url/metrics  (Prometheus; dashboard to import: deploy/grafana/syncsvc.json)
   versions     $runtime (dependencies as uv.lock pins them), Redis ${redis_version:-unknown}, Apache Kafka $kafka_version
   redis        ${SYNCSVC_REDIS_URL:-redis://127.0.0.1:6379/0}  (AOF on; data in .data/redis; 'make redis-stop' stops it)
   kafka        ${SYNCSVC_KAFKA_BOOTSTRAP:-127.0.0.1:9092}  (KRaft; data in .data/kafka; 'make kafka-stop' stops it)

@@ -414,6 +414,23 @@ class Settings(BaseSettings):
         description="A diagnostic: log, with the stack that ran, every stall of the event loop longer than this "
         "(milliseconds; 0 = off). See syncsvc.background.StallWatch.",
     )
+    tracing: str = Field(
+        "off",
+        pattern=r"^(off|otlp)$",
+        description="OpenTelemetry tracing: off, or otlp (a span per request, Redis scripts and triggers as its "
+        "children, the traceparent carried into the stream's Kafka headers; exported over OTLP/HTTP to the collector "
+        "OpenTelemetry's own OTEL_EXPORTER_OTLP_ENDPOINT names, default http://localhost:4318).",
+    )
+    console: bool = Field(
+        True,
+        description="Serve the web console at /console (sign-in with a developer credential pair).",
+    )
+    console_session_seconds: int = Field(
+        3600,
+        ge=60,
+        le=86400,
+        description="A console session ends after this many seconds without a request (and after 12 hours in all).",
+    )
     metrics: str = Field(
         "open",
         pattern=r"^(open|developer|off)$",

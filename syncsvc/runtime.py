@@ -13,9 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
+
+import orjson
 
 from syncsvc.access import DataAccess
 from syncsvc.background import StallWatch, every
@@ -46,10 +53,12 @@ from syncsvc.store import RedisStore, health
 from syncsvc.store.bulk import RedisBulkJobs
 from syncsvc.store.channels import ShardedChannels
 from syncsvc.store.connection import RedisUrlError
+from syncsvc.store.console import RedisConsoleSessions
 from syncsvc.store.custom_keystores import RedisCustomKeystores
 from syncsvc.store.datakeys import RedisDataKeys
 from syncsvc.store.health import EPISODE_SECONDS, RedisWatch
 from syncsvc.store.identities import RedisIdentityStore
+from syncsvc.store.instances import RedisInstances
 from syncsvc.store.keyring import RedisKeyRing
 from syncsvc.store.kms import RedisKeyStore
 from syncsvc.store.outbox import RedisOutbox
@@ -125,6 +134,14 @@ class Services:
     userpool_tokens: UserPoolTokens
     #: InitiateAuth, RespondToAuthChallenge and the operations an access or refresh token opens.
     signin: SignIn
+    #: The web console's sign-in sessions (``syncsvc.api.console``).
+    console_sessions: RedisConsoleSessions
+    #: The deployment's serving instances as each last reported itself (:func:`serving` reports this one's).
+    instances: RedisInstances
+    #: This instance's id in ``instances`` (new at every start).
+    instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    #: When this instance's services opened (epoch seconds).
+    started: float = field(default_factory=time.time)
 
 
 @asynccontextmanager
@@ -235,6 +252,7 @@ async def serving(services: Services) -> AsyncIterator[None]:
         asyncio.create_task(services.bulk.run(), name="bulk-publish sweep"),
         asyncio.create_task(services.kms.run(), name="kms sweep"),
         asyncio.create_task(every(EPISODE_SECONDS, "redis watch", services.redis_watch.tick), name="redis watch"),
+        asyncio.create_task(every(REPORT_SECONDS, "instance report", partial(report, services)), name="report"),
     ]
     if services.settings.relay:
         tasks.append(asyncio.create_task(services.relay.run(), name="relay"))
@@ -248,6 +266,23 @@ async def serving(services: Services) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+#: How often a serving instance reports itself in ``Services.instances``.
+REPORT_SECONDS = 5.0
+
+
+async def report(services: Services) -> None:
+    """This instance's record in ``Services.instances``: where it runs, since when, its push sockets."""
+    record = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": services.started,
+        "at": time.time(),
+        "sockets": services.hub.socket_count,
+        "relay": services.settings.relay,
+    }
+    await services.instances.report(services.instance_id, orjson.dumps(record))
 
 
 async def start_triggers(services: Services) -> None:
@@ -414,6 +449,8 @@ def _build(
         code_sender=code_sender,
         userpool_tokens=userpool_tokens,
         signin=SignIn(userpools, userpool_tokens, user_sessions, secret=secret, clock=clock),
+        console_sessions=RedisConsoleSessions(store.client),
+        instances=RedisInstances(store.client),
     )
 
 

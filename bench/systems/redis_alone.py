@@ -58,6 +58,7 @@ def script_command(client: redis.Redis) -> list[str]:
         POOL,  # the caller's standing: pool, generation, revision (syncsvc.model.Standing)
         "1",
         "0",
+        "",  # no traceparent: the write is not traced
     ]
     return ["EVALSHA", sha, str(len(keys)), *keys, *args]
 

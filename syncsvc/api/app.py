@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from syncsvc.api import metrics, openapi, push, sync
+from syncsvc.api import console, metrics, openapi, push, sync
 from syncsvc.api.bodies import BODIES, BodyBudget
 from syncsvc.api.connections import CONNECTIONS, ConnectionGuard, busy_middleware
 from syncsvc.api.messages import SERVICES, SETTINGS, respond
@@ -26,6 +26,7 @@ from syncsvc.api.middleware import (
 )
 from syncsvc.api.operations import json_dispatcher, rest_routes
 from syncsvc.api.overload import IN_FLIGHT, InFlight, admit_middleware, shed_middleware
+from syncsvc.api.tracing import tracing_middleware
 from syncsvc.clock import Clock
 from syncsvc.config import Settings, connection_limit
 from syncsvc.errors import BackendUnavailableError, StoreOutOfMemoryError
@@ -138,6 +139,7 @@ def create_app(
     app = web.Application(
         middlewares=[
             shed_middleware,
+            tracing_middleware,
             metrics.metrics_middleware,
             busy_middleware,
             errors_middleware,
@@ -172,6 +174,7 @@ def create_app(
         ]
     )
     app.add_routes(metrics.routes(settings))
+    app.add_routes(console.routes(settings))
     app.add_routes(rest_routes(sync.SURFACE))
     app.add_routes(push.routes())
     app.add_routes([web.post("/", json_dispatcher(JSON_SURFACES))])

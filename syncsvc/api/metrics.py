@@ -7,7 +7,7 @@ request is named by its route (one per Cognito Sync operation), a json 1.1 reque
 route's path; so a client cannot make a label set grow. A push socket is not timed here: it lasts as long as the
 device holds it. Requests refused by load shedding are counted apart (``syncsvc.api.overload``). With
 ``SYNCSVC_ACCESS_LOG`` each request answered is also logged, one line with those labels, its status, its duration and
-its request id (``syncsvc.cli.logs``: text, or JSON fields).
+its request id, and its trace id when traced (``syncsvc.cli.logs``: text, or JSON fields).
 
 ``/metrics`` (``SYNCSVC_METRICS``): ``open`` to anyone, as Prometheus' exporters usually are; ``developer``: HTTP
 Basic authentication with a developer credential pair (access key id as the user, secret as the password; a
@@ -28,7 +28,7 @@ import time
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
-from syncsvc import metrics
+from syncsvc import metrics, tracing
 from syncsvc.api.messages import SETTINGS
 from syncsvc.api.middleware import JSON_SURFACES, TARGET_SERVICES, Handler
 from syncsvc.api.sync import SURFACE as SYNC_SURFACE
@@ -66,7 +66,7 @@ class _Recorders:
 _recorders = _Recorders()
 
 
-def _labels(request: web.Request) -> tuple[str, str]:
+def operation_of(request: web.Request) -> tuple[str, str]:
     """(service, operation) of a request, from the app's tables only (see the module)."""
     route = request.match_info.route
     name = route.name
@@ -98,7 +98,7 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
     if isinstance(response, web.WebSocketResponse):
         return response
     seconds = time.perf_counter() - started
-    service, operation = _labels(request)
+    service, operation = operation_of(request)
     outcome = _outcome(response)
     _recorders.record(service, operation, outcome, seconds)
     if request.app[SETTINGS].access_log:
@@ -111,6 +111,8 @@ def _log_access(response: web.StreamResponse, service: str, operation: str, outc
     request_id = response.headers.get("x-amzn-RequestId", "")
     duration_ms = round(seconds * 1000, 3)
     fields = {"request_id": request_id, "service": service, "operation": operation, "outcome": outcome}
+    if trace_id := tracing.trace_id():
+        fields["trace_id"] = trace_id
     access.info(
         "%s %s %s %d %.3f ms %s",
         service,

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from syncsvc.api import identity, kms, sync, userpools, wire
 from syncsvc.api.bodies import BODIES
+from syncsvc.api.console.paths import is_console
 from syncsvc.api.messages import AMZ_JSON, BODY, CALLER, REST_JSON, SERVICES, SETTINGS, respond
 from syncsvc.api.operations import anonymous_targets, standing_checked
 from syncsvc.errors import (
@@ -145,7 +146,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """Authenticates every request except :data:`PUBLIC_PATHS` and sets ``request[CALLER]``: the caller is admitted
     on its headers first, then its body is read (within the body budget, see ``syncsvc.api.bodies``) and the
     signature checked over it."""
-    if is_public(request):
+    if is_public(request) or is_console(request.path):  # the console authenticates its own way (sessions)
         return await handler(request)
     raw_path, _, raw_query = request.raw_path.partition("?")
     headers = tuple(request.headers.items())

@@ -19,6 +19,9 @@ How the AWS protocols map onto OpenAPI:
   the signature, the request's framing, overload, an outage).
 * Signed requests use SigV4 (``Authorization: AWS4-HMAC-SHA256 …``: described, OpenAPI has no scheme for it); Cognito
   Sync also takes an identity's token as ``Authorization: Bearer``.
+
+The web console (``/console``, ``syncsvc.api.console``) is left out: HTML pages for people, not an API; what it
+reads and changes it does through the operations described here.
 """
 
 from __future__ import annotations

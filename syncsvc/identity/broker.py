@@ -244,6 +244,12 @@ class IdentityBroker:
 
     # --- administration -------------------------------------------------------------------------------------------
 
+    async def owner_of(self, identity_pool_id: str, provider: str, subject: str) -> str | None:
+        """The identity of a pool a login (provider + subject) is linked to, if any (the console's "find by login")."""
+        pool = await self._pools.require(identity_pool_id)
+        (owner,) = await self._identities.owners(pool.IdentityPoolId, [(provider, subject)])
+        return owner
+
     async def describe(self, identity_id: str) -> IdentityProfile:
         profile = await self._identities.get(identity_id)
         if profile is None:

@@ -2,7 +2,8 @@
 
 Key ``<identityPoolId>/<identityId>/<datasetName>`` (so one dataset's changes share a partition, in order); value the
 Cognito Streams JSON, with epoch *milliseconds* and ``dataSetName`` spelled as Cognito spells it; headers
-``syncsvc-change-id`` (``s<shard>-<outbox entry id>``, unique and stable across re-sends) and ``content-type``.
+``syncsvc-change-id`` (``s<shard>-<outbox entry id>``, unique and stable across re-sends), ``content-type``, and
+``traceparent`` when the write was traced (its request's W3C trace context: see ``syncsvc.tracing``).
 Changes are always inline (``payloadType: Inline``): a dataset is at most a few MB and the topic is sized for it.
 Values are encrypted at rest, in the outbox too; the stream carries them in plaintext, as Cognito Streams does
 (consumers are trusted with the data: secure the topic with Kafka ACLs).
@@ -17,6 +18,7 @@ from typing import Any
 import orjson
 
 from syncsvc.model import RecordOpener
+from syncsvc.tracing import TRACEPARENT
 
 CONTENT_TYPE = b"application/json"
 
@@ -52,11 +54,14 @@ def stream_record(shard: int, entry_id: str, fields: Mapping[str, str], cipher: 
         "payloadType": "Inline",
         "syncCount": int(fields["sc"]),
     }
+    headers = [("syncsvc-change-id", f"s{shard}-{entry_id}".encode()), ("content-type", CONTENT_TYPE)]
+    if traced := fields.get("tp"):
+        headers.append((TRACEPARENT, traced.encode()))
     return StreamRecord(
         topic=fields["topic"],
         key=f"{fields['pool']}/{fields['identity']}/{fields['dataset']}".encode(),
         value=orjson.dumps(value),
-        headers=[("syncsvc-change-id", f"s{shard}-{entry_id}".encode()), ("content-type", CONTENT_TYPE)],
+        headers=headers,
     )
 
 

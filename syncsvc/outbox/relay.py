@@ -32,11 +32,12 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from syncsvc import metrics
+from syncsvc import metrics, tracing
 from syncsvc.clock import Clock
 from syncsvc.config import Settings
 from syncsvc.errors import BackendUnavailableError
@@ -151,7 +152,19 @@ class Relay:
 
     async def lag(self) -> dict[int, int]:
         """Entries still in each shard's outbox (published ones are trimmed right after their commit)."""
-        return {shard: await self._outbox.backlog(shard) for shard in range(self._settings.shards)}
+        return {shard: held for shard, (held, _) in (await self._outbox.shards(range(self._settings.shards))).items()}
+
+    async def lanes(self) -> list[LaneStatus]:
+        """Each lane's backlog and how long its oldest unpublished change has waited, read from Redis (whichever
+        process holds the lane): the console's streams page."""
+        now_ms = self._clock.now_ms()
+        status = [LaneStatus(lane, 0, 0.0) for lane in range(self._settings.relay_lanes)]
+        for shard, (held, oldest_ms) in (await self._outbox.shards(range(self._settings.shards))).items():
+            lane = status[shard % self._settings.relay_lanes]
+            lane.backlog += held
+            if oldest_ms is not None:
+                lane.behind_seconds = max(lane.behind_seconds, (now_ms - oldest_ms) / 1000)
+        return status
 
     @property
     def healthy(self) -> bool:
@@ -161,9 +174,18 @@ class Relay:
     async def behind_seconds(self) -> float:
         """How long the oldest change not yet published has waited (0 when everything is published). Kafka trouble
         shows here even while a worker is still waiting on a request that will time out."""
-        oldest = [await self._outbox.oldest_unpublished(shard) for shard in range(self._settings.shards)]
-        waiting = [stamp for stamp in oldest if stamp is not None]
+        shards = await self._outbox.shards(range(self._settings.shards))
+        waiting = [oldest for _, oldest in shards.values() if oldest is not None]
         return max(0.0, (self._clock.now_ms() - min(waiting)) / 1000) if waiting else 0.0
+
+
+@dataclass(slots=True)
+class LaneStatus:
+    lane: int
+    #: Entries its shards' outboxes hold (published ones are trimmed right after their commit).
+    backlog: int
+    #: How long its oldest unpublished change has waited (0: all published).
+    behind_seconds: float
 
 
 class LaneWorker:
@@ -352,7 +374,8 @@ class LaneWorker:
             await self._topics.ensure({record.topic for record in records})
             started = time.perf_counter()
             try:
-                await self._commit(producer, records, positions)
+                with self._span(records):
+                    await self._commit(producer, records, positions)
             except BaseException:
                 self._aborted.inc()
                 raise
@@ -363,6 +386,19 @@ class LaneWorker:
         self._positions.update(positions)
         await self._outbox.published(positions)
         log.debug("relay lane %d: published %d changes up to %s", self.lane, len(records), positions)
+
+    def _span(self, records: list[StreamRecord]) -> contextlib.AbstractContextManager[object]:
+        """The transaction's span when traced, linked to the traced writes it publishes (the SDK keeps 128 links)."""
+        if not tracing.enabled():
+            return contextlib.nullcontext()
+        parents = (value for record in records for name, value in record.headers if name == tracing.TRACEPARENT)
+        links = [link for parent in parents if (link := tracing.link(parent.decode())) is not None]
+        attributes: dict[str, str | int] = {
+            "messaging.system": "kafka",
+            "messaging.batch.message_count": len(records),
+            "syncsvc.lane": self.lane,
+        }
+        return tracing.span("relay publish", attributes, links=links[:128])
 
     async def _stop(self, producer: AIOKafkaProducer) -> None:
         try:

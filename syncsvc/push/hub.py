@@ -30,7 +30,9 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -53,6 +55,19 @@ _CLOSE_REASONS = {SLOW_READER: "slow_reader", REPLACED: "replaced"}
 _MAX_BACKOFF_SECONDS = 5.0
 
 CatchUp = Callable[[IdentityKeyspace, str], Awaitable[dict[str, int]]]
+#: Notifications the hub remembers for the console.
+RECENT = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """One announcement this instance passed on: when, whose dataset, its sync count, to how many sockets."""
+
+    at: float
+    identity_id: str
+    dataset: str
+    sync_count: int
+    sockets: int
 
 
 class Channels(Protocol):
@@ -144,6 +159,8 @@ class PushHub:
         self._sockets: dict[str, set[DeviceSocket]] = {}
         self._subscribed = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
+        #: The last notifications this instance delivered, newest last (the console's push page).
+        self.recent: deque[Delivered] = deque(maxlen=RECENT)
 
     @property
     def socket_count(self) -> int:
@@ -277,6 +294,11 @@ class PushHub:
                     socket.close(REPLACED, "replaced by a newer connection of this device")
             return
         subscribed = announced["to"] if isinstance(announced["to"], list) else []  # cjson: an empty set is {}
+        told = 0
         for socket in sockets:
             if socket.device_id in subscribed and socket.device_id != announced["w"]:
                 socket.notify(announced["d"], int(announced["sc"]))
+                told += 1
+        if told:
+            keyspace = next(iter(sockets)).keyspace
+            self.recent.append(Delivered(time.time(), keyspace.identity_id, announced["d"], int(announced["sc"]), told))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from syncsvc import rediskeys
@@ -60,13 +60,24 @@ class RedisOutbox:
                 pipe.xtrim(rediskeys.outbox(shard), minid=position, approximate=False)
             await pipe.execute()
 
-    async def oldest_unpublished(self, shard: int) -> int | None:
-        """Epoch ms of the oldest entry after the published position (entry ids start with their time), or None."""
+    async def shards(self, shards: Sequence[int]) -> dict[int, tuple[int, int | None]]:
+        """Each shard's (entries its outbox holds, epoch ms of its oldest entry after the published position or None
+        when everything is published), in two round trips whatever the number of shards: the positions, then the
+        outboxes (entry ids start with their time)."""
         async with backend():
-            position = await self.client.get(rediskeys.relay_position(shard))
-            start = "-" if position is None else f"({text(position)}"
-            entries: Any = await self.client.xrange(rediskeys.outbox(shard), start, "+", count=1)
-        return int(text(entries[0][0]).split("-")[0]) if entries else None
+            pipe = self.client.pipeline(transaction=False)
+            for shard in shards:
+                pipe.get(rediskeys.relay_position(shard))
+            positions: list[Any] = await pipe.execute()
+            pipe = self.client.pipeline(transaction=False)
+            for shard, position in zip(shards, positions, strict=True):
+                pipe.xlen(rediskeys.outbox(shard))
+                pipe.xrange(rediskeys.outbox(shard), "-" if position is None else f"({text(position)}", "+", count=1)
+            replies: list[Any] = await pipe.execute()
+        return {
+            shard: (int(length), int(text(entries[0][0]).split("-")[0]) if entries else None)
+            for shard, length, entries in zip(shards, replies[0::2], replies[1::2], strict=True)
+        }
 
     async def backlog(self, shard: int) -> int:
         """Entries not yet trimmed (published or not): the shard's lag, give or take the last batch."""

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from redis.exceptions import NoScriptError, RedisError
 
-from syncsvc import rediskeys
+from syncsvc import rediskeys, tracing
 from syncsvc.errors import StandingLostError
 from syncsvc.model import DatasetState, Limits, Op, Record, RecordPatch, RecordSealer, Standing
 from syncsvc.rediskeys import IdentityKeyspace
@@ -193,6 +193,7 @@ class RedisStore:
                     "" if planned_on is None else planned_on,
                     keyspace.push_channel,
                     *_standing_args(keyspace, standing),
+                    tracing.traceparent(),
                 ],
             )
         return decode_update(raw)

@@ -33,7 +33,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from syncsvc import metrics
+from syncsvc import metrics, tracing
 from syncsvc.errors import ReplicationUnconfirmedError
 from syncsvc.store.connection import RedisClient
 
@@ -89,7 +89,13 @@ class Script:
         self._script = script
         self._writes = writes
         self._subject = subject
-        self._timer = metrics.REDIS_SCRIPT_SECONDS.labels(name.removesuffix(".lua"))
+        self._name = name.removesuffix(".lua")
+        self._timer = metrics.REDIS_SCRIPT_SECONDS.labels(self._name)
+        self._span_attributes = {
+            "db.system.name": "redis",
+            "db.operation.name": "EVALSHA",
+            "db.stored_procedure.name": self._name,
+        }
 
     def queue(self, pipe: Any, *, keys: Sequence[str], args: Sequence[Any]) -> None:
         """Adds the script to ``pipe`` (a MULTI with reads of its own; no replica wait: for calls that need none).
@@ -101,9 +107,10 @@ class Script:
 
     async def __call__(self, *, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """The script's reply, once the replicas the deployment requires confirmed what it wrote (timed for
-        ``syncsvc.metrics``: a failed run is counted by ``backend()`` instead)."""
+        ``syncsvc.metrics``: a failed run is counted by ``backend()`` instead), in a span of its own when traced."""
         started = time.perf_counter()
-        reply = await self._run(keys, args)
+        with tracing.span(f"EVALSHA {self._name}", self._span_attributes):
+            reply = await self._run(keys, args)
         self._timer.observe(time.perf_counter() - started)
         return reply
 

@@ -29,13 +29,15 @@ import logging
 import time
 import traceback
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from syncsvc import metrics
+from syncsvc import metrics, tracing
 from syncsvc.errors import InvalidLambdaFunctionOutputError, LambdaThrottledError
 from syncsvc.triggers.failures import TriggerCrashed, TriggerFailure, TriggerOutputError, TriggerRaised, TriggerTimeout
 from syncsvc.triggers.process import ProcessWorkers
@@ -47,6 +49,21 @@ log = logging.getLogger("syncsvc.triggers")
 _VALUE_FIELDS = frozenset({"oldValue", "newValue", "value"})
 #: Longest refusal message passed on to the device.
 _MAX_MESSAGE = 1024
+
+
+#: Calls the runner remembers for the console.
+RECENT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerCall:
+    """One call of a trigger: when it ended, which, its outcome (as ``syncsvc_trigger_calls_total`` labels it), and
+    how long it took."""
+
+    at: float
+    trigger: str
+    outcome: str
+    seconds: float
 
 
 class TriggerRunner:
@@ -64,6 +81,8 @@ class TriggerRunner:
         self._workers: dict[str, ProcessWorkers] = {
             spec.name: ProcessWorkers(spec) for spec in registry if spec.isolation == "process"
         }
+        #: The last calls made here, newest last (the console's triggers page).
+        self.recent: deque[TriggerCall] = deque(maxlen=RECENT)
 
     async def start(self) -> None:
         await asyncio.gather(*(workers.start() for workers in self._workers.values()))
@@ -96,6 +115,7 @@ class TriggerRunner:
             raise InvalidLambdaFunctionOutputError(f"{label} '{name}' is not registered on this server") from None
         if self._busy.get(name, 0) >= spec.max_concurrency:
             metrics.TRIGGER_CALLS.labels(name, "throttled").inc()
+            self.recent.append(TriggerCall(time.time(), name, "throttled", 0.0))
             raise LambdaThrottledError(
                 f"{label} '{name}' is running its limit of {spec.max_concurrency} calls; retry the sync"
             )
@@ -110,7 +130,10 @@ class TriggerRunner:
         given = self._traced(event) if self._trace else ""  # now: a handler may change the event in place
         started, outcome, answer = time.monotonic(), "error", None
         try:
-            answer = await self._call(spec, event, context)
+            with tracing.span(
+                f"trigger {name}", {"faas.invoked_name": name, "faas.invocation_id": context.aws_request_id}
+            ):
+                answer = await self._call(spec, event, context)
             outcome = "ok"
             return answer
         except Rejected as rejected:
@@ -124,6 +147,7 @@ class TriggerRunner:
             seconds = time.monotonic() - started
             metrics.TRIGGER_CALLS.labels(name, outcome).inc()
             metrics.TRIGGER_SECONDS.labels(name).observe(seconds)
+            self.recent.append(TriggerCall(time.time(), name, outcome, seconds))
             if self._trace:
                 self._log_call(spec, context, outcome, seconds, given, answer)
 

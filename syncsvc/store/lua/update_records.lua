@@ -18,6 +18,7 @@
 -- ARGV[13] the identity's push channel (sharded Pub/Sub, in the identity's slot)
 -- KEYS[11] the caller's identity profile   ARGV[14] the pool it must belong to, or "" to check nothing
 -- ARGV[15] its generation   ARGV[16] its revision, or "" for any (see syncsvc.model.Standing)
+-- ARGV[17] the writing request's W3C traceparent, or "" when it is not traced (kept in the outbox entry as tp)
 --
 -- Returns a JSON object, one of:
 --   {status = "ok", sc, counter, lm, records = [{k, nk?, v?, sc, lm, lb, vv, d?} per patch, in order]}; with a topic, the change
@@ -170,8 +171,13 @@ if ARGV[10] ~= '' then
     changes[i] = {k = patch.k, nk = patch.nk, op = patch.op, sc = new_sync_count, lm = now, d = patch.d}
     if patch.op == 'replace' then changes[i].v = patch.v end
   end
-  redis.call('XADD', KEYS[9], '*', 'topic', ARGV[10], 'pool', ARGV[11], 'identity', ARGV[9], 'dataset', name,
-    'sc', new_sync_count, 'lm', now, 'records', cjson.encode(changes))
+  local entry = {'topic', ARGV[10], 'pool', ARGV[11], 'identity', ARGV[9], 'dataset', name,
+    'sc', new_sync_count, 'lm', now, 'records', cjson.encode(changes)}
+  if ARGV[17] ~= '' then
+    entry[#entry + 1] = 'tp'
+    entry[#entry + 1] = ARGV[17]
+  end
+  redis.call('XADD', KEYS[9], '*', unpack(entry))
 end
 
 redis.call('SPUBLISH', ARGV[13],

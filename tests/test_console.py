@@ -1,0 +1,297 @@
+"""The web console's guard (issue 22), over HTTP: sign-in only with a developer pair; the session cookie's flags,
+renewal and sign-out; every change refused without the session's CSRF token or from another site, with nothing
+done; an identity's credentials (as a sign-in pair or as a SigV4 signature) open nothing; the console's headers;
+and the pages themselves reading what the API wrote. The same flows in a real browser: test_console_browser.py."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials as BotoCredentials
+from redis.asyncio import Redis
+
+from syncsvc import rediskeys
+from syncsvc.api.app import create_app
+from syncsvc.api.messages import SERVICES
+from syncsvc.config import Settings
+from syncsvc.store.console import session_key
+from syncsvc.triggers import LambdaContext, TriggerRegistry
+from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, REGION, Boto, call, free_port, make_settings, serving
+from tests.devices import Devices, guest
+from tests.kms_calls import kms_client
+from tests.phones import notification, push_pool, receive, subscribed_pair
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+class Browser:
+    """A cookie-keeping HTTP client of the console, as a browser without scripts would use it."""
+
+    def __init__(self, endpoint: str, session: aiohttp.ClientSession) -> None:
+        self.endpoint = endpoint
+        self.session = session
+
+    async def get(self, path: str, **headers: str) -> tuple[int, str, aiohttp.ClientResponse]:
+        async with self.session.get(self.endpoint + path, headers=headers, allow_redirects=False) as response:
+            return response.status, await response.text(), response
+
+    async def post(self, path: str, form: dict[str, str], **headers: str) -> tuple[int, str, aiohttp.ClientResponse]:
+        async with self.session.post(
+            self.endpoint + path, data=form, headers=headers, allow_redirects=False
+        ) as response:
+            return response.status, await response.text(), response
+
+    async def sign_in(self, key: str = DEVELOPER_KEY, secret: str = DEVELOPER_SECRET) -> int:
+        status, _, _ = await self.post("/console/signin", {"access_key_id": key, "secret": secret})
+        return status
+
+    async def csrf(self, path: str = "/console/pools") -> str:
+        status, text, _ = await self.get(path)
+        assert status == 200, text
+        found = CSRF.search(text)
+        assert found is not None
+        return found.group(1)
+
+
+@pytest.fixture
+async def browser(endpoint: str) -> AsyncIterator[Browser]:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        yield Browser(endpoint, session)
+
+
+async def test_pages_send_a_stranger_to_sign_in(browser: Browser) -> None:
+    for path in ("/console", "/console/pools", "/console/identities", "/console/pools/us-east-1:x"):
+        status, _, response = await browser.get(path)
+        assert (status, response.headers["Location"]) == (303, "/console/signin")
+    status, text, response = await browser.get("/console/signin")
+    assert status == 200
+    assert 'type="password"' in text
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_a_developer_pair_signs_in_with_a_guarded_cookie_and_signing_out_ends_it(
+    browser: Browser, redis_client: Redis
+) -> None:
+    status, _, response = await browser.post(
+        "/console/signin", {"access_key_id": DEVELOPER_KEY, "secret": DEVELOPER_SECRET}
+    )
+    assert (status, response.headers["Location"]) == (303, "/console/pools")
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+    assert "Path=/console" in cookie
+    token = response.cookies["syncsvc_console"].value
+    assert token not in str(await redis_client.keys(f"{rediskeys.PREFIX}:console:*"))  # only its digest is stored
+    assert (await browser.get("/console/pools"))[0] == 200
+    status, _, _ = await browser.post("/console/signout", {"csrf": await browser.csrf()})
+    assert status == 303
+    assert (await browser.get("/console/pools"))[0] == 303
+    # the old cookie, replayed, opens nothing either
+    browser.session.cookie_jar.update_cookies({"syncsvc_console": token})
+    assert (await browser.get("/console/pools"))[0] == 303
+
+
+async def test_a_wrong_pair_and_an_identitys_credentials_sign_no_one_in(
+    browser: Browser, boto: Boto, devices: Devices
+) -> None:
+    assert await browser.sign_in(DEVELOPER_KEY, DEVELOPER_SECRET + "x") == 401
+    assert await browser.sign_in("AKIDNOTADEVELOPER", DEVELOPER_SECRET) == 401
+    pool = await boto.new_pool()
+    _, credentials = await guest(devices, pool)
+    assert await browser.sign_in(credentials["AccessKeyId"], credentials["SecretKey"]) == 401
+    assert (await browser.get("/console/pools"))[0] == 303
+
+
+async def test_an_identitys_signature_opens_no_page(endpoint: str, boto: Boto, devices: Devices) -> None:
+    pool = await boto.new_pool()
+    _, credentials = await guest(devices, pool)
+    signer = BotoCredentials(credentials["AccessKeyId"], credentials["SecretKey"], credentials["SessionToken"])
+    request = AWSRequest(method="GET", url=endpoint + "/console/pools")
+    SigV4Auth(signer, "cognito-identity", REGION).add_auth(request)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(endpoint + "/console/pools", headers=dict(request.headers), allow_redirects=False) as response,
+    ):
+        assert response.status == 303
+        assert response.headers["Location"] == "/console/signin"
+
+
+async def test_a_change_without_the_csrf_token_or_from_another_site_is_refused_and_does_nothing(
+    browser: Browser, boto: Boto
+) -> None:
+    assert await browser.sign_in() == 303
+    token = await browser.csrf()
+    name = f"csrf{uuid.uuid4().hex[:8]}"
+    for form, headers in (
+        ({"name": name}, {}),
+        ({"name": name, "csrf": token[:-1] + ("A" if token[-1] != "A" else "B")}, {}),
+        ({"name": name, "csrf": token}, {"Origin": "https://evil.example"}),
+        ({"name": name, "csrf": token}, {"Sec-Fetch-Site": "cross-site"}),
+    ):
+        status, text, _ = await browser.post("/console/pools", form, **headers)
+        assert status == 403, (form, headers)
+        assert "nothing was done" in text
+    pools = await call(boto.identity, "list_identity_pools", MaxResults=60)
+    assert name not in {pool["IdentityPoolName"] for pool in pools["IdentityPools"]}
+    # the same form with its token creates the pool
+    status, _, response = await browser.post("/console/pools", {"name": name, "csrf": token})
+    assert status == 303
+    pool_id = response.headers["Location"].removeprefix("/console/pools/").split("?")[0]
+    described = await call(boto.identity, "describe_identity_pool", IdentityPoolId=pool_id)
+    assert described["IdentityPoolName"] == name
+
+
+async def test_a_refused_setting_shows_the_apis_error_and_changes_nothing(browser: Browser, boto: Boto) -> None:
+    assert await browser.sign_in() == 303
+    pool = await boto.new_pool()
+    form = {"csrf": await browser.csrf(), "topic": "bad topic name!", "enabled": "on"}
+    status, text, _ = await browser.post(f"/console/pools/{pool}/streams", form)
+    assert status == 400
+    assert "InvalidParameterException" in text
+    configuration = await call(boto.sync, "get_identity_pool_configuration", IdentityPoolId=pool)
+    assert "CognitoStreams" not in configuration or configuration["CognitoStreams"].get("StreamingStatus") != "ENABLED"
+
+
+async def test_the_dataset_page_shows_records_written_through_the_api_escaped(
+    browser: Browser, boto: Boto, devices: Devices
+) -> None:
+    assert await browser.sign_in() == 303
+    pool = await boto.new_pool()
+    identity, credentials = await guest(devices, pool)
+    client = devices.sync_with(credentials)
+    names = {"IdentityPoolId": pool, "IdentityId": identity, "DatasetName": "profile"}
+    token = (await call(client, "list_records", **names))["SyncSessionToken"]
+    patches = [
+        {"Op": "replace", "Key": "theme", "Value": "dark", "SyncCount": 0},
+        {"Op": "replace", "Key": "bio", "Value": "<script>alert(1)</script>", "SyncCount": 0},
+    ]
+    await call(client, "update_records", **names, SyncSessionToken=token, RecordPatches=patches)
+    status, text, _ = await browser.get(f"/console/identities/{identity}/datasets/profile")
+    assert status == 200
+    assert "dark" in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "<script>alert(1)" not in text
+    status, fragment, _ = await browser.get(f"/console/identities/{identity}/datasets/profile?fragment=1")
+    assert status == 200
+    assert 'data-sync-count="1"' in fragment
+
+
+async def test_a_session_expires_when_idle(browser: Browser, redis_client: Redis) -> None:
+    assert await browser.sign_in() == 303
+    (cookie,) = [cookie for cookie in browser.session.cookie_jar if cookie.key == "syncsvc_console"]
+    key = session_key(hashlib.sha256(cookie.value.encode()).hexdigest())
+    assert 0 < await redis_client.pttl(key) <= 3600 * 1000  # SYNCSVC_CONSOLE_SESSION_SECONDS
+    assert (await browser.get("/console/pools"))[0] == 200
+    await redis_client.delete(key)  # as if the hour had passed without a request
+    assert (await browser.get("/console/pools"))[0] == 303
+
+
+async def test_the_console_can_be_turned_off(redis_url: str) -> None:
+    async with serving(make_settings(redis_url, console=False)) as endpoint, aiohttp.ClientSession() as session:
+        for path in ("/console", "/console/signin", "/console/static/console.css"):
+            async with session.get(endpoint + path, allow_redirects=False) as response:
+                assert response.status == 404, path
+
+
+async def test_the_streams_page_shows_every_relay_lane_and_feeds_its_chart(
+    browser: Browser, settings: Settings
+) -> None:
+    assert await browser.sign_in() == 303
+    status, text, _ = await browser.get("/console/streams")
+    assert status == 200
+    assert text.count("<tr><td>") >= settings.relay_lanes
+    async with browser.session.get(browser.endpoint + "/console/streams/lanes.json") as response:
+        assert response.status == 200
+        lanes = (await response.json())["lanes"]
+    assert [lane["lane"] for lane in lanes] == list(range(settings.relay_lanes))
+    assert all(lane["backlog"] >= 0 and lane["behind_seconds"] >= 0 for lane in lanes)
+    lanes_url = browser.endpoint + "/console/streams/lanes.json"
+    async with aiohttp.ClientSession() as stranger, stranger.get(lanes_url, allow_redirects=False) as response:
+        assert response.status == 303  # its data needs a session too
+
+
+async def test_the_push_page_shows_this_instance_and_the_notifications_it_delivered(
+    browser: Browser, boto: Boto, server: TestServer
+) -> None:
+    assert await browser.sign_in() == 303
+    async with aiohttp.ClientSession() as session:
+        phone, tablet = await subscribed_pair(session, await push_pool(boto), browser.endpoint)
+        async with await phone.connect() as socket:
+            sync_count = await tablet.write("dark")
+            assert await receive(socket) == notification(phone, sync_count)
+            status, text, _ = await browser.get("/console/push")
+    assert status == 200
+    assert server.app[SERVICES].instance_id in text
+    assert phone.identity in text
+    assert f'data-label="sync count">{sync_count}<' in text
+
+
+async def test_the_triggers_page_shows_what_is_registered_where_it_is_attached_and_its_calls(
+    redis_url: str, tmp_path: Path
+) -> None:
+    def stamp(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return event
+
+    name = f"stamp-{uuid.uuid4().hex[:8]}"
+    registry = TriggerRegistry()
+    registry.register(name, stamp)
+    app = create_app(make_settings(redis_url), triggers=registry)
+    test_server = TestServer(app, host="127.0.0.1", port=free_port())
+    await test_server.start_server()
+    try:
+        endpoint = str(test_server.make_url("")).rstrip("/")
+        boto = Boto(endpoint)
+        pool = await boto.new_pool()
+        await call(boto.sync, "set_cognito_events", IdentityPoolId=pool, Events={"SyncTrigger": name})
+        identity, credentials = await guest(Devices(endpoint), pool)
+        client = Devices(endpoint).sync_with(credentials)
+        names = {"IdentityPoolId": pool, "IdentityId": identity, "DatasetName": "d"}
+        token = (await call(client, "list_records", **names))["SyncSessionToken"]
+        patch = {"Op": "replace", "Key": "k", "Value": "v", "SyncCount": 0}
+        await call(client, "update_records", **names, SyncSessionToken=token, RecordPatches=[patch])
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            browser = Browser(endpoint, session)
+            assert await browser.sign_in() == 303
+            status, text, _ = await browser.get("/console/triggers")
+    finally:
+        await test_server.close()
+    assert status == 200
+    row = text[text.index(f"<b>{name}</b>") :]
+    assert pool in row.split("</tr>")[0]  # attached to the pool, by its SyncTrigger
+    calls = text[text.index('id="calls"') :]
+    assert f"<td>{name}</td>" in calls
+    assert 'class="ok">ok<' in calls
+
+
+async def test_the_kms_page_shows_each_keys_state_rotation_deletion_and_aliases(browser: Browser) -> None:
+    assert await browser.sign_in() == 303
+    kms = kms_client(browser.endpoint)
+    rotating = (await call(kms, "create_key", Description="rotates"))["KeyMetadata"]["KeyId"]
+    await call(kms, "enable_key_rotation", KeyId=rotating)
+    alias = f"alias/console-{uuid.uuid4().hex[:8]}"
+    await call(kms, "create_alias", AliasName=alias, TargetKeyId=rotating)
+    doomed = (await call(kms, "create_key", Description="doomed"))["KeyMetadata"]["KeyId"]
+    await call(kms, "schedule_key_deletion", KeyId=doomed, PendingWindowInDays=7)
+    status, text, _ = await browser.get("/console/keys")
+    assert status == 200
+    rows = {key: text[text.index(f"<code>{key}</code>") :].split("</tr>")[0] for key in (rotating, doomed)}
+    assert alias in rows[rotating]
+    assert "automatic" in rows[rotating]
+    assert "Enabled" in rows[rotating]
+    assert "PendingDeletion" in rows[doomed]
+    assert "deleted " in rows[doomed]
+    status, text, _ = await browser.get(f"/console/keys/{rotating}")
+    assert status == 200
+    assert "SYMMETRIC_DEFAULT" in text
