@@ -227,6 +227,13 @@ class Settings(BaseSettings):
     relay: bool = Field(
         True, description="Run the outbox relay inside `syncsvc serve` (it can also run alone: `syncsvc relay`)."
     )
+    relay_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="`syncsvc relay` (which serves no API) serves GET /metrics on this port of SYNCSVC_HOST, under "
+        "the SYNCSVC_METRICS rule; 0: not served. `syncsvc serve` serves /metrics on its own port.",
+    )
     relay_batch: int = Field(500, ge=1, le=10000, description="Outbox entries per Kafka transaction, at most.")
     relay_linger_ms: int = Field(
         50,

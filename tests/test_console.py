@@ -9,7 +9,6 @@ import hashlib
 import re
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,6 +29,7 @@ from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, REGION, Boto, call, 
 from tests.devices import Devices, guest
 from tests.kms_calls import kms_client
 from tests.phones import notification, push_pool, receive, subscribed_pair
+from tests.streams import LANES, SHARDS, create_topic, read_topic, serving_with_relay, streaming_pool
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -185,7 +185,7 @@ async def test_the_dataset_page_shows_records_written_through_the_api_escaped(
     assert "<script>alert(1)" not in text
     status, fragment, _ = await browser.get(f"/console/identities/{identity}/datasets/profile?fragment=1")
     assert status == 200
-    assert 'data-sync-count="1"' in fragment
+    assert 'data-version="1"' in fragment
 
 
 async def test_a_session_expires_when_idle(browser: Browser, redis_client: Redis) -> None:
@@ -198,7 +198,7 @@ async def test_a_session_expires_when_idle(browser: Browser, redis_client: Redis
     assert (await browser.get("/console/pools"))[0] == 303
 
 
-async def test_the_console_can_be_turned_off(redis_url: str) -> None:
+async def test_the_console_can_be_turned_off(redis_url: str, redis_client: Redis) -> None:
     async with serving(make_settings(redis_url, console=False)) as endpoint, aiohttp.ClientSession() as session:
         for path in ("/console", "/console/signin", "/console/static/console.css"):
             async with session.get(endpoint + path, allow_redirects=False) as response:
@@ -239,7 +239,7 @@ async def test_the_push_page_shows_this_instance_and_the_notifications_it_delive
 
 
 async def test_the_triggers_page_shows_what_is_registered_where_it_is_attached_and_its_calls(
-    redis_url: str, tmp_path: Path
+    redis_url: str, redis_client: Redis
 ) -> None:
     def stamp(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return event
@@ -295,3 +295,33 @@ async def test_the_kms_page_shows_each_keys_state_rotation_deletion_and_aliases(
     status, text, _ = await browser.get(f"/console/keys/{rotating}")
     assert status == 200
     assert "SYMMETRIC_DEFAULT" in text
+
+
+@pytest.mark.timeout(120)  # a fresh broker takes a while to elect its transaction coordinator
+async def test_the_streams_page_shows_a_pools_latest_changes_from_its_topic(
+    redis_url: str, warm_kafka: str, redis_client: Redis
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    async with (
+        serving_with_relay(redis_url, warm_kafka, run=run, shards=SHARDS, relay_lanes=LANES) as endpoint,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session,
+    ):
+        boto, topic = Boto(endpoint), f"console-{run}"
+        await create_topic(warm_kafka, topic)
+        pool = await streaming_pool(boto, topic)
+        other = await streaming_pool(boto, topic)  # a pool sharing the topic: never shown with the first
+        for written, value in ((pool, "mine"), (other, "theirs")):
+            names = {"IdentityPoolId": written, "IdentityId": f"us-east-1:{uuid.uuid4()}", "DatasetName": "d"}
+            token = (await call(boto.sync, "list_records", **names))["SyncSessionToken"]
+            patch = {"Op": "replace", "Key": "k", "Value": value, "SyncCount": 0}
+            await call(boto.sync, "update_records", **names, SyncSessionToken=token, RecordPatches=[patch])
+        assert len(await read_topic(warm_kafka, topic, 2)) == 2
+        browser = Browser(endpoint, session)
+        assert await browser.sign_in() == 303
+        status, page, _ = await browser.get(f"/console/streams?pool={pool}")
+        assert status == 200
+        assert f'data-live="/console/streams/changes?pool={pool.replace(":", "%3A")}"' in page
+        status, fragment, _ = await browser.get(f"/console/streams/changes?pool={pool}")
+    assert status == 200
+    assert "= mine" in fragment
+    assert "theirs" not in fragment

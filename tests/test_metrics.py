@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import re
+import signal
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from syncsvc.triggers.runner import TriggerRunner
 from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, Boto, Raw, free_port
 from tests.phones import notification, push_pool, receive, subscribed_pair
 from tests.servers import syncsvc_process
-from tests.streams import LANES, SHARDS, create_topic, read_topic, serving_with_relay, streaming_pool
+from tests.streams import LANES, SHARDS, create_topic, read_topic, relay_process, serving_with_relay, streaming_pool
 
 REPO = Path(__file__).resolve().parent.parent
 #: /metrics is made at most once a second (syncsvc.metrics.Exposition): a read this long after another is fresh.
@@ -342,3 +343,39 @@ async def test_json_logs_carry_each_request_and_never_a_secret_or_a_value(
     assert access["duration_ms"] > 0
     for secret in (value, DEVELOPER_SECRET, listed["SyncSessionToken"]):
         assert secret not in text
+
+
+@pytest.mark.timeout(120)
+async def test_a_lone_relay_serves_its_metrics_on_its_own_port(
+    redis_url: str, warm_kafka: str, redis_client: Redis
+) -> None:
+    port = free_port()
+    relay_run = uuid.uuid4().hex[:8]
+    process = await relay_process(
+        redis_url,
+        warm_kafka,
+        SYNCSVC_RELAY_LANES=str(LANES),
+        SYNCSVC_RELAY_METRICS_PORT=str(port),
+        SYNCSVC_RELAY_CHECKPOINT_TOPIC=f"checkpoints-{relay_run}",
+        SYNCSVC_RELAY_TRANSACTIONAL_PREFIX=f"relay-{relay_run}",
+    )
+    try:
+        text = ""
+        async with asyncio.timeout(60):
+            while "syncsvc_relay_transactions_total" not in text:
+                await asyncio.sleep(0.2)
+                try:
+                    status, text, _ = await read_metrics(f"http://127.0.0.1:{port}")
+                except aiohttp.ClientConnectionError:
+                    continue
+                assert status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await process.wait()
+    lanes = {
+        labels["lane"]
+        for (name, labels_list) in samples(text)
+        if name == "syncsvc_outbox_backlog_entries"
+        for labels in [dict(labels_list)]
+    }
+    assert lanes == {str(lane) for lane in range(LANES)}

@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanContext, SpanKind
+from redis.asyncio import Redis
 
 from syncsvc import tracing
 from syncsvc.outbox.record import stream_record
@@ -29,7 +30,7 @@ from syncsvc.triggers import LambdaContext, TriggerRegistry
 from syncsvc.triggers.runner import TriggerRunner
 from tests.conftest import Boto, Raw
 from tests.servers import syncsvc_process
-from tests.streams import create_topic, read_topic, serving_with_relay, streaming_pool
+from tests.streams import LANES, SHARDS, create_topic, read_topic, serving_with_relay, streaming_pool
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
@@ -76,10 +77,10 @@ async def test_tracing_is_off_by_default_and_costs_a_shared_nothing() -> None:
 
 @pytest.mark.timeout(120)  # a fresh broker takes a while to elect its transaction coordinator
 async def test_a_traced_write_reaches_the_stream_with_its_trace_and_a_consumer_continues_it(
-    redis_url: str, warm_kafka: str, spans: InMemorySpanExporter
+    redis_url: str, warm_kafka: str, redis_client: Redis, spans: InMemorySpanExporter
 ) -> None:
     run = uuid.uuid4().hex[:8]
-    async with serving_with_relay(redis_url, warm_kafka, run=run) as endpoint:
+    async with serving_with_relay(redis_url, warm_kafka, run=run, shards=SHARDS, relay_lanes=LANES) as endpoint:
         boto, topic = Boto(endpoint), f"traced-{run}"
         await create_topic(warm_kafka, topic)
         names = {"IdentityPoolId": await streaming_pool(boto, topic), "IdentityId": f"us-east-1:{uuid.uuid4()}"}

@@ -14,10 +14,13 @@ import resource
 import signal
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 
 import uvloop
+from aiohttp import web
 
 from syncsvc import metrics, tracing
+from syncsvc.api import metrics as api_metrics
 from syncsvc.api.app import create_app
 from syncsvc.api.connections import serve
 from syncsvc.cli.logs import configure_logging
@@ -118,12 +121,30 @@ def _run_workers(settings: Settings, workers: int) -> None:
 
 async def _relay(settings: Settings) -> int:
     try:
-        async with open_services(settings) as services:
+        async with open_services(settings) as services, _metrics_served(settings):
             await until_signalled(services.relay.run())
             return 0
     except StartupError as exc:
         print(f"syncsvc: {exc}", file=sys.stderr)
         return 1
+
+
+@contextlib.asynccontextmanager
+async def _metrics_served(settings: Settings) -> AsyncIterator[None]:
+    """``GET /metrics`` of a lone relay on ``SYNCSVC_RELAY_METRICS_PORT`` while the block runs (nothing when 0 or
+    when ``SYNCSVC_METRICS=off``): the lanes' transactions, backlog and lag, which only this process knows."""
+    if not settings.relay_metrics_port or settings.metrics == "off":
+        yield
+        return
+    app = web.Application()
+    app.add_routes(api_metrics.routes(settings))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.relay_metrics_port).start()
+        yield
+    finally:
+        await runner.cleanup()
 
 
 def _raise_open_files_limit() -> None:

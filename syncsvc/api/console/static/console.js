@@ -1,21 +1,21 @@
 // syncsvc console: the little that changes while a page is open. Everything works without it.
 "use strict";
 
-// A section with data-live="<url>" is refreshed from that url every two seconds; the new table is swapped in
-// when the dataset's sync count changed (the element with data-sync-count), and its rows flash.
+// A section with data-live="<url>" is refreshed from that url every two seconds (data-every: another period, in ms);
+// the new content (the element with data-version) is swapped in when its version changed, and its rows flash.
 function live(section) {
   const url = section.dataset.live;
   let busy = false;
-  setInterval(async () => {
+  const tick = async () => {
     if (busy || document.hidden) return;
     busy = true;
     try {
       const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
       if (!response.ok) return;
-      const fresh = new DOMParser().parseFromString(await response.text(), "text/html").querySelector("[data-sync-count]");
-      const shown = section.querySelector("[data-sync-count]");
-      if (fresh && shown && fresh.dataset.syncCount !== shown.dataset.syncCount) {
-        fresh.querySelectorAll("tbody tr").forEach((row) => row.classList.add("fresh"));
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html").querySelector("[data-version]");
+      const shown = section.querySelector("[data-version]");
+      if (fresh && shown && fresh.dataset.version !== shown.dataset.version) {
+        if (shown.dataset.version !== "loading") fresh.querySelectorAll("tbody tr").forEach((row) => row.classList.add("fresh"));
         shown.replaceWith(document.adoptNode(fresh));
       }
     } catch (error) {
@@ -23,7 +23,9 @@ function live(section) {
     } finally {
       busy = false;
     }
-  }, 2000);
+  };
+  if (section.querySelector('[data-version="loading"]')) tick();
+  setInterval(tick, Number(section.dataset.every) || 2000);
 }
 
 // A figure with data-lanes="<url>" charts the relay's lag: every two seconds the url's lanes are summed (changes
