@@ -274,15 +274,16 @@ REPORT_SECONDS = 5.0
 
 async def report(services: Services) -> None:
     """This instance's record in ``Services.instances``: where it runs, since when, its push sockets."""
+    now = time.time()
     record = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "started": services.started,
-        "at": time.time(),
+        "at": now,
         "sockets": services.hub.socket_count,
         "relay": services.settings.relay,
     }
-    await services.instances.report(services.instance_id, orjson.dumps(record))
+    await services.instances.report(services.instance_id, orjson.dumps(record), now=now)
 
 
 async def start_triggers(services: Services) -> None:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 from botocore.auth import SigV4Auth
@@ -23,7 +25,9 @@ from syncsvc import rediskeys
 from syncsvc.api.app import create_app
 from syncsvc.api.messages import SERVICES
 from syncsvc.config import Settings
+from syncsvc.runtime import report
 from syncsvc.store.console import session_key
+from syncsvc.store.instances import FORGET_SECONDS, INSTANCES
 from syncsvc.triggers import LambdaContext, TriggerRegistry
 from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, REGION, Boto, call, free_port, make_settings, serving
 from tests.devices import Devices, guest
@@ -325,3 +329,14 @@ async def test_the_streams_page_shows_a_pools_latest_changes_from_its_topic(
     assert status == 200
     assert "= mine" in fragment
     assert "theirs" not in fragment
+
+
+async def test_an_instance_report_drops_the_records_of_instances_long_silent(
+    server: TestServer, redis_client: Redis
+) -> None:
+    services = server.app[SERVICES]
+    now = time.time()
+    await redis_client.hset(INSTANCES, "gone-long-ago", orjson.dumps({"at": now - FORGET_SECONDS - 60}))
+    await redis_client.hset(INSTANCES, "gone-lately", orjson.dumps({"at": now - 120}))
+    await report(services)
+    assert set(await redis_client.hkeys(INSTANCES)) == {b"gone-lately", services.instance_id.encode()}

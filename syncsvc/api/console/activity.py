@@ -1,7 +1,8 @@
 """The console's push and triggers pages: what the deployment's instances hold and what this one did lately.
 
 * ``/console/push``: every serving instance as it last reported itself (``syncsvc.store.instances``: host, process,
-  push sockets, since when; an instance silent for over a minute is shown as gone, and forgotten after an hour), and
+  push sockets, since when; an instance silent for over a minute is shown as gone; the instances drop a record an
+  hour after its last report), and
   the last notifications this instance passed to device sockets (``PushHub.recent``).
 * ``/console/triggers``: the triggers registered on this server (isolation, timeout, concurrency, handler), the
   pools whose Cognito Events attach each, and the last calls made here with their outcome and duration
@@ -24,9 +25,8 @@ from syncsvc.api.console.sessions import Session
 from syncsvc.api.console.views import page, perform, render
 from syncsvc.api.messages import SERVICES
 
-#: An instance that has not reported for this long is shown as gone; after FORGET_SECONDS it is dropped.
+#: An instance that has not reported for this long is shown as gone (its record is dropped after an hour).
 GONE_SECONDS = 60.0
-FORGET_SECONDS = 3600.0
 MAX_POOLS = 60
 
 
@@ -35,15 +35,10 @@ async def push_page(request: web.Request, session: Session) -> web.StreamRespons
     services = request.app[SERVICES]
     now = time.time()
     instances: list[dict[str, Any]] = []
-    forgotten = []
     for instance_id, record in (await services.instances.all()).items():
         fields = orjson.loads(record)
         age = now - float(fields["at"])
-        if age > FORGET_SECONDS:
-            forgotten.append(instance_id)
-            continue
         instances.append({**fields, "id": instance_id, "age": age, "live": age <= GONE_SECONDS})
-    await services.instances.forget(*forgotten)
     instances.sort(key=lambda instance: (not instance["live"], instance["host"], instance["pid"]))
     return render(
         request,
