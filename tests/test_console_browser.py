@@ -7,6 +7,7 @@ page is also checked at phone width. With ``SYNCSVC_SCREENSHOTS=<dir>`` the main
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import uuid
@@ -25,7 +26,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, REGION
+from tests.conftest import DEVELOPER_KEY, DEVELOPER_SECRET, REGION, flushed_client
 from tests.servers import Served, syncsvc_process
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -37,9 +38,16 @@ SCREENSHOTS = os.environ.get("SYNCSVC_SCREENSHOTS")
 
 @pytest.fixture(scope="module")
 def served(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """`syncsvc serve` on a flushed database (what earlier modules left there was sealed under other keys)."""
+    asyncio.run(_flush(redis_url))
     log = tmp_path_factory.mktemp("console") / "serve.log"
     with syncsvc_process(redis_url, log) as server:
         yield server
+
+
+async def _flush(redis_url: str) -> None:
+    async with flushed_client(redis_url):
+        pass
 
 
 @pytest.fixture
