@@ -218,6 +218,11 @@ def test_an_identity_cannot_sign_in_a_forged_form_is_refused_and_every_page_fits
     kms.create_alias(AliasName=f"alias/{name}", TargetKeyId=key)
     browser.get(url + "/console/streams")
     until(browser, lambda b: "now:" in b.find_element(By.ID, "lag-now").text, "the lag chart's first reading")
+    if SCREENSHOTS:  # a line, not a point
+        script = (
+            "return (document.querySelector('#lag-chart polyline')?.getAttribute('points') || '').split(' ').length"
+        )
+        until(browser, lambda b: b.execute_script(script) >= 4, "the lag chart's fourth reading")
     shot(browser, "streams")
     for page, marker in (("push", "instances"), ("triggers", "triggers"), ("keys", "keys")):
         browser.get(f"{url}/console/{page}")
