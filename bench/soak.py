@@ -10,8 +10,8 @@ right SyncCount, so every write succeeds and the data set stays the same size: w
 data), the phone holds a push socket subscribed to the dataset, and a read_committed consumer reads the pool's
 stream. Writes are spread evenly (each identity at rate / identities per second); one the load shedding refuses
 (429) is retried after a second or two, as an SDK would, and counted (``shed_and_retried``). OpenID tokens last 10
-minutes: each phone and tablet renews its own before it runs out, and a push socket the server closes is opened
-again.
+minutes: each identity renews its own at a random moment 4 to 8 minutes after it was issued, and a push socket the
+server closes is opened again.
 
 Every 10 s a sample: the server's RSS and open files, Redis ``used_memory`` per identity, the outbox backlog (entries
 not yet published), the stream lag (write acknowledged → the consumer has it; p99 over the sample), and the counts.
@@ -55,7 +55,9 @@ DATASET = "soak"
 KEYS = 20
 VALUE = "v" * 100
 SAMPLE_SECONDS = 10.0
-#: Renew an OpenID token (10 minutes) this long after it was issued.
+#: Renew an OpenID token (10 minutes) at a random moment between half this long and this long after it was issued,
+#: as devices that started apart would: renewals in lockstep (every identity at minute 8, 16, 24) made bursts of
+#: 400 GetOpenIdToken calls, whose high-water marks showed as steps of RSS in the soaks of 2026-12-07.
 RENEW_SECONDS = 8 * 60
 #: The window growth is judged over, and the share of a shorter run it takes.
 JUDGED_SECONDS = 20 * 60
@@ -106,6 +108,7 @@ class Phone:
     def __init__(self, session: aiohttp.ClientSession, url: str, guest: Guest, counts: Counts) -> None:
         self.session, self.url, self.guest, self.counts = session, url, guest, counts
         self.renewed = time.monotonic()
+        self.renew_after = RENEW_SECONDS * random.uniform(0.5, 1.0)
         self.devices: dict[str, str] = {}
         #: The newest sync count the phone was told of, and the dataset's, as its last acknowledged write made it.
         self.notified = 0
@@ -136,9 +139,10 @@ class Phone:
         return await self._patiently(lambda: call(self.session, method, url, self.guest.headers, body))
 
     async def _renew(self) -> None:
-        if time.monotonic() - self.renewed > RENEW_SECONDS:
+        if time.monotonic() - self.renewed > self.renew_after:
             self.guest = await self._patiently(lambda: refreshed(self.session, self.url, self.guest))
             self.renewed = time.monotonic()
+            self.renew_after = RENEW_SECONDS * random.uniform(0.5, 1.0)
 
     async def listen(self) -> None:
         """Holds the phone's push socket, counting notifications and keeping the newest sync count it was told of;
