@@ -74,7 +74,7 @@ async def browser(endpoint: str) -> AsyncIterator[Browser]:
 
 
 async def test_pages_send_a_stranger_to_sign_in(browser: Browser) -> None:
-    for path in ("/console", "/console/pools", "/console/identities", "/console/pools/us-east-1:x"):
+    for path in ("/console", "/console/", "/console/pools", "/console/identities", "/console/nowhere"):
         status, _, response = await browser.get(path)
         assert (status, response.headers["Location"]) == (303, "/console/signin")
     status, text, response = await browser.get("/console/signin")
@@ -83,6 +83,18 @@ async def test_pages_send_a_stranger_to_sign_in(browser: Browser) -> None:
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_a_path_no_page_has_shows_a_console_page_saying_so(browser: Browser) -> None:
+    assert await browser.sign_in() == 303
+    status, text, response = await browser.get("/console/")
+    assert (status, response.headers["Location"]) == (303, "/console/pools")
+    status, text, response = await browser.get("/console/nowhere/<b>")
+    assert (status, response.content_type) == (404, "text/html")
+    assert "There is no console page at /console/nowhere/&lt;b&gt;." in text
+    status, text, response = await browser.get("/console/static/favicon.svg")  # the icon every page links to
+    assert (status, response.content_type) == (200, "image/svg+xml")
+    assert '<link rel="icon" href="/console/static/favicon.svg"' in (await browser.get("/console/pools"))[1]
 
 
 async def test_a_developer_pair_signs_in_with_a_guarded_cookie_and_signing_out_ends_it(

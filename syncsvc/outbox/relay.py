@@ -441,10 +441,16 @@ class LaneWorker:
             # One partition per shard, written only by its lane: the read waits only for this lane's own (already
             # fenced) transactions, never for another lane's transaction left open by a relay that died.
             partitions = [TopicPartition(self._settings.relay_checkpoint_topic, shard) for shard in self.shards]
+            positions = dict.fromkeys(self.shards, START_POSITION)
+            # The ends first: their lookup is retried quietly while a topic just created has no leaders yet, and
+            # only partitions holding something are read (assigning an empty one would only make the consumer look
+            # up a position to start from, logging an error each try until a leader is elected).
+            ends = await consumer.end_offsets(partitions)
+            partitions = [partition for partition in partitions if ends[partition] > 0]
+            if not partitions:
+                return positions
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
-            positions = dict.fromkeys(self.shards, START_POSITION)
             deadline = time.monotonic() + 30
             while [partition for partition in partitions if await consumer.position(partition) < ends[partition]]:
                 if time.monotonic() > deadline:

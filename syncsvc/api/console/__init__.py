@@ -78,6 +78,13 @@ async def home(request: web.Request, session: Session) -> web.StreamResponse:
     raise redirect("/console/pools")
 
 
+@page
+async def not_found(request: web.Request, session: Session) -> web.StreamResponse:
+    """Any other GET under /console: a page saying so (not the API's JSON error a browser would show as text)."""
+    message = f"There is no console page at {request.path}."
+    return render(request, "missing.html", session, status=404, heading="Not found", message=message)
+
+
 def _static_routes() -> list[web.RouteDef]:
     """The console's stylesheet and script, read once, served with a day's caching."""
     served = []
@@ -101,6 +108,7 @@ def routes(settings: Settings) -> list[web.RouteDef]:
         return []
     return [
         web.get(paths.ROOT, home),
+        web.get(paths.ROOT + "/", home),
         web.get(paths.SIGN_IN, sign_in_page),
         web.post(paths.SIGN_IN, sign_in),
         web.post(paths.ROOT + "/signout", sign_out),
@@ -110,4 +118,5 @@ def routes(settings: Settings) -> list[web.RouteDef]:
         *activity.routes(),
         *keys.routes(),
         *_static_routes(),
+        web.get(paths.ROOT + "/{unknown:.*}", not_found),  # last: only what no route above matched
     ]
