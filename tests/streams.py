@@ -150,10 +150,14 @@ async def read_topic(bootstrap: str, topic: str, expected: int, timeout: float =
 
 
 def relay_process(
-    redis_url: str, kafka_bootstrap: str, *, stderr: int = asyncio.subprocess.DEVNULL, **settings: str
+    redis_url: str, kafka_bootstrap: str, *, run: str, stderr: int = asyncio.subprocess.DEVNULL, **settings: str
 ) -> Any:
-    """`syncsvc relay` with SHARDS shards, plus SYNCSVC_* ``settings`` (a coroutine: await it for the process)."""
-    env = process_environment(SYNCSVC_SHARDS=str(SHARDS), **settings)
+    """`syncsvc relay` with SHARDS shards, plus SYNCSVC_* ``settings`` (a coroutine: await it for the process). Its
+    checkpoint topic and transactional ids are named after ``run`` (``checkpoints-<run>``, ``relay-<run>``): relays of
+    one deployment share a run; the session broker outlives it, and another test's leftovers (positions, a transaction
+    left open by a relay it killed) stay out of this one's way."""
+    own = {"SYNCSVC_RELAY_CHECKPOINT_TOPIC": f"checkpoints-{run}", "SYNCSVC_RELAY_TRANSACTIONAL_PREFIX": f"relay-{run}"}
+    env = process_environment(SYNCSVC_SHARDS=str(SHARDS), **{**own, **settings})
     env.update(SYNCSVC_REDIS_URL=redis_url, SYNCSVC_KAFKA_BOOTSTRAP=kafka_bootstrap)
     return asyncio.create_subprocess_exec(SYNCSVC, "relay", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=stderr)
 

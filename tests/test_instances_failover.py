@@ -99,17 +99,16 @@ async def deployment(
     Redis and Kafka, started together; the second relay only once the first holds every lane's lease, so that it
     waits to take over a lane whose lease runs out. Each process logs to a file in the test's tmp_path."""
     started = Deployment()
-    relay_settings = {
-        "SYNCSVC_RELAY_LANES": str(LANES),
-        "SYNCSVC_RELAY_CHECKPOINT_TOPIC": f"checkpoints-{run}",
-        "SYNCSVC_RELAY_TRANSACTIONAL_PREFIX": f"relay-{run}",
-    }
     try:
         for index in range(INSTANCES):
             started.instances.append(serve(redis_url, warm_kafka, tmp_path / f"serve-{index}.log"))
         for index in range(2):
             with (tmp_path / f"relay-{index}.log").open("wb") as log:  # the child keeps its own descriptor
-                started.relays.append(await relay_process(redis_url, warm_kafka, stderr=log.fileno(), **relay_settings))
+                started.relays.append(
+                    await relay_process(
+                        redis_url, warm_kafka, run=run, stderr=log.fileno(), SYNCSVC_RELAY_LANES=str(LANES)
+                    )
+                )
             async with asyncio.timeout(30):
                 while len(await lease_owners(redis_client)) < LANES:
                     await asyncio.sleep(0.05)

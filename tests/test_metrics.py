@@ -355,9 +355,8 @@ async def test_a_lone_relay_serves_its_metrics_on_its_own_port(
         redis_url,
         warm_kafka,
         SYNCSVC_RELAY_LANES=str(LANES),
+        run=relay_run,
         SYNCSVC_RELAY_METRICS_PORT=str(port),
-        SYNCSVC_RELAY_CHECKPOINT_TOPIC=f"checkpoints-{relay_run}",
-        SYNCSVC_RELAY_TRANSACTIONAL_PREFIX=f"relay-{relay_run}",
     )
     try:
         text = ""

@@ -8,6 +8,7 @@ import contextlib
 import signal
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -107,14 +108,21 @@ async def test_changes_reach_the_topic_in_the_cognito_streams_format(
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("overrides", [{"relay_lanes": LANES}])
 async def test_a_relay_killed_mid_load_loses_and_duplicates_nothing(
-    raw: Raw, boto: Boto, redis_url: str, warm_kafka: str, redis_client: Redis
+    raw: Raw, boto: Boto, redis_url: str, warm_kafka: str, redis_client: Redis, tmp_path: Path
 ) -> None:
     kafka_bootstrap = warm_kafka
-    topic = f"changes-{uuid.uuid4().hex[:8]}"
+    run = uuid.uuid4().hex[:8]
+    topic = f"changes-{run}"
     await create_topic(kafka_bootstrap, topic)
     pool_id = await streaming_pool(boto, topic)
     identities = [f"us-east-1:{uuid.uuid4()}" for _ in range(6)]
-    relay = await relay_process(redis_url, kafka_bootstrap, SYNCSVC_RELAY_LANES=str(LANES))
+    logs = [tmp_path / "killed.log", tmp_path / "restarted.log"]
+
+    async def started(log: Path) -> Any:
+        with log.open("wb") as written:  # the child keeps its own descriptor
+            return await relay_process(
+                redis_url, kafka_bootstrap, run=run, stderr=written.fileno(), SYNCSVC_RELAY_LANES=str(LANES)
+            )
 
     async def writer(identity: str, count: int) -> int:
         path = f"/identitypools/{pool_id}/identities/{identity}/datasets/d"
@@ -125,6 +133,7 @@ async def test_a_relay_killed_mid_load_loses_and_duplicates_nothing(
             assert status == 200
         return count
 
+    relay = await started(logs[0])
     load = asyncio.gather(*(writer(identity, 40) for identity in identities))
     async with asyncio.timeout(30):  # let the relay publish part of the load, then kill it without warning
         while not await published_somewhere(redis_client):
@@ -133,7 +142,7 @@ async def test_a_relay_killed_mid_load_loses_and_duplicates_nothing(
     await relay.wait()
     acknowledged = sum(await load)
     # the killed relay's lease must expire before another relay takes its shards (LEASE_MS)
-    restarted = await relay_process(redis_url, kafka_bootstrap, SYNCSVC_RELAY_LANES=str(LANES))
+    restarted = await started(logs[1])
     try:
         messages = await read_topic(kafka_bootstrap, topic, acknowledged, timeout=90)
     finally:
@@ -143,10 +152,27 @@ async def test_a_relay_killed_mid_load_loses_and_duplicates_nothing(
     per_dataset: dict[bytes, list[int]] = {}
     for message in messages:
         per_dataset.setdefault(message.key, []).append(orjson.loads(message.value)["syncCount"])
-    assert len(messages) == acknowledged == 240
+    seen = {key.decode(): (len(counts), counts[-1]) for key, counts in per_dataset.items()}
+    assert len(messages) == acknowledged == 240, await _what_the_relays_left(redis_client, seen, logs)
     assert sorted(per_dataset) == sorted(f"{pool_id}/{identity}/d".encode() for identity in identities)
     for counts in per_dataset.values():
         assert counts == list(range(1, 41))  # every change once, in sync-count order
+
+
+async def _what_the_relays_left(redis_client: Redis, seen: dict[str, tuple[int, int]], logs: list[Path]) -> str:
+    """For a failure's message: what each dataset's records reached the topic (how many, the last sync count), each
+    shard's recorded position and outbox length, and the relays' logs (warnings and errors)."""
+    shards = {
+        shard: (
+            await redis_client.get(rediskeys.relay_position(shard)),
+            await redis_client.xlen(rediskeys.outbox(shard)),
+        )
+        for shard in range(SHARDS)
+    }
+    lines = [f"seen per dataset (records, last sync count): {seen}", f"shards (position, outbox length): {shards}"]
+    for log in logs:
+        lines += [f"--- {log.name}", *log.read_text(errors="replace").splitlines()[-40:]]
+    return "\n".join(lines)
 
 
 @contextlib.asynccontextmanager
@@ -270,7 +296,9 @@ async def test_a_relay_started_with_another_lane_count_than_recorded_is_refused(
 ) -> None:
     async with open_services(make_settings(redis_url, shards=SHARDS, relay_lanes=LANES)):
         pass  # the first start records the lane count (2)
-    relay = await relay_process(redis_url, kafka_bootstrap, stderr=asyncio.subprocess.PIPE, SYNCSVC_RELAY_LANES="4")
+    relay = await relay_process(
+        redis_url, kafka_bootstrap, run=uuid.uuid4().hex[:8], stderr=asyncio.subprocess.PIPE, SYNCSVC_RELAY_LANES="4"
+    )
     _, stderr = await relay.communicate()
     assert (relay.returncode, stderr.decode()) == (
         1,

@@ -102,7 +102,8 @@ async def test_two_relays_at_once_duplicate_and_reorder_nothing(
     topic = f"changes-{uuid.uuid4().hex[:8]}"
     await create_topic(warm_kafka, topic)
     load = WriteLoad([endpoint], await streaming_pool(boto, topic), writers=4)
-    relays = [await relay_process(redis_url, warm_kafka, SYNCSVC_RELAY_LANES=str(LANES)) for _ in range(2)]
+    run = uuid.uuid4().hex[:8]  # one deployment: both relays share its checkpoint topic and transactional ids
+    relays = [await relay_process(redis_url, warm_kafka, run=run, SYNCSVC_RELAY_LANES=str(LANES)) for _ in range(2)]
     try:
         await load.run(6)
         check = await load.verify_topic(warm_kafka, topic, timeout=90)
