@@ -337,6 +337,8 @@ async def test_the_streams_page_shows_a_pools_latest_changes_from_its_topic(
         status, page, _ = await browser.get(f"/console/streams?pool={pool}")
         assert status == 200
         assert f'data-live="/console/streams/changes?pool={pool.replace(":", "%3A")}"' in page
+        assert page.count("data-live=") == 1
+        assert "<title>Streams · syncsvc console</title>" in page
         status, fragment, _ = await browser.get(f"/console/streams/changes?pool={pool}")
     assert status == 200
     assert "= mine" in fragment

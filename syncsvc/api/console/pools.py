@@ -4,6 +4,7 @@ publish) and its deletion. Every change is the API operation of the same name (`
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,11 +35,14 @@ async def _pools(request: web.Request, session: Session, *, error: str = "", sta
         listed = await perform(request, session, identity.SURFACE, "ListIdentityPools", listing)
     except SyncsvcError as refused:
         listed, error, status = {"IdentityPools": []}, refusal(refused), 400
-    usage = {}
-    for pool in listed["IdentityPools"]:
-        labels = {"IdentityPoolId": pool["IdentityPoolId"]}
-        described = await perform(request, session, sync.SURFACE, "DescribeIdentityPoolUsage", labels=labels)
-        usage[pool["IdentityPoolId"]] = described["IdentityPoolUsage"]
+    ids = [pool["IdentityPoolId"] for pool in listed["IdentityPools"]]
+    described = await asyncio.gather(
+        *(
+            perform(request, session, sync.SURFACE, "DescribeIdentityPoolUsage", labels={"IdentityPoolId": pool_id})
+            for pool_id in ids
+        )
+    )  # at most PAGE_SIZE at once, together: the page waits for one round of reads, not one per pool
+    usage = {pool_id: found["IdentityPoolUsage"] for pool_id, found in zip(ids, described, strict=True)}
     return render(
         request,
         "pools.html",
@@ -73,10 +77,17 @@ async def _pool(request: web.Request, session: Session, *, error: str = "", stat
         described = await perform(request, session, identity.SURFACE, "DescribeIdentityPool", labels)
     except SyncsvcError as refused:
         return render(request, "missing.html", session, status=404, message=refusal(refused))
-    configuration = await perform(request, session, sync.SURFACE, "GetIdentityPoolConfiguration", labels=labels)
-    events = await perform(request, session, sync.SURFACE, "GetCognitoEvents", labels=labels)
-    usage = await perform(request, session, sync.SURFACE, "DescribeIdentityPoolUsage", labels=labels)
-    bulk = await perform(request, session, sync.SURFACE, "GetBulkPublishDetails", labels=labels)
+    configuration, events, usage, bulk = await asyncio.gather(
+        *(
+            perform(request, session, sync.SURFACE, name, labels=labels)
+            for name in (
+                "GetIdentityPoolConfiguration",
+                "GetCognitoEvents",
+                "DescribeIdentityPoolUsage",
+                "GetBulkPublishDetails",
+            )
+        )
+    )
     return render(
         request,
         "pool.html",

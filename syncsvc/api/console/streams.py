@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
+from typing import Any
 
 from aiohttp import web
 from aiokafka.errors import KafkaError
@@ -37,14 +39,23 @@ async def _lanes(request: web.Request) -> list[dict[str, float | int]]:
 @page
 async def streams_page(request: web.Request, session: Session) -> web.StreamResponse:
     listed = await perform(request, session, identity.SURFACE, "ListIdentityPools", {"MaxResults": MAX_POOLS})
-    streaming = []
-    for pool in listed["IdentityPools"]:
-        labels = {"IdentityPoolId": pool["IdentityPoolId"]}
-        configuration = await perform(request, session, sync.SURFACE, "GetIdentityPoolConfiguration", labels=labels)
-        streams = configuration.get("CognitoStreams") or {}
-        if streams.get("StreamingStatus") == "ENABLED":
-            bulk = await perform(request, session, sync.SURFACE, "GetBulkPublishDetails", labels=labels)
-            streaming.append({"pool": pool, "topic": streams.get("StreamName"), "bulk": bulk})
+    pools = listed["IdentityPools"]
+
+    def asking(name: str, pool: dict[str, str]) -> Awaitable[Any]:
+        return perform(request, session, sync.SURFACE, name, labels={"IdentityPoolId": pool["IdentityPoolId"]})
+
+    # the pools' settings together, then the bulk publish status of those streaming together (MAX_POOLS at most)
+    configurations = await asyncio.gather(*(asking("GetIdentityPoolConfiguration", pool) for pool in pools))
+    on = [
+        (pool, streams)
+        for pool, configuration in zip(pools, configurations, strict=True)
+        if (streams := configuration.get("CognitoStreams") or {}).get("StreamingStatus") == "ENABLED"
+    ]
+    bulks = await asyncio.gather(*(asking("GetBulkPublishDetails", pool) for pool, _ in on))
+    streaming = [
+        {"pool": pool, "topic": streams.get("StreamName"), "bulk": bulk}
+        for (pool, streams), bulk in zip(on, bulks, strict=True)
+    ]
     chosen = next((item for item in streaming if item["pool"]["IdentityPoolId"] == request.query.get("pool")), None)
     return render(
         request,
