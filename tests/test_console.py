@@ -169,6 +169,94 @@ async def test_a_change_without_the_csrf_token_or_from_another_site_is_refused_a
     assert described["IdentityPoolName"] == name
 
 
+#: Bodies no browser sends for the console's forms: (Content-Type, body).
+UNREADABLE_FORMS = [
+    ("application/x-www-form-urlencoded", b"name=\xff\xfe&csrf=\xff"),
+    ("application/x-www-form-urlencoded; charset=no-such-charset", b"name=a"),
+    ("application/x-www-form-urlencoded; charset=utf-16", b"a=b"),  # an odd count of bytes
+    ("multipart/form-data", b"--b\r\n"),
+    ("multipart/form-data; boundary=b", b"no boundary in here"),
+    ("multipart/form-data; boundary=b", b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\n\xff\r\n--b--\r\n'),
+]
+
+
+async def test_a_form_no_browser_would_send_gets_a_400_and_changes_nothing(browser: Browser, boto: Boto) -> None:
+    for content_type, body in UNREADABLE_FORMS:
+        async with browser.session.post(
+            browser.endpoint + "/console/signin", data=body, headers={"Content-Type": content_type}
+        ) as response:
+            assert response.status == 400, content_type
+            assert "The form could not be read" in await response.text()
+    assert await browser.sign_in() == 303
+    before = await call(boto.identity, "list_identity_pools", MaxResults=60)
+    for content_type, body in UNREADABLE_FORMS:
+        async with browser.session.post(
+            browser.endpoint + "/console/pools", data=body, headers={"Content-Type": content_type}
+        ) as response:
+            assert response.status == 400, content_type
+            assert "The form could not be read" in await response.text()
+    assert await call(boto.identity, "list_identity_pools", MaxResults=60) == before
+
+
+async def test_no_console_route_answers_odd_paths_queries_or_forms_with_a_server_error(
+    browser: Browser, boto: Boto, server: TestServer
+) -> None:
+    """Every route of the console, signed in and with a valid CSRF token (so each request reaches its handler), with
+    odd path values, queries and form fields: a page or a refusal, never a 5xx."""
+    assert await browser.sign_in() == 303
+    pool = await boto.new_pool()
+    csrf = await browser.csrf()
+    odd = [
+        pool,
+        "x",
+        "us-east-1:x",
+        f"us-east-1:{uuid.uuid4()}",
+        "%00",
+        "a" * 3000,
+        "%C3%A9",
+        "..%2F..",
+        "%FF",
+        "%3Cb%3E",
+    ]
+    queries: list[dict[str, str]] = [
+        {},
+        {"pool": "x", "identity": "%", "next": "junk", "fragment": "1", "note": "?"},
+        {"pool": "a" * 5000, "provider": "a" * 3000, "subject": "\x00"},
+    ]
+    forms: list[dict[str, str]] = [
+        {"csrf": csrf},
+        {
+            "csrf": csrf,
+            "name": "a" * 5000,
+            "topic": "\x00",
+            "enabled": "on",
+            "role": "x",
+            "providers": "a=b\n=\n\x00=1",
+        },
+        {"csrf": csrf, "SyncTrigger": "no-such-trigger", "guests": "on", "providers": "x" * 100_000},
+    ]
+    failures: list[tuple[str, str, object, int]] = []
+    for route in server.app.router.routes():
+        resource = route.resource
+        if resource is None or not resource.canonical.startswith("/console") or route.method == "HEAD":
+            continue
+        for value in odd:
+            path = re.sub(r"\{[^}]+\}", value, resource.canonical)
+            if route.method == "GET":
+                for query in queries:
+                    async with browser.session.get(browser.endpoint + path, params=query, allow_redirects=False) as got:
+                        if got.status >= 500:
+                            failures.append((route.method, path[:60], query, got.status))
+            else:
+                for form in forms[:-1] if "delete" in path else forms:  # the pool itself is deleted last
+                    async with browser.session.post(browser.endpoint + path, data=form, allow_redirects=False) as got:
+                        if got.status >= 500:
+                            failures.append((route.method, path[:60], sorted(form), got.status))
+            if "{" not in resource.canonical:
+                break  # a path without values: once is enough
+    assert failures == []
+
+
 async def test_a_refused_setting_shows_the_apis_error_and_changes_nothing(browser: Browser, boto: Boto) -> None:
     assert await browser.sign_in() == 303
     pool = await boto.new_pool()

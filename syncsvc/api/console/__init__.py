@@ -31,7 +31,7 @@ from aiohttp import web
 
 from syncsvc.api.console import activity, identities, keys, paths, pools, sessions, streams
 from syncsvc.api.console.sessions import Session
-from syncsvc.api.console.views import change, page, redirect, render
+from syncsvc.api.console.views import UNREADABLE_FORM, change, form_of, page, redirect, render
 from syncsvc.config import Settings
 
 _STATIC_TYPES = {".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml"}
@@ -45,15 +45,13 @@ async def sign_in_page(request: web.Request) -> web.StreamResponse:
 
 async def sign_in(request: web.Request) -> web.StreamResponse:
     """The form's pair checked (constant time); a session and its cookie, or the form again with 401."""
-    form = await request.post()
+    form = await form_of(request)
+    if form is None:
+        return render(request, "signin.html", None, status=400, error=UNREADABLE_FORM)
     key_id, secret = form.get("access_key_id", ""), form.get("secret", "")
     if not sessions.same_site(request):
         return render(request, "signin.html", None, status=403, error="This sign-in came from another site's page.")
-    if (
-        not isinstance(key_id, str)
-        or not isinstance(secret, str)
-        or not sessions.credentials_match(request, key_id, secret)
-    ):
+    if not sessions.credentials_match(request, key_id, secret):
         return render(
             request,
             "signin.html",

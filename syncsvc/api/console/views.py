@@ -80,6 +80,21 @@ def page(handler: Callable[[web.Request, Session], Awaitable[web.StreamResponse]
     return guarded
 
 
+#: What a page says of a form whose body cannot be read (see :func:`form_of`).
+UNREADABLE_FORM = "The form could not be read: its fields must be URL-encoded or multipart UTF-8 text."
+
+
+async def form_of(request: web.Request) -> dict[str, str] | None:
+    """The text fields of a POSTed form (a file field is left out), or None when the body is no form a browser would
+    send: bytes that are not text in the charset it names, an unknown charset, or a multipart body without its
+    boundary. The console's forms come from its own pages; anything else gets a 400, never an error of the server."""
+    try:
+        fields = await request.post()
+    except (ValueError, LookupError):  # UnicodeDecodeError is a ValueError; an unknown charset is a LookupError
+        return None
+    return {key: value for key, value in fields.items() if isinstance(value, str)}
+
+
 def change(
     handler: Callable[[web.Request, Session, Mapping[str, str]], Awaitable[web.StreamResponse]],
 ) -> Callable[..., Any]:
@@ -88,8 +103,10 @@ def change(
 
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
-        form = {key: value for key, value in (await request.post()).items() if isinstance(value, str)}
+        form = await form_of(request)
         session = await sessions.current(request)
+        if form is None:
+            return render(request, "refused.html", session, status=400, message=UNREADABLE_FORM + " Nothing was done.")
         try:
             if session is None:
                 raise ForbiddenChangeError(
