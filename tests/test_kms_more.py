@@ -217,6 +217,44 @@ async def test_generate_random_takes_1_to_1024_bytes(raw: Raw, size: int, constr
     )
 
 
+@pytest.mark.parametrize(
+    ("valid_to", "quoted", "constraint"),
+    [
+        (
+            "1.7976931348623157e308",
+            "1.7976931348623157e+308",
+            "Member must have value less than or equal to 99999999999.999",
+        ),
+        ("1e400", "inf", "Member must be a finite number"),
+        ("-1", "-1", "Member must have value greater than or equal to 0"),
+    ],
+)
+async def test_import_key_material_refuses_a_valid_to_date_past_what_the_store_keeps(
+    raw: Raw, valid_to: str, quoted: str, constraint: str
+) -> None:
+    """A date is milliseconds in the store: one that cannot be (the largest double, infinity) is a validation error,
+    not an overflow in the server."""
+    body = (
+        '{"KeyId": "2fb11998-3f54-44bf-a3d1-e201369c3fdc", "ImportToken": "AAAA", "EncryptedKeyMaterial": "AAAA", '
+        f'"ExpirationModel": "KEY_MATERIAL_EXPIRES", "ValidTo": {valid_to}}}'
+    )
+    status, answer, _ = await raw.send(
+        "POST",
+        "/",
+        body=body.encode(),
+        service="kms",
+        headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "TrentService.ImportKeyMaterial"},
+    )
+    assert (status, answer) == (
+        400,
+        {
+            "__type": "ValidationException",
+            "message": f"1 validation error detected: Value '{quoted}' at 'validTo' failed to satisfy constraint: "
+            f"{constraint}",
+        },
+    )
+
+
 async def test_an_identity_may_generate_random_bytes(boto: Boto, endpoint: str) -> None:
     _, as_identity = await an_identity(boto, endpoint)
 

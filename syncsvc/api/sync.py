@@ -24,9 +24,10 @@ from syncsvc.access import Access
 from syncsvc.api import push, wire
 from syncsvc.api.messages import INTEGER, LONG
 from syncsvc.api.operations import Call, Operation, Query, Route, surface
+from syncsvc.api.validation import EpochSeconds
 from syncsvc.errors import InvalidParameterError, NotAuthorizedError
 from syncsvc.identity.pools import CognitoStreamsSettings, PushSyncSettings, SyncConfiguration
-from syncsvc.model import MAX_DATE_MS, MAX_SYNC_COUNT, MAX_VECTOR_COUNTER, Caller, Op, RecordPatch
+from syncsvc.model import MAX_SYNC_COUNT, MAX_VECTOR_COUNTER, Caller, Op, RecordPatch
 from syncsvc.runtime import Services
 
 POOL = "/identitypools/{IdentityPoolId}"
@@ -45,7 +46,7 @@ class RecordPatchIn(BaseModel):
     Key: Annotated[str, StringConstraints(min_length=1)]
     Value: str | None = None
     SyncCount: Annotated[int, Field(ge=0, le=MAX_SYNC_COUNT)]
-    DeviceLastModifiedDate: Annotated[float, Field(ge=0, le=MAX_DATE_MS / 1000, allow_inf_nan=False)] | None = None
+    DeviceLastModifiedDate: EpochSeconds | None = None
     #: syncsvc extension: the version vector the client last saw for this record; replaces the SyncCount check.
     #: Negative counters are refused by ``vv.normalize``.
     VersionVector: dict[str, Annotated[int, Field(le=MAX_VECTOR_COUNTER)]] | None = None

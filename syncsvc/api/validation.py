@@ -26,11 +26,15 @@ import re
 import types
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from syncsvc.errors import SerializationError, SyncsvcError
-from syncsvc.model import IDENTITY_ID_PATTERN
+from syncsvc.model import IDENTITY_ID_PATTERN, MAX_DATE_MS
+
+#: A date member of a request (epoch seconds, as the JSON protocols carry one): finite, from 1970 to the latest date
+#: the store keeps to the millisecond (``MAX_DATE_MS``), so converting it to stored milliseconds never overflows.
+EpochSeconds = Annotated[float, Field(ge=0, le=MAX_DATE_MS / 1000, allow_inf_nan=False)]
 
 #: The longest text quoted from a value that broke a constraint.
 QUOTED_CHARACTERS = 256
@@ -110,7 +114,10 @@ def _constraint(error: ErrorDetails) -> str:
         return f"Member must have length greater than or equal to {context['min_length']}"
     if kind in _BOUNDS:
         word, name = _BOUNDS[kind]
-        return f"Member must have value {word} {context[name]}"
+        bound = context[name]
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)  # AWS writes a whole bound as one ("0"), also for a member that takes fractions
+        return f"Member must have value {word} {bound}"
     if kind == "literal_error":
         return f"Member must satisfy enum value set: [{', '.join(_QUOTED.findall(str(context['expected'])))}]"
     if kind == "string_pattern_mismatch":

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from syncsvc.api.validation import EpochSeconds
 from syncsvc.kms.model import (
     DEFAULT_PENDING_WINDOW_DAYS,
     DEFAULT_ROTATION_DAYS,
@@ -390,5 +391,5 @@ class ImportKeyMaterialIn(Input):
     ImportToken: ImportBlob
     EncryptedKeyMaterial: ImportBlob
     #: A timestamp: epoch seconds, as the json protocol carries it.
-    ValidTo: float | None = None
+    ValidTo: EpochSeconds | None = None
     ExpirationModel: Literal["KEY_MATERIAL_EXPIRES", "KEY_MATERIAL_DOES_NOT_EXPIRE"] = "KEY_MATERIAL_EXPIRES"
