@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 
+from syncsvc.api import wire
 from syncsvc.api.kms.inputs import GetParametersForImportIn, ImportKeyMaterialIn, KeyIdIn
 from syncsvc.api.kms.outputs import Empty, GetParametersForImportOut
 from syncsvc.api.operations import Call
@@ -40,7 +41,7 @@ async def import_key_material(services: Services, call: Call[ImportKeyMaterialIn
         given.ImportToken,
         given.EncryptedKeyMaterial,
         expiration_model=given.ExpirationModel,
-        valid_to_ms=None if given.ValidTo is None else round(given.ValidTo * 1000),
+        valid_to_ms=None if given.ValidTo is None else wire.ms_from_seconds(given.ValidTo),
     )
     return {}
 
