@@ -181,20 +181,17 @@ UNREADABLE_FORMS = [
 
 
 async def test_a_form_no_browser_would_send_gets_a_400_and_changes_nothing(browser: Browser, boto: Boto) -> None:
-    for content_type, body in UNREADABLE_FORMS:
-        async with browser.session.post(
-            browser.endpoint + "/console/signin", data=body, headers={"Content-Type": content_type}
-        ) as response:
-            assert response.status == 400, content_type
-            assert "The form could not be read" in await response.text()
+    async def unreadable_everywhere(path: str) -> None:
+        for content_type, body in UNREADABLE_FORMS:
+            headers = {"Content-Type": content_type}
+            async with browser.session.post(browser.endpoint + path, data=body, headers=headers) as response:
+                assert response.status == 400, content_type
+                assert "The form could not be read" in await response.text()
+
+    await unreadable_everywhere("/console/signin")
     assert await browser.sign_in() == 303
     before = await call(boto.identity, "list_identity_pools", MaxResults=60)
-    for content_type, body in UNREADABLE_FORMS:
-        async with browser.session.post(
-            browser.endpoint + "/console/pools", data=body, headers={"Content-Type": content_type}
-        ) as response:
-            assert response.status == 400, content_type
-            assert "The form could not be read" in await response.text()
+    await unreadable_everywhere("/console/pools")
     assert await call(boto.identity, "list_identity_pools", MaxResults=60) == before
 
 

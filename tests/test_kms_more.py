@@ -12,6 +12,7 @@ from typing import Any
 from unittest.mock import ANY
 
 import botocore.session
+import orjson
 import pytest
 
 from syncsvc.api.kms import SURFACE
@@ -199,22 +200,9 @@ async def test_generate_random_answers_the_bytes_asked_for(kms: Any, size: int) 
     [(0, "greater than or equal to 1"), (1025, "less than or equal to 1024")],
 )
 async def test_generate_random_takes_1_to_1024_bytes(raw: Raw, size: int, constraint: str) -> None:
-    status, body, _ = await raw.send(
-        "POST",
-        "/",
-        body={"NumberOfBytes": size},
-        service="kms",
-        headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "TrentService.GenerateRandom"},
-    )
+    answer = await kms_json(raw, "GenerateRandom", orjson.dumps({"NumberOfBytes": size}))
 
-    assert (status, body) == (
-        400,
-        {
-            "__type": "ValidationException",
-            "message": f"1 validation error detected: Value '{size}' at 'numberOfBytes' failed to satisfy constraint: "
-            f"Member must have value {constraint}",
-        },
-    )
+    assert answer == validation_error(f"Value '{size}' at 'numberOfBytes'", f"Member must have value {constraint}")
 
 
 @pytest.mark.parametrize(
@@ -238,21 +226,22 @@ async def test_import_key_material_refuses_a_valid_to_date_past_what_the_store_k
         '{"KeyId": "2fb11998-3f54-44bf-a3d1-e201369c3fdc", "ImportToken": "AAAA", "EncryptedKeyMaterial": "AAAA", '
         f'"ExpirationModel": "KEY_MATERIAL_EXPIRES", "ValidTo": {valid_to}}}'
     )
-    status, answer, _ = await raw.send(
-        "POST",
-        "/",
-        body=body.encode(),
-        service="kms",
-        headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "TrentService.ImportKeyMaterial"},
-    )
-    assert (status, answer) == (
-        400,
-        {
-            "__type": "ValidationException",
-            "message": f"1 validation error detected: Value '{quoted}' at 'validTo' failed to satisfy constraint: "
-            f"{constraint}",
-        },
-    )
+    answer = await kms_json(raw, "ImportKeyMaterial", body.encode())
+
+    assert answer == validation_error(f"Value '{quoted}' at 'validTo'", constraint)
+
+
+async def kms_json(raw: Raw, operation: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    """A KMS request of ``body`` exactly as given (a number boto3 would not send): the status and the answer."""
+    headers = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"TrentService.{operation}"}
+    status, answer, _ = await raw.send("POST", "/", body=body, service="kms", headers=headers)
+    return status, answer
+
+
+def validation_error(value_at: str, constraint: str) -> tuple[int, dict[str, str]]:
+    """KMS's answer to one member breaking its constraint: ``value_at`` is "Value 'x' at 'member'"."""
+    message = f"1 validation error detected: {value_at} failed to satisfy constraint: {constraint}"
+    return 400, {"__type": "ValidationException", "message": message}
 
 
 async def test_an_identity_may_generate_random_bytes(boto: Boto, endpoint: str) -> None:

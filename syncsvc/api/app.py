@@ -174,7 +174,7 @@ def create_app(
         ]
     )
     app.add_routes(metrics.routes(settings))
-    app.add_routes(console.routes(settings))
+    console.install(app, settings)
     app.add_routes(rest_routes(sync.SURFACE))
     app.add_routes(push.routes())
     app.add_routes([web.post("/", json_dispatcher(JSON_SURFACES))])

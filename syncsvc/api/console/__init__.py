@@ -23,6 +23,7 @@ authenticates its own way, and an identity's credentials, signed or not, open no
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any
@@ -100,10 +101,15 @@ def _static_routes() -> list[web.RouteDef]:
     return served
 
 
-def routes(settings: Settings) -> list[web.RouteDef]:
-    """The console's routes, none with ``SYNCSVC_CONSOLE=false``."""
+def install(app: web.Application, settings: Settings) -> None:
+    """The console's routes and state on ``app``; nothing with ``SYNCSVC_CONSOLE=false``."""
     if not settings.console:
-        return []
+        return
+    app[streams.READERS] = asyncio.Semaphore(streams.MAX_READERS)
+    app.add_routes(_routes())
+
+
+def _routes() -> list[web.RouteDef]:
     return [
         web.get(paths.ROOT, home),
         web.get(paths.ROOT + "/", home),

@@ -25,8 +25,10 @@ from syncsvc.outbox.recent import recent_changes
 
 #: The pools the page lists (the first page of ListIdentityPools).
 MAX_POOLS = 60
-#: Reads of the stream at once, per process (each opens a Kafka consumer for its read).
-_READERS = asyncio.Semaphore(2)
+#: Reads of the stream at once, per server (each opens a Kafka consumer for its read): a semaphore of the app's, so it
+#: belongs to the app's event loop.
+READERS = web.AppKey("console_stream_readers", asyncio.Semaphore)
+MAX_READERS = 2
 
 
 async def _lanes(request: web.Request) -> list[dict[str, float | int]]:
@@ -78,7 +80,7 @@ async def changes_fragment(request: web.Request, session: Session) -> web.Stream
         configuration = await perform(request, session, sync.SURFACE, "GetIdentityPoolConfiguration", labels=labels)
         topic = (configuration.get("CognitoStreams") or {}).get("StreamName")
         if topic:
-            async with _READERS:
+            async with request.app[READERS]:
                 changes = await recent_changes(request.app[SETTINGS].kafka_bootstrap, topic, pool_id)
     except SyncsvcError as refused:
         error = refusal(refused)
