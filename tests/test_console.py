@@ -189,6 +189,12 @@ async def test_a_form_no_browser_would_send_gets_a_400_and_changes_nothing(brows
                 assert "The form could not be read" in await response.text()
 
     await unreadable_everywhere("/console/signin")
+    content_type, body = UNREADABLE_FORMS[0]  # a change without a session is refused before its body is read
+    async with browser.session.post(
+        browser.endpoint + "/console/pools", data=body, headers={"Content-Type": content_type}
+    ) as response:
+        assert response.status == 403
+        assert "You are not signed in to the console" in await response.text()
     assert await browser.sign_in() == 303
     before = await call(boto.identity, "list_identity_pools", MaxResults=60)
     await unreadable_everywhere("/console/pools")

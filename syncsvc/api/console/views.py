@@ -99,19 +99,19 @@ def change(
     handler: Callable[[web.Request, Session, Mapping[str, str]], Awaitable[web.StreamResponse]],
 ) -> Callable[..., Any]:
     """A POST that changes something: signed in, from this site, with the session's CSRF token (else 403 and
-    nothing done); ``handler`` gets the form's fields."""
+    nothing done); ``handler`` gets the form's fields. The body is read only once the session is known: a request
+    without one is refused unread."""
 
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.StreamResponse:
-        form = await form_of(request)
         session = await sessions.current(request)
+        if session is None:
+            message = "You are not signed in to the console (or your session ended), so nothing was done."
+            return render(request, "refused.html", None, status=403, message=message)
+        form = await form_of(request)
         if form is None:
             return render(request, "refused.html", session, status=400, message=UNREADABLE_FORM + " Nothing was done.")
         try:
-            if session is None:
-                raise ForbiddenChangeError(
-                    "You are not signed in to the console (or your session ended), so nothing was done."
-                )
             sessions.check_change(request, session, form.get("csrf", ""))
         except ForbiddenChangeError as refused:
             return render(request, "refused.html", session, status=403, message=str(refused))
