@@ -177,6 +177,9 @@ UNREADABLE_FORMS = [
     ("multipart/form-data", b"--b\r\n"),
     ("multipart/form-data; boundary=b", b"no boundary in here"),
     ("multipart/form-data; boundary=b", b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\n\xff\r\n--b--\r\n'),
+    # well formed, but no page of the console sends multipart (nor JSON): not parsed
+    ("multipart/form-data; boundary=b", b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nn\r\n--b--\r\n'),
+    ("application/json", b'{"name": "n"}'),
 ]
 
 

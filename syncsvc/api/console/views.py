@@ -81,13 +81,16 @@ def page(handler: Callable[[web.Request, Session], Awaitable[web.StreamResponse]
 
 
 #: What a page says of a form whose body cannot be read (see :func:`form_of`).
-UNREADABLE_FORM = "The form could not be read: its fields must be URL-encoded or multipart UTF-8 text."
+UNREADABLE_FORM = "The form could not be read: its fields must be URL-encoded UTF-8 text."
 
 
 async def form_of(request: web.Request) -> dict[str, str] | None:
-    """The text fields of a POSTed form (a file field is left out), or None when the body is no form a browser would
-    send: bytes that are not text in the charset it names, an unknown charset, or a multipart body without its
-    boundary. The console's forms come from its own pages; anything else gets a 400, never an error of the server."""
+    """The fields of a POSTed form, or None when the body is no form the console's pages send: those are URL-encoded
+    (no page uploads a file), so a multipart body is not parsed at all (no temporary files for anyone's uploads),
+    and neither are bytes that are not text in the charset named, nor an unknown charset. Such a body gets a 400,
+    never an error of the server."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        return None
     try:
         fields = await request.post()
     except (ValueError, LookupError):  # UnicodeDecodeError is a ValueError; an unknown charset is a LookupError
