@@ -415,3 +415,20 @@ class Raw:
 async def raw(endpoint: str) -> AsyncIterator[Raw]:
     async with aiohttp.ClientSession() as session:
         yield Raw(endpoint, session)
+
+
+#: The coroutines of a relay (``syncsvc.outbox.relay``) that must not outlive the test that started them.
+_RELAY_COROUTINES = {"Relay.run", "LaneWorker.run"}
+
+
+@pytest.fixture(autouse=True)
+async def no_relay_outlives_its_test() -> AsyncIterator[None]:
+    """Every relay a test started in this process has stopped when the test ends. The event loop is the session's:
+    a relay left running would go on taking lanes and publishing the outboxes of the tests after it."""
+    yield
+    left = [
+        task.get_name()
+        for task in asyncio.all_tasks()
+        if getattr(task.get_coro(), "__qualname__", "") in _RELAY_COROUTINES
+    ]
+    assert left == [], f"relay tasks still running after the test: {left}"

@@ -108,7 +108,12 @@ class Relay:
             self._settings.kafka_bootstrap,
         )
         try:
-            await asyncio.gather(self._report(), *(worker.run() for worker in self.workers))
+            # A task group, not gather: cancelled, it waits until every worker has stopped (producer closed, lease
+            # given back). gather would return at the first child's cancellation and leave the others running.
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._report())
+                for worker in self.workers:
+                    group.create_task(worker.run())
         finally:
             await self._topics.close()
 
@@ -147,6 +152,9 @@ class Relay:
                 lag = await self.lag()
             except BackendUnavailableError:
                 continue
+            except Exception:  # a log line is not worth the relay: in a task group, raising would stop every lane
+                log.exception("relay: could not read the outbox backlog")
+                continue
             if waiting := {shard: count for shard, count in lag.items() if count > 1}:
                 log.info("relay: %d changes waiting in the outbox, per shard %s", sum(waiting.values()), waiting)
 
@@ -177,6 +185,14 @@ class Relay:
         shards = await self._outbox.shards(range(self._settings.shards))
         waiting = [oldest for _, oldest in shards.values() if oldest is not None]
         return max(0.0, (self._clock.now_ms() - min(waiting)) / 1000) if waiting else 0.0
+
+
+def _stop_if_cancelled() -> None:
+    """Raises CancelledError when this task was asked to stop: a cancellation that a library answered with an error
+    of its own (the Kafka client does, in places) still ends the worker instead of starting it over."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 @dataclass(slots=True)
@@ -229,27 +245,31 @@ class LaneWorker:
         self._behind = metrics.RELAY_BEHIND_SECONDS.labels(lane_label)
 
     async def run(self) -> None:
-        """Holds the lane's lease and publishes; on failure waits (1 s, doubling to 5 s) and starts over."""
+        """Holds the lane's lease and publishes; on failure waits (1 s, doubling to 5 s) and starts over; cancelled,
+        gives the lease back and ends."""
         backoff = 1.0
-        while True:
-            try:
-                if await self._outbox.lease("take", self.lane, self._owner, LEASE_MS):
-                    await self._publish()
-                    backoff = 1.0
-                else:
-                    await asyncio.sleep(LEASE_MS / 2000)
-            except asyncio.CancelledError:
-                await self._give_back()
-                raise
-            except (KafkaError, BackendUnavailableError, OSError, TimeoutError) as exc:
-                log.debug("relay lane %d: %s: %s; retrying in %.0f s", self.lane, type(exc).__name__, exc, backoff)
-                self._note(self, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-            except Exception as exc:  # a bug or a key problem: one lane starts over, the other lanes go on
-                log.exception("relay lane %d failed; starting over in %.0f s", self.lane, MAX_BACKOFF_SECONDS)
-                self._note(self, exc)
-                await asyncio.sleep(MAX_BACKOFF_SECONDS)
+        try:
+            while True:
+                try:
+                    if await self._outbox.lease("take", self.lane, self._owner, LEASE_MS):
+                        await self._publish()
+                        backoff = 1.0
+                    else:
+                        await asyncio.sleep(LEASE_MS / 2000)
+                except (KafkaError, BackendUnavailableError, OSError, TimeoutError) as exc:
+                    _stop_if_cancelled()
+                    log.debug("relay lane %d: %s: %s; retrying in %.0f s", self.lane, type(exc).__name__, exc, backoff)
+                    self._note(self, exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                except Exception as exc:  # a bug or a key problem: one lane starts over, the other lanes go on
+                    _stop_if_cancelled()
+                    log.exception("relay lane %d failed; starting over in %.0f s", self.lane, MAX_BACKOFF_SECONDS)
+                    self._note(self, exc)
+                    await asyncio.sleep(MAX_BACKOFF_SECONDS)
+        except asyncio.CancelledError:
+            await self._give_back()
+            raise
 
     async def _give_back(self) -> None:
         try:
