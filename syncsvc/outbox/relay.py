@@ -302,6 +302,7 @@ class LaneWorker:
             watchers = [asyncio.create_task(self._watch(shard)) for shard in self.shards]
             kept = measured = time.monotonic()
             while True:
+                _stop_if_cancelled()
                 if time.monotonic() - kept > LEASE_MS / 3000:
                     if not await self._outbox.lease("keep", self.lane, self._owner, LEASE_MS):
                         log.info("relay lane %d: lease lost; another relay publishes it now", self.lane)
@@ -377,6 +378,7 @@ class LaneWorker:
         """Wakes the lane when ``shard`` has a change after its position, then rests until the lane next finds
         nothing to publish: a busy lane reads all its shards anyway, so watchers cost nothing under load."""
         while True:
+            _stop_if_cancelled()
             rests = self._rests
             if await self._outbox.read(shard, self._positions[shard], count=1, block_ms=WATCH_MS):
                 self._wake.set()
